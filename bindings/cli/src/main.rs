@@ -1,0 +1,479 @@
+//! `scdeep`: the command-line door into scdeep-core, and the shim the Nextflow and
+//! Snakemake modules call. Every option lives in core's RunConfig; flags only overlay it.
+
+mod progress;
+
+use clap::{Args, Parser, Subcommand};
+use scdeep_core::io::{self, write, Format, Orientation, ReadOptions};
+use scdeep_core::{Error, Result, RunConfig};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 2 invalid option or config, 3 file missing or unreadable/unwritable, \
+4 malformed or unknown file format, 5 unusable data (NaN/negative counts, all zeros, k > cells, missing labels), \
+6 libtorch or numeric failure, 130 cancelled.";
+
+#[derive(Parser)]
+#[command(name = "scdeep", version, about = "Deep self-supervised clustering of single-cell RNA-seq counts", after_help = EXIT_CODES)]
+struct Cli {
+    /// No progress output (errors are still printed).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Simulate Splatter-style counts with known cell types (observed + true counts).
+    #[command(after_help = "Example:\n  scdeep simulate --out sim.h5ad --n-cells 3000 --n-genes 2000 --groups 0.5,0.3,0.2 --seed 1")]
+    Simulate(SimArgs),
+    /// Read and preprocess counts; write the selected genes' log-normalised values.
+    #[command(after_help = "Example:\n  scdeep preprocess --input pbmc.h5ad --recipe dca --n-top-genes 1000 --out prep.h5ad")]
+    Preprocess(PrepArgs),
+    /// Read -> preprocess -> method -> cluster -> metrics -> write results.
+    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json (with ground truth), and <input>.scdeep.h5ad when the input is .h5ad.")]
+    Run(RunArgs),
+    /// Cluster an embedding file (.npy or TSV with a header and a cell column) with K-means.
+    Cluster(ClusterArgs),
+    /// Score predicted labels against ground truth (both `cell<TAB>label` TSV files).
+    Evaluate(EvalArgs),
+    /// List methods and their default configurations.
+    Methods {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print scdeep, libtorch and device versions.
+    Version {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct InputArgs {
+    /// Counts: a 10x folder, .h5ad, 10x .h5, .csv or .tsv (optionally .gz).
+    #[arg(long, short)]
+    input: PathBuf,
+    /// Override format detection: auto, mtx, 10x_h5, h5ad, csv, tsv.
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// .h5ad: read this layer instead of X.
+    #[arg(long)]
+    layer: Option<String>,
+    /// .h5ad: read raw/X.
+    #[arg(long)]
+    use_raw: bool,
+    /// Dense tables: genes in rows and cells in columns.
+    #[arg(long)]
+    genes_in_rows: bool,
+    /// .h5ad obs column with the ground-truth labels.
+    #[arg(long)]
+    label_key: Option<String>,
+    /// TSV `barcode<TAB>label` (with a header line) with the ground-truth labels.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+}
+
+impl InputArgs {
+    fn read_options(&self) -> Result<ReadOptions> {
+        Ok(ReadOptions {
+            format: self.format.parse::<Format>()?,
+            layer: self.layer.clone(),
+            use_raw: self.use_raw,
+            label_key: self.label_key.clone(),
+            labels_file: self.labels.as_ref().map(|p| p.display().to_string()),
+            orientation: if self.genes_in_rows { Orientation::GenesByCells } else { Orientation::CellsByGenes },
+        })
+    }
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// JSON file with a (partial) RunConfig; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Method (see `scdeep methods`).
+    #[arg(long, short)]
+    method: Option<String>,
+    /// Preprocessing preset: dca, scanpy, sanity, custom.
+    #[arg(long)]
+    recipe: Option<String>,
+    #[arg(long)]
+    n_top_genes: Option<usize>,
+    /// Number of clusters (default: number of ground-truth classes).
+    #[arg(long, short = 'k')]
+    n_clusters: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// libtorch threads (default 1).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Set any config field by its dotted path, e.g. --set params.n_comps=30 (value parsed as JSON).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn build(&self) -> Result<RunConfig> {
+        let mut over: Value = match &self.config {
+            Some(p) => {
+                let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))?
+            }
+            None => json!({}),
+        };
+        if !over.is_object() {
+            return Err(Error::format(self.config.as_deref().unwrap(), "the config must be a JSON object"));
+        }
+        let mut put = |path: &str, v: Value| {
+            let mut cur = &mut over;
+            let parts: Vec<&str> = path.split('.').collect();
+            for p in &parts[..parts.len() - 1] {
+                if !cur.get(*p).is_some_and(|x| x.is_object()) {
+                    cur[*p] = json!({});
+                }
+                cur = cur.get_mut(*p).unwrap();
+            }
+            cur[parts[parts.len() - 1]] = v;
+        };
+        if let Some(m) = &self.method { put("method", json!(m)); }
+        if let Some(r) = &self.recipe { put("preprocess.recipe", json!(r)); }
+        if let Some(n) = self.n_top_genes { put("preprocess.n_top_genes", json!(n)); }
+        if let Some(k) = self.n_clusters { put("cluster.n_clusters", json!(k)); }
+        if let Some(s) = self.seed { put("seed", json!(s)); }
+        if let Some(t) = self.threads { put("threads", json!(t)); }
+        if let Some(d) = &self.device { put("device", json!(d)); }
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').ok_or_else(|| Error::config("--set", kv, "expected KEY=VALUE"))?;
+            let val = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
+            put(k.trim(), val);
+        }
+        RunConfig::from_json(&over)
+    }
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Output: .h5ad (X, layers/true_counts, obs group/batch), a folder (10x MTX + true_counts/ + labels.tsv), or .csv/.tsv.
+    #[arg(long, short)]
+    out: PathBuf,
+    #[arg(long)]
+    n_cells: Option<usize>,
+    #[arg(long)]
+    n_genes: Option<usize>,
+    /// Group proportions, comma-separated (e.g. 0.6,0.3,0.1).
+    #[arg(long)]
+    groups: Option<String>,
+    /// Cells per batch, comma-separated (must sum to n-cells).
+    #[arg(long)]
+    batches: Option<String>,
+    #[arg(long)]
+    de_prob: Option<f64>,
+    /// none, experiment, group, batch.
+    #[arg(long)]
+    dropout_type: Option<String>,
+    /// Dropout midpoint(s), comma-separated (one per group/batch as the type needs).
+    #[arg(long)]
+    dropout_mid: Option<String>,
+    /// Dropout shape(s), comma-separated.
+    #[arg(long, allow_hyphen_values = true)]
+    dropout_shape: Option<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// JSON with any simulation parameter (flags override it).
+    #[arg(long)]
+    params: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PrepArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    cfg: ConfigArgs,
+    /// Output .h5ad with X = log-normalised values of the selected genes.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    cfg: ConfigArgs,
+    /// Output folder (created if missing).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Do not write the .h5ad copy with results.
+    #[arg(long)]
+    no_h5ad: bool,
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// Embedding: .npy (cells x dims) or TSV with a header and a first `cell` column.
+    #[arg(long, short)]
+    embedding: PathBuf,
+    #[arg(long, short = 'k')]
+    n_clusters: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 10)]
+    n_init: usize,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Output labels TSV.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Predicted labels: `cell<TAB>label` with a header.
+    #[arg(long)]
+    labels: PathBuf,
+    /// Ground truth: `cell<TAB>label` with a header.
+    #[arg(long)]
+    truth: PathBuf,
+    /// arithmetic (default), geometric, max, min.
+    #[arg(long, default_value = "arithmetic")]
+    nmi_average: String,
+    /// Write the metrics JSON here (stdout otherwise).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let quiet = cli.quiet;
+    let r = match cli.cmd {
+        Cmd::Simulate(a) => cmd_simulate(a, quiet),
+        Cmd::Preprocess(a) => cmd_preprocess(a, quiet),
+        Cmd::Run(a) => cmd_run(a, quiet),
+        Cmd::Cluster(a) => cmd_cluster(a),
+        Cmd::Evaluate(a) => cmd_evaluate(a),
+        Cmd::Methods { json } => cmd_methods(json),
+        Cmd::Version { json } => cmd_version(json),
+    };
+    if let Err(e) = r {
+        eprintln!("scdeep: error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+fn csv_list<T: std::str::FromStr>(field: &str, s: &str) -> Result<Vec<T>> {
+    s.split(',').map(|t| t.trim().parse::<T>().map_err(|_| Error::config(field, s, "expected comma-separated numbers"))).collect()
+}
+
+fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
+    use scdeep_core::simulate::{simulate, SimParams};
+    let mut v = serde_json::to_value(SimParams::default()).unwrap();
+    if let Some(p) = &a.params {
+        let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let o: Value = serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))?;
+        for (k, x) in o.as_object().ok_or_else(|| Error::format(p, "must be a JSON object"))? {
+            v[k] = x.clone();
+        }
+    }
+    if let Some(n) = a.n_cells { v["n_cells"] = json!(n); }
+    if let Some(n) = a.n_genes { v["n_genes"] = json!(n); }
+    if let Some(g) = &a.groups { v["group_prob"] = json!(csv_list::<f64>("--groups", g)?); }
+    if let Some(b) = &a.batches { v["batch_cells"] = json!(csv_list::<usize>("--batches", b)?); }
+    if let Some(d) = a.de_prob { v["de_prob"] = json!(d); }
+    if let Some(d) = &a.dropout_type { v["dropout_type"] = json!(d); }
+    if let Some(d) = &a.dropout_mid { v["dropout_mid"] = json!(csv_list::<f64>("--dropout-mid", d)?); }
+    if let Some(d) = &a.dropout_shape { v["dropout_shape"] = json!(csv_list::<f64>("--dropout-shape", d)?); }
+    if let Some(s) = a.seed { v["seed"] = json!(s); }
+    let p: SimParams = serde_json::from_value(v).map_err(|e| Error::config("simulate", "(params)", e.to_string()))?;
+    let sim = simulate(&p)?;
+    let out = &a.out;
+    let name = out.to_string_lossy().to_lowercase();
+    if name.ends_with(".h5ad") {
+        io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &[("true_counts", &sim.true_counts)])?;
+    } else if name.ends_with(".csv") || name.ends_with(".tsv") {
+        let sep = if name.ends_with(".csv") { ',' } else { '\t' };
+        let tpath = out.with_file_name(format!("{}.true_counts.{}", out.file_stem().unwrap().to_string_lossy(), if sep == ',' { "csv" } else { "tsv" }));
+        for (m, path) in [(&sim.counts, out.clone()), (&sim.true_counts, tpath)] {
+            let dense = m.to_dense();
+            write::AtomicFile::write_with(&path, |w| {
+                write!(w, "cell")?;
+                for g in &sim.genes { write!(w, "{sep}{g}")?; }
+                writeln!(w)?;
+                for (i, c) in sim.cells.iter().enumerate() {
+                    write!(w, "{c}")?;
+                    for v in &dense[i * m.n_cols..(i + 1) * m.n_cols] { write!(w, "{sep}{v}")?; }
+                    writeln!(w)?;
+                }
+                Ok(())
+            })?;
+        }
+        write::write_labels_tsv(&out.with_file_name(format!("{}.labels.tsv", out.file_stem().unwrap().to_string_lossy())), &sim.cells, "cell_type", &sim.groups)?;
+    } else {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        write::write_10x_mtx(out, &sim.counts, &sim.cells, &sim.genes)?;
+        let tdir = out.join("true_counts");
+        std::fs::create_dir_all(&tdir).map_err(|e| Error::io(&tdir, e))?;
+        write::write_10x_mtx(&tdir, &sim.true_counts, &sim.cells, &sim.genes)?;
+        write::write_labels_tsv(&out.join("labels.tsv"), &sim.cells, "cell_type", &sim.groups)?;
+        write::write_labels_tsv(&out.join("batches.tsv"), &sim.cells, "batch", &sim.batches)?;
+    }
+    if !quiet {
+        eprintln!("scdeep: simulated {} cells x {} genes ({} groups) -> {}", p.n_cells, p.n_genes, p.group_prob.len(), out.display());
+    }
+    Ok(())
+}
+
+fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
+    let cfg = a.cfg.build()?;
+    let ds = io::read(&a.input.input, &a.input.read_options()?)?;
+    let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess)?;
+    let labels: Vec<(&str, &[String])> = match &prep.labels { Some(l) => vec![("labels", l.as_slice())], None => vec![] };
+    io::write_h5ad_new(&a.out, &prep.x, &prep.cells, &prep.genes, &labels, &[("counts", &prep.counts)])?;
+    if !quiet {
+        eprintln!("scdeep: {} cells x {} genes -> {}", prep.n_cells(), prep.n_genes(), a.out.display());
+    }
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
+    let cfg = a.cfg.build()?;
+    let mut prog = progress::CliProgress::new(quiet);
+    prog.stage_msg("read");
+    let ds = io::read(&a.input.input, &a.input.read_options()?)?;
+    prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
+    let res = scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?;
+    prog.finish();
+    let out = &a.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let method = &res.config.method;
+    let prefix = format!("{}_", method.to_uppercase());
+    write::write_matrix_tsv(&out.join("embedding.tsv"), &res.cells, &prefix, &res.embedding, res.dims)?;
+    write::write_npy_f32(&out.join("embedding.npy"), &res.embedding, &[res.cells.len(), res.dims])?;
+    let lab: Vec<String> = res.labels.iter().map(|l| l.to_string()).collect();
+    write::write_labels_tsv(&out.join("labels.tsv"), &res.cells, &format!("{method}_clusters"), &lab)?;
+    write::write_json(&out.join("history.json"), &json!(res.history))?;
+    let info = res.info_json();
+    write::write_json(&out.join("run.json"), &info)?;
+    write::AtomicFile::write_with(&out.join("versions.yml"), |w| {
+        writeln!(w, "scdeep:\n  scdeep: {}\n  libtorch: {}\n  device: {}", scdeep_core::version(), scdeep_core::device::libtorch_version(), res.config.device)
+    })?;
+    if let Some(s) = &res.scores {
+        write::write_json(&out.join("metrics.json"), &serde_json::to_value(s).unwrap())?;
+    }
+    let is_h5ad = io::detect_format(&a.input.input).ok() == Some(Format::H5ad) || a.input.format == "h5ad";
+    if is_h5ad && !a.no_h5ad {
+        // Results cover the cells that passed filtering; the copy needs every cell.
+        if res.cells.len() == ds.n_cells() {
+            let stem = a.input.input.file_stem().unwrap().to_string_lossy().to_string();
+            let uns = serde_json::to_string(&info).unwrap();
+            let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
+            io::write_h5ad_results(
+                &a.input.input,
+                &out.join(format!("{stem}.scdeep.h5ad")),
+                &io::H5adResults { method, embedding: &res.embedding, dims: res.dims, labels: &res.labels, uns_json: &uns, metrics: &metrics },
+            )?;
+        } else if !quiet {
+            eprintln!("scdeep: note: {} of {} cells were filtered out; no .h5ad copy written (use the TSV/NPY outputs)", ds.n_cells() - res.cells.len(), ds.n_cells());
+        }
+    }
+    if !quiet {
+        match &res.scores {
+            Some(s) => eprintln!(
+                "scdeep: {method}: {} cells, {} clusters | ARI {:.4}  NMI {:.4}  AMI {:.4}  ACC {:.4}  purity {:.4}{}",
+                res.cells.len(), s.n_clusters, s.ari, s.nmi, s.ami, s.acc, s.purity,
+                s.asw_truth.map(|a| format!("  ASW(truth) {a:.4}")).unwrap_or_default()
+            ),
+            None => eprintln!("scdeep: {method}: {} cells, {} clusters", res.cells.len(), res.labels.iter().collect::<std::collections::BTreeSet<_>>().len()),
+        }
+        eprintln!("scdeep: results in {}", out.display());
+    }
+    Ok(())
+}
+
+fn read_embedding(p: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
+    if p.extension().is_some_and(|e| e == "npy") {
+        let (v, shape) = write::read_npy_f32(p)?;
+        if shape.len() != 2 {
+            return Err(Error::format(p, format!("expected a 2-d array, got shape {shape:?}")));
+        }
+        let cells = (0..shape[0]).map(|i| i.to_string()).collect();
+        Ok((cells, v, shape[1]))
+    } else {
+        let sep = if p.extension().is_some_and(|e| e == "csv") { b',' } else { b'\t' };
+        let (rows, cols, v) = io::read_table_numeric(p, sep)?;
+        Ok((rows, v, cols.len()))
+    }
+}
+
+fn cmd_cluster(a: ClusterArgs) -> Result<()> {
+    let (cells, v, d) = read_embedding(&a.embedding)?;
+    let dev = scdeep_core::device::parse_device(&a.device)?;
+    scdeep_core::device::set_threads(a.threads)?;
+    let x = tch::Tensor::from_slice(&v).view([cells.len() as i64, d as i64]).to_device(dev);
+    let km = scdeep_core::cluster::kmeans(&x, &scdeep_core::cluster::KMeansParams { k: a.n_clusters, n_init: a.n_init, max_iter: 300, tol: 1e-4, seed: a.seed })
+        .map_err(|e| match e {
+            Error::Config { field, value, msg } if field == "cluster.n_clusters" => Error::config("--n-clusters", value, format!("{msg} in {}", a.embedding.display())),
+            e => e,
+        })?;
+    let lab: Vec<String> = km.labels.iter().map(|l| l.to_string()).collect();
+    write::write_labels_tsv(&a.out, &cells, "cluster", &lab)
+}
+
+fn cmd_evaluate(a: EvalArgs) -> Result<()> {
+    let pred = io::read_labels_tsv(&a.labels)?;
+    let truth: std::collections::HashMap<String, String> = io::read_labels_tsv(&a.truth)?.into_iter().collect();
+    let mut t = Vec::new();
+    let mut p = Vec::new();
+    for (cell, l) in &pred {
+        let tl = truth.get(cell).ok_or_else(|| Error::format(&a.truth, format!("no ground truth for cell '{cell}' of {}", a.labels.display())))?;
+        t.push(tl.clone());
+        p.push(l.clone());
+    }
+    let avg: scdeep_core::metrics::AverageMethod = serde_json::from_value(json!(a.nmi_average))
+        .map_err(|_| Error::config("--nmi-average", &a.nmi_average, "expected arithmetic, geometric, max or min"))?;
+    let (pc, _) = scdeep_core::metrics::encode(&p);
+    let pred_codes: Vec<i64> = pc.iter().map(|&c| c as i64).collect();
+    let s = scdeep_core::metrics::evaluate(&t, &pred_codes, None, avg, 0)?;
+    let v = serde_json::to_value(&s).unwrap();
+    match &a.out {
+        Some(o) => write::write_json(o, &v),
+        None => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap());
+            Ok(())
+        }
+    }
+}
+
+fn cmd_methods(as_json: bool) -> Result<()> {
+    let mut list = Vec::new();
+    for m in scdeep_core::models::METHODS {
+        let cfg = RunConfig::for_method(m.name)?;
+        list.push(json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!(list)).unwrap());
+    } else {
+        for m in scdeep_core::models::METHODS {
+            println!("{:<12} {}", m.name, m.description);
+        }
+    }
+    Ok(())
+}
+
+fn cmd_version(as_json: bool) -> Result<()> {
+    let dev = scdeep_core::device::device_name(scdeep_core::device::parse_device("auto")?);
+    let v = scdeep_core::pipeline::versions(&dev);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+    } else {
+        println!("scdeep {}\nlibtorch {}\ndevice {}", scdeep_core::version(), scdeep_core::device::libtorch_version(), dev);
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! `RunConfig`: every option of a run, serde-(de)serialisable. Front ends build it
+//! from JSON overlays: method defaults <- recipe preset <- user JSON <- flags.
+
+use crate::cluster::ClusterConfig;
+use crate::error::{Error, Result};
+use crate::metrics::AverageMethod;
+use crate::preprocess::{PreprocessConfig, Recipe};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// NMI/AMI normalisation: arithmetic (scikit-learn), geometric (scRAE), max (CICL's paper).
+    pub nmi_average: AverageMethod,
+    /// Silhouette is exact and O(n^2); skipped above this many cells.
+    pub max_cells_silhouette: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { nmi_average: AverageMethod::Arithmetic, max_cells_silhouette: 20_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub method: String,
+    /// Method hyper-parameters (validated by the method; see `scdeep methods --json`).
+    pub params: Value,
+    pub preprocess: PreprocessConfig,
+    pub cluster: ClusterConfig,
+    /// auto | cpu | cuda | cuda:N
+    pub device: String,
+    pub seed: u64,
+    /// libtorch intra-op threads (default 1, see device::set_threads).
+    pub threads: Option<usize>,
+    pub metrics: MetricsConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig::for_method("pca").expect("pca exists")
+    }
+}
+
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(bv) if bv.is_object() && v.is_object() => merge(bv, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+impl RunConfig {
+    /// The defaults of a method (from its spec).
+    pub fn for_method(method: &str) -> Result<RunConfig> {
+        let params = crate::models::default_params(method)?;
+        let preprocess = match method {
+            _ => PreprocessConfig::recipe(Recipe::Scanpy),
+        };
+        Ok(RunConfig {
+            method: method.to_string(),
+            params,
+            preprocess,
+            cluster: ClusterConfig::default(),
+            device: "auto".into(),
+            seed: 0,
+            threads: None,
+            metrics: MetricsConfig::default(),
+        })
+    }
+
+    /// Build from a (partial) JSON object over the method's defaults. A
+    /// `preprocess.recipe` in the overlay first resets preprocessing to that preset.
+    pub fn from_json(over: &Value) -> Result<RunConfig> {
+        if !over.is_object() {
+            return Err(Error::config("config", over, "must be a JSON object"));
+        }
+        let method = match over.get("method") {
+            None => "pca".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return Err(Error::config("method", v, "must be a string")),
+        };
+        let mut base = serde_json::to_value(RunConfig::for_method(&method)?).unwrap();
+        if let Some(r) = over.get("preprocess").and_then(|p| p.get("recipe")) {
+            let recipe: Recipe = serde_json::from_value(r.clone())
+                .map_err(|_| Error::config("preprocess.recipe", r, "expected dca, scanpy, sanity or custom"))?;
+            base["preprocess"] = serde_json::to_value(PreprocessConfig::recipe(recipe)).unwrap();
+        }
+        merge(&mut base, over);
+        let cfg: RunConfig = serde_json::from_value(base).map_err(|e| {
+            let msg = e.to_string();
+            // serde names the unknown field; keep its message whole.
+            Error::config("config", "(json)", msg)
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_json_str(s: &str) -> Result<RunConfig> {
+        let v: Value = serde_json::from_str(s).map_err(|e| Error::config("config", "(json)", format!("not valid JSON: {e}")))?;
+        RunConfig::from_json(&v)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.preprocess.validate()?;
+        crate::models::build(self)?; // validates method and params
+        let c = &self.cluster;
+        if c.n_clusters == Some(0) {
+            return Err(Error::config("cluster.n_clusters", 0, "must be >= 1"));
+        }
+        if c.n_init == 0 {
+            return Err(Error::config("cluster.n_init", 0, "must be >= 1"));
+        }
+        if c.max_iter == 0 {
+            return Err(Error::config("cluster.max_iter", 0, "must be >= 1"));
+        }
+        if !(c.tol >= 0.0 && c.tol.is_finite()) {
+            return Err(Error::config("cluster.tol", c.tol, "must be >= 0"));
+        }
+        if self.threads == Some(0) {
+            return Err(Error::config("threads", 0, "must be >= 1"));
+        }
+        let d = self.device.as_str();
+        let ok = matches!(d, "auto" | "cpu" | "cuda" | "gpu") || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+        if !ok {
+            return Err(Error::config("device", d, "expected auto, cpu, cuda or cuda:N"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! AnnData .h5ad (anndata >= 0.8 on-disk format): read X / a layer / raw/X as CSR,
+//! CSC or dense, names from obs/var `_index`, labels from an obs column; write a copy
+//! of the input with scdeep's results added.
+
+use super::ReadOptions;
+use crate::error::{Error, Result};
+use crate::matrix::{Csr, Dataset};
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use std::path::Path;
+
+pub(crate) fn h5err(path: &Path, what: &str, e: hdf5::Error) -> Error {
+    Error::format(path, format!("{what}: {e}"))
+}
+
+pub(crate) fn open(path: &Path) -> Result<hdf5::File> {
+    // Check the signature first so a CSV renamed to .h5ad gets a clear message.
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut sig = [0u8; 8];
+    let n = f.read(&mut sig).map_err(|e| Error::io(path, e))?;
+    if n < 8 || &sig != b"\x89HDF\r\n\x1a\n" {
+        return Err(Error::format(path, "not an HDF5 file (bad signature)"));
+    }
+    hdf5::File::open(path).map_err(|e| h5err(path, "cannot open as HDF5 (truncated or corrupt?)", e))
+}
+
+fn attr_string(loc: &hdf5::Location, name: &str) -> Option<String> {
+    let a = loc.attr(name).ok()?;
+    if let Ok(s) = a.read_scalar::<VarLenUnicode>() {
+        return Some(s.as_str().to_string());
+    }
+    if let Ok(s) = a.read_scalar::<VarLenAscii>() {
+        return Some(s.as_str().to_string());
+    }
+    a.read_scalar::<FixedAscii<256>>().ok().map(|s| s.as_str().to_string())
+}
+
+/// Read a 1-d string dataset whatever its string type (variable or fixed length).
+pub(crate) fn read_strings(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<String>> {
+    let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| h5err(path, what, e))?;
+    let r: hdf5::Result<Vec<String>> = match td {
+        TypeDescriptor::VarLenUnicode => ds.read_raw::<VarLenUnicode>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::VarLenAscii => ds.read_raw::<VarLenAscii>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::FixedAscii(n) if n <= 1024 => ds.read_raw::<FixedAscii<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::FixedUnicode(n) if n <= 1024 => ds.read_raw::<FixedUnicode<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        other => return Err(Error::format(path, format!("{what}: expected strings, found {other}"))),
+    };
+    r.map_err(|e| h5err(path, what, e))
+}
+
+fn read_f32(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<f32>> {
+    ds.read_raw::<f32>().map_err(|e| h5err(path, what, e))
+}
+fn read_usize(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<usize>> {
+    let v = ds.read_raw::<i64>().map_err(|e| h5err(path, what, e))?;
+    if let Some(x) = v.iter().find(|&&x| x < 0) {
+        return Err(Error::format(path, format!("{what}: negative index {x}")));
+    }
+    Ok(v.into_iter().map(|x| x as usize).collect())
+}
+
+/// Read a sparse group (csr_matrix / csc_matrix) or a dense dataset as cells x genes CSR.
+pub(crate) fn read_matrix(path: &Path, parent: &hdf5::Group, name: &str) -> Result<Csr> {
+    if !parent.link_exists(name) {
+        return Err(Error::format(path, format!("no '{}/{}' in the file", parent.name().trim_end_matches('/'), name)));
+    }
+    let full = format!("{}/{}", parent.name().trim_end_matches('/'), name);
+    if let Ok(g) = parent.group(name) {
+        let enc = attr_string(&g, "encoding-type")
+            .or_else(|| attr_string(&g, "h5sparse_format").map(|s| format!("{s}_matrix")))
+            .ok_or_else(|| Error::format(path, format!("{full}: group without an 'encoding-type' attribute (written by anndata < 0.8? re-save it with a current anndata)")))?;
+        let shape: Vec<usize> = g
+            .attr("shape")
+            .or_else(|_| g.attr("h5sparse_shape"))
+            .and_then(|a| a.read_raw::<i64>())
+            .map_err(|e| h5err(path, &format!("{full}: 'shape' attribute"), e))?
+            .into_iter()
+            .map(|x| x as usize)
+            .collect();
+        if shape.len() != 2 {
+            return Err(Error::format(path, format!("{full}: shape attribute has {} dimensions, expected 2", shape.len())));
+        }
+        let get = |n: &str| g.dataset(n).map_err(|e| h5err(path, &format!("{full}/{n}"), e));
+        let data = read_f32(path, &get("data")?, &format!("{full}/data"))?;
+        let indices: Vec<u32> = read_usize(path, &get("indices")?, &format!("{full}/indices"))?.into_iter().map(|x| x as u32).collect();
+        let indptr = read_usize(path, &get("indptr")?, &format!("{full}/indptr"))?;
+        let m = match enc.as_str() {
+            "csr_matrix" => Csr { n_rows: shape[0], n_cols: shape[1], indptr, indices, data },
+            "csc_matrix" => Csr { n_rows: shape[1], n_cols: shape[0], indptr, indices, data },
+            other => return Err(Error::format(path, format!("{full}: unsupported encoding-type '{other}'"))),
+        };
+        m.validate_structure().map_err(|e| Error::format(path, format!("{full}: {e}")))?;
+        return Ok(if enc == "csc_matrix" { m.transpose() } else { m });
+    }
+    let ds = parent.dataset(name).map_err(|e| h5err(path, &full, e))?;
+    let shape = ds.shape();
+    if shape.len() != 2 {
+        return Err(Error::format(path, format!("{full}: dense array has {} dimensions, expected 2", shape.len())));
+    }
+    let v = read_f32(path, &ds, &full)?;
+    Ok(Csr::from_dense(shape[0], shape[1], &v))
+}
+
+/// Names of a dataframe group (obs / var): the `_index` attribute names the column.
+pub(crate) fn read_index(path: &Path, df: &hdf5::Group) -> Result<Vec<String>> {
+    let col = attr_string(df, "_index").unwrap_or_else(|| "_index".to_string());
+    let ds = df.dataset(&col).map_err(|e| h5err(path, &format!("{}/{col} (dataframe index)", df.name()), e))?;
+    read_strings(path, &ds, &format!("{}/{col}", df.name()))
+}
+
+/// An obs column as strings: categorical (codes + categories), strings, or numbers.
+pub(crate) fn read_obs_column(path: &Path, obs: &hdf5::Group, key: &str) -> Result<Vec<String>> {
+    if !obs.link_exists(key) {
+        let mut cols: Vec<String> = obs.member_names().unwrap_or_default();
+        let idx = attr_string(obs, "_index").unwrap_or_default();
+        cols.retain(|c| c != &idx && c != "__categories");
+        return Err(Error::format(path, format!("obs has no column '{key}' (available: {})", cols.join(", "))));
+    }
+    let what = format!("obs/{key}");
+    if let Ok(g) = obs.group(key) {
+        let cats_ds = g.dataset("categories").map_err(|e| h5err(path, &format!("{what}/categories"), e))?;
+        let cats = match read_strings(path, &cats_ds, &format!("{what}/categories")) {
+            Ok(c) => c,
+            Err(_) => read_f32(path, &cats_ds, &format!("{what}/categories"))?.iter().map(|v| v.to_string()).collect(),
+        };
+        let codes = g.dataset("codes").and_then(|d| d.read_raw::<i64>()).map_err(|e| h5err(path, &format!("{what}/codes"), e))?;
+        return codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                if c < 0 {
+                    Err(Error::data(format!("{}: {what}: cell {i} has a missing label (code -1)", path.display())))
+                } else {
+                    cats.get(c as usize).cloned().ok_or_else(|| Error::format(path, format!("{what}: code {c} >= {} categories", cats.len())))
+                }
+            })
+            .collect();
+    }
+    let ds = obs.dataset(key).map_err(|e| h5err(path, &what, e))?;
+    match read_strings(path, &ds, &what) {
+        Ok(s) => Ok(s),
+        Err(_) => Ok(read_f32(path, &ds, &what)?.iter().map(|v| v.to_string()).collect()),
+    }
+}
+
+pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    let f = open(path)?;
+    let root: &hdf5::Group = &f;
+    if opts.use_raw && opts.layer.is_some() {
+        return Err(Error::config("layer", opts.layer.clone().unwrap(), "use either a layer or raw, not both"));
+    }
+    let (x, genes) = if opts.use_raw {
+        let raw = root.group("raw").map_err(|_| Error::format(path, "use_raw: the file has no 'raw' group"))?;
+        let x = read_matrix(path, &raw, "X")?;
+        let var = raw.group("var").map_err(|e| h5err(path, "raw/var", e))?;
+        (x, read_index(path, &var)?)
+    } else {
+        let x = match &opts.layer {
+            Some(l) => {
+                let layers = root.group("layers").map_err(|_| Error::format(path, "the file has no 'layers' group"))?;
+                if !layers.link_exists(l) {
+                    let names = layers.member_names().unwrap_or_default();
+                    return Err(Error::format(path, format!("no layer '{l}' (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") })));
+                }
+                read_matrix(path, &layers, l)?
+            }
+            None => read_matrix(path, root, "X")?,
+        };
+        let var = root.group("var").map_err(|e| h5err(path, "var", e))?;
+        (x, read_index(path, &var)?)
+    };
+    let obs = root.group("obs").map_err(|e| h5err(path, "obs", e))?;
+    let cells = read_index(path, &obs)?;
+    let labels = match &opts.label_key {
+        Some(k) => Some(read_obs_column(path, &obs, k)?),
+        None => None,
+    };
+    if cells.len() != x.n_rows || genes.len() != x.n_cols {
+        return Err(Error::format(
+            path,
+            format!("names do not match the matrix: {} obs names and {} var names for a {} x {} matrix", cells.len(), genes.len(), x.n_rows, x.n_cols),
+        ));
+    }
+    Ok(Dataset { x, cells, genes, labels, source: path.display().to_string() })
+}
+
+// ---------------------------------------------------------------- writing
+
+/// What scdeep adds to a copy of an input .h5ad.
+pub struct H5adResults<'a> {
+    /// Method name: results go to obsm['X_<method>'], obs['<method>_clusters'], uns['scdeep'][method].
+    pub method: &'a str,
+    /// cells x dims, row-major.
+    pub embedding: &'a [f32],
+    pub dims: usize,
+    pub labels: &'a [i64],
+    /// JSON (config, metrics, history...) stored as a string under uns/scdeep/<method>/json
+    /// plus flat numeric metrics under uns/scdeep/<method>/metrics.
+    pub uns_json: &'a str,
+    pub metrics: &'a [(String, f64)],
+}
+
+fn vstr(s: &str) -> VarLenUnicode {
+    s.parse::<VarLenUnicode>().expect("strings without NUL")
+}
+
+fn set_attr_str(loc: &hdf5::Location, name: &str, value: &str) -> hdf5::Result<()> {
+    if loc.attr(name).is_ok() {
+        loc.delete_attr(name)?;
+    }
+    loc.new_attr::<VarLenUnicode>().shape(()).create(name)?.write_scalar(&vstr(value))
+}
+
+fn set_encoding(loc: &hdf5::Location, ty: &str, ver: &str) -> hdf5::Result<()> {
+    set_attr_str(loc, "encoding-type", ty)?;
+    set_attr_str(loc, "encoding-version", ver)
+}
+
+fn replace_group(parent: &hdf5::Group, name: &str) -> hdf5::Result<hdf5::Group> {
+    if parent.link_exists(name) {
+        parent.unlink(name)?;
+    }
+    parent.create_group(name)
+}
+
+fn ensure_dict(parent: &hdf5::Group, name: &str) -> hdf5::Result<hdf5::Group> {
+    if parent.link_exists(name) {
+        if let Ok(g) = parent.group(name) {
+            return Ok(g);
+        }
+        parent.unlink(name)?;
+    }
+    let g = parent.create_group(name)?;
+    set_encoding(&g, "dict", "0.1.0")?;
+    Ok(g)
+}
+
+fn write_str_array(g: &hdf5::Group, name: &str, values: &[String]) -> hdf5::Result<()> {
+    let v: Vec<VarLenUnicode> = values.iter().map(|s| vstr(s)).collect();
+    let ds = g.new_dataset_builder().with_data(&v[..]).create(name)?;
+    set_encoding(&ds, "string-array", "0.2.0")
+}
+
+/// Write `input` + results to `output` atomically (temp file, then rename).
+pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Result<()> {
+    // Validate the input is an h5ad we understand before copying it.
+    let n_obs = {
+        let f = open(input)?;
+        let obs = f.group("obs").map_err(|e| h5err(input, "obs", e))?;
+        read_index(input, &obs)?.len()
+    };
+    if r.labels.len() != n_obs || r.embedding.len() != n_obs * r.dims {
+        return Err(Error::data(format!(
+            "{}: results for {} cells (embedding {} values, {} dims) do not match the file's {} cells",
+            input.display(), r.labels.len(), r.embedding.len(), r.dims, n_obs)));
+    }
+    let out = super::AtomicFile::new(output)?;
+    std::fs::copy(input, out.tmp_path()).map_err(|e| Error::io(output, e))?;
+    let we = |e: hdf5::Error| Error::io(output, format!("writing results: {e}"));
+    {
+        let f = hdf5::File::open_rw(out.tmp_path()).map_err(we)?;
+        let obsm = ensure_dict(&f, "obsm").map_err(we)?;
+        let key = format!("X_{}", r.method);
+        if obsm.link_exists(&key) {
+            obsm.unlink(&key).map_err(we)?;
+        }
+        let ds = obsm
+            .new_dataset::<f32>()
+            .shape([n_obs, r.dims])
+            .create(key.as_str())
+            .map_err(we)?;
+        ds.write_raw(r.embedding).map_err(we)?;
+        set_encoding(&ds, "array", "0.2.0").map_err(we)?;
+
+        // obs['<method>_clusters'] as a categorical of strings "0", "1", ...
+        let obs = f.group("obs").map_err(we)?;
+        let col = format!("{}_clusters", r.method);
+        let g = replace_group(&obs, &col).map_err(we)?;
+        set_encoding(&g, "categorical", "0.2.0").map_err(we)?;
+        g.new_attr::<bool>().shape(()).create("ordered").and_then(|a| a.write_scalar(&false)).map_err(we)?;
+        let mut cats: Vec<i64> = r.labels.to_vec();
+        cats.sort_unstable();
+        cats.dedup();
+        let cat_names: Vec<String> = cats.iter().map(|c| c.to_string()).collect();
+        write_str_array(&g, "categories", &cat_names).map_err(we)?;
+        let codes: Vec<i32> = r.labels.iter().map(|l| cats.binary_search(l).unwrap() as i32).collect();
+        let cds = g.new_dataset_builder().with_data(&codes[..]).create("codes").map_err(we)?;
+        set_encoding(&cds, "array", "0.2.0").map_err(we)?;
+        // Keep the dataframe's column-order in sync.
+        let mut order: Vec<String> = match obs.attr("column-order").and_then(|a| a.read_raw::<VarLenUnicode>()) {
+            Ok(v) => v.iter().map(|s| s.as_str().to_string()).collect(),
+            Err(_) => vec![],
+        };
+        if !order.contains(&col) {
+            order.push(col.clone());
+        }
+        obs.delete_attr("column-order").ok();
+        let ov: Vec<VarLenUnicode> = order.iter().map(|s| vstr(s)).collect();
+        obs.new_attr_builder().with_data(&ov[..]).create("column-order").map_err(we)?;
+
+        // uns['scdeep'][method] = {json: str, metrics: {name: float}}
+        let uns = ensure_dict(&f, "uns").map_err(we)?;
+        let sc = ensure_dict(&uns, "scdeep").map_err(we)?;
+        let m = replace_group(&sc, r.method).map_err(we)?;
+        set_encoding(&m, "dict", "0.1.0").map_err(we)?;
+        let js = m.new_dataset::<VarLenUnicode>().shape(()).create("json").map_err(we)?;
+        js.write_scalar(&vstr(r.uns_json)).map_err(we)?;
+        set_encoding(&js, "string", "0.2.0").map_err(we)?;
+        let mg = m.create_group("metrics").map_err(we)?;
+        set_encoding(&mg, "dict", "0.1.0").map_err(we)?;
+        for (k, v) in r.metrics {
+            let d = mg.new_dataset::<f64>().shape(()).create(k.as_str()).map_err(we)?;
+            d.write_scalar(v).map_err(we)?;
+            set_encoding(&d, "numeric-scalar", "0.2.0").map_err(we)?;
+        }
+    }
+    out.commit()
+}
+
+/// Write a standalone .h5ad (used by the simulator and `preprocess`): X as CSR,
+/// obs names (+ optional string columns), var names, optional layers.
+pub fn write_h5ad_new(
+    output: &Path,
+    x: &Csr,
+    cells: &[String],
+    genes: &[String],
+    obs_cols: &[(&str, &[String])],
+    layers: &[(&str, &Csr)],
+) -> Result<()> {
+    let out = super::AtomicFile::new(output)?;
+    let we = |e: hdf5::Error| Error::io(output, format!("writing: {e}"));
+    {
+        let f = hdf5::File::create(out.tmp_path()).map_err(we)?;
+        set_encoding(&f, "anndata", "0.1.0").map_err(we)?;
+        let write_csr = |parent: &hdf5::Group, name: &str, m: &Csr| -> hdf5::Result<()> {
+            let g = parent.create_group(name)?;
+            set_encoding(&g, "csr_matrix", "0.1.0")?;
+            g.new_attr_builder().with_data(&[m.n_rows as i64, m.n_cols as i64][..]).create("shape")?;
+            g.new_dataset_builder().with_data(&m.data[..]).create("data")?;
+            let idx: Vec<i32> = m.indices.iter().map(|&v| v as i32).collect();
+            g.new_dataset_builder().with_data(&idx[..]).create("indices")?;
+            let ptr: Vec<i64> = m.indptr.iter().map(|&v| v as i64).collect();
+            g.new_dataset_builder().with_data(&ptr[..]).create("indptr")?;
+            Ok(())
+        };
+        write_csr(&f, "X", x).map_err(we)?;
+        let obs = f.create_group("obs").map_err(we)?;
+        set_encoding(&obs, "dataframe", "0.2.0").map_err(we)?;
+        set_attr_str(&obs, "_index", "_index").map_err(we)?;
+        write_str_array(&obs, "_index", cells).map_err(we)?;
+        for (name, vals) in obs_cols {
+            // Categorical strings, as anndata stores pandas categoricals.
+            let mut cats: Vec<String> = vals.to_vec();
+            cats.sort();
+            cats.dedup();
+            let g = obs.create_group(name).map_err(we)?;
+            set_encoding(&g, "categorical", "0.2.0").map_err(we)?;
+            g.new_attr::<bool>().shape(()).create("ordered").and_then(|a| a.write_scalar(&false)).map_err(we)?;
+            write_str_array(&g, "categories", &cats).map_err(we)?;
+            let codes: Vec<i32> = vals.iter().map(|v| cats.binary_search(v).unwrap() as i32).collect();
+            let c = g.new_dataset_builder().with_data(&codes[..]).create("codes").map_err(we)?;
+            set_encoding(&c, "array", "0.2.0").map_err(we)?;
+        }
+        let order: Vec<VarLenUnicode> = obs_cols.iter().map(|(n, _)| vstr(n)).collect();
+        if order.is_empty() {
+            obs.new_attr::<f64>().shape([0]).create("column-order").map_err(we)?;
+        } else {
+            obs.new_attr_builder().with_data(&order[..]).create("column-order").map_err(we)?;
+        }
+        let var = f.create_group("var").map_err(we)?;
+        set_encoding(&var, "dataframe", "0.2.0").map_err(we)?;
+        set_attr_str(&var, "_index", "_index").map_err(we)?;
+        var.new_attr::<f64>().shape([0]).create("column-order").map_err(we)?;
+        write_str_array(&var, "_index", genes).map_err(we)?;
+        let lg = ensure_dict(&f, "layers").map_err(we)?;
+        for (name, m) in layers {
+            write_csr(&lg, name, m).map_err(we)?;
+        }
+        for d in ["obsm", "varm", "obsp", "varp", "uns"] {
+            ensure_dict(&f, d).map_err(we)?;
+        }
+    }
+    out.commit()
+}

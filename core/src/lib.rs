@@ -1,0 +1,23 @@
+//! scdeep-core: read count matrices, preprocess them as scanpy does, learn embeddings
+//! on libtorch, cluster and score. No FFI and no printing here; front ends convert types.
+
+pub mod cluster;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod io;
+pub mod matrix;
+pub mod metrics;
+pub mod models;
+pub mod pipeline;
+pub mod preprocess;
+pub mod progress;
+pub mod simulate;
+
+pub use config::RunConfig;
+pub use error::{Error, Result};
+pub use matrix::{Csr, Dataset};
+
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}

@@ -1,0 +1,298 @@
+//! Sparse CSR count matrix (cells x genes, f32) with cell and gene names.
+
+use crate::error::{Error, Result};
+
+/// Compressed sparse rows: row `i` holds `indices[indptr[i]..indptr[i+1]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub data: Vec<f32>,
+}
+
+impl Csr {
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// Check the structure (used on everything read from a file).
+    pub fn validate_structure(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::data(m));
+        if self.indptr.len() != self.n_rows + 1 {
+            return bad(format!("indptr has {} entries, expected rows+1 = {}", self.indptr.len(), self.n_rows + 1));
+        }
+        if self.indptr[0] != 0 || *self.indptr.last().unwrap() != self.data.len() || self.indices.len() != self.data.len() {
+            return bad(format!(
+                "indptr/indices/data disagree: indptr ends at {}, {} indices, {} values",
+                self.indptr.last().unwrap(), self.indices.len(), self.data.len()
+            ));
+        }
+        for i in 0..self.n_rows {
+            if self.indptr[i] > self.indptr[i + 1] {
+                return bad(format!("indptr decreases at row {i}"));
+            }
+        }
+        if let Some(&j) = self.indices.iter().find(|&&j| j as usize >= self.n_cols) {
+            return bad(format!("column index {j} out of range for {} columns", self.n_cols));
+        }
+        Ok(())
+    }
+
+    /// Build from (row, col, value) triplets; duplicates are summed, rows sorted by column.
+    pub fn from_triplets(n_rows: usize, n_cols: usize, rows: &[u32], cols: &[u32], vals: &[f32]) -> Csr {
+        let mut counts = vec![0usize; n_rows + 1];
+        for &r in rows {
+            counts[r as usize + 1] += 1;
+        }
+        for i in 0..n_rows {
+            counts[i + 1] += counts[i];
+        }
+        let mut next = counts.clone();
+        let mut indices = vec![0u32; vals.len()];
+        let mut data = vec![0f32; vals.len()];
+        for k in 0..vals.len() {
+            let r = rows[k] as usize;
+            indices[next[r]] = cols[k];
+            data[next[r]] = vals[k];
+            next[r] += 1;
+        }
+        let mut m = Csr { n_rows, n_cols, indptr: counts, indices, data };
+        m.sort_and_sum_duplicates();
+        m
+    }
+
+    fn sort_and_sum_duplicates(&mut self) {
+        let mut out_ptr = vec![0usize; self.n_rows + 1];
+        let mut w = 0usize;
+        let mut buf: Vec<(u32, f32)> = Vec::new();
+        for i in 0..self.n_rows {
+            buf.clear();
+            for k in self.indptr[i]..self.indptr[i + 1] {
+                buf.push((self.indices[k], self.data[k]));
+            }
+            buf.sort_by_key(|e| e.0);
+            let mut k = 0;
+            while k < buf.len() {
+                let (j, mut v) = buf[k];
+                k += 1;
+                while k < buf.len() && buf[k].0 == j {
+                    v += buf[k].1;
+                    k += 1;
+                }
+                self.indices[w] = j;
+                self.data[w] = v;
+                w += 1;
+            }
+            out_ptr[i + 1] = w;
+        }
+        self.indices.truncate(w);
+        self.data.truncate(w);
+        self.indptr = out_ptr;
+    }
+
+    /// Transpose (CSC of the same matrix read as CSR of the transpose, and back).
+    pub fn transpose(&self) -> Csr {
+        let mut counts = vec![0usize; self.n_cols + 1];
+        for &j in &self.indices {
+            counts[j as usize + 1] += 1;
+        }
+        for j in 0..self.n_cols {
+            counts[j + 1] += counts[j];
+        }
+        let mut next = counts.clone();
+        let mut indices = vec![0u32; self.nnz()];
+        let mut data = vec![0f32; self.nnz()];
+        for i in 0..self.n_rows {
+            for k in self.indptr[i]..self.indptr[i + 1] {
+                let j = self.indices[k] as usize;
+                indices[next[j]] = i as u32;
+                data[next[j]] = self.data[k];
+                next[j] += 1;
+            }
+        }
+        Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr: counts, indices, data }
+    }
+
+    pub fn from_dense(n_rows: usize, n_cols: usize, values: &[f32]) -> Csr {
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        for i in 0..n_rows {
+            for j in 0..n_cols {
+                let v = values[i * n_cols + j];
+                if v != 0.0 {
+                    indices.push(j as u32);
+                    data.push(v);
+                }
+            }
+            indptr.push(data.len());
+        }
+        Csr { n_rows, n_cols, indptr, indices, data }
+    }
+
+    /// Dense row-major copy of rows `rows` (a mini-batch); never the whole matrix unless asked.
+    pub fn dense_rows(&self, rows: &[usize]) -> Vec<f32> {
+        let mut out = vec![0f32; rows.len() * self.n_cols];
+        for (r, &i) in rows.iter().enumerate() {
+            let (idx, val) = self.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                out[r * self.n_cols + j as usize] = v;
+            }
+        }
+        out
+    }
+
+    pub fn to_dense(&self) -> Vec<f32> {
+        let all: Vec<usize> = (0..self.n_rows).collect();
+        self.dense_rows(&all)
+    }
+
+    pub fn row_sums(&self) -> Vec<f64> {
+        (0..self.n_rows).map(|i| self.row(i).1.iter().map(|&v| v as f64).sum()).collect()
+    }
+
+    /// Number of stored non-zero entries per column and per-column sums.
+    pub fn col_nnz_and_sums(&self) -> (Vec<usize>, Vec<f64>) {
+        let mut nnz = vec![0usize; self.n_cols];
+        let mut sums = vec![0f64; self.n_cols];
+        for (&j, &v) in self.indices.iter().zip(&self.data) {
+            if v != 0.0 {
+                nnz[j as usize] += 1;
+            }
+            sums[j as usize] += v as f64;
+        }
+        (nnz, sums)
+    }
+
+    pub fn select_rows(&self, rows: &[usize]) -> Csr {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        indptr.push(0);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        for &i in rows {
+            let (idx, val) = self.row(i);
+            indices.extend_from_slice(idx);
+            data.extend_from_slice(val);
+            indptr.push(data.len());
+        }
+        Csr { n_rows: rows.len(), n_cols: self.n_cols, indptr, indices, data }
+    }
+
+    pub fn select_cols(&self, cols: &[usize]) -> Csr {
+        let mut map = vec![u32::MAX; self.n_cols];
+        for (new, &old) in cols.iter().enumerate() {
+            map[old] = new as u32;
+        }
+        let mut indptr = Vec::with_capacity(self.n_rows + 1);
+        indptr.push(0);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        let mut buf: Vec<(u32, f32)> = Vec::new();
+        for i in 0..self.n_rows {
+            buf.clear();
+            let (idx, val) = self.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                let m = map[j as usize];
+                if m != u32::MAX {
+                    buf.push((m, v));
+                }
+            }
+            buf.sort_by_key(|e| e.0);
+            for &(j, v) in &buf {
+                indices.push(j);
+                data.push(v);
+            }
+            indptr.push(data.len());
+        }
+        Csr { n_rows: self.n_rows, n_cols: cols.len(), indptr, indices, data }
+    }
+}
+
+/// A count matrix with its names and optional ground truth.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// cells x genes
+    pub x: Csr,
+    pub cells: Vec<String>,
+    pub genes: Vec<String>,
+    /// Ground-truth labels (one per cell) when a label column or file was given.
+    pub labels: Option<Vec<String>>,
+    /// Where the matrix came from (for messages).
+    pub source: String,
+}
+
+impl Dataset {
+    pub fn n_cells(&self) -> usize {
+        self.x.n_rows
+    }
+    pub fn n_genes(&self) -> usize {
+        self.x.n_cols
+    }
+
+    /// Check names against the matrix and the values for NaN/inf/negative entries.
+    pub fn validate(&self) -> Result<()> {
+        let src = &self.source;
+        self.x.validate_structure().map_err(|e| Error::data(format!("{src}: {e}")))?;
+        if self.cells.len() != self.x.n_rows {
+            return Err(Error::data(format!(
+                "{src}: {} cell names for a matrix with {} cells", self.cells.len(), self.x.n_rows)));
+        }
+        if self.genes.len() != self.x.n_cols {
+            return Err(Error::data(format!(
+                "{src}: {} gene names for a matrix with {} genes", self.genes.len(), self.x.n_cols)));
+        }
+        if let Some(l) = &self.labels {
+            if l.len() != self.x.n_rows {
+                return Err(Error::data(format!("{src}: {} labels for {} cells", l.len(), self.x.n_rows)));
+            }
+        }
+        if self.x.n_rows == 0 || self.x.n_cols == 0 {
+            return Err(Error::data(format!("{src}: empty matrix ({} cells x {} genes)", self.x.n_rows, self.x.n_cols)));
+        }
+        for i in 0..self.x.n_rows {
+            let (idx, val) = self.x.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                if !v.is_finite() || v < 0.0 {
+                    let what = if v.is_nan() { "NaN" } else if !v.is_finite() { "infinite" } else { "negative" };
+                    return Err(Error::data(format!(
+                        "{src}: {what} value {v} at cell '{}' (row {i}), gene '{}' (column {j}); counts must be finite and >= 0",
+                        self.cells[i], self.genes[j as usize])));
+                }
+            }
+        }
+        if self.x.data.iter().all(|&v| v == 0.0) {
+            return Err(Error::data(format!("{src}: the matrix is all zeros")));
+        }
+        Ok(())
+    }
+
+    pub fn select_cells(&self, rows: &[usize]) -> Dataset {
+        Dataset {
+            x: self.x.select_rows(rows),
+            cells: rows.iter().map(|&i| self.cells[i].clone()).collect(),
+            genes: self.genes.clone(),
+            labels: self.labels.as_ref().map(|l| rows.iter().map(|&i| l[i].clone()).collect()),
+            source: self.source.clone(),
+        }
+    }
+
+    pub fn select_genes(&self, cols: &[usize]) -> Dataset {
+        Dataset {
+            x: self.x.select_cols(cols),
+            cells: self.cells.clone(),
+            genes: cols.iter().map(|&j| self.genes[j].clone()).collect(),
+            labels: self.labels.clone(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// True when every stored value is an integer (raw counts).
+    pub fn is_integer(&self) -> bool {
+        self.x.data.iter().all(|v| v.fract() == 0.0)
+    }
+}

@@ -1,0 +1,395 @@
+//! Clustering metrics matching scikit-learn (checked against fixtures it generates).
+
+mod hungarian;
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Encode arbitrary labels as 0..k-1 in order of first appearance.
+pub fn encode<T: std::hash::Hash + Eq + Clone>(labels: &[T]) -> (Vec<usize>, usize) {
+    let mut map = HashMap::new();
+    let codes = labels
+        .iter()
+        .map(|l| {
+            let n = map.len();
+            *map.entry(l.clone()).or_insert(n)
+        })
+        .collect();
+    (codes, map.len())
+}
+
+/// Contingency table (true x predicted) with marginals.
+pub struct Contingency {
+    pub table: Vec<Vec<u64>>,
+    pub rows: Vec<u64>,
+    pub cols: Vec<u64>,
+    pub n: u64,
+}
+
+impl Contingency {
+    pub fn new(truth: &[usize], kt: usize, pred: &[usize], kp: usize) -> Self {
+        let mut table = vec![vec![0u64; kp]; kt];
+        for (&t, &p) in truth.iter().zip(pred) {
+            table[t][p] += 1;
+        }
+        let rows = table.iter().map(|r| r.iter().sum()).collect();
+        let cols = (0..kp).map(|j| table.iter().map(|r| r[j]).sum()).collect();
+        Contingency { table, rows, cols, n: truth.len() as u64 }
+    }
+}
+
+fn comb2(n: u64) -> f64 {
+    let n = n as f64;
+    n * (n - 1.0) / 2.0
+}
+
+fn entropy(counts: &[u64], n: u64) -> f64 {
+    let n = n as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| { let p = c as f64 / n; -p * p.ln() }).sum()
+}
+
+fn mutual_info(c: &Contingency) -> f64 {
+    let n = c.n as f64;
+    let mut mi = 0.0;
+    for (i, row) in c.table.iter().enumerate() {
+        for (j, &nij) in row.iter().enumerate() {
+            if nij > 0 {
+                let nij = nij as f64;
+                mi += nij / n * ((nij * n) / (c.rows[i] as f64 * c.cols[j] as f64)).ln();
+            }
+        }
+    }
+    mi.max(0.0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AverageMethod {
+    #[default]
+    Arithmetic,
+    Geometric,
+    Max,
+    Min,
+}
+
+fn generalized_mean(a: f64, b: f64, m: AverageMethod) -> f64 {
+    match m {
+        AverageMethod::Arithmetic => (a + b) / 2.0,
+        AverageMethod::Geometric => (a * b).sqrt(),
+        AverageMethod::Max => a.max(b),
+        AverageMethod::Min => a.min(b),
+    }
+}
+
+fn check_pair(truth: &[usize], pred: &[usize]) -> Result<()> {
+    if truth.len() != pred.len() {
+        return Err(Error::data(format!("labels have {} entries but ground truth has {}", pred.len(), truth.len())));
+    }
+    if truth.is_empty() {
+        return Err(Error::data("no labels to compare"));
+    }
+    Ok(())
+}
+
+pub fn adjusted_rand_index(truth: &[usize], pred: &[usize]) -> Result<f64> {
+    check_pair(truth, pred)?;
+    let (t, kt) = encode(truth);
+    let (p, kp) = encode(pred);
+    let c = Contingency::new(&t, kt, &p, kp);
+    let n = c.n;
+    let sum_comb: f64 = c.table.iter().flatten().map(|&x| comb2(x)).sum();
+    let sa: f64 = c.rows.iter().map(|&x| comb2(x)).sum();
+    let sb: f64 = c.cols.iter().map(|&x| comb2(x)).sum();
+    // sklearn: no false pairs either way (identical partitions) scores 1.
+    if sa == sum_comb && sb == sum_comb {
+        return Ok(1.0);
+    }
+    let expected = sa * sb / comb2(n);
+    let max = (sa + sb) / 2.0;
+    Ok((sum_comb - expected) / (max - expected))
+}
+
+pub fn normalized_mutual_info(truth: &[usize], pred: &[usize], avg: AverageMethod) -> Result<f64> {
+    check_pair(truth, pred)?;
+    let (c, ht, hp) = info_parts(truth, pred);
+    // sklearn: both labellings with a single cluster is a perfect match.
+    if c.rows.len() == 1 && c.cols.len() == 1 {
+        return Ok(1.0);
+    }
+    let mi = mutual_info(&c);
+    if mi == 0.0 {
+        return Ok(0.0);
+    }
+    let norm = generalized_mean(ht, hp, avg).max(f64::EPSILON);
+    Ok(mi / norm)
+}
+
+fn info_parts(truth: &[usize], pred: &[usize]) -> (Contingency, f64, f64) {
+    let (t, kt) = encode(truth);
+    let (p, kp) = encode(pred);
+    let c = Contingency::new(&t, kt, &p, kp);
+    let ht = entropy(&c.rows, c.n);
+    let hp = entropy(&c.cols, c.n);
+    (c, ht, hp)
+}
+
+fn ln_gamma(x: f64) -> f64 {
+    // Lanczos approximation (g = 7, n = 9), accurate to ~1e-15 for x > 0.
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9, 676.520_368_121_885_1, -1_259.139_216_722_402_8, 771.323_428_777_653_1,
+        -176.615_029_162_140_6, 12.507_343_278_686_905, -0.138_571_095_265_720_12, 9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = G[0];
+    let t = x + 7.5;
+    for (i, g) in G.iter().enumerate().skip(1) {
+        a += g / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Expected mutual information under the hypergeometric model (Vinh et al. 2010).
+fn expected_mutual_info(c: &Contingency) -> f64 {
+    let n = c.n as f64;
+    let a: Vec<u64> = c.rows.iter().cloned().filter(|&x| x > 0).collect();
+    let b: Vec<u64> = c.cols.iter().cloned().filter(|&x| x > 0).collect();
+    let gln_a: Vec<f64> = a.iter().map(|&x| ln_gamma(x as f64 + 1.0)).collect();
+    let gln_b: Vec<f64> = b.iter().map(|&x| ln_gamma(x as f64 + 1.0)).collect();
+    let gln_na: Vec<f64> = a.iter().map(|&x| ln_gamma(n - x as f64 + 1.0)).collect();
+    let gln_nb: Vec<f64> = b.iter().map(|&x| ln_gamma(n - x as f64 + 1.0)).collect();
+    let gln_n = ln_gamma(n + 1.0);
+    let mut emi = 0.0;
+    for (i, &ai) in a.iter().enumerate() {
+        for (j, &bj) in b.iter().enumerate() {
+            let start = (ai + bj).saturating_sub(c.n).max(1);
+            let end = ai.min(bj);
+            for nij in start..=end {
+                let nijf = nij as f64;
+                let term1 = nijf / n;
+                let term2 = (n * nijf).ln() - ((ai as f64) * (bj as f64)).ln();
+                let gln = gln_a[i] + gln_b[j] + gln_na[i] + gln_nb[j]
+                    - gln_n - ln_gamma(nijf + 1.0) - ln_gamma(ai as f64 - nijf + 1.0) - ln_gamma(bj as f64 - nijf + 1.0)
+                    - ln_gamma(n - ai as f64 - bj as f64 + nijf + 1.0);
+                emi += term1 * term2 * gln.exp();
+            }
+        }
+    }
+    emi
+}
+
+pub fn adjusted_mutual_info(truth: &[usize], pred: &[usize], avg: AverageMethod) -> Result<f64> {
+    check_pair(truth, pred)?;
+    let (c, ht, hp) = info_parts(truth, pred);
+    // sklearn: both labellings with a single cluster is a perfect match.
+    if c.rows.len() == 1 && c.cols.len() == 1 {
+        return Ok(1.0);
+    }
+    let mi = mutual_info(&c);
+    let emi = expected_mutual_info(&c);
+    let normalizer = generalized_mean(ht, hp, avg);
+    let mut denom = normalizer - emi;
+    // sklearn: avoid 0 denominators by using the smallest positive float of the sign.
+    if denom < 0.0 {
+        denom = denom.min(-f64::EPSILON);
+    } else {
+        denom = denom.max(f64::EPSILON);
+    }
+    Ok((mi - emi) / denom)
+}
+
+/// (homogeneity, completeness, v_measure) as sklearn computes them (beta = 1).
+pub fn homogeneity_completeness_v(truth: &[usize], pred: &[usize]) -> Result<(f64, f64, f64)> {
+    check_pair(truth, pred)?;
+    let (c, ht, hp) = info_parts(truth, pred);
+    let mi = mutual_info(&c);
+    let h = if ht != 0.0 { mi / ht } else { 1.0 };
+    let cpl = if hp != 0.0 { mi / hp } else { 1.0 };
+    let v = if h + cpl == 0.0 { 0.0 } else { 2.0 * h * cpl / (h + cpl) };
+    Ok((h, cpl, v))
+}
+
+/// Fraction of cells whose cluster's majority true label is their own.
+pub fn purity(truth: &[usize], pred: &[usize]) -> Result<f64> {
+    check_pair(truth, pred)?;
+    let (c, _, _) = info_parts(truth, pred);
+    let kp = c.cols.len();
+    let s: u64 = (0..kp).map(|j| c.table.iter().map(|r| r[j]).max().unwrap_or(0)).sum();
+    Ok(s as f64 / c.n as f64)
+}
+
+/// Clustering accuracy: best one-to-one matching of clusters to classes (Hungarian).
+pub fn accuracy(truth: &[usize], pred: &[usize]) -> Result<f64> {
+    check_pair(truth, pred)?;
+    let (c, _, _) = info_parts(truth, pred);
+    let k = c.rows.len().max(c.cols.len());
+    let mut cost = vec![vec![0i64; k]; k];
+    for (i, row) in c.table.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            cost[j][i] = -(v as i64);
+        }
+    }
+    let assign = hungarian::minimize(&cost);
+    let matched: i64 = assign.iter().enumerate().map(|(r, &col)| -cost[r][col]).sum();
+    Ok(matched as f64 / c.n as f64)
+}
+
+/// Mean silhouette (Euclidean) of `x` (n x d, row-major) under `labels`.
+/// Computed exactly in blocks of rows (O(n^2 d) time, O(block x n) memory).
+pub fn silhouette(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
+    let n = labels.len();
+    if x.len() != n * d {
+        return Err(Error::data(format!("embedding has {} values, expected {} x {}", x.len(), n, d)));
+    }
+    let (codes, k) = encode(labels);
+    if k < 2 || k > n - 1 {
+        return Err(Error::data(format!("silhouette needs 2 <= clusters <= cells-1, got {k} clusters for {n} cells")));
+    }
+    let mut sizes = vec![0usize; k];
+    for &c in &codes {
+        sizes[c] += 1;
+    }
+    let sq: Vec<f64> = (0..n).map(|i| x[i * d..(i + 1) * d].iter().map(|&v| (v as f64) * (v as f64)).sum()).collect();
+    let mut total = 0.0;
+    let mut sums = vec![0f64; k];
+    for i in 0..n {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        let xi = &x[i * d..(i + 1) * d];
+        for j in 0..n {
+            if i == j { continue; }
+            let xj = &x[j * d..(j + 1) * d];
+            let mut dot = 0f64;
+            for t in 0..d {
+                dot += xi[t] as f64 * xj[t] as f64;
+            }
+            let d2 = (sq[i] + sq[j] - 2.0 * dot).max(0.0);
+            sums[codes[j]] += d2.sqrt();
+        }
+        let own = codes[i];
+        if sizes[own] <= 1 {
+            continue; // sklearn: silhouette 0 for singletons
+        }
+        let a = sums[own] / (sizes[own] - 1) as f64;
+        let b = (0..k).filter(|&c| c != own).map(|c| sums[c] / sizes[c] as f64).fold(f64::INFINITY, f64::min);
+        let s = (b - a) / a.max(b);
+        total += if s.is_nan() { 0.0 } else { s };
+    }
+    Ok(total / n as f64)
+}
+
+pub fn calinski_harabasz(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
+    let n = labels.len();
+    if x.len() != n * d {
+        return Err(Error::data(format!("embedding has {} values, expected {} x {}", x.len(), n, d)));
+    }
+    let (codes, k) = encode(labels);
+    if k < 2 || k > n - 1 {
+        return Err(Error::data(format!("Calinski-Harabasz needs 2 <= clusters <= cells-1, got {k}")));
+    }
+    let mut mean = vec![0f64; d];
+    let mut cm = vec![vec![0f64; d]; k];
+    let mut sizes = vec![0f64; k];
+    for i in 0..n {
+        sizes[codes[i]] += 1.0;
+        for t in 0..d {
+            let v = x[i * d + t] as f64;
+            mean[t] += v;
+            cm[codes[i]][t] += v;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    for c in 0..k {
+        cm[c].iter_mut().for_each(|m| *m /= sizes[c]);
+    }
+    let (mut within, mut between) = (0.0, 0.0);
+    for i in 0..n {
+        for t in 0..d {
+            let v = x[i * d + t] as f64 - cm[codes[i]][t];
+            within += v * v;
+        }
+    }
+    for c in 0..k {
+        for t in 0..d {
+            let v = cm[c][t] - mean[t];
+            between += sizes[c] * v * v;
+        }
+    }
+    Ok(if within == 0.0 { 1.0 } else { between * (n - k) as f64 / (within * (k - 1) as f64) })
+}
+
+/// All metrics of a clustering against ground truth (and of the embedding, if given).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Scores {
+    pub ari: f64,
+    pub nmi: f64,
+    pub ami: f64,
+    pub homogeneity: f64,
+    pub completeness: f64,
+    pub v_measure: f64,
+    pub purity: f64,
+    pub acc: f64,
+    /// Silhouette of the embedding with the true labels, and (ASW+1)/2 (scMAE's "cell-type ASW").
+    pub asw_truth: Option<f64>,
+    pub asw_truth_scaled: Option<f64>,
+    /// Silhouette and Calinski-Harabasz with the predicted labels.
+    pub asw_pred: Option<f64>,
+    pub calinski_harabasz: Option<f64>,
+    pub n_clusters: usize,
+    pub n_classes: usize,
+}
+
+impl Scores {
+    pub fn as_pairs(&self) -> Vec<(String, f64)> {
+        let v = serde_json::to_value(self).unwrap();
+        v.as_object().unwrap().iter().filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f))).collect()
+    }
+}
+
+/// Score predicted labels against truth. The silhouette is exact and O(n^2): it is
+/// skipped above `max_cells_silhouette` cells (None in the result).
+pub fn evaluate(
+    truth: &[String],
+    pred: &[i64],
+    embedding: Option<(&[f32], usize)>,
+    nmi_average: AverageMethod,
+    max_cells_silhouette: usize,
+) -> Result<Scores> {
+    let (t, kt) = encode(truth);
+    let (p, kp) = encode(pred);
+    check_pair(&t, &p)?;
+    let (h, c, v) = homogeneity_completeness_v(&t, &p)?;
+    let mut s = Scores {
+        ari: adjusted_rand_index(&t, &p)?,
+        nmi: normalized_mutual_info(&t, &p, nmi_average)?,
+        ami: adjusted_mutual_info(&t, &p, nmi_average)?,
+        homogeneity: h,
+        completeness: c,
+        v_measure: v,
+        purity: purity(&t, &p)?,
+        acc: accuracy(&t, &p)?,
+        n_clusters: kp,
+        n_classes: kt,
+        ..Default::default()
+    };
+    if let Some((x, d)) = embedding {
+        let n = t.len();
+        if n <= max_cells_silhouette {
+            if kt >= 2 && kt < n {
+                let a = silhouette(x, d, &t)?;
+                s.asw_truth = Some(a);
+                s.asw_truth_scaled = Some((a + 1.0) / 2.0);
+            }
+            if kp >= 2 && kp < n {
+                s.asw_pred = Some(silhouette(x, d, &p)?);
+            }
+        }
+        if kp >= 2 && kp < n {
+            s.calinski_harabasz = Some(calinski_harabasz(x, d, &p)?);
+        }
+    }
+    Ok(s)
+}

@@ -1,0 +1,126 @@
+//! config -> result: preprocess -> method -> cluster -> metrics.
+
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::matrix::Dataset;
+use crate::metrics::Scores;
+use crate::models::Context;
+use crate::progress::Progress;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct RunResult {
+    /// Names of the cells that passed filtering (rows of the embedding).
+    pub cells: Vec<String>,
+    /// Their row numbers in the input.
+    pub cell_index: Vec<usize>,
+    /// cells x dims, row-major.
+    pub embedding: Vec<f32>,
+    pub dims: usize,
+    pub labels: Vec<i64>,
+    pub truth: Option<Vec<String>>,
+    pub scores: Option<Scores>,
+    pub history: Vec<Value>,
+    pub timings: Vec<(String, f64)>,
+    pub config: RunConfig,
+    pub inertia: f64,
+    pub n_genes_used: usize,
+}
+
+pub fn versions(device: &str) -> Value {
+    json!({"scdeep": crate::version(), "libtorch": crate::device::libtorch_version(), "device": device})
+}
+
+impl RunResult {
+    /// Run information as JSON (config, versions, timings, metrics).
+    pub fn info_json(&self) -> Value {
+        let timings: serde_json::Map<String, Value> = self.timings.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        json!({
+            "config": self.config,
+            "versions": versions(&self.config.device),
+            "n_cells": self.cells.len(),
+            "n_genes_used": self.n_genes_used,
+            "dims": self.dims,
+            "n_clusters": self.labels.iter().collect::<std::collections::BTreeSet<_>>().len(),
+            "kmeans_inertia": self.inertia,
+            "timings_s": timings,
+            "metrics": self.scores,
+        })
+    }
+}
+
+pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    cfg.validate()?;
+    let device = crate::device::parse_device(&cfg.device)?;
+    crate::device::set_threads(cfg.threads)?;
+    tch::manual_seed(cfg.seed as i64);
+    let mut timings = Vec::new();
+    let mut cfg = cfg.clone();
+    cfg.device = crate::device::device_name(device);
+
+    progress.stage("preprocess");
+    let t = Instant::now();
+    let prep = crate::preprocess::prepare(ds, &cfg.preprocess)?;
+    timings.push(("preprocess".to_string(), t.elapsed().as_secs_f64()));
+    progress.message(&format!("{} cells x {} genes after preprocessing", prep.n_cells(), prep.n_genes()));
+
+    let k = match (cfg.cluster.n_clusters, &prep.labels) {
+        (Some(k), _) => k,
+        (None, Some(l)) => l.iter().collect::<std::collections::HashSet<_>>().len(),
+        (None, None) => {
+            return Err(Error::config("cluster.n_clusters", "null", "required when no ground-truth labels are given (--n-clusters)"));
+        }
+    };
+    if k > prep.n_cells() {
+        return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
+    }
+    cfg.cluster.n_clusters = Some(k);
+
+    progress.stage(&cfg.method);
+    let t = Instant::now();
+    let mut method = crate::models::build(&cfg)?;
+    let emb = {
+        let mut ctx = Context { device, seed: cfg.seed, progress: &mut *progress };
+        method.fit_embed(&prep, &mut ctx)?
+    };
+    timings.push((cfg.method.clone(), t.elapsed().as_secs_f64()));
+    if !progress.should_continue() {
+        return Err(Error::Cancelled);
+    }
+
+    progress.stage("cluster");
+    let t = Instant::now();
+    let km = crate::cluster::kmeans(
+        &emb,
+        &crate::cluster::KMeansParams { k, n_init: cfg.cluster.n_init, max_iter: cfg.cluster.max_iter, tol: cfg.cluster.tol, seed: cfg.seed },
+    )?;
+    timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
+    let dims = emb.size()[1] as usize;
+    let embedding = Vec::<f32>::try_from(&emb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+
+    let scores = match &prep.labels {
+        Some(truth) => {
+            progress.stage("metrics");
+            let t = Instant::now();
+            let s = crate::metrics::evaluate(truth, &km.labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.max_cells_silhouette)?;
+            timings.push(("metrics".to_string(), t.elapsed().as_secs_f64()));
+            Some(s)
+        }
+        None => None,
+    };
+    Ok(RunResult {
+        n_genes_used: prep.n_genes(),
+        cells: prep.cells,
+        cell_index: prep.cell_index,
+        embedding,
+        dims,
+        labels: km.labels,
+        truth: prep.labels,
+        scores,
+        history: method.history(),
+        timings,
+        config: cfg,
+        inertia: km.inertia,
+    })
+}

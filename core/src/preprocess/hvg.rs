@@ -1,0 +1,238 @@
+//! Highly variable genes with scanpy's flavours: 'seurat', 'cell_ranger', 'seurat_v3',
+//! plus plain 'variance' (top variance of the current values, the CATALOG's sanity recipe).
+
+use crate::error::{Error, Result};
+use crate::matrix::Csr;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HvgFlavor {
+    Seurat,
+    CellRanger,
+    SeuratV3,
+    Variance,
+}
+
+impl HvgFlavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            HvgFlavor::Seurat => "seurat",
+            HvgFlavor::CellRanger => "cell_ranger",
+            HvgFlavor::SeuratV3 => "seurat_v3",
+            HvgFlavor::Variance => "variance",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HvgResult {
+    pub means: Vec<f64>,
+    /// seurat/cell_ranger: dispersions; seurat_v3: variances; variance: variances.
+    pub dispersions: Vec<f64>,
+    /// seurat/cell_ranger: normalised dispersions; seurat_v3: normalised variances.
+    pub dispersions_norm: Vec<f64>,
+    pub highly_variable: Vec<bool>,
+}
+
+impl HvgResult {
+    pub fn selected(&self) -> Vec<usize> {
+        (0..self.highly_variable.len()).filter(|&j| self.highly_variable[j]).collect()
+    }
+}
+
+/// Per-gene mean and unbiased variance (ddof 1) in f64, optionally of expm1(x).
+pub fn mean_var(x: &Csr, expm1: bool) -> (Vec<f64>, Vec<f64>) {
+    let n = x.n_rows as f64;
+    let mut s = vec![0f64; x.n_cols];
+    for (&j, &v) in x.indices.iter().zip(&x.data) {
+        let v = if expm1 { v.exp_m1() } else { v } as f64;
+        s[j as usize] += v;
+    }
+    let mean: Vec<f64> = s.iter().map(|v| v / n).collect();
+    // Two-pass variance: sum over stored entries of (v - m)^2 plus the implicit zeros.
+    let mut ss = vec![0f64; x.n_cols];
+    let mut nz = vec![0usize; x.n_cols];
+    for (&j, &v) in x.indices.iter().zip(&x.data) {
+        let v = if expm1 { v.exp_m1() } else { v } as f64;
+        let d = v - mean[j as usize];
+        ss[j as usize] += d * d;
+        nz[j as usize] += 1;
+    }
+    let var = (0..x.n_cols)
+        .map(|j| {
+            let zeros = x.n_rows - nz[j];
+            let t = ss[j] + zeros as f64 * mean[j] * mean[j];
+            if x.n_rows > 1 { t / (n - 1.0) } else { 0.0 }
+        })
+        .collect();
+    (mean, var)
+}
+
+/// pandas `cut(values, bins=n)` for equal-width bins: bin index per value.
+fn equal_width_bins(values: &[f64], n_bins: usize) -> Vec<usize> {
+    let mn = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let mx = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut edges: Vec<f64>;
+    if mn == mx {
+        // pandas widens a degenerate range by 0.1 % on each side
+        let (lo, hi) = if mn != 0.0 { (mn - 0.001 * mn.abs(), mx + 0.001 * mx.abs()) } else { (-0.001, 0.001) };
+        let step = (hi - lo) / n_bins as f64;
+        edges = (0..=n_bins).map(|i| i as f64 * step + lo).collect();
+        edges[n_bins] = hi;
+    } else {
+        // numpy.linspace(mn, mx, n+1): i*step + start, last = stop; then lower the first edge.
+        let step = (mx - mn) / n_bins as f64;
+        edges = (0..=n_bins).map(|i| i as f64 * step + mn).collect();
+        edges[n_bins] = mx;
+        edges[0] -= (mx - mn) * 0.001;
+    }
+    values.iter().map(|&v| right_closed_bin(&edges, v)).collect()
+}
+
+/// Index i with edges[i] < v <= edges[i+1] (pandas right-closed intervals).
+fn right_closed_bin(edges: &[f64], v: f64) -> usize {
+    let k = edges.partition_point(|&e| e < v); // number of edges < v
+    k.saturating_sub(1).min(edges.len() - 2)
+}
+
+/// numpy.percentile with linear interpolation.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let pos = q / 100.0 * (n - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let frac = pos - lo as f64;
+    // numpy's _lerp: a + (b-a)*t, with the t >= 0.5 branch b - (b-a)*(1-t)
+    let (a, b) = (sorted[lo], sorted[hi]);
+    let d = b - a;
+    if frac >= 0.5 { b - d * (1.0 - frac) } else { a + d * frac }
+}
+
+fn median_of(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Normalised dispersions per bin: seurat (mean/std, ddof 1) or cell_ranger (median/MAD).
+fn normalise_in_bins(disp: &[f64], bins: &[usize], n_bins: usize, flavor: HvgFlavor) -> Vec<f64> {
+    let mut groups: Vec<Vec<f64>> = vec![Vec::new(); n_bins];
+    let mut members = vec![0usize; n_bins];
+    for (g, &b) in bins.iter().enumerate() {
+        members[b] += 1;
+        if !disp[g].is_nan() {
+            groups[b].push(disp[g]); // pandas skips NaN in mean/std/median
+        }
+    }
+    let mut avg = vec![f64::NAN; n_bins];
+    let mut dev = vec![f64::NAN; n_bins];
+    for b in 0..n_bins {
+        let v = &mut groups[b];
+        let n = v.len();
+        match flavor {
+            HvgFlavor::Seurat => {
+                if n > 0 {
+                    avg[b] = v.iter().sum::<f64>() / n as f64;
+                }
+                if n > 1 {
+                    let m = avg[b];
+                    dev[b] = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1) as f64).sqrt();
+                }
+                // scanpy: a bin whose std is NaN (one gene) gets std := mean and mean := 0,
+                // so its genes score 1 (or NaN when the bin's mean is NaN too).
+                if dev[b].is_nan() && members[b] > 0 {
+                    dev[b] = avg[b];
+                    avg[b] = 0.0;
+                }
+            }
+            _ => {
+                if n > 0 {
+                    let med = median_of(v);
+                    let mut ad: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+                    avg[b] = med;
+                    // statsmodels.robust.mad: median(|x - median|) / Phi^-1(3/4)
+                    dev[b] = median_of(&mut ad) / 0.6744897501960817;
+                }
+            }
+        }
+    }
+    disp.iter().zip(bins).map(|(&d, &b)| (d - avg[b]) / dev[b]).collect()
+}
+
+/// Genes whose value is >= the n-th largest non-NaN value (scanpy 1.10+: NaN counts as -inf;
+/// scanpy 1.9 mapped NaN to 0, which only matters when fewer than n values are finite).
+/// Ties at the cut-off select slightly more than n genes, as in scanpy.
+fn top_n_mask(values: &[f64], n: usize) -> Vec<bool> {
+    let mut v: Vec<f64> = values.iter().cloned().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return vec![false; values.len()];
+    }
+    v.sort_by(|a, b| b.partial_cmp(a).unwrap());
+    let cut = v[n.min(v.len()) - 1];
+    values.iter().map(|&x| !x.is_nan() && x >= cut).collect()
+}
+
+/// scanpy `highly_variable_genes(flavor=..., n_top_genes=n)` on one batch.
+/// `x` is log1p data for seurat/cell_ranger and raw counts for seurat_v3.
+pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: usize, span: f64) -> Result<HvgResult> {
+    if n_top == 0 {
+        return Err(Error::config("preprocess.n_top_genes", 0, "must be >= 1"));
+    }
+    let n_top = n_top.min(x.n_cols);
+    match flavor {
+        HvgFlavor::Seurat | HvgFlavor::CellRanger => {
+            let seurat = flavor == HvgFlavor::Seurat;
+            let (mut mean, var) = mean_var(x, seurat);
+            for m in &mut mean {
+                if *m == 0.0 {
+                    *m = 1e-12;
+                }
+            }
+            let mut disp: Vec<f64> = mean.iter().zip(&var).map(|(m, v)| v / m).collect();
+            if seurat {
+                for d in &mut disp {
+                    *d = if *d == 0.0 { f64::NAN } else { d.ln() };
+                }
+                for m in &mut mean {
+                    *m = m.ln_1p();
+                }
+            }
+            let (bins, nb) = if seurat {
+                (equal_width_bins(&mean, n_bins), n_bins)
+            } else {
+                let mut s = mean.clone();
+                s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                let mut edges = vec![f64::NEG_INFINITY];
+                for q in (10..=100).step_by(5) {
+                    edges.push(percentile(&s, q as f64));
+                }
+                edges.push(f64::INFINITY);
+                if edges.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(Error::data(
+                        "cell_ranger HVG: mean-expression percentiles coincide (too many genes with equal means); filter unexpressed genes or use flavor 'seurat'",
+                    ));
+                }
+                (mean.iter().map(|&m| right_closed_bin(&edges, m)).collect(), edges.len() - 1)
+            };
+            let norm = normalise_in_bins(&disp, &bins, nb, flavor);
+            let hv = top_n_mask(&norm, n_top);
+            Ok(HvgResult { means: mean, dispersions: disp, dispersions_norm: norm, highly_variable: hv })
+        }
+        HvgFlavor::SeuratV3 => super::seurat_v3::hvg_seurat_v3(x, n_top, span),
+        HvgFlavor::Variance => {
+            let (mean, var) = mean_var(x, false);
+            // Strict top-n by variance, ties broken by gene order (stable).
+            let mut order: Vec<usize> = (0..var.len()).collect();
+            order.sort_by(|&a, &b| var[b].partial_cmp(&var[a]).unwrap());
+            let mut hv = vec![false; var.len()];
+            for &j in order.iter().take(n_top) {
+                hv[j] = true;
+            }
+            Ok(HvgResult { means: mean, dispersions: var.clone(), dispersions_norm: var, highly_variable: hv })
+        }
+    }
+}

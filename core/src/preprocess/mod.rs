@@ -1,0 +1,211 @@
+//! Preprocessing with scanpy semantics (see ../shared/specs/methods.md §0.1–0.2).
+//!
+//! `PreprocessConfig` holds every option; named recipes (`dca`, `scanpy`, `sanity`)
+//! are just preset values of it. `prepare` turns a count `Dataset` into `Prepared`:
+//! the selected genes' log-normalised values kept sparse, plus the per-gene `Scaler`
+//! that mini-batches apply after densifying.
+
+pub mod hvg;
+pub mod normalize;
+pub mod scale;
+pub mod seurat_v3;
+
+pub use hvg::{highly_variable_genes, HvgFlavor, HvgResult};
+pub use scale::{RobustScaler, Scaler};
+
+use crate::error::{Error, Result};
+use crate::matrix::{Csr, Dataset};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipe {
+    /// DCA / scDeepCluster: ceil, drop empty genes and cells, median normalize, log1p,
+    /// 'seurat' HVGs, scale (no clip). Used by scMAE, contrastive-sc, CICL.
+    Dca,
+    /// scanpy's tutorial path: median normalize, log1p, 'seurat' HVGs (2000),
+    /// scale(max_value=10).
+    Scanpy,
+    /// The CATALOG's sanity score: normalize to 1e4, log1p, top-2000 variance genes, z-score.
+    Sanity,
+    /// Whatever the fields say.
+    Custom,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreprocessConfig {
+    /// The preset the other fields started from (informational once resolved).
+    pub recipe: Recipe,
+    pub ceil_counts: bool,
+    pub min_counts_per_cell: f64,
+    pub min_genes_per_cell: usize,
+    pub min_counts_per_gene: f64,
+    pub min_cells_per_gene: usize,
+    /// None = median library size (scanpy's target_sum=None).
+    pub target_sum: Option<f64>,
+    pub exclude_highly_expressed: bool,
+    pub max_fraction: f64,
+    pub log1p: bool,
+    /// None = HVG selection off (all genes).
+    pub hvg_flavor: Option<HvgFlavor>,
+    pub n_top_genes: usize,
+    pub n_bins: usize,
+    pub loess_span: f64,
+    pub scale: bool,
+    pub max_value: Option<f64>,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        PreprocessConfig::recipe(Recipe::Scanpy)
+    }
+}
+
+impl PreprocessConfig {
+    pub fn recipe(r: Recipe) -> Self {
+        let base = PreprocessConfig {
+            recipe: r,
+            ceil_counts: false,
+            min_counts_per_cell: 1.0,
+            min_genes_per_cell: 0,
+            min_counts_per_gene: 1.0,
+            min_cells_per_gene: 0,
+            target_sum: None,
+            exclude_highly_expressed: false,
+            max_fraction: 0.05,
+            log1p: true,
+            hvg_flavor: Some(HvgFlavor::Seurat),
+            n_top_genes: 2000,
+            n_bins: 20,
+            loess_span: 0.3,
+            scale: true,
+            max_value: None,
+        };
+        match r {
+            Recipe::Dca => PreprocessConfig { ceil_counts: true, n_top_genes: 1000, ..base },
+            Recipe::Scanpy | Recipe::Custom => PreprocessConfig { max_value: Some(10.0), ..base },
+            Recipe::Sanity => PreprocessConfig { target_sum: Some(1e4), hvg_flavor: Some(HvgFlavor::Variance), ..base },
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let p = "preprocess";
+        if self.min_counts_per_cell < 0.0 || !self.min_counts_per_cell.is_finite() {
+            return Err(Error::config(&format!("{p}.min_counts_per_cell"), self.min_counts_per_cell, "must be >= 0"));
+        }
+        if self.min_counts_per_gene < 0.0 || !self.min_counts_per_gene.is_finite() {
+            return Err(Error::config(&format!("{p}.min_counts_per_gene"), self.min_counts_per_gene, "must be >= 0"));
+        }
+        if let Some(t) = self.target_sum {
+            if !(t > 0.0 && t.is_finite()) {
+                return Err(Error::config(&format!("{p}.target_sum"), t, "must be > 0 (or null for the median library size)"));
+            }
+        }
+        if !(self.max_fraction > 0.0 && self.max_fraction <= 1.0) {
+            return Err(Error::config(&format!("{p}.max_fraction"), self.max_fraction, "must be in (0, 1]"));
+        }
+        if self.hvg_flavor.is_some() && self.n_top_genes == 0 {
+            return Err(Error::config(&format!("{p}.n_top_genes"), 0, "must be >= 1"));
+        }
+        if self.n_bins == 0 {
+            return Err(Error::config(&format!("{p}.n_bins"), 0, "must be >= 1"));
+        }
+        if !(self.loess_span > 0.0 && self.loess_span <= 1.0) {
+            return Err(Error::config(&format!("{p}.loess_span"), self.loess_span, "must be in (0, 1]"));
+        }
+        if let Some(m) = self.max_value {
+            if !(m > 0.0) {
+                return Err(Error::config(&format!("{p}.max_value"), m, "must be > 0 (or null for no clipping)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A prepared matrix: sparse log-normalised values of the selected genes + scaler.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// cells x selected genes (log-normalised, not scaled).
+    pub x: Csr,
+    /// Raw counts of the kept cells and selected genes (for count likelihoods).
+    pub counts: Csr,
+    pub cells: Vec<String>,
+    pub genes: Vec<String>,
+    pub labels: Option<Vec<String>>,
+    /// Per-cell factors from normalize_total (size factors when target is the median).
+    pub size_factors: Vec<f32>,
+    /// Indices of the kept cells in the input dataset.
+    pub cell_index: Vec<usize>,
+    pub scaler: Option<Scaler>,
+    pub hvg: Option<HvgResult>,
+}
+
+impl Prepared {
+    pub fn n_cells(&self) -> usize {
+        self.x.n_rows
+    }
+    pub fn n_genes(&self) -> usize {
+        self.x.n_cols
+    }
+    /// Dense, scaled rows (a mini-batch, or everything for small data).
+    pub fn dense_rows(&self, rows: &[usize]) -> Vec<f32> {
+        let mut b = self.x.dense_rows(rows);
+        if let Some(s) = &self.scaler {
+            s.apply(&mut b);
+        }
+        b
+    }
+}
+
+/// Run the configured preprocessing on a validated dataset.
+pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
+    cfg.validate()?;
+    // Filter genes first, then cells (the DCA recipe's order), remembering cell indices.
+    let genes_keep = normalize::genes_passing(&ds.x, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
+    if genes_keep.is_empty() {
+        return Err(Error::data(format!("{}: no gene has >= {} counts in >= {} cells", ds.source, cfg.min_counts_per_gene, cfg.min_cells_per_gene)));
+    }
+    let mut x = ds.x.select_cols(&genes_keep);
+    if cfg.ceil_counts {
+        normalize::ceil_counts(&mut x);
+    }
+    let cells_keep = normalize::cells_passing(&x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
+    if cells_keep.is_empty() {
+        return Err(Error::data(format!("{}: no cell passes the cell filter", ds.source)));
+    }
+    if cells_keep.len() < x.n_rows {
+        x = x.select_rows(&cells_keep);
+    }
+    let counts = x.clone();
+    let size_factors = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
+    if cfg.log1p {
+        normalize::log1p(&mut x, None);
+    }
+    let mut genes: Vec<String> = genes_keep.iter().map(|&j| ds.genes[j].clone()).collect();
+    let mut hvg = None;
+    let (x, counts) = match cfg.hvg_flavor {
+        Some(fl) if cfg.n_top_genes < x.n_cols => {
+            let src = if fl == HvgFlavor::SeuratV3 { &counts } else { &x };
+            let r = highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?;
+            let sel = r.selected();
+            genes = sel.iter().map(|&j| genes[j].clone()).collect();
+            let out = (x.select_cols(&sel), counts.select_cols(&sel));
+            hvg = Some(r);
+            out
+        }
+        _ => (x, counts),
+    };
+    let scaler = if cfg.scale { Some(Scaler::fit(&x, true, cfg.max_value)) } else { None };
+    Ok(Prepared {
+        cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
+        labels: ds.labels.as_ref().map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
+        x,
+        counts,
+        genes,
+        size_factors,
+        cell_index: cells_keep,
+        scaler,
+        hvg,
+    })
+}

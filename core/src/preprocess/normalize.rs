@@ -1,0 +1,107 @@
+//! Filtering, normalize_total and log1p with scanpy's semantics and float32 arithmetic.
+
+use crate::error::{Error, Result};
+use crate::matrix::{Csr, Dataset};
+
+/// Indices of cells that pass `min_counts` and `min_genes` (scanpy `filter_cells`).
+pub fn cells_passing(x: &Csr, min_counts: f64, min_genes: usize) -> Vec<usize> {
+    (0..x.n_rows)
+        .filter(|&i| {
+            let (_, v) = x.row(i);
+            let total: f64 = v.iter().map(|&a| a as f64).sum();
+            let genes = v.iter().filter(|&&a| a != 0.0).count();
+            total >= min_counts && genes >= min_genes
+        })
+        .collect()
+}
+
+/// Indices of genes that pass `min_counts` and `min_cells` (scanpy `filter_genes`).
+pub fn genes_passing(x: &Csr, min_counts: f64, min_cells: usize) -> Vec<usize> {
+    let (nnz, sums) = x.col_nnz_and_sums();
+    (0..x.n_cols).filter(|&j| sums[j] >= min_counts && nnz[j] >= min_cells).collect()
+}
+
+/// Apply a filter, failing with a clear message if nothing is left.
+pub fn filter(ds: &Dataset, min_counts_cell: f64, min_genes: usize, min_counts_gene: f64, min_cells: usize) -> Result<Dataset> {
+    let genes = genes_passing(&ds.x, min_counts_gene, min_cells);
+    if genes.is_empty() {
+        return Err(Error::data(format!(
+            "{}: no gene passes the filter (min_counts_per_gene={min_counts_gene}, min_cells_per_gene={min_cells})", ds.source)));
+    }
+    let ds = if genes.len() < ds.n_genes() { ds.select_genes(&genes) } else { ds.clone() };
+    let cells = cells_passing(&ds.x, min_counts_cell, min_genes);
+    if cells.is_empty() {
+        return Err(Error::data(format!(
+            "{}: no cell passes the filter (min_counts_per_cell={min_counts_cell}, min_genes_per_cell={min_genes})", ds.source)));
+    }
+    Ok(if cells.len() < ds.n_cells() { ds.select_cells(&cells) } else { ds })
+}
+
+/// Median as numpy computes it on a float32 array (mean of the two middle values in f32).
+pub fn median_f32(v: &[f32]) -> f32 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len();
+    if n == 0 {
+        return f32::NAN;
+    }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// scanpy `normalize_total` on CSR (in place). Returns the per-cell factors
+/// (counts / target_sum), i.e. the size factors when target_sum is the median.
+pub fn normalize_total(x: &mut Csr, target_sum: Option<f64>, exclude_highly_expressed: bool, max_fraction: f64) -> Vec<f32> {
+    let mut counts: Vec<f32> = (0..x.n_rows).map(|i| x.row(i).1.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
+    if exclude_highly_expressed {
+        let mut hi = vec![false; x.n_cols];
+        for i in 0..x.n_rows {
+            let lim = max_fraction as f32 * counts[i];
+            let (idx, val) = x.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                if v > lim {
+                    hi[j as usize] = true;
+                }
+            }
+        }
+        for i in 0..x.n_rows {
+            let (idx, val) = x.row(i);
+            counts[i] = idx.iter().zip(val).filter(|(&j, _)| !hi[j as usize]).map(|(_, &v)| v as f64).sum::<f64>() as f32;
+        }
+    }
+    // scanpy's CSR path takes the median over all cells (ours are filtered first).
+    let target = target_sum.map(|t| t as f32).unwrap_or_else(|| median_f32(&counts));
+    let factors: Vec<f32> = counts.iter().map(|&c| c / target).collect();
+    for i in 0..x.n_rows {
+        let f = factors[i];
+        if f == 0.0 {
+            continue; // empty cell stays zero
+        }
+        let (a, b) = (x.indptr[i], x.indptr[i + 1]);
+        for v in &mut x.data[a..b] {
+            *v /= f;
+        }
+    }
+    factors
+}
+
+/// Natural log1p in place (scanpy `log1p`, base None), or with another base.
+pub fn log1p(x: &mut Csr, base: Option<f64>) {
+    let div = base.map(|b| (b as f32).ln());
+    for v in &mut x.data {
+        *v = v.ln_1p();
+        if let Some(d) = div {
+            *v /= d;
+        }
+    }
+}
+
+/// Round counts up to integers (the DCA recipe's first step).
+pub fn ceil_counts(x: &mut Csr) {
+    for v in &mut x.data {
+        *v = v.ceil();
+    }
+}
