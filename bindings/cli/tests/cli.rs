@@ -1,0 +1,168 @@
+//! End-to-end runs of the `scdeep` binary: good input, and every kind of bad input
+//! (exit code, a message naming the file/field/value, and no output left behind).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scdeep"))
+}
+fn shared(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(p)
+}
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scdeep-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run `scdeep run` and expect failure with `code` and every `needle` in stderr;
+/// the output folder must not hold any file.
+fn expect_fail(args: &[&str], code: i32, needles: &[&str]) {
+    let out = tmp("out").join("res");
+    let o = bin().arg("run").args(args).arg("--out").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "args {args:?}: stderr {err}");
+    for n in needles {
+        assert!(err.contains(n), "args {args:?}: '{n}' not in: {err}");
+    }
+    let files: Vec<_> = std::fs::read_dir(&out).map(|d| d.collect()).unwrap_or_default();
+    assert!(files.is_empty(), "partial output left: {files:?}");
+}
+
+fn write(dir: &Path, name: &str, s: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, s).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn run_pca_end_to_end() {
+    let out = tmp("ok");
+    let o = bin()
+        .args(["run", "-q", "--method", "pca", "--label-key", "cell_type", "--seed", "1", "--input"])
+        .arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "--quiet printed: {}", String::from_utf8_lossy(&o.stderr));
+    for f in ["embedding.tsv", "embedding.npy", "labels.tsv", "metrics.json", "run.json", "history.json", "versions.yml", "pollen_top1000hvg.scdeep.h5ad"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(m["ari"].as_f64().unwrap() > 0.8, "pollen PCA ARI {}", m["ari"]);
+    // the same seed and threads give the same labels
+    let out2 = tmp("ok2");
+    let o = bin().args(["run", "-q", "--label-key", "cell_type", "--seed", "1", "--input"]).arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad")).arg("--out").arg(&out2).arg("--no-h5ad").output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(out.join("labels.tsv")).unwrap(), std::fs::read(out2.join("labels.tsv")).unwrap());
+}
+
+#[test]
+fn methods_and_version() {
+    let o = bin().args(["methods", "--json"]).output().unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pca = v.as_array().unwrap().iter().find(|m| m["name"] == "pca").expect("pca listed");
+    assert_eq!(pca["default_config"]["params"]["n_comps"], 50);
+    assert_eq!(pca["default_config"]["cluster"]["n_init"], 10);
+    let o = bin().args(["version", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["libtorch"], "2.13.0");
+}
+
+#[test]
+fn bad_files() {
+    let d = tmp("files");
+    expect_fail(&["--input", "/nonexistent/x.h5ad"], 3, &["/nonexistent/x.h5ad", "no such file"]);
+    let unk = write(&d, "counts.xyz", "a b\n");
+    expect_fail(&["--input", &unk], 4, &["counts.xyz", "unknown input format"]);
+    // truncated gzip in a 10x folder
+    let mtx = d.join("mtx");
+    std::fs::create_dir_all(&mtx).unwrap();
+    let src = shared("pollen_top1000hvg/mtx");
+    for f in ["features.tsv.gz", "barcodes.tsv.gz"] {
+        std::fs::copy(src.join(f), mtx.join(f)).unwrap();
+    }
+    let full = std::fs::read(src.join("matrix.mtx.gz")).unwrap();
+    std::fs::write(mtx.join("matrix.mtx.gz"), &full[..full.len() / 2]).unwrap();
+    expect_fail(&["--input", mtx.to_str().unwrap()], 4, &["matrix.mtx.gz"]);
+    // names that do not match the matrix: drop one barcode
+    std::fs::write(mtx.join("matrix.mtx.gz"), &full).unwrap();
+    let mut bc = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(std::fs::File::open(src.join("barcodes.tsv.gz")).unwrap()).read_to_string(&mut bc).unwrap();
+    let short: Vec<&str> = bc.lines().skip(1).collect();
+    std::fs::remove_file(mtx.join("barcodes.tsv.gz")).unwrap();
+    std::fs::write(mtx.join("barcodes.tsv"), short.join("\n") + "\n").unwrap();
+    expect_fail(&["--input", mtx.to_str().unwrap()], 4, &["barcodes.tsv", "298 barcodes", "299 cells"]);
+    // truncated HDF5
+    let h = std::fs::read(shared("10x_pbmc_top2000/10x_pbmc_top2000.h5ad")).unwrap();
+    let th = d.join("trunc.h5ad");
+    std::fs::write(&th, &h[..h.len() / 3]).unwrap();
+    expect_fail(&["--input", th.to_str().unwrap()], 4, &["trunc.h5ad"]);
+    // a CSV renamed to .h5ad
+    let fake = write(&d, "fake.h5ad", "cell,g1\nc1,1\n");
+    expect_fail(&["--input", &fake], 4, &["fake.h5ad", "not an HDF5 file"]);
+}
+
+#[test]
+fn bad_values() {
+    let d = tmp("values");
+    let nan = write(&d, "nan.csv", "cell,g1,g2\nc1,1,nan\nc2,3,4\n");
+    expect_fail(&["--input", &nan, "-k", "2"], 5, &["nan.csv", "NaN", "'c1'", "'g2'"]);
+    let inf = write(&d, "inf.csv", "cell,g1,g2\nc1,1,2\nc2,inf,4\n");
+    expect_fail(&["--input", &inf, "-k", "2"], 5, &["infinite", "'c2'", "'g1'"]);
+    let neg = write(&d, "neg.csv", "cell,g1,g2\nc1,1,2\nc2,-3,4\n");
+    expect_fail(&["--input", &neg, "-k", "2"], 5, &["negative", "-3"]);
+    let zero = write(&d, "zero.csv", "cell,g1,g2\nc1,0,0\nc2,0,0\n");
+    expect_fail(&["--input", &zero, "-k", "2"], 5, &["zero.csv", "all zeros"]);
+    let small = write(&d, "small.csv", "cell,g1,g2,g3\nc1,1,2,3\nc2,3,4,1\nc3,5,1,2\n");
+    expect_fail(&["--input", &small, "-k", "5"], 2, &["cluster.n_clusters", "5", "more clusters than cells (3"]);
+    expect_fail(&["--input", &small], 2, &["cluster.n_clusters", "required"]);
+    let bad_num = write(&d, "text.csv", "cell,g1\nc1,abc\n");
+    expect_fail(&["--input", &bad_num], 4, &["text.csv", "line 2", "'abc'"]);
+}
+
+#[test]
+fn bad_options() {
+    let d = tmp("opts");
+    let pollen = shared("pollen_top1000hvg/pollen_top1000hvg.h5ad");
+    let p = pollen.to_str().unwrap();
+    expect_fail(&["--input", p, "--label-key", "nope"], 4, &["obs has no column 'nope'", "cell_type"]);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--method", "magic"], 2, &["method", "magic", "unknown method", "pca"]);
+    let cfg = write(&d, "cfg.json", r#"{"cluster": {"n_init": 3, "colour": "red"}}"#);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--config", &cfg], 2, &["unknown field `colour`"]);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--set", "cluster.n_init=0"], 2, &["cluster.n_init", "0", ">= 1"]);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--set", "preprocess.max_fraction=2"], 2, &["preprocess.max_fraction", "2"]);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--set", "params.n_comps=0"], 2, &["params.n_comps"]);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--device", "tpu"], 2, &["device", "tpu"]);
+    expect_fail(&["--input", p, "--label-key", "cell_type", "--layer", "missing"], 4, &["no layer 'missing'"]);
+    let labels = write(&d, "labels.tsv", "barcode\tcell_type\nnot_a_cell\tA\n");
+    expect_fail(&["--input", p, "--labels", &labels], 4, &["labels.tsv", "have no label"]);
+}
+
+#[test]
+fn simulate_cluster_evaluate() {
+    let d = tmp("sim");
+    let o = bin().args(["simulate", "-q", "--n-cells", "600", "--n-genes", "500", "--groups", "0.5,0.5", "--seed", "3", "--out"]).arg(d.join("sim")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz", "labels.tsv", "true_counts/matrix.mtx.gz"] {
+        assert!(d.join("sim").join(f).is_file(), "{f}");
+    }
+    let o = bin().args(["run", "-q", "--input"]).arg(d.join("sim")).arg("--labels").arg(d.join("sim/labels.tsv")).arg("--out").arg(d.join("res")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin().args(["cluster", "-k", "2", "--embedding"]).arg(d.join("res/embedding.tsv")).arg("--out").arg(d.join("cl.tsv")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin().args(["evaluate", "--labels"]).arg(d.join("cl.tsv")).arg("--truth").arg(d.join("sim/labels.tsv")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["ari"].as_f64().unwrap() > 0.9, "{v}");
+    let o = bin().args(["cluster", "-k", "5000", "--embedding"]).arg(d.join("res/embedding.npy")).arg("--out").arg(d.join("cl2.tsv")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("embedding.npy"));
+    assert!(!d.join("cl2.tsv").exists());
+}

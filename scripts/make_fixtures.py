@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Regenerate tests/fixtures/ with the reference tools (scanpy, scikit-learn, skmisc).
+
+Run with `make fixtures`. Reads ../shared/data; writes JSON (and one small 10x .h5)
+that the Rust tests compare against.
+"""
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+import scanpy as sc
+import scipy.sparse as sp
+from sklearn import metrics as skm
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "..", "shared", "data")
+OUT = os.path.join(ROOT, "tests", "fixtures")
+os.makedirs(OUT, exist_ok=True)
+
+
+def dump(name, obj):
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+    print("wrote", name, file=sys.stderr)
+
+
+def f(x):
+    return [float("%.9g" % v) if np.isfinite(v) else None for v in np.asarray(x, dtype=np.float64).ravel()]
+
+
+# ------------------------------------------------------------------ metrics
+def metric_fixtures():
+    rng = np.random.default_rng(0)
+    cases = []
+    for n, kt, kp, noise in [(50, 3, 3, 0.2), (300, 5, 7, 0.5), (1000, 8, 8, 0.1), (200, 2, 4, 0.9), (120, 6, 1, 0.0), (500, 10, 12, 0.3)]:
+        truth = rng.integers(0, kt, n)
+        pred = truth % kp if kp > 1 else np.zeros(n, dtype=int)
+        flip = rng.random(n) < noise
+        pred = np.where(flip, rng.integers(0, kp, n), pred)
+        d = 5
+        x = rng.normal(size=(n, d)) + truth[:, None] * 1.5
+        case = {"truth": truth.tolist(), "pred": pred.tolist(), "x": f(x), "d": d,
+                "ari": skm.adjusted_rand_score(truth, pred),
+                "homogeneity": skm.homogeneity_score(truth, pred),
+                "completeness": skm.completeness_score(truth, pred),
+                "v_measure": skm.v_measure_score(truth, pred)}
+        for avg in ["arithmetic", "geometric", "max", "min"]:
+            case["nmi_" + avg] = skm.normalized_mutual_info_score(truth, pred, average_method=avg)
+            case["ami_" + avg] = skm.adjusted_mutual_info_score(truth, pred, average_method=avg)
+        if len(set(truth)) > 1:
+            case["silhouette_truth"] = skm.silhouette_score(x, truth)
+            case["ch_truth"] = skm.calinski_harabasz_score(x, truth)
+        cm = skm.cluster.contingency_matrix(truth, pred)
+        case["purity"] = cm.max(axis=0).sum() / n
+        from scipy.optimize import linear_sum_assignment
+        r, c = linear_sum_assignment(-cm)
+        case["acc"] = cm[r, c].sum() / n
+        cases.append(case)
+    dump("metrics.json", cases)
+
+
+# ------------------------------------------------------------- preprocessing
+def prep_fixture(name, n_top):
+    a = sc.read_h5ad(os.path.join(DATA, name, name + ".h5ad"))
+    a.X = sp.csr_matrix(a.X, dtype=np.float32)
+    sc.pp.filter_genes(a, min_counts=1)
+    sc.pp.filter_cells(a, min_counts=1)
+    counts = a.copy()
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    rng = np.random.default_rng(1)
+    cells = sorted(set(list(range(5)) + rng.choice(a.n_obs, 15, replace=False).tolist()))
+    rows = a.X[cells]
+    log_rows = [{"idx": rows[i].indices.tolist(), "val": f(rows[i].data)} for i in range(len(cells))]
+    out = {"name": name, "n_top": n_top, "n_cells": a.n_obs, "n_genes": a.n_vars, "cells": cells, "log_rows": log_rows}
+    for flavor in ["seurat", "cell_ranger"]:
+        h = sc.pp.highly_variable_genes(a, flavor=flavor, n_top_genes=n_top, inplace=False)
+        out[flavor] = {"selected": np.flatnonzero(h["highly_variable"].values).tolist(),
+                       "dispersions_norm": f(h["dispersions_norm"].values)}
+    h = sc.pp.highly_variable_genes(counts, flavor="seurat_v3", n_top_genes=n_top, inplace=False)
+    out["seurat_v3"] = {"selected": np.flatnonzero(h["highly_variable"].values).tolist(),
+                        "variances_norm": f(h["variances_norm"].values)}
+    # skmisc loess with the exact ("direct") surface, on the same inputs scanpy uses.
+    from skmisc.loess import loess
+    X = counts.X
+    mean = np.asarray(X.mean(axis=0)).ravel()
+    var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean ** 2
+    var *= X.shape[0] / (X.shape[0] - 1)
+    nc = var > 0
+    lx, ly = np.log10(mean[nc]), np.log10(var[nc])
+    m = loess(lx, ly, span=0.3, degree=2, surface="direct")
+    m.fit()
+    out["loess_direct"] = {"fitted": f(m.outputs.fitted_values)}
+    # DCA recipe tail: 'seurat' HVGs subset + scale (ddof 1, no clip), sampled rows
+    b = a.copy()
+    sc.pp.highly_variable_genes(b, flavor="seurat", n_top_genes=n_top, subset=True)
+    sc.pp.scale(b)
+    out["scaled_rows"] = f(np.asarray(b.X)[cells])
+    out["scaled_genes"] = int(b.n_vars)
+    return out
+
+
+def pca_kmeans_fixture():
+    rng = np.random.default_rng(2)
+    centers = rng.normal(scale=4.0, size=(6, 10))
+    lab = rng.integers(0, 6, 3000)
+    x = (centers[lab] + rng.normal(size=(3000, 10))).astype(np.float32)
+    km = KMeans(6, n_init=10, random_state=0).fit(x)
+    p = PCA(5).fit(x)
+    dump("kmeans_pca.json", {"x": f(x), "n": 3000, "d": 10, "k": 6, "inertia": float(km.inertia_),
+                             "labels": lab.tolist(), "ari_sklearn": skm.adjusted_rand_score(lab, km.labels_),
+                             "pca_explained_variance": f(p.explained_variance_)})
+
+
+def tenx_h5_fixture():
+    """A small CellRanger>=3 style .h5 (fixed-length strings, as CellRanger writes)."""
+    a = sc.read_h5ad(os.path.join(DATA, "pollen_top1000hvg", "pollen_top1000hvg.h5ad"))
+    x = sp.csr_matrix(a.X[:40], dtype=np.float32)  # cells x genes == CSC genes x cells
+    path = os.path.join(OUT, "tiny_10x.h5")
+    with h5py.File(path, "w") as h:
+        m = h.create_group("matrix")
+        m["data"] = x.data.astype(np.int32)
+        m["indices"] = x.indices.astype(np.int64)
+        m["indptr"] = x.indptr.astype(np.int64)
+        m["shape"] = np.array([a.n_vars, 40], dtype=np.int32)
+        m["barcodes"] = np.array([s.encode() for s in a.obs_names[:40]], dtype="S")
+        feats = m.create_group("features")
+        feats["id"] = np.array([s.encode() for s in a.var_names], dtype="S")
+        feats["name"] = np.array([s.encode() for s in a.var_names], dtype="S")
+        feats["feature_type"] = np.array([b"Gene Expression"] * a.n_vars, dtype="S")
+    dump("tiny_10x.json", {"n_cells": 40, "n_genes": int(a.n_vars), "total": float(x.sum()),
+                           "first_barcode": a.obs_names[0], "last_gene": a.var_names[-1],
+                           "row_sums": f(np.asarray(x.sum(axis=1)).ravel())})
+
+
+if __name__ == "__main__":
+    metric_fixtures()
+    dump("preprocess.json", [prep_fixture("pollen_top1000hvg", 500), prep_fixture("10x_pbmc_top2000", 1000),
+                             prep_fixture("baron_mouse", 2000)])
+    pca_kmeans_fixture()
+    tenx_h5_fixture()

@@ -1,0 +1,63 @@
+"""The .h5ad copy that `scdeep run` writes must open in anndata and work in scanpy."""
+import json
+import os
+import subprocess
+
+import anndata as ad
+import numpy as np
+import pytest
+import scanpy as sc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
+DATA = os.path.join(ROOT, "..", "shared", "data")
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    src = os.path.join(DATA, "10x_pbmc_top2000", "10x_pbmc_top2000.h5ad")
+    subprocess.run([BIN, "run", "-q", "--input", src, "--label-key", "cell_type", "--method", "pca", "--out", str(out)], check=True)
+    return out, src
+
+
+def test_h5ad_copy_opens_in_anndata_and_scanpy(result):
+    out, src = result
+    a = ad.read_h5ad(out / "10x_pbmc_top2000.scdeep.h5ad")
+    orig = ad.read_h5ad(src)
+    assert a.shape == orig.shape
+    assert (a.X != orig.X).nnz == 0  # the input's data is untouched
+    assert list(a.obs.columns) == ["cell_type", "pca_clusters"]
+    assert isinstance(a.obs["pca_clusters"].dtype, __import__("pandas").CategoricalDtype)
+    emb = np.load(out / "embedding.npy")
+    np.testing.assert_array_equal(a.obsm["X_pca"], emb)
+    labels = [l.split("\t")[1] for l in open(out / "labels.tsv").read().splitlines()[1:]]
+    assert a.obs["pca_clusters"].astype(str).tolist() == labels
+    m = json.load(open(out / "metrics.json"))
+    assert a.uns["scdeep"]["pca"]["metrics"]["ari"] == pytest.approx(m["ari"])
+    info = json.loads(a.uns["scdeep"]["pca"]["json"])
+    assert info["config"]["method"] == "pca"
+    sc.pp.neighbors(a, use_rep="X_pca", n_neighbors=10)
+    sc.tl.umap(a, maxiter=20)
+    assert a.obsm["X_umap"].shape == (a.n_obs, 2)
+
+
+def test_metrics_agree_with_scikit_learn(result):
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    out, src = result
+    a = ad.read_h5ad(out / "10x_pbmc_top2000.scdeep.h5ad")
+    m = json.load(open(out / "metrics.json"))
+    assert m["ari"] == pytest.approx(adjusted_rand_score(a.obs["cell_type"], a.obs["pca_clusters"]), abs=1e-9)
+    assert m["nmi"] == pytest.approx(normalized_mutual_info_score(a.obs["cell_type"], a.obs["pca_clusters"]), abs=1e-9)
+
+
+def test_simulated_h5ad_is_valid_anndata(tmp_path):
+    p = tmp_path / "sim.h5ad"
+    subprocess.run([BIN, "simulate", "-q", "--out", str(p), "--n-cells", "300", "--n-genes", "200", "--batches", "100,200",
+                    "--dropout-type", "batch", "--dropout-mid", "1,3", "--dropout-shape=-1,-1"], check=True)
+    a = ad.read_h5ad(p)
+    assert a.shape == (300, 200)
+    assert set(a.obs["batch"]) == {"Batch1", "Batch2"}
+    assert "true_counts" in a.layers
+    t = a.layers["true_counts"]
+    assert (a.X > t).nnz == 0  # dropout only removes counts
