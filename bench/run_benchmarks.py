@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""scdeep vs the reference tools, side by side in one script; writes bench/results/*.json.
+
+  make bench            (or: .venv/bin/python bench/run_benchmarks.py [preprocess|kmeans|readers])
+
+Each command runs in its own process under /usr/bin/time, so wall time and peak RSS are
+measured the same way for scdeep and for scanpy / scikit-learn. Threads: scdeep and the
+reference both get BENCH_THREADS (default 2).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release", "scdeep")
+PY = sys.executable
+DATA = os.path.join(ROOT, "..", "shared", "data")
+RESULTS = os.path.join(ROOT, "bench", "results")
+THREADS = os.environ.get("BENCH_THREADS", "2")
+ENV = dict(os.environ, OMP_NUM_THREADS=THREADS, OPENBLAS_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, NUMBA_NUM_THREADS=THREADS)
+
+
+def measure(cmd):
+    """Run cmd; return (wall seconds, peak RSS MiB, stdout)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name] + cmd, env=ENV, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{cmd} failed: {p.stderr[-2000:]}")
+        wall, rss = open(tf.name).read().split()[-2:]
+    return float(wall), int(rss) / 1024.0, p.stdout
+
+
+def save(name, obj):
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    print(json.dumps(obj, indent=1))
+    print("wrote", path, file=sys.stderr)
+
+
+SCANPY_PREP = r"""
+import sys, scanpy as sc, numpy as np
+a = sc.read_h5ad(sys.argv[1])
+sc.pp.filter_genes(a, min_counts=1); sc.pp.filter_cells(a, min_counts=1)
+sc.pp.normalize_total(a); sc.pp.log1p(a)
+n = min(2000, a.n_vars - 1)
+sc.pp.highly_variable_genes(a, flavor="seurat", n_top_genes=n, subset=True)
+sc.pp.scale(a, max_value=10)
+print(a.n_obs, a.n_vars)
+"""
+
+
+def bench_preprocess(tmp):
+    sim = os.path.join(tmp, "sim100k.h5ad")
+    subprocess.run([BIN, "simulate", "-q", "--out", sim, "--n-cells", "100000", "--n-genes", "5000", "--seed", "1"], check=True)
+    rows = []
+    for name, path in [("baron_mouse", os.path.join(DATA, "baron_mouse", "baron_mouse.h5ad")), ("simulated_100k_x_5000", sim)]:
+        out = os.path.join(tmp, "prep.h5ad")
+        # scdeep preprocess: read, filter, normalize_total, log1p, 'seurat' HVGs, scaler
+        # fit, and write the selected genes (scaling is applied per batch when used).
+        w1, m1, _ = measure([BIN, "preprocess", "-q", "--input", path, "--recipe", "scanpy", "--threads", THREADS, "--out", out])
+        w2, m2, _ = measure([PY, "-c", SCANPY_PREP, path])
+        rows.append({"dataset": name, "scdeep_s": w1, "scdeep_peak_mib": m1, "scanpy_s": w2, "scanpy_peak_mib": m2,
+                     "speedup": w2 / w1, "memory_ratio": m1 / m2})
+    save("preprocess.json", {"what": "read + filter + normalize_total + log1p + seurat HVG (2000) + scale, one process each",
+                             "threads": THREADS, "results": rows})
+
+
+SKLEARN_KM = r"""
+import sys, time, numpy as np
+from sklearn.cluster import KMeans
+x = np.load(sys.argv[1]); t = time.time()
+km = KMeans(int(sys.argv[2]), n_init=10, random_state=0).fit(x)
+print(km.inertia_, time.time() - t)
+"""
+
+
+def inertia(x, labels):
+    import numpy as np
+    tot = 0.0
+    for c in np.unique(labels):
+        xc = x[labels == c].astype(np.float64)
+        tot += ((xc - xc.mean(0)) ** 2).sum()
+    return tot
+
+
+def bench_kmeans(tmp):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    k, n, d = 10, 100_000, 50
+    centers = rng.normal(scale=3.0, size=(k, d))
+    x = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
+    path = os.path.join(tmp, "emb.npy")
+    np.save(path, x)
+    out = os.path.join(tmp, "km.tsv")
+    w1, m1, _ = measure([BIN, "cluster", "--embedding", path, "-k", str(k), "--threads", THREADS, "--device", "cpu", "--out", out])
+    lab = np.array([int(l.split("\t")[1]) for l in open(out).read().splitlines()[1:]])
+    ours = inertia(x, lab)
+    w2, m2, so = measure([PY, "-c", SKLEARN_KM, path, str(k)])
+    ref = float(so.split()[0])
+    save("kmeans.json", {"what": "K-means, k=10, n_init=10, 100k x 50 float32 (process wall time incl. loading the .npy)",
+                         "threads": THREADS, "scdeep_s": w1, "sklearn_s": w2, "speedup": w2 / w1,
+                         "scdeep_inertia": ours, "sklearn_inertia": ref, "inertia_ratio": ours / ref,
+                         "scdeep_peak_mib": m1, "sklearn_peak_mib": m2})
+
+
+def bench_readers(tmp):
+    rb = os.path.join(TARGET, "release", "examples", "read_bench")
+    if not os.path.exists(rb):
+        subprocess.run(["cargo", "build", "--release", "-p", "scdeep-core", "--example", "read_bench"], check=True, cwd=ROOT)
+    name = "10x_pbmc_top2000"
+    paths = [os.path.join(DATA, name, name + ".h5ad"), os.path.join(DATA, name, "mtx"), os.path.join(ROOT, "tests", "fixtures", "tiny_10x.h5")]
+    csv = os.path.join(tmp, "pbmc.csv")
+    import anndata as ad
+    import pandas as pd
+    a = ad.read_h5ad(paths[0])
+    pd.DataFrame(a.X.toarray(), index=a.obs_names, columns=a.var_names).to_csv(csv)
+    paths.append(csv)
+    _, _, so = measure([rb] + paths)
+    save("readers.json", {"what": "scdeep reader throughput (one process, cold-ish page cache)", "results": [json.loads(l) for l in so.splitlines()]})
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["readers", "kmeans", "preprocess"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for w in which:
+            globals()["bench_" + w](tmp)
