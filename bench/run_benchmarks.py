@@ -56,9 +56,9 @@ print(a.n_obs, a.n_vars)
 
 def bench_preprocess(tmp):
     sim = os.path.join(tmp, "sim100k.h5ad")
-    subprocess.run([BIN, "simulate", "-q", "--out", sim, "--n-cells", "100000", "--n-genes", "5000", "--seed", "1"], check=True)
+    subprocess.run([BIN, "simulate", "-q", "--out", sim, "--n-cells", "100000", "--n-genes", "2000", "--seed", "1"], check=True)
     rows = []
-    for name, path in [("baron_mouse", os.path.join(DATA, "baron_mouse", "baron_mouse.h5ad")), ("simulated_100k_x_5000", sim)]:
+    for name, path in [("baron_mouse", os.path.join(DATA, "baron_mouse", "baron_mouse.h5ad")), ("simulated_100k_x_2000", sim)]:
         out = os.path.join(tmp, "prep.h5ad")
         # scdeep preprocess: read, filter, normalize_total, log1p, 'seurat' HVGs, scaler
         # fit, and write the selected genes (scaling is applied per batch when used).
