@@ -65,9 +65,8 @@ impl RunConfig {
     /// The defaults of a method (from its spec).
     pub fn for_method(method: &str) -> Result<RunConfig> {
         let params = crate::models::default_params(method)?;
-        let preprocess = match method {
-            _ => PreprocessConfig::recipe(Recipe::Scanpy),
-        };
+        // Every method so far starts from the scanpy recipe; deep methods will pick theirs.
+        let preprocess = PreprocessConfig::recipe(Recipe::Scanpy);
         Ok(RunConfig {
             method: method.to_string(),
             params,
