@@ -23,10 +23,10 @@ THREADS = os.environ.get("BENCH_THREADS", "2")
 ENV = dict(os.environ, OMP_NUM_THREADS=THREADS, OPENBLAS_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, NUMBA_NUM_THREADS=THREADS)
 
 
-def measure(cmd):
+def measure(cmd, env=None):
     """Run cmd; return (wall seconds, peak RSS MiB, stdout)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        p = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name] + cmd, env=ENV, capture_output=True, text=True)
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", tf.name] + cmd, env=env or ENV, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"{cmd} failed: {p.stderr[-2000:]}")
         wall, rss = open(tf.name).read().split()[-2:]

@@ -5,6 +5,7 @@ use crate::cluster::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::metrics::AverageMethod;
 use crate::preprocess::{PreprocessConfig, Recipe};
+use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -30,6 +31,8 @@ pub struct RunConfig {
     /// Method hyper-parameters (validated by the method; see `scdeep methods --json`).
     pub params: Value,
     pub preprocess: PreprocessConfig,
+    /// Training options of the deep methods (ignored by pca).
+    pub train: TrainConfig,
     pub cluster: ClusterConfig,
     /// auto | cpu | cuda | cuda:N
     pub device: String,
@@ -64,13 +67,12 @@ fn merge(base: &mut Value, over: &Value) {
 impl RunConfig {
     /// The defaults of a method (from its spec).
     pub fn for_method(method: &str) -> Result<RunConfig> {
-        let params = crate::models::default_params(method)?;
-        // Every method so far starts from the scanpy recipe; deep methods will pick theirs.
-        let preprocess = PreprocessConfig::recipe(Recipe::Scanpy);
+        let info = crate::models::info(method)?;
         Ok(RunConfig {
             method: method.to_string(),
-            params,
-            preprocess,
+            params: (info.params)(),
+            preprocess: crate::models::default_preprocess(method)?,
+            train: (info.train)(),
             cluster: ClusterConfig::default(),
             device: "auto".into(),
             seed: 0,
@@ -97,11 +99,12 @@ impl RunConfig {
             base["preprocess"] = serde_json::to_value(PreprocessConfig::recipe(recipe)).unwrap();
         }
         merge(&mut base, over);
-        let cfg: RunConfig = serde_json::from_value(base).map_err(|e| {
+        let mut cfg: RunConfig = serde_json::from_value(base).map_err(|e| {
             let msg = e.to_string();
             // serde names the unknown field; keep its message whole.
             Error::config("config", "(json)", msg)
         })?;
+        cfg.preprocess.n_top_genes_is_default = over.get("preprocess").and_then(|p| p.get("n_top_genes")).is_none();
         cfg.validate()?;
         Ok(cfg)
     }
@@ -113,6 +116,7 @@ impl RunConfig {
 
     pub fn validate(&self) -> Result<()> {
         self.preprocess.validate()?;
+        self.train.validate()?;
         crate::models::build(self)?; // validates method and params
         let c = &self.cluster;
         if c.n_clusters == Some(0) {

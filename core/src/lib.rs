@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod progress;
 pub mod simulate;
+pub mod train;
 
 pub use config::RunConfig;
 pub use error::{Error, Result};

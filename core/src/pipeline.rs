@@ -11,6 +11,8 @@ use std::time::Instant;
 
 #[derive(Debug)]
 pub struct RunResult {
+    /// The trained model (save it with `model.save(dir)`).
+    pub model: crate::models::TrainedModel,
     /// Names of the cells that passed filtering (rows of the embedding).
     pub cells: Vec<String>,
     /// Their row numbers in the input.
@@ -50,11 +52,22 @@ impl RunResult {
     }
 }
 
+/// What must match for a checkpoint to be resumed: everything that shapes training.
+fn fingerprint(cfg: &RunConfig, prep: &crate::preprocess::Prepared) -> Value {
+    let mut train = serde_json::to_value(&cfg.train).unwrap();
+    for k in ["checkpoint_every", "checkpoint_dir", "resume", "embed_batch_size"] {
+        train.as_object_mut().unwrap().remove(k);
+    }
+    json!({
+        "method": cfg.method, "params": cfg.params, "preprocess": cfg.preprocess, "train": train,
+        "seed": cfg.seed, "device": cfg.device, "n_cells": prep.n_cells(), "n_genes": prep.n_genes(),
+    })
+}
+
 pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     cfg.validate()?;
     let device = crate::device::parse_device(&cfg.device)?;
     crate::device::set_threads(cfg.threads)?;
-    tch::manual_seed(cfg.seed as i64);
     let mut timings = Vec::new();
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);
@@ -81,10 +94,14 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let t = Instant::now();
     let mut method = crate::models::build(&cfg)?;
     let emb = {
-        let mut ctx = Context { device, seed: cfg.seed, progress: &mut *progress };
-        method.fit_embed(&prep, &mut ctx)?
+        let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
+        method.fit(&prep, &mut ctx)?;
+        timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        let e = method.embed(&prep, &mut ctx)?;
+        timings.push(("embed".to_string(), t.elapsed().as_secs_f64()));
+        e
     };
-    timings.push((cfg.method.clone(), t.elapsed().as_secs_f64()));
     if !progress.should_continue() {
         return Err(Error::Cancelled);
     }
@@ -109,7 +126,10 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         }
         None => None,
     };
+    let model_history = method.history();
+    let model = crate::models::TrainedModel { preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess), config: cfg.clone(), method };
     Ok(RunResult {
+        model,
         n_genes_used: prep.n_genes(),
         cells: prep.cells,
         cell_index: prep.cell_index,
@@ -118,7 +138,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         labels: km.labels,
         truth: prep.labels,
         scores,
-        history: method.history(),
+        history: model_history,
         timings,
         config: cfg,
         inertia: km.inertia,

@@ -164,14 +164,17 @@ fn kmeans_and_pca_match_scikit_learn() {
         cell_index: (0..n as usize).collect(),
         scaler: None,
         hvg: None,
+        target_sum: 1.0,
     };
     let want = nums(&fx["pca_explained_variance"]);
     for solver in ["full", "randomized"] {
         let mut pca = scdeep_core::models::pca::Pca::from_params(&serde_json::json!({"n_comps": 5, "solver": solver, "block_rows": 1000})).unwrap();
         let mut prog = scdeep_core::progress::Silent;
-        let mut ctx = scdeep_core::models::Context { device: tch::Device::Cpu, seed: 0, progress: &mut prog };
+        let train = scdeep_core::train::TrainConfig::default();
+        let mut ctx = scdeep_core::models::Context { device: tch::Device::Cpu, seed: 0, train: &train, fingerprint: serde_json::Value::Null, progress: &mut prog };
         use scdeep_core::models::Method;
-        let emb = pca.fit_embed(&prep, &mut ctx).unwrap();
+        pca.fit(&prep, &mut ctx).unwrap();
+        let emb = pca.embed(&prep, &mut ctx).unwrap();
         assert_eq!(emb.size(), vec![n, 5]);
         for (a, b) in pca.explained_variance.iter().zip(&want) {
             assert!(close(*a, *b, 1e-3, 0.0), "{solver}: explained variance {a} vs scikit-learn {b}");

@@ -34,6 +34,9 @@ enum Cmd {
     /// Read -> preprocess -> method -> cluster -> metrics -> write results.
     #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json (with ground truth), and <input>.scdeep.h5ad when the input is .h5ad.")]
     Run(RunArgs),
+    /// Embed new counts with a saved model (same genes, normalisation and scaling).
+    #[command(after_help = "Example:\n  scdeep run --input ref.h5ad --method scmae --save-model model/ --out ref_results/\n  scdeep embed --model model/ --input query.h5ad --out query_results/ -k 8\n\nOutputs in --out: embedding.tsv, embedding.npy, versions.yml, and labels.tsv with -k.")]
+    Embed(EmbedArgs),
     /// Cluster an embedding file (.npy or TSV with a header and a cell column) with K-means.
     Cluster(ClusterArgs),
     /// Score predicted labels against ground truth (both `cell<TAB>label` TSV files).
@@ -112,6 +115,9 @@ struct ConfigArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long)]
     device: Option<String>,
+    /// Training epochs of the deep methods (train.epochs).
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Set any config field by its dotted path, e.g. --set params.n_comps=30 (value parsed as JSON).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -147,6 +153,7 @@ impl ConfigArgs {
         if let Some(s) = self.seed { put("seed", json!(s)); }
         if let Some(t) = self.threads { put("threads", json!(t)); }
         if let Some(d) = &self.device { put("device", json!(d)); }
+        if let Some(e) = self.epochs { put("train.epochs", json!(e)); }
         for kv in &self.set {
             let (k, v) = kv.split_once('=').ok_or_else(|| Error::config("--set", kv, "expected KEY=VALUE"))?;
             let val = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
@@ -212,6 +219,55 @@ struct RunArgs {
     /// Do not write the .h5ad copy with results.
     #[arg(long)]
     no_h5ad: bool,
+    /// Save the trained model to this folder (for `scdeep embed` and the bindings).
+    #[arg(long, value_name = "DIR")]
+    save_model: Option<PathBuf>,
+    /// Write a training checkpoint every N epochs (into --checkpoint-dir).
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Checkpoint folder (default: <out>/checkpoint).
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Continue training from the checkpoint in the checkpoint folder, if there is one.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct DeviceArgs {
+    /// libtorch threads (default 1).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl DeviceArgs {
+    fn setup(&self) -> Result<tch::Device> {
+        scdeep_core::device::set_threads(self.threads)?;
+        scdeep_core::device::parse_device(&self.device)
+    }
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Model folder written by `scdeep run --save-model`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Fail unless the model is of this method.
+    #[arg(long, short)]
+    method: Option<String>,
+    /// Cluster the embedding into this many clusters (K-means).
+    #[arg(long, short = 'k')]
+    n_clusters: Option<usize>,
+    #[command(flatten)]
+    dev: DeviceArgs,
+    /// Output folder (created if missing).
+    #[arg(long, short)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -225,10 +281,8 @@ struct ClusterArgs {
     seed: u64,
     #[arg(long, default_value_t = 10)]
     n_init: usize,
-    #[arg(long)]
-    threads: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    dev: DeviceArgs,
     /// Output labels TSV.
     #[arg(long, short)]
     out: PathBuf,
@@ -257,6 +311,7 @@ fn main() {
         Cmd::Simulate(a) => cmd_simulate(a, quiet),
         Cmd::Preprocess(a) => cmd_preprocess(a, quiet),
         Cmd::Run(a) => cmd_run(a, quiet),
+        Cmd::Embed(a) => cmd_embed(a, quiet),
         Cmd::Cluster(a) => cmd_cluster(a),
         Cmd::Evaluate(a) => cmd_evaluate(a),
         Cmd::Methods { json } => cmd_methods(json),
@@ -343,7 +398,18 @@ fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
 }
 
 fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
-    let cfg = a.cfg.build()?;
+    let mut cfg = a.cfg.build()?;
+    if let Some(n) = a.checkpoint_every {
+        cfg.train.checkpoint_every = n;
+    }
+    cfg.train.resume |= a.resume;
+    if let Some(d) = &a.checkpoint_dir {
+        cfg.train.checkpoint_dir = Some(d.display().to_string());
+    }
+    if (cfg.train.checkpoint_every > 0 || cfg.train.resume) && cfg.train.checkpoint_dir.is_none() {
+        cfg.train.checkpoint_dir = Some(a.out.join("checkpoint").display().to_string());
+    }
+    cfg.validate()?;
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
@@ -353,17 +419,17 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     let out = &a.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let method = &res.config.method;
-    let prefix = format!("{}_", method.to_uppercase());
-    write::write_matrix_tsv(&out.join("embedding.tsv"), &res.cells, &prefix, &res.embedding, res.dims)?;
-    write::write_npy_f32(&out.join("embedding.npy"), &res.embedding, &[res.cells.len(), res.dims])?;
-    let lab: Vec<String> = res.labels.iter().map(|l| l.to_string()).collect();
-    write::write_labels_tsv(&out.join("labels.tsv"), &res.cells, &format!("{method}_clusters"), &lab)?;
+    write_embedding(out, method, &res.cells, &res.embedding, res.dims, &res.config.device)?;
+    write_labels(out, method, &res.cells, &res.labels)?;
     write::write_json(&out.join("history.json"), &json!(res.history))?;
     let info = res.info_json();
     write::write_json(&out.join("run.json"), &info)?;
-    write::AtomicFile::write_with(&out.join("versions.yml"), |w| {
-        writeln!(w, "scdeep:\n  scdeep: {}\n  libtorch: {}\n  device: {}", scdeep_core::version(), scdeep_core::device::libtorch_version(), res.config.device)
-    })?;
+    if let Some(dir) = &a.save_model {
+        res.model.save(dir)?;
+        if !quiet {
+            eprintln!("scdeep: model saved to {}", dir.display());
+        }
+    }
     if let Some(s) = &res.scores {
         write::write_json(&out.join("metrics.json"), &serde_json::to_value(s).unwrap())?;
     }
@@ -397,6 +463,54 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// embedding.tsv, embedding.npy and versions.yml in `out`.
+fn write_embedding(out: &Path, method: &str, cells: &[String], emb: &[f32], dims: usize, device: &str) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write::write_matrix_tsv(&out.join("embedding.tsv"), cells, &format!("{}_", method.to_uppercase()), emb, dims)?;
+    write::write_npy_f32(&out.join("embedding.npy"), emb, &[cells.len(), dims])?;
+    write::AtomicFile::write_with(&out.join("versions.yml"), |w| {
+        writeln!(w, "scdeep:\n  scdeep: {}\n  libtorch: {}\n  device: {}", scdeep_core::version(), scdeep_core::device::libtorch_version(), device)
+    })
+}
+
+fn write_labels(out: &Path, method: &str, cells: &[String], labels: &[i64]) -> Result<()> {
+    let lab: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    write::write_labels_tsv(&out.join("labels.tsv"), cells, &format!("{method}_clusters"), &lab)
+}
+
+fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
+    let dev = a.dev.setup()?;
+    let mut prog = progress::CliProgress::new(quiet);
+    prog.stage_msg("load");
+    let model = scdeep_core::models::TrainedModel::load(&a.model, a.method.as_deref(), dev)?;
+    prog.line(&format!("{} model with {} genes from {}", model.config.method, model.genes().len(), a.model.display()));
+    prog.stage_msg("read");
+    let ds = io::read(&a.input.input, &a.input.read_options()?)?;
+    prog.stage_msg("embed");
+    let e = model.embed(&ds, dev, &mut prog)?;
+    let cells = &e.prepared.cells;
+    let method = model.config.method.clone();
+    let labels = match a.n_clusters {
+        Some(k) => {
+            prog.stage_msg("cluster");
+            let x = tch::Tensor::from_slice(&e.embedding).view([cells.len() as i64, e.dims as i64]).to_device(dev);
+            let c = &model.config.cluster;
+            let km = scdeep_core::cluster::kmeans(&x, &scdeep_core::cluster::KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: model.config.seed })?;
+            Some(km.labels)
+        }
+        None => None,
+    };
+    prog.finish();
+    write_embedding(&a.out, &method, cells, &e.embedding, e.dims, &scdeep_core::device::device_name(dev))?;
+    if let Some(l) = &labels {
+        write_labels(&a.out, &method, cells, l)?;
+    }
+    if !quiet {
+        eprintln!("scdeep: embedded {} cells ({} dims) -> {}", cells.len(), e.dims, a.out.display());
+    }
+    Ok(())
+}
+
 fn read_embedding(p: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
     if p.extension().is_some_and(|e| e == "npy") {
         let (v, shape) = write::read_npy_f32(p)?;
@@ -414,8 +528,7 @@ fn read_embedding(p: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
 
 fn cmd_cluster(a: ClusterArgs) -> Result<()> {
     let (cells, v, d) = read_embedding(&a.embedding)?;
-    let dev = scdeep_core::device::parse_device(&a.device)?;
-    scdeep_core::device::set_threads(a.threads)?;
+    let dev = a.dev.setup()?;
     let x = tch::Tensor::from_slice(&v).view([cells.len() as i64, d as i64]).to_device(dev);
     let km = scdeep_core::cluster::kmeans(&x, &scdeep_core::cluster::KMeansParams { k: a.n_clusters, n_init: a.n_init, max_iter: 300, tol: 1e-4, seed: a.seed })
         .map_err(|e| match e {

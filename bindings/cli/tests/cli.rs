@@ -166,3 +166,75 @@ fn simulate_cluster_evaluate() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("embedding.npy"));
     assert!(!d.join("cl2.tsv").exists());
 }
+
+#[test]
+fn scmae_run_save_model_embed_and_resume() {
+    let dir = tmp("scmae");
+    let input = shared("pollen_top1000hvg/pollen_top1000hvg.h5ad");
+    let out = dir.join("res");
+    let model = dir.join("model");
+    let o = bin()
+        .args(["run", "--method", "scmae", "--label-key", "cell_type", "--epochs", "12", "--checkpoint-every", "5", "--device", "cpu", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .arg("--save-model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("epoch") && err.contains("loss_mask"), "no training progress shown: {err}");
+    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("history.json")).unwrap()).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 12);
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["config"]["method"], "scmae");
+    assert_eq!(run["dims"], 128);
+    for stage in ["preprocess", "train", "embed", "cluster", "metrics"] {
+        assert!(run["timings_s"][stage].is_number(), "no timing for {stage}: {}", run["timings_s"]);
+    }
+    assert!(out.join("checkpoint/checkpoint.json").is_file());
+    assert!(model.join("model.safetensors").is_file());
+    let labels = std::fs::read_to_string(out.join("labels.tsv")).unwrap();
+
+    // --resume from the epoch-10 checkpoint reproduces the same labels
+    let out2 = dir.join("res2");
+    std::fs::create_dir_all(&out2).unwrap();
+    let o = bin()
+        .args(["run", "-q", "--method", "scmae", "--label-key", "cell_type", "--epochs", "12", "--checkpoint-every", "5", "--resume", "--device", "cpu", "--no-h5ad", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out2)
+        .arg("--checkpoint-dir")
+        .arg(out.join("checkpoint"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(out2.join("labels.tsv")).unwrap(), labels);
+
+    // embed with the saved model: the training cells get the training embedding
+    let emb = dir.join("emb");
+    let o = bin().args(["embed", "-q", "--device", "cpu", "-k", "11", "--model"]).arg(&model).arg("--input").arg(&input).arg("--out").arg(&emb).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(emb.join("embedding.tsv")).unwrap(), std::fs::read_to_string(out.join("embedding.tsv")).unwrap());
+    assert!(emb.join("labels.tsv").is_file() && emb.join("versions.yml").is_file());
+    // a model of another method, a folder with a missing file
+    let o = bin().args(["embed", "--method", "pca", "--model"]).arg(&model).arg("--input").arg(&input).arg("--out").arg(dir.join("e2")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds a `scmae` model"));
+    std::fs::remove_file(model.join("preprocess.json")).unwrap();
+    let o = bin().args(["embed", "--model"]).arg(&model).arg("--input").arg(&input).arg("--out").arg(dir.join("e3")).output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("preprocess.json"));
+    assert!(!dir.join("e3").exists(), "output written despite the error");
+}
+
+#[test]
+fn scmae_bad_options() {
+    let input = shared("pollen_top1000hvg/pollen_top1000hvg.h5ad");
+    let i = input.to_str().unwrap();
+    expect_fail(&["-m", "scmae", "-i", i, "--label-key", "cell_type", "-k", "1000"], 2, &["n_clusters", "1000", "more clusters than cells"]);
+    expect_fail(&["-m", "scmae", "-i", i, "--label-key", "cell_type", "--n-top-genes", "2000"], 2, &["preprocess.n_top_genes", "only 1000 genes"]);
+    expect_fail(&["-m", "scmae", "-i", i, "--set", "params.shuffle=\"columns\""], 2, &["shuffle", "columns"]);
+    expect_fail(&["-m", "scmae", "-i", i, "--set", "train.epochs=0"], 2, &["train.epochs"]);
+}

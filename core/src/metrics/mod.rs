@@ -253,22 +253,28 @@ pub fn silhouette(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
     for &c in &codes {
         sizes[c] += 1;
     }
-    let sq: Vec<f64> = (0..n).map(|i| x[i * d..(i + 1) * d].iter().map(|&v| (v as f64) * (v as f64)).sum()).collect();
+    // Distances in float64 blocks with BLAS: ||xi||^2 + ||xj||^2 - 2 xi.xj, then
+    // per-cluster sums through a one-hot matrix.
+    use tch::{Kind, Tensor};
+    let xt = Tensor::from_slice(x).view([n as i64, d as i64]).to_kind(Kind::Double);
+    let sq = xt.square().sum_dim_intlist(1, false, Kind::Double);
+    let code_t = Tensor::from_slice(&codes.iter().map(|&c| c as i64).collect::<Vec<_>>());
+    let onehot = code_t.one_hot(k as i64).to_kind(Kind::Double);
+    let block = 1024usize;
+    let mut sums_all: Vec<f64> = Vec::with_capacity(n * k);
+    for s0 in (0..n).step_by(block) {
+        let len = block.min(n - s0) as i64;
+        let xb = xt.narrow(0, s0 as i64, len);
+        let d2: Tensor = sq.narrow(0, s0 as i64, len).unsqueeze(1) + sq.unsqueeze(0) - xb.matmul(&xt.transpose(0, 1)) * 2.0;
+        let mut dist = d2.clamp_min(0.0).sqrt();
+        // a point's distance to itself is 0 (sklearn sets the diagonal to 0)
+        let diag = Tensor::arange_start(s0 as i64, s0 as i64 + len, (Kind::Int64, tch::Device::Cpu));
+        let _ = dist.index_put_(&[Some(Tensor::arange(len, (Kind::Int64, tch::Device::Cpu))), Some(diag)], &Tensor::from(0.0f64), false);
+        sums_all.extend(Vec::<f64>::try_from(&dist.matmul(&onehot).view([-1]))?);
+    }
     let mut total = 0.0;
-    let mut sums = vec![0f64; k];
     for i in 0..n {
-        sums.iter_mut().for_each(|s| *s = 0.0);
-        let xi = &x[i * d..(i + 1) * d];
-        for j in 0..n {
-            if i == j { continue; }
-            let xj = &x[j * d..(j + 1) * d];
-            let mut dot = 0f64;
-            for t in 0..d {
-                dot += xi[t] as f64 * xj[t] as f64;
-            }
-            let d2 = (sq[i] + sq[j] - 2.0 * dot).max(0.0);
-            sums[codes[j]] += d2.sqrt();
-        }
+        let sums = &sums_all[i * k..(i + 1) * k];
         let own = codes[i];
         if sizes[own] <= 1 {
             continue; // sklearn: silhouette 0 for singletons

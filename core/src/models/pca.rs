@@ -2,7 +2,7 @@
 //! `exact_max_genes`). Randomized (Halko et al.): range finder with power iterations,
 //! all products done block-wise. The sparse matrix is never densified whole.
 
-use super::{Context, Method};
+use super::{Context, Method, Named};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ impl Method for Pca {
         "pca"
     }
 
-    fn fit_embed(&mut self, data: &Prepared, ctx: &mut Context) -> Result<Tensor> {
+    fn fit(&mut self, data: &Prepared, ctx: &mut Context) -> Result<()> {
         let dev = ctx.device;
         let (n, g) = (data.n_cells(), data.n_genes());
         let k = self.p.n_comps.min(n).min(g);
@@ -108,8 +108,8 @@ impl Method for Pca {
         } else {
             let l = (k + self.p.oversamples).min(g) as i64;
             let opts = (Kind::Float, dev);
-            tch::manual_seed(ctx.seed as i64);
-            let omega = Tensor::randn([g as i64, l], opts);
+            let mut rng = crate::train::rng_for(ctx.seed, crate::train::INIT_STREAM);
+            let omega = crate::train::random::normal(&mut rng, &[g as i64, l], dev);
             // Y = Xc * omega, then power iterations Q <- orth(Xc Xc^T Q)
             let xc_mul = |m: &Tensor| -> Tensor {
                 let parts: Vec<Tensor> = blocks.iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(m)).collect();
@@ -144,10 +144,38 @@ impl Method for Pca {
             self.explained_variance = evs.iter().map(|&v| v / (n as f64 - 1.0)).collect();
             u.to_kind(Kind::Float)
         };
-        let comps = flip_signs(&comps);
-        let parts: Vec<Tensor> = blocks.iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(&comps)).collect();
-        self.components = Some(comps);
+        self.components = Some(flip_signs(&comps));
         self.mean = Some(mean);
+        Ok(())
+    }
+
+    fn embed(&self, data: &Prepared, ctx: &mut Context) -> Result<Tensor> {
+        let (Some(comps), Some(mean)) = (&self.components, &self.mean) else {
+            return Err(Error::data("pca: the model is not fitted or loaded"));
+        };
+        let dev = ctx.device;
+        let (comps, mean) = (comps.to_device(dev), mean.to_device(dev));
+        let parts: Vec<Tensor> = self.blocks(data).iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(&comps)).collect();
         Ok(Tensor::cat(&parts, 0))
+    }
+
+    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let (Some(c), Some(m)) = (&self.components, &self.mean) else {
+            return Err(Error::data("pca: the model is not fitted"));
+        };
+        let ev = Tensor::from_slice(&self.explained_variance);
+        Ok(vec![("components".into(), c.to_device(tch::Device::Cpu)), ("mean".into(), m.to_device(tch::Device::Cpu)), ("explained_variance".into(), ev)])
+    }
+
+    fn load_tensors(&mut self, n_genes: usize, device: tch::Device, t: &Named, what: &str) -> Result<()> {
+        let get = |k: &str| t.get(k).ok_or_else(|| Error::Data(format!("{what}: missing tensor `{k}`")));
+        let (c, m) = (get("components")?, get("mean")?);
+        if c.dim() != 2 || c.size()[0] != n_genes as i64 || m.size() != [n_genes as i64] {
+            return Err(Error::Data(format!("{what}: components {:?} / mean {:?} do not fit {n_genes} genes", c.size(), m.size())));
+        }
+        self.components = Some(c.to_kind(Kind::Float).to_device(device));
+        self.mean = Some(m.to_kind(Kind::Float).to_device(device));
+        self.explained_variance = get("explained_variance").ok().and_then(|e| Vec::<f64>::try_from(e).ok()).unwrap_or_default();
+        Ok(())
     }
 }

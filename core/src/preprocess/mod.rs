@@ -54,6 +54,10 @@ pub struct PreprocessConfig {
     pub loess_span: f64,
     pub scale: bool,
     pub max_value: Option<f64>,
+    /// True when n_top_genes came from a default rather than the user: then data with
+    /// fewer genes uses them all instead of failing. Not part of the JSON config.
+    #[serde(skip)]
+    pub n_top_genes_is_default: bool,
 }
 
 impl Default for PreprocessConfig {
@@ -81,6 +85,7 @@ impl PreprocessConfig {
             loess_span: 0.3,
             scale: true,
             max_value: None,
+            n_top_genes_is_default: true,
         };
         match r {
             Recipe::Dca => PreprocessConfig { ceil_counts: true, n_top_genes: 1000, ..base },
@@ -139,6 +144,8 @@ pub struct Prepared {
     pub cell_index: Vec<usize>,
     pub scaler: Option<Scaler>,
     pub hvg: Option<HvgResult>,
+    /// The library size every cell was normalised to (the median when target_sum is None).
+    pub target_sum: f64,
 }
 
 impl Prepared {
@@ -161,6 +168,13 @@ impl Prepared {
 /// Run the configured preprocessing on a validated dataset.
 pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
     cfg.validate()?;
+    if cfg.hvg_flavor.is_some() && cfg.n_top_genes > ds.n_genes() && !cfg.n_top_genes_is_default {
+        return Err(Error::config(
+            "preprocess.n_top_genes",
+            cfg.n_top_genes,
+            format!("{} has only {} genes; ask for at most {} highly variable genes (--n-top-genes) or turn selection off (preprocess.hvg_flavor = null)", ds.source, ds.n_genes(), ds.n_genes()),
+        ));
+    }
     // Filter genes first, then cells (the DCA recipe's order), remembering cell indices.
     let genes_keep = normalize::genes_passing(&ds.x, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
     if genes_keep.is_empty() {
@@ -178,7 +192,7 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
         x = x.select_rows(&cells_keep);
     }
     let counts = x.clone();
-    let size_factors = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
+    let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
         normalize::log1p(&mut x, None);
     }
@@ -207,5 +221,81 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
         cell_index: cells_keep,
         scaler,
         hvg,
+        target_sum,
     })
+}
+
+/// What a trained model needs to prepare new data exactly as its training data:
+/// the options, the library size cells were normalised to, the genes and their scaler.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedPreprocess {
+    pub config: PreprocessConfig,
+    pub target_sum: f64,
+    pub genes: Vec<String>,
+    pub scaler: Option<Scaler>,
+}
+
+impl SavedPreprocess {
+    pub fn from_prepared(p: &Prepared, cfg: &PreprocessConfig) -> SavedPreprocess {
+        SavedPreprocess { config: cfg.clone(), target_sum: p.target_sum, genes: p.genes.clone(), scaler: p.scaler.clone() }
+    }
+}
+
+/// Prepare new data for a trained model: same cell filter, normalisation to the training
+/// library size, log1p, the model's genes in the model's order (genes the data lacks are
+/// zero columns; their count is returned) and the training scaler.
+pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, usize)> {
+    let cfg = &saved.config;
+    let mut x = ds.x.clone();
+    if cfg.ceil_counts {
+        normalize::ceil_counts(&mut x);
+    }
+    let index: std::collections::HashMap<&str, usize> = ds.genes.iter().enumerate().map(|(j, g)| (g.as_str(), j)).collect();
+    let cols: Vec<Option<usize>> = saved.genes.iter().map(|g| index.get(g.as_str()).copied()).collect();
+    let missing = cols.iter().filter(|c| c.is_none()).count();
+    if missing == saved.genes.len() {
+        return Err(Error::data(format!(
+            "{}: none of the model's {} genes are in the data (model genes start {:?}; data genes start {:?})",
+            ds.source,
+            saved.genes.len(),
+            &saved.genes[..saved.genes.len().min(3)],
+            &ds.genes[..ds.genes.len().min(3)]
+        )));
+    }
+    let cells_keep = normalize::cells_passing(&x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
+    if cells_keep.is_empty() {
+        return Err(Error::data(format!("{}: no cell passes the cell filter", ds.source)));
+    }
+    if cells_keep.len() < x.n_rows {
+        x = x.select_rows(&cells_keep);
+    }
+    let counts_all = x.clone();
+    let (size_factors, _) = normalize::normalize_total(&mut x, Some(saved.target_sum), cfg.exclude_highly_expressed, cfg.max_fraction);
+    if cfg.log1p {
+        normalize::log1p(&mut x, None);
+    }
+    let present: Vec<usize> = cols.iter().flatten().copied().collect();
+    // Map the present columns to their positions among the model's genes.
+    let positions: Vec<u32> = cols.iter().enumerate().filter_map(|(k, c)| c.map(|_| k as u32)).collect();
+    let place = |m: &Csr| {
+        let mut sel = m.select_cols(&present);
+        sel.indices.iter_mut().for_each(|j| *j = positions[*j as usize]);
+        sel.n_cols = saved.genes.len();
+        sel
+    };
+    Ok((
+        Prepared {
+            cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
+            labels: ds.labels.as_ref().map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
+            x: place(&x),
+            counts: place(&counts_all),
+            genes: saved.genes.clone(),
+            size_factors,
+            cell_index: cells_keep,
+            scaler: saved.scaler.clone(),
+            hvg: None,
+            target_sum: saved.target_sum,
+        },
+        missing,
+    ))
 }

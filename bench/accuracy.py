@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Clustering accuracy of scdeep methods on every count dataset in ../shared/data.
+
+  .venv/bin/python bench/accuracy.py [--methods scmae,pca] [--seeds 5] [--datasets a,b]
+      [--set KEY=VALUE ...] [--jobs 2] [--out bench/results/accuracy.json]
+
+Each (method, dataset, seed) is one `scdeep run` with the method's defaults and
+1 libtorch thread; `--jobs` runs that many at once. Writes per-seed ARI/NMI and the
+median over seeds, next to the numbers CATALOG.md reports for the same cells.
+yan is left out: it holds RPKM values, not counts.
+"""
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release", "scdeep")
+DATA = os.path.join(ROOT, "..", "shared", "data")
+COUNT_DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "mouse_bladder_select2100", "baron_mouse",
+                  "pollen_top1000hvg", "darmanis_top1000hvg", "blakeley"]
+# CATALOG.md, "Measured here" (median ARI / NMI of 3 seeds), for comparison.
+REFERENCE = {
+    "scmae_authors": {"10x_pbmc_top2000": [0.757, 0.767], "mouse_bladder_top2000": [0.472, 0.740], "baron_mouse": [0.889, 0.860],
+                      "pollen_top1000hvg": [0.959, 0.948], "darmanis_top1000hvg": [0.875, 0.870]},
+    "scanpy_pca_kmeans": {"10x_pbmc_top2000": [0.673, 0.760], "mouse_bladder_top2000": [0.627, 0.793], "baron_mouse": [0.912, 0.870],
+                          "pollen_top1000hvg": [0.956, 0.948], "darmanis_top1000hvg": [0.659, 0.795]},
+}
+
+
+def run_one(method, dataset, seed, sets):
+    h5 = os.path.join(DATA, dataset, f"{dataset}.h5ad")
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [BIN, "run", "-q", "-i", h5, "--label-key", "cell_type", "-m", method, "--seed", str(seed),
+               "--threads", "1", "--device", "cpu", "--out", out, "--no-h5ad"]
+        for s in sets:
+            cmd += ["--set", s]
+        t = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if p.returncode != 0:
+            return {"method": method, "dataset": dataset, "seed": seed, "error": p.stderr.strip()[-500:]}
+        m = json.load(open(os.path.join(out, "metrics.json")))
+        info = json.load(open(os.path.join(out, "run.json")))
+    return {"method": method, "dataset": dataset, "seed": seed, "ari": m["ari"], "nmi": m["nmi"],
+            "wall_s": round(wall, 2), "train_s": round(info["timings_s"].get("train", 0.0), 2)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", default="scmae,pca")
+    ap.add_argument("--datasets", default=",".join(COUNT_DATASETS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
+    a = ap.parse_args()
+    jobs = [(m, d, s) for m in a.methods.split(",") for d in a.datasets.split(",") for s in range(a.seeds)]
+    runs = []
+    with cf.ThreadPoolExecutor(a.jobs) as ex:
+        for r in ex.map(lambda j: run_one(*j, a.set), jobs):
+            print(json.dumps(r), file=sys.stderr)
+            runs.append(r)
+    summary = {}
+    for m in a.methods.split(","):
+        for d in a.datasets.split(","):
+            ok = [r for r in runs if r["method"] == m and r["dataset"] == d and "ari" in r]
+            if ok:
+                summary.setdefault(m, {})[d] = {
+                    "median_ari": round(statistics.median(r["ari"] for r in ok), 4),
+                    "median_nmi": round(statistics.median(r["nmi"] for r in ok), 4),
+                    "seeds": len(ok), "median_wall_s": round(statistics.median(r["wall_s"] for r in ok), 2),
+                }
+    result = {"benchmark": "accuracy", "threads_per_run": 1, "overlay": a.set, "summary": summary,
+              "reference_catalog": REFERENCE, "runs": runs}
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(summary, indent=1))
+    print("wrote", a.out, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

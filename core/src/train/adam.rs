@@ -1,0 +1,94 @@
+//! Adam and AdamW with PyTorch's update rule (torch.optim.Adam / AdamW, foreach=False),
+//! written out so the moment estimates can be checkpointed and a resumed run continues
+//! exactly where it stopped.
+
+use super::OptimConfig;
+use crate::error::{Error, Result};
+use tch::Tensor;
+
+pub struct Adam {
+    /// (stable name, parameter), sorted by name.
+    params: Vec<(String, Tensor)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// One work buffer per parameter: the update runs without allocating.
+    scratch: Vec<Tensor>,
+    pub step: i64,
+    cfg: OptimConfig,
+}
+
+impl Adam {
+    pub fn new(mut params: Vec<(String, Tensor)>, cfg: OptimConfig) -> Adam {
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let m = params.iter().map(|(_, p)| p.zeros_like().detach()).collect();
+        let v = params.iter().map(|(_, p)| p.zeros_like().detach()).collect();
+        let scratch = params.iter().map(|(_, p)| p.zeros_like().detach()).collect();
+        Adam { params, m, v, scratch, step: 0, cfg }
+    }
+
+    pub fn zero_grad(&mut self) {
+        for (_, p) in self.params.iter_mut() {
+            p.zero_grad();
+        }
+    }
+
+    /// One update with learning rate `lr` (the schedule's value for this epoch).
+    pub fn step(&mut self, lr: f64) {
+        self.step += 1;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let bc1 = 1.0 - b1.powi(self.step as i32);
+        let bc2_sqrt = (1.0 - b2.powi(self.step as i32)).sqrt();
+        let step_size = lr / bc1;
+        let (wd, eps, decoupled) = (self.cfg.weight_decay, self.cfg.eps, self.cfg.kind == super::OptimKind::Adamw);
+        tch::no_grad(|| {
+            for (i, (_, p)) in self.params.iter().enumerate() {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let mut p = p.shallow_clone();
+                let g = if wd != 0.0 && !decoupled { &g + &p * wd } else { g };
+                if wd != 0.0 && decoupled {
+                    let _ = p.g_mul_scalar_(1.0 - lr * wd);
+                }
+                let s = &mut self.scratch[i];
+                // m <- b1 m + (1-b1) g ; v <- b2 v + (1-b2) g^2
+                let _ = self.m[i].lerp_(&g, 1.0 - b1);
+                let _ = g.square_out(s);
+                let _ = self.v[i].lerp_(s, 1.0 - b2);
+                // p <- p - step_size m / (sqrt(v)/sqrt(bc2) + eps), written as
+                // p + m / s with s = -(sqrt(v)/sqrt(bc2) + eps) / step_size.
+                let _ = self.v[i].sqrt_out(s);
+                let _ = s.g_mul_scalar_(-1.0 / (bc2_sqrt * step_size));
+                let _ = s.g_add_scalar_(-eps / step_size);
+                let _ = p.addcdiv_(&self.m[i], s);
+            }
+        });
+    }
+
+    /// Optimiser state as named tensors (for checkpoints).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.params.len());
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            out.push((format!("adam.m.{name}"), self.m[i].shallow_clone()));
+            out.push((format!("adam.v.{name}"), self.v[i].shallow_clone()));
+        }
+        out
+    }
+
+    /// Restore the state written by `state`.
+    pub fn load_state(&mut self, named: &std::collections::HashMap<String, Tensor>, step: i64) -> Result<()> {
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            for (prefix, slot) in [("adam.m.", &mut self.m[i]), ("adam.v.", &mut self.v[i])] {
+                let key = format!("{prefix}{name}");
+                let t = named.get(&key).ok_or_else(|| Error::Numeric(format!("checkpoint lacks optimiser tensor `{key}`")))?;
+                if t.size() != p.size() {
+                    return Err(Error::Numeric(format!("checkpoint tensor `{key}` has shape {:?}, the model needs {:?}", t.size(), p.size())));
+                }
+                *slot = t.to_device(p.device()).detach();
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}
