@@ -137,9 +137,53 @@ def tenx_h5_fixture():
                            "row_sums": f(np.asarray(x.sum(axis=1)).ravel())})
 
 
+def graph_fixture(name, n_pcs=20):
+    """scanpy's kNN graph (UMAP connectivities) on a PCA, and leidenalg / igraph partitions
+    of it: the oracles for our graph weights, Leiden and Louvain (GPL tools: oracles only)."""
+    import igraph as ig
+    import leidenalg as la
+    a = sc.read_h5ad(os.path.join(DATA, name, f"{name}.h5ad"))
+    sc.pp.filter_genes(a, min_counts=1)
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    if a.n_vars > 2000:
+        sc.pp.highly_variable_genes(a, flavor="seurat", n_top_genes=2000, subset=True)
+    sc.pp.scale(a, max_value=10)
+    sc.tl.pca(a, n_comps=n_pcs, random_state=0)
+    x = np.round(a.obsm["X_pca"].astype(np.float32), 4)
+    a.obsm["X_r"] = x
+    # exact neighbours below 4096 cells in scanpy >= 1.10 (sklearn brute force)
+    sc.pp.neighbors(a, n_neighbors=15, use_rep="X_r")
+    c = sp.csr_matrix(a.obsp["connectivities"])
+    src, dst = c.nonzero()
+    keep = src < dst
+    g = ig.Graph(n=a.n_obs, edges=list(zip(src[keep].tolist(), dst[keep].tolist())), directed=False)
+    g.es["weight"] = np.asarray(c[src[keep], dst[keep]]).ravel().tolist()
+    out = {"name": name, "n": int(a.n_obs), "d": n_pcs, "x": f(x),
+           "indptr": c.indptr.tolist(), "indices": c.indices.tolist(), "data": f(c.data), "leiden": {}, "cpm": {}}
+    truth = a.obs["cell_type"].astype(str).to_numpy()
+    for res in (0.5, 1.0):
+        p = la.find_partition(g, la.RBConfigurationVertexPartition, weights="weight", resolution_parameter=res, n_iterations=-1, seed=0)
+        out["leiden"][str(res)] = {"membership": list(p.membership), "modularity": g.modularity(p.membership, weights="weight", resolution=res),
+                                   "n_clusters": len(set(p.membership)), "ari_truth": skm.adjusted_rand_score(truth, p.membership)}
+    m = g.community_multilevel(weights="weight", resolution=1.0)
+    out["louvain"] = {"membership": list(m.membership), "modularity": g.modularity(m.membership, weights="weight")}
+    p = la.find_partition(g, la.CPMVertexPartition, weights="weight", resolution_parameter=0.05, n_iterations=-1, seed=0)
+    out["cpm"] = {"resolution": 0.05, "membership": list(p.membership), "quality": p.quality(), "n_clusters": len(set(p.membership))}
+    return out
+
+
+GROUPS = {
+    "metrics": metric_fixtures,
+    "preprocess": lambda: dump("preprocess.json", [prep_fixture("pollen_top1000hvg", 500), prep_fixture("10x_pbmc_top2000", 1000),
+                                                   prep_fixture("baron_mouse", 2000)]),
+    "kmeans": pca_kmeans_fixture,
+    "tenx": tenx_h5_fixture,
+    "graph": lambda: dump("graph.json", [graph_fixture("pollen_top1000hvg"), graph_fixture("darmanis_top1000hvg"),
+                                         graph_fixture("baron_mouse")]),
+}
+
 if __name__ == "__main__":
-    metric_fixtures()
-    dump("preprocess.json", [prep_fixture("pollen_top1000hvg", 500), prep_fixture("10x_pbmc_top2000", 1000),
-                             prep_fixture("baron_mouse", 2000)])
-    pca_kmeans_fixture()
-    tenx_h5_fixture()
+    # `make_fixtures.py` regenerates everything; `make_fixtures.py graph kmeans` only those.
+    for group in sys.argv[1:] or list(GROUPS):
+        GROUPS[group]()

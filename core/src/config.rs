@@ -73,7 +73,7 @@ impl RunConfig {
             params: (info.params)(),
             preprocess: crate::models::default_preprocess(method)?,
             train: (info.train)(),
-            cluster: ClusterConfig::default(),
+            cluster: (info.cluster)(),
             device: "auto".into(),
             seed: 0,
             threads: None,
@@ -118,19 +118,7 @@ impl RunConfig {
         self.preprocess.validate()?;
         self.train.validate()?;
         crate::models::build(self)?; // validates method and params
-        let c = &self.cluster;
-        if c.n_clusters == Some(0) {
-            return Err(Error::config("cluster.n_clusters", 0, "must be >= 1"));
-        }
-        if c.n_init == 0 {
-            return Err(Error::config("cluster.n_init", 0, "must be >= 1"));
-        }
-        if c.max_iter == 0 {
-            return Err(Error::config("cluster.max_iter", 0, "must be >= 1"));
-        }
-        if !(c.tol >= 0.0 && c.tol.is_finite()) {
-            return Err(Error::config("cluster.tol", c.tol, "must be >= 0"));
-        }
+        self.cluster.validate()?;
         if self.threads == Some(0) {
             return Err(Error::config("threads", 0, "must be >= 1"));
         }

@@ -26,7 +26,8 @@ pub struct RunResult {
     pub history: Vec<Value>,
     pub timings: Vec<(String, f64)>,
     pub config: RunConfig,
-    pub inertia: f64,
+    /// How the cells were clustered (algorithm, k or resolution, inertia or quality).
+    pub clustering: Value,
     pub n_genes_used: usize,
 }
 
@@ -45,7 +46,7 @@ impl RunResult {
             "n_genes_used": self.n_genes_used,
             "dims": self.dims,
             "n_clusters": self.labels.iter().collect::<std::collections::BTreeSet<_>>().len(),
-            "kmeans_inertia": self.inertia,
+            "clustering": self.clustering,
             "timings_s": timings,
             "metrics": self.scores,
         })
@@ -79,16 +80,18 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     progress.message(&format!("{} cells x {} genes after preprocessing", prep.n_cells(), prep.n_genes()));
 
     let k = match (cfg.cluster.n_clusters, &prep.labels) {
-        (Some(k), _) => k,
-        (None, Some(l)) => l.iter().collect::<std::collections::HashSet<_>>().len(),
-        (None, None) => {
-            return Err(Error::config("cluster.n_clusters", "null", "required when no ground-truth labels are given (--n-clusters)"));
-        }
+        (Some(k), _) => Some(k),
+        (None, Some(l)) => Some(l.iter().collect::<std::collections::HashSet<_>>().len()),
+        (None, None) => None,
     };
-    if k > prep.n_cells() {
-        return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
+    if let Some(k) = k {
+        if k > prep.n_cells() {
+            return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
+        }
+    } else if matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans) || (cfg.cluster.algorithm == crate::cluster::Algorithm::Auto && prep.n_cells() < cfg.cluster.auto_max_kmeans_cells) {
+        return Err(Error::config("cluster.n_clusters", "null", "K-means needs the number of clusters when no ground-truth labels are given (--n-clusters), or use --cluster leiden"));
     }
-    cfg.cluster.n_clusters = Some(k);
+    cfg.cluster.n_clusters = k;
 
     progress.stage(&cfg.method);
     let t = Instant::now();
@@ -108,10 +111,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
 
     progress.stage("cluster");
     let t = Instant::now();
-    let km = crate::cluster::kmeans(
-        &emb,
-        &crate::cluster::KMeansParams { k, n_init: cfg.cluster.n_init, max_iter: cfg.cluster.max_iter, tol: cfg.cluster.tol, seed: cfg.seed },
-    )?;
+    let km = crate::cluster::run(&emb, &cfg.cluster, k, cfg.seed, &mut *progress)?;
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
     let dims = emb.size()[1] as usize;
     let embedding = Vec::<f32>::try_from(&emb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
@@ -141,6 +141,6 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         history: model_history,
         timings,
         config: cfg,
-        inertia: km.inertia,
+        clustering: km.info,
     })
 }

@@ -118,6 +118,8 @@ struct ConfigArgs {
     /// Training epochs of the deep methods (train.epochs).
     #[arg(long)]
     epochs: Option<usize>,
+    #[command(flatten)]
+    clus: ClusterFlags,
     /// Set any config field by its dotted path, e.g. --set params.n_comps=30 (value parsed as JSON).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -154,6 +156,9 @@ impl ConfigArgs {
         if let Some(t) = self.threads { put("threads", json!(t)); }
         if let Some(d) = &self.device { put("device", json!(d)); }
         if let Some(e) = self.epochs { put("train.epochs", json!(e)); }
+        for (k, v) in self.clus.overlay() {
+            put(k, v);
+        }
         for kv in &self.set {
             let (k, v) = kv.split_once('=').ok_or_else(|| Error::config("--set", kv, "expected KEY=VALUE"))?;
             let val = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
@@ -233,6 +238,32 @@ struct RunArgs {
     resume: bool,
 }
 
+#[derive(Args, Clone)]
+struct ClusterFlags {
+    /// Clustering: kmeans, leiden, louvain or auto (K-means below 10 000 cells, Leiden above).
+    #[arg(long = "cluster", value_name = "ALGORITHM")]
+    algorithm: Option<String>,
+    /// Leiden/Louvain resolution (with -k, the resolution is searched to hit k instead).
+    #[arg(long)]
+    resolution: Option<f64>,
+    /// Neighbours per cell for the graph, the cell included (default 15).
+    #[arg(long)]
+    n_neighbors: Option<usize>,
+}
+
+impl ClusterFlags {
+    fn overlay(&self) -> Vec<(&'static str, Value)> {
+        let mut v = Vec::new();
+        if let Some(a) = &self.algorithm { v.push(("cluster.algorithm", json!(a))); }
+        if let Some(r) = self.resolution {
+            v.push(("cluster.resolution", json!(r)));
+            v.push(("cluster.resolution_choice", json!("fixed")));
+        }
+        if let Some(n) = self.n_neighbors { v.push(("cluster.n_neighbors", json!(n))); }
+        v
+    }
+}
+
 #[derive(Args)]
 struct DeviceArgs {
     /// libtorch threads (default 1).
@@ -275,12 +306,15 @@ struct ClusterArgs {
     /// Embedding: .npy (cells x dims) or TSV with a header and a first `cell` column.
     #[arg(long, short)]
     embedding: PathBuf,
+    /// Number of clusters (K-means; for Leiden/Louvain, the resolution is searched to hit it).
     #[arg(long, short = 'k')]
-    n_clusters: usize,
+    n_clusters: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 10)]
     n_init: usize,
+    #[command(flatten)]
+    clus: ClusterFlags,
     #[command(flatten)]
     dev: DeviceArgs,
     /// Output labels TSV.
@@ -530,11 +564,16 @@ fn cmd_cluster(a: ClusterArgs) -> Result<()> {
     let (cells, v, d) = read_embedding(&a.embedding)?;
     let dev = a.dev.setup()?;
     let x = tch::Tensor::from_slice(&v).view([cells.len() as i64, d as i64]).to_device(dev);
-    let km = scdeep_core::cluster::kmeans(&x, &scdeep_core::cluster::KMeansParams { k: a.n_clusters, n_init: a.n_init, max_iter: 300, tol: 1e-4, seed: a.seed })
-        .map_err(|e| match e {
-            Error::Config { field, value, msg } if field == "cluster.n_clusters" => Error::config("--n-clusters", value, format!("{msg} in {}", a.embedding.display())),
-            e => e,
-        })?;
+    let mut c = serde_json::to_value(scdeep_core::cluster::ClusterConfig { n_init: a.n_init, ..Default::default() }).unwrap();
+    for (k, v) in a.clus.overlay() {
+        c[k.strip_prefix("cluster.").unwrap()] = v;
+    }
+    let c: scdeep_core::cluster::ClusterConfig = serde_json::from_value(c).map_err(|e| Error::config("--cluster", a.clus.algorithm.as_deref().unwrap_or(""), e.to_string()))?;
+    let mut prog = progress::CliProgress::new(true);
+    let km = scdeep_core::cluster::run(&x, &c, a.n_clusters, a.seed, &mut prog).map_err(|e| match e {
+        Error::Config { field, value, msg } if field == "cluster.n_clusters" => Error::config("--n-clusters", value, format!("{msg} in {}", a.embedding.display())),
+        e => e,
+    })?;
     let lab: Vec<String> = km.labels.iter().map(|l| l.to_string()).collect();
     write::write_labels_tsv(&a.out, &cells, "cluster", &lab)
 }

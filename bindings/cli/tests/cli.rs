@@ -31,6 +31,13 @@ fn expect_fail(args: &[&str], code: i32, needles: &[&str]) {
     assert!(files.is_empty(), "partial output left: {files:?}");
 }
 
+/// `scdeep run -q <args> --input pollen --out <out>`; panics with stderr on failure.
+fn run_pollen(args: &[&str], out: &Path) -> std::process::Output {
+    let o = bin().arg("run").arg("-q").args(args).arg("--input").arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad")).arg("--out").arg(out).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 fn write(dir: &Path, name: &str, s: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, s).unwrap();
@@ -40,14 +47,7 @@ fn write(dir: &Path, name: &str, s: &str) -> String {
 #[test]
 fn run_pca_end_to_end() {
     let out = tmp("ok");
-    let o = bin()
-        .args(["run", "-q", "--method", "pca", "--label-key", "cell_type", "--seed", "1", "--input"])
-        .arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_pollen(&["--method", "pca", "--label-key", "cell_type", "--seed", "1"], &out);
     assert!(o.stderr.is_empty(), "--quiet printed: {}", String::from_utf8_lossy(&o.stderr));
     for f in ["embedding.tsv", "embedding.npy", "labels.tsv", "metrics.json", "run.json", "history.json", "versions.yml", "pollen_top1000hvg.scdeep.h5ad"] {
         assert!(out.join(f).is_file(), "missing {f}");
@@ -56,8 +56,7 @@ fn run_pca_end_to_end() {
     assert!(m["ari"].as_f64().unwrap() > 0.8, "pollen PCA ARI {}", m["ari"]);
     // the same seed and threads give the same labels
     let out2 = tmp("ok2");
-    let o = bin().args(["run", "-q", "--label-key", "cell_type", "--seed", "1", "--input"]).arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad")).arg("--out").arg(&out2).arg("--no-h5ad").output().unwrap();
-    assert!(o.status.success());
+    run_pollen(&["--label-key", "cell_type", "--seed", "1", "--no-h5ad"], &out2);
     assert_eq!(std::fs::read(out.join("labels.tsv")).unwrap(), std::fs::read(out2.join("labels.tsv")).unwrap());
 }
 
@@ -122,7 +121,7 @@ fn bad_values() {
     expect_fail(&["--input", &zero, "-k", "2"], 5, &["zero.csv", "all zeros"]);
     let small = write(&d, "small.csv", "cell,g1,g2,g3\nc1,1,2,3\nc2,3,4,1\nc3,5,1,2\n");
     expect_fail(&["--input", &small, "-k", "5"], 2, &["cluster.n_clusters", "5", "more clusters than cells (3"]);
-    expect_fail(&["--input", &small], 2, &["cluster.n_clusters", "required"]);
+    expect_fail(&["--input", &small], 2, &["cluster.n_clusters", "K-means needs the number of clusters"]);
     let bad_num = write(&d, "text.csv", "cell,g1\nc1,abc\n");
     expect_fail(&["--input", &bad_num], 4, &["text.csv", "line 2", "'abc'"]);
 }
@@ -237,4 +236,20 @@ fn scmae_bad_options() {
     expect_fail(&["-m", "scmae", "-i", i, "--label-key", "cell_type", "--n-top-genes", "2000"], 2, &["preprocess.n_top_genes", "only 1000 genes"]);
     expect_fail(&["-m", "scmae", "-i", i, "--set", "params.shuffle=\"columns\""], 2, &["shuffle", "columns"]);
     expect_fail(&["-m", "scmae", "-i", i, "--set", "train.epochs=0"], 2, &["train.epochs"]);
+}
+
+#[test]
+fn graph_clustering_flags() {
+    let out = tmp("leiden");
+    run_pollen(&["--method", "pca", "--label-key", "cell_type", "--cluster", "leiden", "--resolution", "1.0", "--no-h5ad"], &out);
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["clustering"]["algorithm"], "leiden");
+    assert_eq!(run["clustering"]["resolution"], 1.0);
+    assert!(run["metrics"]["ari"].as_f64().unwrap() > 0.8, "{}", run["metrics"]);
+    // the cluster subcommand needs no k with a graph algorithm
+    let labels = out.join("louvain.tsv");
+    let o = bin().args(["cluster", "--cluster", "louvain", "--embedding"]).arg(out.join("embedding.npy")).arg("--out").arg(&labels).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read_to_string(&labels).unwrap().lines().count() > 100);
+    expect_fail(&["--input", shared("pollen_top1000hvg/pollen_top1000hvg.h5ad").to_str().unwrap(), "--cluster", "spectral"], 2, &["spectral"]);
 }

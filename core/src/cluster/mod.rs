@@ -1,31 +1,246 @@
-//! Clustering of embeddings. K-means runs as tensor code on the model's device.
+//! Clustering of embeddings: K-means, and Leiden/Louvain on a kNN graph (UMAP or SNN
+//! weights). K-means and the kNN search run as tensor code on the embedding's device.
 
+pub mod graph;
 pub mod kmeans;
+pub mod leiden;
 
+pub use graph::{knn_exact, snn, umap_connectivities, Graph, Knn, Metric};
 pub use kmeans::{kmeans, KMeansParams, KMeansResult};
+pub use leiden::{communities, quality, CommunityParams, Quality};
 
+use crate::error::{Error, Result};
+use crate::progress::Progress;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tch::Tensor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     Kmeans,
+    Leiden,
+    Louvain,
+    /// scMAE's rule: K-means below `auto_max_kmeans_cells` cells, Leiden (resolution
+    /// searched to hit k) above.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weights {
+    /// scanpy's `pp.neighbors` connectivities.
+    Umap,
+    /// Seurat's shared-nearest-neighbour Jaccard weights.
+    Snn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionChoice {
+    /// Search for k clusters when k is known, else use `resolution`.
+    Auto,
+    /// Always `resolution`.
+    Fixed,
+    /// scMAE's search: resolutions 2.49, 2.47, ..., 0.01; the first giving exactly k
+    /// clusters, else the first with the smallest |#clusters − k|.
+    MatchK,
+    /// The resolution in `resolutions` whose partition has the best silhouette.
+    Silhouette,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     pub algorithm: Algorithm,
-    /// Number of clusters; None = the number of ground-truth classes when labels are given.
+    /// Number of clusters; None = the number of ground-truth classes when labels are given
+    /// (K-means needs it; graph clustering uses it to search the resolution).
     pub n_clusters: Option<usize>,
     pub n_init: usize,
     pub max_iter: usize,
     pub tol: f64,
+    /// Neighbours per cell, the cell included (scanpy's n_neighbors).
+    pub n_neighbors: usize,
+    pub metric: Metric,
+    pub weights: Weights,
+    /// SNN edges below this Jaccard index are removed (Seurat: 1/15).
+    pub snn_prune: f64,
+    pub quality: Quality,
+    pub resolution: f64,
+    pub resolution_choice: ResolutionChoice,
+    /// Candidates for `silhouette`.
+    pub resolutions: Vec<f64>,
+    /// Leiden's outer iterations (0 = until the quality stops improving).
+    pub max_iterations: usize,
+    pub auto_max_kmeans_cells: usize,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        // scikit-learn's KMeans defaults (specs §0.3).
-        ClusterConfig { algorithm: Algorithm::Kmeans, n_clusters: None, n_init: 10, max_iter: 300, tol: 1e-4 }
+        // K-means: scikit-learn's defaults (specs §0.3); graphs: scanpy's.
+        ClusterConfig {
+            algorithm: Algorithm::Kmeans,
+            n_clusters: None,
+            n_init: 10,
+            max_iter: 300,
+            tol: 1e-4,
+            n_neighbors: 15,
+            metric: Metric::Euclidean,
+            weights: Weights::Umap,
+            snn_prune: 1.0 / 15.0,
+            quality: Quality::Modularity,
+            resolution: 1.0,
+            resolution_choice: ResolutionChoice::Auto,
+            resolutions: (1..=20).map(|i| i as f64 / 10.0).collect(),
+            max_iterations: 0,
+            auto_max_kmeans_cells: 10_000,
+        }
     }
+}
+
+impl ClusterConfig {
+    pub fn validate(&self) -> Result<()> {
+        let f = |n: &str| format!("cluster.{n}");
+        if self.n_clusters == Some(0) {
+            return Err(Error::config(&f("n_clusters"), 0, "must be >= 1"));
+        }
+        if self.n_init == 0 {
+            return Err(Error::config(&f("n_init"), 0, "must be >= 1"));
+        }
+        if self.max_iter == 0 {
+            return Err(Error::config(&f("max_iter"), 0, "must be >= 1"));
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return Err(Error::config(&f("tol"), self.tol, "must be >= 0"));
+        }
+        if self.n_neighbors < 2 {
+            return Err(Error::config(&f("n_neighbors"), self.n_neighbors, "must be >= 2 (it counts the cell itself)"));
+        }
+        if !(self.resolution > 0.0 && self.resolution.is_finite()) {
+            return Err(Error::config(&f("resolution"), self.resolution, "must be > 0"));
+        }
+        if !(0.0..1.0).contains(&self.snn_prune) {
+            return Err(Error::config(&f("snn_prune"), self.snn_prune, "must be in [0, 1)"));
+        }
+        if self.resolution_choice == ResolutionChoice::Silhouette && (self.resolutions.is_empty() || self.resolutions.iter().any(|r| !(*r > 0.0))) {
+            return Err(Error::config(&f("resolutions"), format!("{:?}", self.resolutions), "silhouette needs a non-empty list of resolutions > 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Labels plus what was decided on the way (algorithm, resolution, quality, ...).
+#[derive(Debug)]
+pub struct Clustering {
+    pub labels: Vec<i64>,
+    pub info: Value,
+}
+
+/// Cluster the rows of `x` as the config says; `k` is the wanted number of clusters when known.
+pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progress: &mut dyn Progress) -> Result<Clustering> {
+    cfg.validate()?;
+    let n = x.size()[0] as usize;
+    if let Some(k) = k {
+        if k > n {
+            return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({n})")));
+        }
+    }
+    let (algo, choice, n_neighbors) = match cfg.algorithm {
+        Algorithm::Auto if n < cfg.auto_max_kmeans_cells => (Algorithm::Kmeans, cfg.resolution_choice, cfg.n_neighbors),
+        // scMAE searches on a k = 10 graph
+        Algorithm::Auto => (Algorithm::Leiden, ResolutionChoice::MatchK, 10),
+        a => (a, cfg.resolution_choice, cfg.n_neighbors),
+    };
+    if algo == Algorithm::Kmeans {
+        let k = k.ok_or_else(|| Error::config("cluster.n_clusters", "null", "K-means needs the number of clusters (--n-clusters), or use cluster.algorithm = leiden"))?;
+        progress.message(&format!("K-means, k = {k}, {} starts", cfg.n_init));
+        let km = kmeans(x, &KMeansParams { k, n_init: cfg.n_init, max_iter: cfg.max_iter, tol: cfg.tol, seed })?;
+        return Ok(Clustering { labels: km.labels, info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}) });
+    }
+    if n_neighbors > n {
+        return Err(Error::config("cluster.n_neighbors", n_neighbors, format!("must be at most the number of cells ({n})")));
+    }
+    let g = build_graph(x, cfg, n_neighbors)?;
+    let (_, n_comp) = g.components();
+    let choice = match choice {
+        ResolutionChoice::Auto if k.is_some() => ResolutionChoice::MatchK,
+        ResolutionChoice::Auto => ResolutionChoice::Fixed,
+        c => c,
+    };
+    if let (Some(k), ResolutionChoice::MatchK) = (k, choice) {
+        if n_comp > k {
+            return Err(Error::data(format!(
+                "the {n_neighbors}-nearest-neighbour graph falls apart into {n_comp} disconnected pieces, more than the {k} clusters asked for; raise cluster.n_neighbors or ask for more clusters"
+            )));
+        }
+    }
+    let params = |resolution: f64| CommunityParams {
+        quality: cfg.quality,
+        resolution,
+        refine: algo == Algorithm::Leiden,
+        theta: 0.01,
+        max_iterations: cfg.max_iterations,
+        seed,
+    };
+    let name = if algo == Algorithm::Leiden { "leiden" } else { "louvain" };
+    progress.message(&format!("{name} on a {n_neighbors}-NN graph ({} edges, {n_comp} connected components), resolution {:?}", g.n_edges() / 2, choice));
+    let (labels, res, q, tried) = match choice {
+        ResolutionChoice::MatchK => {
+            let k = k.ok_or_else(|| Error::config("cluster.resolution_choice", "match_k", "needs the number of clusters (--n-clusters)"))?;
+            let mut best: Option<(Vec<usize>, f64, f64, usize)> = None;
+            let mut tried = 0;
+            for i in 0..125 {
+                let r = 2.49 - 0.02 * i as f64;
+                let (l, q) = communities(&g, &params(r));
+                tried += 1;
+                let nc = l.iter().max().map_or(0, |m| m + 1);
+                let diff = nc.abs_diff(k);
+                if best.as_ref().is_none_or(|b| diff < b.3) {
+                    best = Some((l, r, q, diff));
+                }
+                if diff == 0 {
+                    break;
+                }
+            }
+            let (l, r, q, _) = best.unwrap();
+            (l, r, q, tried)
+        }
+        ResolutionChoice::Silhouette => {
+            let emb = Vec::<f32>::try_from(&x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let d = x.size()[1] as usize;
+            let mut best: Option<(Vec<usize>, f64, f64, f64)> = None;
+            for &r in &cfg.resolutions {
+                let (l, q) = communities(&g, &params(r));
+                let nc = l.iter().max().map_or(0, |m| m + 1);
+                let s = if nc >= 2 && nc < n { crate::metrics::silhouette(&emb, d, &l)? } else { f64::NEG_INFINITY };
+                if best.as_ref().is_none_or(|b| s > b.3) {
+                    best = Some((l, r, q, s));
+                }
+            }
+            let (l, r, q, _) = best.unwrap();
+            (l, r, q, cfg.resolutions.len())
+        }
+        _ => {
+            let (l, q) = communities(&g, &params(cfg.resolution));
+            (l, cfg.resolution, q, 1)
+        }
+    };
+    let nc = labels.iter().max().map_or(0, |m| m + 1);
+    Ok(Clustering {
+        labels: labels.into_iter().map(|l| l as i64).collect(),
+        info: json!({
+            "algorithm": name, "n_neighbors": n_neighbors, "weights": cfg.weights, "quality": cfg.quality,
+            "resolution": res, "resolutions_tried": tried, "quality_value": q, "n_clusters": nc,
+            "graph_components": n_comp,
+        }),
+    })
+}
+
+/// The kNN graph of `x` with the configured weights.
+pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize) -> Result<Graph> {
+    let knn = knn_exact(x, n_neighbors, cfg.metric, 4096)?;
+    Ok(match cfg.weights {
+        Weights::Umap => umap_connectivities(&knn),
+        Weights::Snn => snn(&knn, cfg.snn_prune),
+    })
 }

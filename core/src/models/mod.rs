@@ -7,6 +7,7 @@ pub mod pca;
 pub mod scmae;
 pub mod store;
 
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::preprocess::{PreprocessConfig, Prepared, Recipe};
@@ -55,6 +56,8 @@ pub struct MethodInfo {
     pub n_top_genes: usize,
     /// Default training options (ignored by non-iterative methods).
     pub train: fn() -> TrainConfig,
+    /// Default clustering.
+    pub cluster: fn() -> ClusterConfig,
     pub build: fn(&Value) -> Result<Box<dyn Method>>,
 }
 
@@ -76,6 +79,8 @@ pub const METHODS: &[MethodInfo] = &[
         recipe: Recipe::Dca,
         n_top_genes: 1000,
         train: scmae_train,
+        // specs §1: K-means below 10 000 cells, Leiden with the resolution search above
+        cluster: || ClusterConfig { algorithm: Algorithm::Auto, ..ClusterConfig::default() },
         build: |v| Ok(Box::new(scmae::Scmae::from_params(v)?)),
     },
     MethodInfo {
@@ -86,6 +91,7 @@ pub const METHODS: &[MethodInfo] = &[
         recipe: Recipe::Scanpy,
         n_top_genes: 2000,
         train: no_training,
+        cluster: ClusterConfig::default,
         build: |v| Ok(Box::new(pca::Pca::from_params(v)?)),
     },
 ];

@@ -1,0 +1,144 @@
+//! Graph clustering against its oracles (tests/fixtures/graph.json, written by
+//! `scripts/make_fixtures.py graph` with scanpy, leidenalg and igraph).
+
+use scdeep_core::cluster::{self, communities, quality, CommunityParams, Graph, Metric, Quality};
+use scdeep_core::metrics;
+use serde_json::Value;
+use tch::Tensor;
+
+fn fixtures() -> Vec<Value> {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/graph.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn nums(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn scanpy_graph(fx: &Value) -> Graph {
+    let n = fx["n"].as_u64().unwrap() as usize;
+    let indptr: Vec<usize> = nums(&fx["indptr"]).iter().map(|&v| v as usize).collect();
+    let indices: Vec<u32> = nums(&fx["indices"]).iter().map(|&v| v as u32).collect();
+    Graph { n, indptr, indices, weights: nums(&fx["data"]) }
+}
+
+fn membership(v: &Value) -> Vec<usize> {
+    nums(v).iter().map(|&x| x as usize).collect()
+}
+
+fn ari(a: &[usize], b: &[usize]) -> f64 {
+    metrics::adjusted_rand_index(a, b).unwrap()
+}
+
+fn params(q: Quality, resolution: f64, refine: bool) -> CommunityParams {
+    CommunityParams { quality: q, resolution, refine, theta: 0.01, max_iterations: 0, seed: 0 }
+}
+
+#[test]
+fn umap_connectivities_match_scanpy() {
+    for fx in fixtures() {
+        let (n, d) = (fx["n"].as_u64().unwrap() as i64, fx["d"].as_u64().unwrap() as i64);
+        let x: Vec<f32> = nums(&fx["x"]).iter().map(|&v| v as f32).collect();
+        let x = Tensor::from_slice(&x).view([n, d]);
+        let knn = cluster::knn_exact(&x, 15, Metric::Euclidean, 100).unwrap();
+        let ours = cluster::umap_connectivities(&knn);
+        let want = scanpy_graph(&fx);
+        let mut worst = 0.0f64;
+        let mut pattern_diff = 0usize;
+        for i in 0..want.n {
+            let w: std::collections::HashMap<usize, f64> = want.neighbors(i).collect();
+            let o: std::collections::HashMap<usize, f64> = ours.neighbors(i).collect();
+            for (j, wv) in &w {
+                match o.get(j) {
+                    Some(ov) => worst = worst.max((ov - wv).abs()),
+                    None => pattern_diff += 1,
+                }
+            }
+            pattern_diff += o.keys().filter(|j| !w.contains_key(j)).count();
+        }
+        let name = fx["name"].as_str().unwrap();
+        assert_eq!(pattern_diff, 0, "{name}: {pattern_diff} edges differ from scanpy's graph");
+        assert!(worst < 1e-4, "{name}: largest weight difference {worst}");
+    }
+}
+
+#[test]
+fn leiden_reaches_leidenalg_quality() {
+    for fx in fixtures() {
+        let name = fx["name"].as_str().unwrap();
+        let g = scanpy_graph(&fx);
+        for res in ["0.5", "1.0"] {
+            let r: f64 = res.parse().unwrap();
+            let theirs = membership(&fx["leiden"][res]["membership"]);
+            let q_theirs = fx["leiden"][res]["modularity"].as_f64().unwrap();
+            // our quality function agrees with igraph's modularity
+            let q_check = quality(&g, &theirs, Quality::Modularity, r);
+            assert!((q_check - q_theirs).abs() < 1e-9, "{name}: modularity {q_check} vs igraph {q_theirs}");
+            let (ours, q) = communities(&g, &params(Quality::Modularity, r, true));
+            let agree = ari(&ours, &theirs);
+            eprintln!("{name} resolution {res}: leiden Q {q:.5} vs leidenalg {q_theirs:.5} ({:.2} %), ARI between partitions {agree:.3}", 100.0 * q / q_theirs);
+            assert!(q >= 0.99 * q_theirs, "{name} res {res}: modularity {q} < 99 % of leidenalg's {q_theirs}");
+            assert!((q - quality(&g, &ours, Quality::Modularity, r)).abs() < 1e-9);
+        }
+        // Louvain vs igraph's multilevel
+        let q_louv = fx["louvain"]["modularity"].as_f64().unwrap();
+        let (_, q) = communities(&g, &params(Quality::Modularity, 1.0, false));
+        eprintln!("{name}: louvain Q {q:.5} vs igraph multilevel {q_louv:.5}");
+        assert!(q >= 0.99 * q_louv, "{name}: louvain modularity {q} < 99 % of igraph's {q_louv}");
+        // CPM vs leidenalg's CPMVertexPartition
+        let cpm_r = fx["cpm"]["resolution"].as_f64().unwrap();
+        let theirs = membership(&fx["cpm"]["membership"]);
+        // leidenalg reports twice Σ_c [e_c − γ n_c(n_c−1)/2] for undirected graphs
+        let q_theirs = fx["cpm"]["quality"].as_f64().unwrap() / 2.0;
+        assert!((quality(&g, &theirs, Quality::Cpm, cpm_r) - q_theirs).abs() < 1e-6 * q_theirs.abs());
+        let (_, q) = communities(&g, &params(Quality::Cpm, cpm_r, true));
+        eprintln!("{name}: CPM quality {q:.3} vs leidenalg {q_theirs:.3}");
+        assert!(q >= 0.99 * q_theirs, "{name}: CPM {q} < 99 % of leidenalg's {q_theirs}");
+    }
+}
+
+#[test]
+fn leiden_is_seeded() {
+    let fx = &fixtures()[2];
+    let g = scanpy_graph(fx);
+    let a = communities(&g, &params(Quality::Modularity, 1.0, true));
+    let b = communities(&g, &params(Quality::Modularity, 1.0, true));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn finds_twelve_groups_without_k() {
+    use scdeep_core::simulate::{simulate, SimParams};
+    let p = SimParams { n_cells: 2400, n_genes: 2000, group_prob: vec![1.0 / 12.0; 12], de_prob: 0.2, seed: 11, ..Default::default() };
+    let s = simulate(&p).unwrap();
+    let ds = scdeep_core::Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: None, source: "sim".into() };
+    let cfg = scdeep_core::RunConfig::from_json(&serde_json::json!({"method": "pca", "device": "cpu", "cluster": {"algorithm": "leiden"}})).unwrap();
+    let r = scdeep_core::pipeline::run(&ds, &cfg, &mut scdeep_core::progress::Silent).unwrap();
+    let k = r.labels.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let pred: Vec<usize> = r.labels.iter().map(|&l| l as usize).collect();
+    let a = ari(&metrics::encode(&s.groups).0, &pred);
+    eprintln!("12 simulated groups, k unknown: {k} clusters, ARI {a:.3} ({})", r.clustering);
+    assert!((11..=13).contains(&k), "{k} clusters for 12 groups");
+    assert!(a >= 0.9, "ARI {a}");
+}
+
+#[test]
+fn graph_bad_input() {
+    let x = Tensor::randn([20, 3], (tch::Kind::Float, tch::Device::Cpu));
+    let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, n_neighbors: 25, ..Default::default() };
+    let e = cluster::run(&x, &cfg, None, 0, &mut scdeep_core::progress::Silent).unwrap_err().to_string();
+    assert!(e.contains("cluster.n_neighbors") && e.contains("25"), "{e}");
+    // two far-apart blobs with k = 1 cannot be one graph cluster
+    let blob = Tensor::randn([30, 3], (tch::Kind::Float, tch::Device::Cpu));
+    let x2 = Tensor::cat(&[&blob, &(&blob + 1000.0)], 0);
+    let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, n_neighbors: 5, ..Default::default() };
+    let e = cluster::run(&x2, &cfg, Some(1), 0, &mut scdeep_core::progress::Silent).unwrap_err().to_string();
+    assert!(e.contains("disconnected") && e.contains("n_neighbors"), "{e}");
+    // NaN in the embedding
+    let mut bad = Vec::<f32>::try_from(&x.view([-1])).unwrap();
+    bad[7] = f32::NAN;
+    let xb = Tensor::from_slice(&bad).view([20, 3]);
+    let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, n_neighbors: 5, ..Default::default() };
+    let e = cluster::run(&xb, &cfg, None, 0, &mut scdeep_core::progress::Silent).unwrap_err().to_string();
+    assert!(e.contains("NaN"), "{e}");
+}
