@@ -125,9 +125,11 @@ fn finds_twelve_groups_without_k() {
 #[test]
 fn graph_bad_input() {
     let x = Tensor::randn([20, 3], (tch::Kind::Float, tch::Device::Cpu));
-    let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, n_neighbors: 25, ..Default::default() };
-    let e = cluster::run(&x, &cfg, None, 0, &mut scdeep_core::progress::Silent).unwrap_err().to_string();
-    assert!(e.contains("cluster.n_neighbors") && e.contains("25"), "{e}");
+    for nn in [20, 25] {
+        let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, n_neighbors: nn, ..Default::default() };
+        let e = cluster::run(&x, &cfg, None, 0, &mut scdeep_core::progress::Silent).unwrap_err().to_string();
+        assert!(e.contains("cluster.n_neighbors") && e.contains(&nn.to_string()) && e.contains("(20)"), "{e}");
+    }
     // two far-apart blobs with k = 1 cannot be one graph cluster
     let blob = Tensor::randn([30, 3], (tch::Kind::Float, tch::Device::Cpu));
     let x2 = Tensor::cat(&[&blob, &(&blob + 1000.0)], 0);
@@ -141,4 +143,47 @@ fn graph_bad_input() {
     let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, n_neighbors: 5, ..Default::default() };
     let e = cluster::run(&xb, &cfg, None, 0, &mut scdeep_core::progress::Silent).unwrap_err().to_string();
     assert!(e.contains("NaN"), "{e}");
+}
+
+#[test]
+fn approximate_knn_recall_against_exact() {
+    // 6000 points around 30 overlapping centres in 30 dimensions: hard enough that
+    // HNSW misses some neighbours (recall 0.88 with ef 16)
+    let mut rng = scdeep_core::train::rng_for(5, 0);
+    let centers = scdeep_core::train::random::normal(&mut rng, &[30, 30], tch::Device::Cpu);
+    let which = Tensor::from_slice(&(0..6000i64).map(|i| i % 30).collect::<Vec<_>>());
+    let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[6000, 30], tch::Device::Cpu);
+    let exact = cluster::knn_exact(&x, 15, Metric::Euclidean, 1024).unwrap();
+    let ef = cluster::ClusterConfig::default().hnsw_ef;
+    let approx = cluster::knn_hnsw(&x, 15, Metric::Euclidean, ef, 0, 1).unwrap();
+    let r = cluster::recall(&exact, &approx);
+    eprintln!("HNSW recall@14 vs exact on 6000 x 30: {r:.4}");
+    assert!(r >= 0.95, "recall {r}");
+    let again = cluster::knn_hnsw(&x, 15, Metric::Euclidean, ef, 0, 1).unwrap();
+    assert_eq!(approx.indices, again.indices, "one-thread HNSW is deterministic");
+    let c = cluster::ClusterConfig::default();
+    let ivf = cluster::knn_ivf(&x, 15, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, 0).unwrap();
+    let r = cluster::recall(&exact, &ivf);
+    eprintln!("IVF recall@14 vs exact on 6000 x 30 (nprobe {}): {r:.4}", c.ivf_nprobe);
+    assert!(r >= 0.95, "IVF recall {r}");
+    assert!((0..6000).all(|i| ivf.indices[i * 15] == i as u32), "each cell is its own first neighbour");
+    let coarse = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 1, 0).unwrap();
+    assert!(cluster::recall(&exact, &coarse) < r, "probing one list should lose neighbours");
+}
+
+#[test]
+fn snn_is_the_jaccard_index_of_neighbourhoods() {
+    // 4 cells, k = 2 (the cell and its nearest): N0 = {0,1}, N1 = {1,0}, N2 = {2,3}, N3 = {3,2}
+    let knn = cluster::Knn { n: 4, k: 2, indices: vec![0, 1, 1, 0, 2, 3, 3, 2], distances: vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0] };
+    let g = cluster::snn(&knn, 1.0 / 15.0);
+    let w: Vec<(usize, f64)> = g.neighbors(0).collect();
+    assert_eq!(w, vec![(1, 1.0)], "identical neighbourhoods: Jaccard 1");
+    assert_eq!(g.components().1, 2);
+    // N0 = {0,1,2}, N1 = {1,0,3}, N2 = {2,0,3}, N3 = {3,1,2}: every pair shares 2 of 3,
+    // Jaccard 2 / (6 - 2) = 0.5, also 0-3 which are not each other's neighbours
+    let knn = cluster::Knn { n: 4, k: 3, indices: vec![0, 1, 2, 1, 0, 3, 2, 0, 3, 3, 1, 2], distances: vec![0.0; 12] };
+    let g = cluster::snn(&knn, 0.25);
+    let w: std::collections::HashMap<usize, f64> = g.neighbors(0).collect();
+    assert_eq!(w, [(1, 0.5), (2, 0.5), (3, 0.5)].into_iter().collect());
+    assert_eq!(cluster::snn(&knn, 0.6).n_edges(), 0, "pruned below 0.6");
 }

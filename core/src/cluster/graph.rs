@@ -13,6 +13,13 @@ pub enum Metric {
     Cosine,
 }
 
+fn check_k(k: usize, n: usize) -> Result<()> {
+    if k < 2 || k >= n {
+        return Err(Error::config("cluster.n_neighbors", k, format!("must be at least 2 and below the number of cells ({n}); it counts the cell itself")));
+    }
+    Ok(())
+}
+
 /// k nearest neighbours of every row, the row itself first (scanpy's convention).
 #[derive(Debug, Clone)]
 pub struct Knn {
@@ -23,46 +30,180 @@ pub struct Knn {
     pub distances: Vec<f32>,
 }
 
-/// Exact kNN of the rows of `x` (n x d, any device), `k` including the row itself.
-pub fn knn_exact(x: &Tensor, k: usize, metric: Metric, block: usize) -> Result<Knn> {
-    let n = x.size()[0] as usize;
-    if k < 2 || k > n {
-        return Err(Error::config("cluster.n_neighbors", k, format!("must be in [2, number of cells = {n}] (it counts the cell itself)")));
-    }
-    let mut x = x.to_kind(Kind::Float);
+/// Checked, float, unit rows for cosine.
+fn prepare(x: &Tensor, k: usize, metric: Metric) -> Result<Tensor> {
+    check_k(k, x.size()[0] as usize)?;
+    let x = x.to_kind(Kind::Float);
     if x.isfinite().all().int64_value(&[]) != 1 {
         return Err(Error::data("the embedding contains NaN or infinite values"));
     }
-    if metric == Metric::Cosine {
-        x = &x / x.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12);
-    }
-    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
-    let (mut indices, mut distances) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
-    let block = block.max(1);
-    for s in (0..n).step_by(block) {
-        let len = block.min(n - s) as i64;
-        let xb = x.narrow(0, s as i64, len);
-        let mut d2: Tensor = sq.narrow(0, s as i64, len).unsqueeze(1) + sq.unsqueeze(0) - xb.matmul(&x.transpose(0, 1)) * 2.0;
-        d2 = d2.clamp_min(0.0);
-        // the cell itself first, whatever rounding says
-        let rows = Tensor::arange(len, (Kind::Int64, x.device()));
-        let own = Tensor::arange_start(s as i64, s as i64 + len, (Kind::Int64, x.device()));
-        let _ = d2.index_put_(&[Some(rows), Some(own)], &Tensor::from(-1.0f32).to_device(x.device()), false);
-        let (_, idx) = d2.topk(k as i64, 1, false, true);
-        // The expansion above loses digits for near neighbours: recompute the chosen
-        // distances from the differences, in float64.
-        let nb = x.index_select(0, &idx.view([-1])).view([len, k as i64, -1]).to_kind(Kind::Double);
-        let diff = nb - xb.to_kind(Kind::Double).unsqueeze(1);
-        let sqd = diff.square().sum_dim_intlist(2, false, Kind::Double);
-        let dist = match metric {
-            Metric::Euclidean => sqd.sqrt(),
-            Metric::Cosine => sqd / 2.0, // 1 - cos for unit vectors
+    Ok(match metric {
+        Metric::Cosine => &x / x.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12),
+        Metric::Euclidean => x,
+    })
+}
+
+/// The k nearest of `cand` (global row ids) for each of `query` (global row ids), where
+/// query i sits at position i of `cand` (so it comes first). Writes rows into `out`.
+fn nearest_among(x: &Tensor, sq: &Tensor, query: &Tensor, cand: &Tensor, k: usize, metric: Metric, out: &mut Knn) -> Result<()> {
+    let dev = x.device();
+    let len = query.size()[0];
+    let xq = x.index_select(0, query);
+    let xc = x.index_select(0, cand);
+    // ||x_j||^2 - 2 x_i.x_j ranks the neighbours of row i (||x_i||^2 is constant per row)
+    let mut d2 = sq.index_select(0, cand).unsqueeze(0).addmm(&(&xq * -2.0), &xc.transpose(0, 1));
+    let rows = Tensor::arange(len, (Kind::Int64, dev));
+    let _ = d2.index_put_(&[Some(rows.shallow_clone()), Some(rows)], &Tensor::from(f32::NEG_INFINITY).to_device(dev), false);
+    let (_, pos) = d2.topk(k as i64, 1, false, true);
+    let idx = cand.index_select(0, &pos.view([-1])).view([len, k as i64]);
+    // The expansion above loses digits for near neighbours: recompute the chosen
+    // distances from the differences, in float64.
+    let nb = x.index_select(0, &idx.view([-1])).view([len, k as i64, -1]).to_kind(Kind::Double);
+    let sqd = (nb - xq.to_kind(Kind::Double).unsqueeze(1)).square().sum_dim_intlist(2, false, Kind::Double);
+    let dist = match metric {
+        Metric::Euclidean => sqd.sqrt(),
+        Metric::Cosine => sqd / 2.0, // 1 - cos for unit vectors
+    };
+    let dist = Vec::<f32>::try_from(&dist.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+    let idx = Vec::<i64>::try_from(&idx.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+    let q = Vec::<i64>::try_from(&query.to_device(tch::Device::Cpu))?;
+    for (r, &row) in q.iter().enumerate() {
+        let o = row as usize * k;
+        for t in 0..k {
+            out.indices[o + t] = idx[r * k + t] as u32;
+            out.distances[o + t] = dist[r * k + t];
         }
-        .to_kind(Kind::Float);
-        distances.extend(Vec::<f32>::try_from(&dist.to_device(tch::Device::Cpu).contiguous().view([-1]))?);
-        indices.extend(Vec::<i64>::try_from(&idx.to_device(tch::Device::Cpu).contiguous().view([-1]))?.into_iter().map(|i| i as u32));
+    }
+    Ok(())
+}
+
+/// Exact kNN of the rows of `x` (n x d, any device), `k` including the row itself:
+/// blocked matrix products and top-k on the device.
+pub fn knn_exact(x: &Tensor, k: usize, metric: Metric, block: usize) -> Result<Knn> {
+    let x = prepare(x, k, metric)?;
+    let n = x.size()[0] as usize;
+    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+    let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
+    let all = Tensor::arange(n as i64, (Kind::Int64, x.device()));
+    for s in (0..n).step_by(block.max(1)) {
+        let len = block.max(1).min(n - s) as i64;
+        // put the block's own rows first among the candidates
+        let cand = Tensor::cat(&[all.narrow(0, s as i64, len), all.narrow(0, 0, s as i64), all.narrow(0, s as i64 + len, n as i64 - s as i64 - len)], 0);
+        nearest_among(&x, &sq, &all.narrow(0, s as i64, len), &cand, k, metric, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Approximate kNN by an inverted file on the device: K-means into `nlist` lists (√n
+/// when 0), then the cells of each list search the members of the `nprobe` lists whose
+/// centres are nearest to their own list's centre. Deterministic for a seed.
+pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, seed: u64) -> Result<Knn> {
+    let x = prepare(x, k, metric)?;
+    let n = x.size()[0] as usize;
+    let dev = x.device();
+    let nlist = if nlist == 0 { (n as f64).sqrt().round() as usize } else { nlist }.clamp(1, n);
+    let nprobe = nprobe.clamp(1, nlist);
+    // centres from a sample of at most 64 cells per list
+    let mut rng = crate::train::rng_for(seed, 7);
+    let sample: Vec<i64> = {
+        let mut all: Vec<i64> = (0..n as i64).collect();
+        rand::seq::SliceRandom::shuffle(all.as_mut_slice(), &mut rng);
+        all.truncate((64 * nlist).min(n));
+        all
+    };
+    let xs = x.index_select(0, &Tensor::from_slice(&sample).to_device(dev));
+    let km = super::kmeans(&xs, &super::KMeansParams { k: nlist, n_init: 1, max_iter: 20, tol: 1e-4, seed })?;
+    let cent = Tensor::from_slice(&km.centroids).view([nlist as i64, -1]).to_device(dev);
+    let csq = cent.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
+    let assign = Vec::<i64>::try_from(&csq.addmm(&(&x * -2.0), &cent.transpose(0, 1)).argmin(1, false).to_device(tch::Device::Cpu))?;
+    let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
+    for (i, &l) in assign.iter().enumerate() {
+        members[l as usize].push(i as i64);
+    }
+    let (_, probe) = csq.addmm(&(&cent * -2.0), &cent.transpose(0, 1)).topk(nprobe as i64, 1, false, true);
+    let probe = Vec::<i64>::try_from(&probe.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+    let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
+    for l in 0..nlist {
+        if members[l].is_empty() {
+            continue;
+        }
+        let mut cand = members[l].clone();
+        for &p in &probe[l * nprobe..(l + 1) * nprobe] {
+            if p as usize != l {
+                cand.extend_from_slice(&members[p as usize]);
+            }
+        }
+        if cand.len() < k {
+            // tiny neighbourhood: fall back to every cell for these queries
+            let rest: Vec<i64> = (0..n as i64).filter(|i| !members[l].contains(i)).collect();
+            cand = members[l].iter().copied().chain(rest).collect();
+        }
+        let q = Tensor::from_slice(&members[l]).to_device(dev);
+        nearest_among(&x, &sq, &q, &Tensor::from_slice(&cand).to_device(dev), k, metric, &mut out)?;
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+struct Row(Vec<f32>);
+
+impl instant_distance::Point for Row {
+    fn distance(&self, other: &Self) -> f32 {
+        self.0.iter().zip(&other.0).map(|(a, b)| (a - b) * (a - b)).sum::<f32>()
+    }
+}
+
+/// Approximate kNN with an HNSW index (instant-distance, MIT/Apache; M = 32), the cell
+/// itself first. `ef` is the search breadth (and construction breadth). Built on one
+/// thread when `threads` is 1, so the graph is the same on every run.
+pub fn knn_hnsw(x: &Tensor, k: usize, metric: Metric, ef: usize, seed: u64, threads: usize) -> Result<Knn> {
+    let x = prepare(x, k, metric)?.to_device(tch::Device::Cpu);
+    let (n, d) = (x.size()[0] as usize, x.size()[1] as usize);
+    let flat = Vec::<f32>::try_from(&x.contiguous().view([-1]))?;
+    let rows: Vec<Row> = flat.chunks(d).map(|c| Row(c.to_vec())).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| Error::Numeric(e.to_string()))?;
+    let ef = ef.max(k + 1);
+    let map = pool.install(|| instant_distance::Builder::default().ef_search(ef).ef_construction(ef).seed(seed).build(rows.clone(), (0..n as u32).collect()));
+    let mut indices = Vec::with_capacity(n * k);
+    let mut distances = Vec::with_capacity(n * k);
+    let mut search = instant_distance::Search::default();
+    for (i, r) in rows.iter().enumerate() {
+        indices.push(i as u32);
+        distances.push(0.0f32);
+        let mut got = 1;
+        for item in map.search(r, &mut search) {
+            if got == k {
+                break;
+            }
+            let j = *item.value;
+            if j as usize == i {
+                continue;
+            }
+            indices.push(j);
+            let dd: f64 = r.0.iter().zip(&rows[j as usize].0).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+            distances.push(match metric {
+                Metric::Euclidean => dd.sqrt() as f32,
+                Metric::Cosine => (dd / 2.0) as f32,
+            });
+            got += 1;
+        }
+        if got < k {
+            return Err(Error::Numeric(format!("HNSW returned {got} of {k} neighbours for cell {i}; raise cluster.hnsw_ef")));
+        }
     }
     Ok(Knn { n, k, indices, distances })
+}
+
+/// Fraction of the exact neighbours (the cell itself excluded) that `approx` found.
+pub fn recall(exact: &Knn, approx: &Knn) -> f64 {
+    let (n, k) = (exact.n, exact.k);
+    let mut hit = 0usize;
+    for i in 0..n {
+        let e: std::collections::HashSet<u32> = exact.indices[i * k + 1..(i + 1) * k].iter().copied().collect();
+        hit += approx.indices[i * k + 1..(i + 1) * k].iter().filter(|j| e.contains(j)).count();
+    }
+    hit as f64 / (n * (k - 1)) as f64
 }
 
 /// A weighted undirected graph in CSR form (both directions stored).

@@ -5,7 +5,7 @@ pub mod graph;
 pub mod kmeans;
 pub mod leiden;
 
-pub use graph::{knn_exact, snn, umap_connectivities, Graph, Knn, Metric};
+pub use graph::{knn_exact, knn_hnsw, knn_ivf, recall, snn, umap_connectivities, Graph, Knn, Metric};
 pub use kmeans::{kmeans, KMeansParams, KMeansResult};
 pub use leiden::{communities, quality, CommunityParams, Quality};
 
@@ -24,6 +24,18 @@ pub enum Algorithm {
     /// scMAE's rule: K-means below `auto_max_kmeans_cells` cells, Leiden (resolution
     /// searched to hit k) above.
     Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KnnMethod {
+    /// Exact up to `knn_exact_max_cells` cells, the inverted file above.
+    Auto,
+    Exact,
+    /// Inverted file (K-means lists) searched with matrix products on the device.
+    Ivf,
+    /// HNSW graph index on the CPU (instant-distance).
+    Hnsw,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +74,14 @@ pub struct ClusterConfig {
     /// Neighbours per cell, the cell included (scanpy's n_neighbors).
     pub n_neighbors: usize,
     pub metric: Metric,
+    pub knn: KnnMethod,
+    /// `auto`: exact kNN up to this many cells, the inverted file above.
+    pub knn_exact_max_cells: usize,
+    /// Inverted-file lists (0 = √cells) and lists searched per cell.
+    pub ivf_nlist: usize,
+    pub ivf_nprobe: usize,
+    /// HNSW search and construction breadth.
+    pub hnsw_ef: usize,
     pub weights: Weights,
     /// SNN edges below this Jaccard index are removed (Seurat: 1/15).
     pub snn_prune: f64,
@@ -86,6 +106,11 @@ impl Default for ClusterConfig {
             tol: 1e-4,
             n_neighbors: 15,
             metric: Metric::Euclidean,
+            knn: KnnMethod::Auto,
+            knn_exact_max_cells: 20_000,
+            ivf_nlist: 0,
+            ivf_nprobe: 10,
+            hnsw_ef: 32,
             weights: Weights::Umap,
             snn_prune: 1.0 / 15.0,
             quality: Quality::Modularity,
@@ -112,6 +137,12 @@ impl ClusterConfig {
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(Error::config(&f("tol"), self.tol, "must be >= 0"));
+        }
+        if self.ivf_nprobe == 0 {
+            return Err(Error::config(&f("ivf_nprobe"), 0, "must be >= 1"));
+        }
+        if self.hnsw_ef < 8 {
+            return Err(Error::config(&f("hnsw_ef"), self.hnsw_ef, "must be >= 8"));
         }
         if self.n_neighbors < 2 {
             return Err(Error::config(&f("n_neighbors"), self.n_neighbors, "must be >= 2 (it counts the cell itself)"));
@@ -157,10 +188,7 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
         let km = kmeans(x, &KMeansParams { k, n_init: cfg.n_init, max_iter: cfg.max_iter, tol: cfg.tol, seed })?;
         return Ok(Clustering { labels: km.labels, info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}) });
     }
-    if n_neighbors > n {
-        return Err(Error::config("cluster.n_neighbors", n_neighbors, format!("must be at most the number of cells ({n})")));
-    }
-    let g = build_graph(x, cfg, n_neighbors)?;
+    let g = build_graph(x, cfg, n_neighbors, seed, progress)?;
     let (_, n_comp) = g.components();
     let choice = match choice {
         ResolutionChoice::Auto if k.is_some() => ResolutionChoice::MatchK,
@@ -237,8 +265,24 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
 }
 
 /// The kNN graph of `x` with the configured weights.
-pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize) -> Result<Graph> {
-    let knn = knn_exact(x, n_neighbors, cfg.metric, 4096)?;
+pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u64, progress: &mut dyn Progress) -> Result<Graph> {
+    let n = x.size()[0] as usize;
+    let method = match cfg.knn {
+        KnnMethod::Auto if n > cfg.knn_exact_max_cells => KnnMethod::Ivf,
+        KnnMethod::Auto => KnnMethod::Exact,
+        m => m,
+    };
+    let knn = match method {
+        KnnMethod::Ivf => {
+            progress.message(&format!("approximate kNN of {n} cells (inverted file, {} lists probed)", cfg.ivf_nprobe));
+            knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, cfg.ivf_nprobe, seed)?
+        }
+        KnnMethod::Hnsw => {
+            progress.message(&format!("approximate kNN of {n} cells (HNSW, ef {})", cfg.hnsw_ef));
+            knn_hnsw(x, n_neighbors, cfg.metric, cfg.hnsw_ef, seed, tch::get_num_threads().max(1) as usize)?
+        }
+        _ => knn_exact(x, n_neighbors, cfg.metric, 512)?,
+    };
     Ok(match cfg.weights {
         Weights::Umap => umap_connectivities(&knn),
         Weights::Snn => snn(&knn, cfg.snn_prune),
