@@ -14,7 +14,12 @@ export PATH := $(VENV)/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 BIN := $(CARGO_TARGET_DIR)/release/scdeep
 
-.PHONY: demo test build setup fixtures bench clean
+PREFIX ?= /usr/local
+VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
+CTEST := $(CARGO_TARGET_DIR)/ctest
+PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
+
+.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -38,6 +43,38 @@ demo: build
 test: build
 	cargo test --release --workspace
 	$(PY) -m pytest -q tests/python
+	$(MAKE) --no-print-directory c-test cpp-test
+
+# Copy the header cbindgen generated during the build into c-include/ (checked in).
+header: build
+	cp "$$(ls -t $(CARGO_TARGET_DIR)/release/build/scdeep-c-*/out/scdeep.h | head -1)" c-include/scdeep.h
+
+# The C library, headers, pkg-config file and CMake package under $(PREFIX).
+install: build
+	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/lib/cmake/scdeep $(PREFIX)/include
+	install -m 644 c-include/scdeep.h c-include/scdeep.hpp $(PREFIX)/include/
+	install -m 755 $(CARGO_TARGET_DIR)/release/libscdeep.so $(PREFIX)/lib/
+	install -m 644 $(CARGO_TARGET_DIR)/release/libscdeep.a $(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e "s|@TORCHLIB@|$$($(PY) -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')|" \
+	    scripts/scdeep.pc.in > $(PREFIX)/lib/pkgconfig/scdeep.pc
+	sed -e 's|@VERSION@|$(VERSION)|' scripts/scdeepConfig.cmake.in > $(PREFIX)/lib/cmake/scdeep/scdeepConfig.cmake
+
+# The C program (through pkg-config) against an install in target/ctest/prefix; it must
+# get the labels `scdeep run` gets with the same seed and threads.
+c-test:
+	@$(MAKE) --no-print-directory install PREFIX=$(CTEST)/prefix > /dev/null
+	gcc -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L tests/c/test_api.c -o $(CTEST)/test_api \
+	    $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags --libs scdeep) -lpthread -lm
+	$(BIN) run -q -i $(PBMC) --label-key cell_type -m scmae --seed 0 --threads 1 --device cpu --no-h5ad --out $(CTEST)/cli
+	$(CTEST)/test_api $(PBMC) $(CTEST)/cli/labels.tsv $(CTEST)
+
+# The C++17 RAII wrapper, built through CMake's find_package(scdeep).
+cpp-test:
+	@$(MAKE) --no-print-directory install PREFIX=$(CTEST)/prefix > /dev/null
+	cmake -S tests/cpp -B $(CTEST)/cpp -DCMAKE_PREFIX_PATH=$(CTEST)/prefix -DCMAKE_BUILD_TYPE=Release > /dev/null
+	cmake --build $(CTEST)/cpp > /dev/null
+	$(CTEST)/cpp/test_raii $(CTEST)
 
 # Regenerate the reference fixtures with scanpy / scikit-learn / skmisc.
 fixtures: setup

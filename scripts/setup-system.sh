@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the build needs: HDF5 (linked by the hdf5-metno crate) and pkg-config.
+# Debian packages the build needs: HDF5 (linked by the hdf5-metno crate), pkg-config,
+# and CMake (the C++ test builds through find_package(scdeep)).
 set -euo pipefail
 need=()
 dpkg -s libhdf5-dev >/dev/null 2>&1 || need+=(libhdf5-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s cmake >/dev/null 2>&1 || need+=(cmake)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -1,0 +1,201 @@
+/* The scdeep C API end to end, built through pkg-config (see Makefile: c-test).
+ *
+ *   test_api <counts.h5ad> <labels-from-the-CLI.tsv> <tmpdir>
+ *
+ * 1. reads the dataset, runs the default deep method (scMAE, seed 0, 1 thread, CPU) and
+ *    checks the labels equal those `scdeep run` wrote with the same seed and threads;
+ * 2. saves the model, loads it, embeds the data again: same embedding;
+ * 3. every error path returns a status and a message;
+ * 4. two threads run on two handles at once and get what sequential runs get.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scdeep.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fprintf(stderr, " (last error: %s)\n", scdeep_last_error());   \
+            failures++;                                                    \
+        }                                                                  \
+    } while (0)
+
+/* expect a status and a message containing `needle` */
+static void expect(ScdeepStatus got, ScdeepStatus want, const char *needle, const char *what) {
+    CHECK(got == want, "%s: status %d, expected %d", what, (int)got, (int)want);
+    CHECK(strstr(scdeep_last_error(), needle) != NULL, "%s: message lacks '%s'", what, needle);
+}
+
+static const char *CONFIG = "{\"method\": \"scmae\", \"seed\": 0, \"threads\": 1, \"device\": \"cpu\"}";
+
+static void default_method_matches_cli(const char *h5ad, const char *cli_labels, const char *tmp) {
+    ScdeepDataset *ds = NULL;
+    CHECK(scdeep_dataset_read(h5ad, "{\"label_key\": \"cell_type\"}", &ds) == SCDEEP_STATUS_OK, "read %s", h5ad);
+    size_t n_cells = 0, n_genes = 0;
+    CHECK(scdeep_dataset_shape(ds, &n_cells, &n_genes) == SCDEEP_STATUS_OK && n_cells > 0, "shape");
+    ScdeepResult *res = NULL;
+    CHECK(scdeep_run(ds, CONFIG, &res) == SCDEEP_STATUS_OK, "run");
+    size_t n = 0;
+    const int64_t *labels = NULL;
+    CHECK(scdeep_result_labels(res, &n, &labels) == SCDEEP_STATUS_OK && n == n_cells, "labels: %zu for %zu cells", n, n_cells);
+
+    /* labels.tsv from the CLI: a header, then cell<TAB>label in the same order */
+    FILE *f = fopen(cli_labels, "r");
+    CHECK(f != NULL, "open %s", cli_labels);
+    if (f) {
+        char line[512];
+        size_t i = 0, differ = 0;
+        if (!fgets(line, sizeof line, f)) line[0] = 0;
+        while (fgets(line, sizeof line, f) && i < n) {
+            char *tab = strrchr(line, '\t');
+            if (tab && atoll(tab + 1) != labels[i]) differ++;
+            i++;
+        }
+        fclose(f);
+        CHECK(i == n && differ == 0, "%zu of %zu labels differ from the CLI's", differ, i);
+        printf("c: scMAE through the C API: %zu cells, labels identical to `scdeep run`\n", n);
+    }
+    const char *metrics = NULL;
+    CHECK(scdeep_result_metrics_json(res, &metrics) == SCDEEP_STATUS_OK && strstr(metrics, "\"ari\"") != NULL, "metrics");
+    printf("c: metrics %.120s...\n", metrics);
+    const char *history = NULL;
+    CHECK(scdeep_result_history_json(res, &history) == SCDEEP_STATUS_OK && strstr(history, "loss_mask") != NULL, "history");
+
+    /* save, load, embed: the same embedding */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/c-model", tmp);
+    CHECK(scdeep_result_save_model(res, dir) == SCDEEP_STATUS_OK, "save model");
+    ScdeepModel *model = NULL;
+    CHECK(scdeep_model_load(dir, "scmae", "cpu", &model) == SCDEEP_STATUS_OK, "load model");
+    ScdeepResult *again = NULL;
+    CHECK(scdeep_model_embed(model, ds, &again) == SCDEEP_STATUS_OK, "embed");
+    size_t r1, c1, r2, c2;
+    const float *e1, *e2;
+    scdeep_result_embedding(res, &r1, &c1, &e1);
+    scdeep_result_embedding(again, &r2, &c2, &e2);
+    CHECK(r1 == r2 && c1 == c2 && memcmp(e1, e2, r1 * c1 * sizeof(float)) == 0, "embedding after save/load differs");
+    expect(scdeep_model_load(dir, "pca", NULL, &model), SCDEEP_STATUS_ERR_ARGUMENT, "holds a `scmae` model", "load as another method");
+    CHECK(model == NULL, "out pointer cleared on failure");
+    scdeep_result_free(again);
+    scdeep_model_free(model);
+    scdeep_result_free(res);
+    scdeep_dataset_free(ds);
+}
+
+static void error_paths(void) {
+    ScdeepDataset *ds = NULL;
+    ScdeepResult *res = NULL;
+    expect(scdeep_dataset_read(NULL, NULL, &ds), SCDEEP_STATUS_ERR_NULL, "path", "NULL path");
+    expect(scdeep_dataset_read("/nonexistent/x.h5ad", NULL, &ds), SCDEEP_STATUS_ERR_IO, "/nonexistent/x.h5ad", "missing file");
+    expect(scdeep_dataset_read("x.h5ad", "{not json", &ds), SCDEEP_STATUS_ERR_ARGUMENT, "options_json", "bad options JSON");
+    expect(scdeep_dataset_read("x.h5ad", "{\"colour\": 1}", &ds), SCDEEP_STATUS_ERR_ARGUMENT, "colour", "unknown option");
+
+    /* CSR with wrong lengths / indices */
+    int64_t indptr[3] = {0, 2, 3};
+    int32_t indices[3] = {0, 1, 5};
+    float data[3] = {1, 2, 3};
+    expect(scdeep_dataset_from_csr(2, 3, indptr, indices, data, 4, NULL, NULL, NULL, &ds), SCDEEP_STATUS_ERR_ARGUMENT, "indptr", "nnz mismatch");
+    expect(scdeep_dataset_from_csr(2, 3, indptr, indices, data, 3, NULL, NULL, NULL, &ds), SCDEEP_STATUS_ERR_ARGUMENT, "outside", "index out of range");
+    expect(scdeep_dataset_from_csr(2, 3, NULL, indices, data, 3, NULL, NULL, NULL, &ds), SCDEEP_STATUS_ERR_NULL, "indptr", "NULL indptr");
+    float bad[4] = {1, NAN, 0, 2};
+    expect(scdeep_dataset_from_dense(2, 2, bad, NULL, NULL, NULL, &ds), SCDEEP_STATUS_ERR_DATA, "NaN", "NaN count");
+    expect(scdeep_dataset_from_dense(2, 2, NULL, NULL, NULL, NULL, &ds), SCDEEP_STATUS_ERR_NULL, "values", "NULL values");
+
+    /* a good small dataset, then bad configs */
+    float vals[40 * 6];
+    for (int i = 0; i < 40 * 6; i++) vals[i] = (float)((i * 7919) % 13 + (i / 6 < 20 ? (i % 6 < 3 ? 20 : 0) : (i % 6 >= 3 ? 20 : 0)));
+    CHECK(scdeep_dataset_from_dense(40, 6, vals, NULL, NULL, NULL, &ds) == SCDEEP_STATUS_OK, "dense dataset");
+    expect(scdeep_run(ds, "{\"method\": ", &res), SCDEEP_STATUS_ERR_ARGUMENT, "not valid JSON", "invalid JSON");
+    expect(scdeep_run(ds, "{\"method\": \"magic\"}", &res), SCDEEP_STATUS_ERR_ARGUMENT, "unknown method", "unknown method");
+    expect(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\"}", &res), SCDEEP_STATUS_ERR_ARGUMENT, "n_clusters", "no k and no labels");
+    expect(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\", \"cluster\": {\"n_clusters\": 41}}", &res), SCDEEP_STATUS_ERR_ARGUMENT,
+           "more clusters than cells", "k > cells");
+    expect(scdeep_run(ds, CONFIG, NULL), SCDEEP_STATUS_ERR_NULL, "out", "NULL out");
+    CHECK(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\", \"cluster\": {\"n_clusters\": 2}, \"preprocess\": {\"n_top_genes\": 4}}", &res) == SCDEEP_STATUS_OK, "pca run");
+    CHECK(strcmp(scdeep_last_error(), "") == 0, "success clears the last error");
+    expect(scdeep_result_labels(res, NULL, NULL), SCDEEP_STATUS_ERR_NULL, "n", "NULL getter output");
+    expect(scdeep_result_save_model(res, NULL), SCDEEP_STATUS_ERR_NULL, "dir", "NULL dir");
+
+    /* freed handles are refused, double free is harmless */
+    scdeep_result_free(res);
+    size_t n;
+    const int64_t *labels;
+    expect(scdeep_result_labels(res, &n, &labels), SCDEEP_STATUS_ERR_HANDLE, "not a live handle", "freed result");
+    scdeep_result_free(res);
+    scdeep_dataset_free(ds);
+    expect(scdeep_run(ds, CONFIG, &res), SCDEEP_STATUS_ERR_HANDLE, "not a live handle", "freed dataset");
+    expect(scdeep_dataset_shape((ScdeepDataset *)vals, &n, &n), SCDEEP_STATUS_ERR_HANDLE, "never created", "foreign pointer");
+    scdeep_dataset_free(NULL);
+    char *methods = NULL;
+    CHECK(scdeep_methods_json(&methods) == SCDEEP_STATUS_OK && strstr(methods, "\"scmae\"") != NULL, "methods json");
+    scdeep_string_free(methods);
+    printf("c: error paths ok\n");
+}
+
+/* two runs at once on two handles */
+struct job {
+    ScdeepDataset *ds;
+    ScdeepResult *res;
+    ScdeepStatus status;
+};
+
+static const char *SMALL = "{\"method\": \"scmae\", \"seed\": 3, \"threads\": 1, \"device\": \"cpu\", \"train\": {\"epochs\": 3}}";
+
+static void *run_job(void *arg) {
+    struct job *j = arg;
+    j->status = scdeep_run(j->ds, SMALL, &j->res);
+    return NULL;
+}
+
+static void two_threads(const char *h5ad) {
+    ScdeepDataset *a = NULL, *b = NULL;
+    const char *opt = "{\"label_key\": \"cell_type\"}";
+    CHECK(scdeep_dataset_read(h5ad, opt, &a) == SCDEEP_STATUS_OK && scdeep_dataset_read(h5ad, opt, &b) == SCDEEP_STATUS_OK, "read twice");
+    struct job ja = {a, NULL, SCDEEP_STATUS_OK}, jb = {b, NULL, SCDEEP_STATUS_OK};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, run_job, &ja);
+    pthread_create(&tb, NULL, run_job, &jb);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(ja.status == SCDEEP_STATUS_OK && jb.status == SCDEEP_STATUS_OK, "concurrent runs failed");
+    ScdeepResult *seq = NULL;
+    CHECK(scdeep_run(a, SMALL, &seq) == SCDEEP_STATUS_OK, "sequential run");
+    size_t r0, c0, r1, c1, r2, c2;
+    const float *e0, *e1, *e2;
+    scdeep_result_embedding(seq, &r0, &c0, &e0);
+    scdeep_result_embedding(ja.res, &r1, &c1, &e1);
+    scdeep_result_embedding(jb.res, &r2, &c2, &e2);
+    CHECK(r0 == r1 && r0 == r2 && memcmp(e0, e1, r0 * c0 * sizeof(float)) == 0 && memcmp(e0, e2, r0 * c0 * sizeof(float)) == 0,
+          "concurrent runs differ from a sequential run");
+    printf("c: two concurrent runs on two handles = the sequential run\n");
+    scdeep_result_free(seq);
+    scdeep_result_free(ja.res);
+    scdeep_result_free(jb.res);
+    scdeep_dataset_free(a);
+    scdeep_dataset_free(b);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s counts.h5ad cli_labels.tsv tmpdir\n", argv[0]);
+        return 2;
+    }
+    printf("c: scdeep %s, libtorch %s\n", scdeep_version(), scdeep_libtorch_version());
+    error_paths();
+    two_threads(argv[1]);
+    if (strcmp(argv[2], "-") != 0) default_method_matches_cli(argv[1], argv[2], argv[3]);
+    if (failures) {
+        fprintf(stderr, "c: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("c: all checks passed\n");
+    return 0;
+}
