@@ -120,6 +120,13 @@ fn finds_twelve_groups_without_k() {
     eprintln!("12 simulated groups, k unknown: {k} clusters, ARI {a:.3} ({})", r.clustering);
     assert!((11..=13).contains(&k), "{k} clusters for 12 groups");
     assert!(a >= 0.9, "ARI {a}");
+    // picking the resolution by silhouette prefers the partition that matches the groups
+    let emb = Tensor::from_slice(&r.embedding).view([r.cells.len() as i64, r.dims as i64]);
+    let c = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, resolution_choice: cluster::ResolutionChoice::Silhouette, resolutions: vec![0.02, 1.0, 8.0], ..Default::default() };
+    let s_pick = cluster::run(&emb, &c, None, 0, &mut scdeep_core::progress::Silent).unwrap();
+    eprintln!("silhouette choice: {}", s_pick.info);
+    assert_eq!(s_pick.info["resolution"], 1.0, "{}", s_pick.info);
+    assert_eq!(s_pick.info["resolutions_tried"], 3);
 }
 
 #[test]
