@@ -19,7 +19,7 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test
+.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -40,10 +40,14 @@ build: setup
 demo: build
 	bash scripts/demo.sh
 
-test: build
+test: build python
 	cargo test --release --workspace
-	$(PY) -m pytest -q tests/python
+	$(PY) -m pytest -q tests/python python-package/tests
 	$(MAKE) --no-print-directory c-test cpp-test
+
+# The Python package (maturin; the extension shares target/ with the workspace) in .venv.
+python: build
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps ./python-package
 
 # Copy the header cbindgen generated during the build into c-include/ (checked in).
 header: build

@@ -1,15 +1,321 @@
-//! The `scdeep._scdeep` extension module (built by maturin). For now it exposes the
-//! versions; the AnnData API comes with the Python issue.
+//! The `scdeep._scdeep` extension module (built by maturin). It converts types only:
+//! CSR arrays and names in, numpy arrays and JSON strings out. The AnnData glue, the
+//! exception classes and the scanpy-style API live in python-package/scdeep/.
+//!
+//! Errors are raised as `CoreError(kind, message)`; the Python layer maps `kind` to its
+//! `ScdeepError` subclasses. Training runs without the GIL; progress calls back into
+//! Python at every step, which also checks for Ctrl-C (then the run is cancelled and
+//! `KeyboardInterrupt` raised).
 
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use scdeep_core::models::TrainedModel;
+use scdeep_core::progress::{Progress, TrainReport};
+use scdeep_core::{Csr, Dataset, Error, RunConfig};
+
+create_exception!(_scdeep, CoreError, PyException, "An error from scdeep's core: args = (kind, message).");
+
+fn err(e: Error) -> PyErr {
+    let kind = match &e {
+        Error::Io { .. } => "io",
+        Error::Format { .. } => "format",
+        Error::Data(_) => "data",
+        Error::Config { .. } => "option",
+        Error::Torch(_) | Error::Numeric(_) => "numeric",
+        Error::Cancelled => "cancelled",
+    };
+    CoreError::new_err((kind, e.to_string()))
+}
+
+fn option_err(field: &str, msg: impl std::fmt::Display) -> PyErr {
+    CoreError::new_err(("option", format!("argument `{field}`: {msg}")))
+}
+
+/// A count matrix from Python: (n_cells, n_genes, indptr, indices, data), CSR, cells in rows.
+type CsrIn<'py> = (usize, usize, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, f32>);
+
+/// Build a dataset from CSR components.
+fn dataset(x: CsrIn, cells: Vec<String>, genes: Vec<String>, labels: Option<Vec<String>>) -> PyResult<Dataset> {
+    let (n_cells, n_genes, indptr, indices, data) = x;
+    let ip = indptr.as_slice()?;
+    let idx = indices.as_slice()?;
+    let val = data.as_slice()?;
+    if ip.len() != n_cells + 1 {
+        return Err(option_err("indptr", format!("has {} entries for {n_cells} cells (expected {})", ip.len(), n_cells + 1)));
+    }
+    if idx.len() != val.len() || ip[n_cells] as usize != val.len() || ip[0] != 0 || ip.windows(2).any(|w| w[1] < w[0]) {
+        return Err(option_err("X", "inconsistent CSR arrays (indptr/indices/data)"));
+    }
+    if let Some(&j) = idx.iter().find(|&&j| j < 0 || j as usize >= n_genes) {
+        return Err(option_err("X", format!("column index {j} outside [0, {n_genes})")));
+    }
+    if cells.len() != n_cells || genes.len() != n_genes {
+        return Err(option_err("names", format!("{} cell and {} gene names for a {n_cells} x {n_genes} matrix", cells.len(), genes.len())));
+    }
+    if labels.as_ref().is_some_and(|l| l.len() != n_cells) {
+        return Err(option_err("label_key", format!("{} labels for {n_cells} cells", labels.as_ref().unwrap().len())));
+    }
+    let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.iter().map(|&v| v as usize).collect(), indices: idx.iter().map(|&j| j as u32).collect(), data: val.to_vec() };
+    let ds = Dataset { x, cells, genes, labels, source: "AnnData".into() };
+    ds.validate().map_err(err)?;
+    Ok(ds)
+}
+
+struct PyProgress {
+    cb: Option<Py<PyAny>>,
+    interrupted: Option<PyErr>,
+}
+
+impl PyProgress {
+    fn call(&mut self, stage: &str, epoch: usize, epochs: usize, step: usize, steps: usize, losses: Option<&[(String, f64)]>) {
+        Python::attach(|py| {
+            if self.interrupted.is_none() {
+                if let Err(e) = py.check_signals() {
+                    self.interrupted = Some(e);
+                    return;
+                }
+            }
+            if let Some(cb) = &self.cb {
+                let l: Option<Vec<(String, f64)>> = losses.map(|l| l.to_vec());
+                if let Err(e) = cb.call1(py, (stage, epoch, epochs, step, steps, l)) {
+                    self.interrupted = Some(e);
+                }
+            }
+        });
+    }
+}
+
+impl Progress for PyProgress {
+    fn stage(&mut self, name: &str) {
+        self.call(name, 0, 0, 0, 0, None);
+    }
+    fn message(&mut self, msg: &str) {
+        self.call(&format!("message:{msg}"), 0, 0, 0, 0, None);
+    }
+    fn train(&mut self, r: &TrainReport) {
+        self.call("train", r.epoch, r.epochs, r.step, r.steps, r.losses);
+    }
+    fn should_continue(&mut self) -> bool {
+        self.interrupted.is_none()
+    }
+}
+
+fn finish<T>(r: Result<T, Error>, p: &mut PyProgress) -> PyResult<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(Error::Cancelled) if p.interrupted.is_some() => Err(p.interrupted.take().unwrap()),
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn vec2<'py>(py: Python<'py>, v: Vec<f32>, rows: usize, cols: usize) -> PyResult<Bound<'py, PyAny>> {
+    Ok(PyArray1::from_vec(py, v).reshape([rows, cols])?.into_any())
+}
+
+/// A trained model (weights, config, genes, preprocessing).
+#[pyclass(module = "scdeep._scdeep")]
+struct Model {
+    // tch tensors are Send but not Sync; Python may share the object between threads.
+    inner: std::sync::Mutex<TrainedModel>,
+}
+
+impl Model {
+    fn new(m: TrainedModel) -> Model {
+        Model { inner: std::sync::Mutex::new(m) }
+    }
+    fn get(&self) -> std::sync::MutexGuard<'_, TrainedModel> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl Model {
+    /// Load a model folder; `method` (optional) must match the saved method.
+    #[staticmethod]
+    #[pyo3(signature = (path, method=None, device="auto"))]
+    fn load(path: &str, method: Option<&str>, device: &str) -> PyResult<Model> {
+        let dev = scdeep_core::device::parse_device(device).map_err(err)?;
+        Ok(Model::new(TrainedModel::load(std::path::Path::new(path), method, dev).map_err(err)?))
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.get().save(std::path::Path::new(path)).map_err(err)
+    }
+
+    /// The model folder's files as {name: bytes} (for pickling).
+    fn to_files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dir = std::env::temp_dir().join(format!("scdeep-pickle-{}-{:p}", std::process::id(), self));
+        self.get().save(&dir).map_err(err)?;
+        let d = PyDict::new(py);
+        for name in ["config.json", "model.safetensors", "genes.tsv", "preprocess.json"] {
+            let b = std::fs::read(dir.join(name)).map_err(|e| err(Error::io(&dir.join(name), e)))?;
+            d.set_item(name, PyBytes::new(py, &b))?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(d)
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (files, device="auto"))]
+    fn from_files(files: std::collections::HashMap<String, Vec<u8>>, device: &str) -> PyResult<Model> {
+        let dir = std::env::temp_dir().join(format!("scdeep-unpickle-{}-{}", std::process::id(), files.len() as u64 ^ (&files as *const _ as u64)));
+        std::fs::create_dir_all(&dir).map_err(|e| err(Error::io(&dir, e)))?;
+        for (name, b) in &files {
+            if name.contains('/') || name.contains("..") {
+                return Err(option_err("files", format!("bad file name {name:?}")));
+            }
+            std::fs::write(dir.join(name), b).map_err(|e| err(Error::io(&dir.join(name), e)))?;
+        }
+        let r = Model::load(dir.to_str().unwrap(), None, device);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[getter]
+    fn method(&self) -> String {
+        self.get().config.method.clone()
+    }
+
+    #[getter]
+    fn genes(&self) -> Vec<String> {
+        self.get().genes().to_vec()
+    }
+
+    #[getter]
+    fn config_json(&self) -> String {
+        serde_json::to_string(&self.get().config).unwrap()
+    }
+
+    /// Embed CSR counts: returns (embedding, cell_index, missing_genes).
+    #[pyo3(signature = (x, cells, genes, device="auto"))]
+    fn embed<'py>(&self, py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String>, device: &str) -> PyResult<(Bound<'py, PyAny>, Vec<usize>, usize)> {
+        let ds = dataset(x, cells, genes, None)?;
+        let dev = scdeep_core::device::parse_device(device).map_err(err)?;
+        let inner = &self.inner;
+        let mut p = PyProgress { cb: None, interrupted: None };
+        let r = py.detach(|| inner.lock().unwrap_or_else(|e| e.into_inner()).embed(&ds, dev, &mut p));
+        let e = finish(r, &mut p)?;
+        let rows = e.prepared.n_cells();
+        Ok((vec2(py, e.embedding, rows, e.dims)?, e.prepared.cell_index, e.missing_genes))
+    }
+}
+
+/// Run the pipeline on CSR counts. Returns a dict: embedding, labels, cell_index, metrics
+/// (JSON or None), history (JSON), info (JSON), model (Model).
+#[pyfunction]
+#[pyo3(signature = (x, cells, genes, labels, config_json, progress=None))]
+fn run<'py>(
+    py: Python<'py>,
+    x: CsrIn,
+    cells: Vec<String>,
+    genes: Vec<String>,
+    labels: Option<Vec<String>>,
+    config_json: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let ds = dataset(x, cells, genes, labels)?;
+    let cfg = RunConfig::from_json_str(config_json).map_err(err)?;
+    let mut p = PyProgress { cb: progress, interrupted: None };
+    let r = py.detach(|| scdeep_core::pipeline::run(&ds, &cfg, &mut p));
+    let r = finish(r, &mut p)?;
+    let d = PyDict::new(py);
+    let info = serde_json::to_string(&r.info_json()).unwrap();
+    d.set_item("embedding", vec2(py, r.embedding, r.cells.len(), r.dims)?)?;
+    d.set_item("labels", PyArray1::from_vec(py, r.labels))?;
+    d.set_item("cell_index", r.cell_index)?;
+    d.set_item("metrics", r.scores.as_ref().map(|s| serde_json::to_string(s).unwrap()))?;
+    d.set_item("history", serde_json::to_string(&r.history).unwrap())?;
+    d.set_item("info", info)?;
+    d.set_item("model", Py::new(py, Model::new(r.model))?)?;
+    Ok(d)
+}
+
+/// Every method with its default configuration, as JSON.
+#[pyfunction]
+fn methods_json() -> PyResult<String> {
+    let mut list = Vec::new();
+    for m in scdeep_core::models::METHODS {
+        let cfg = RunConfig::for_method(m.name).map_err(err)?;
+        list.push(serde_json::json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
+    }
+    Ok(serde_json::to_string(&list).unwrap())
+}
+
+/// The resolved configuration for a (partial) JSON config, as JSON (validates it).
+#[pyfunction]
+fn resolve_config(config_json: &str) -> PyResult<String> {
+    Ok(serde_json::to_string(&RunConfig::from_json_str(config_json).map_err(err)?).unwrap())
+}
+
+/// Clustering metrics of `pred` against `truth` as JSON (silhouette when an embedding is given).
+#[pyfunction]
+#[pyo3(signature = (truth, pred, embedding=None, dims=0, nmi_average="arithmetic"))]
+fn evaluate(truth: Vec<String>, pred: Vec<i64>, embedding: Option<PyReadonlyArray1<f32>>, dims: usize, nmi_average: &str) -> PyResult<String> {
+    let avg: scdeep_core::metrics::AverageMethod =
+        serde_json::from_value(serde_json::json!(nmi_average)).map_err(|_| option_err("average_method", format!("{nmi_average:?}: expected arithmetic, geometric, max or min")))?;
+    let emb = match &embedding {
+        Some(e) => Some((e.as_slice()?, dims)),
+        None => None,
+    };
+    let s = scdeep_core::metrics::evaluate(&truth, &pred, emb, avg, 20_000).map_err(err)?;
+    Ok(serde_json::to_string(&s).unwrap())
+}
+
+/// Simulate counts (SimParams as JSON). Returns a dict of CSR arrays and names.
+#[pyfunction]
+fn simulate<'py>(py: Python<'py>, params_json: &str) -> PyResult<Bound<'py, PyDict>> {
+    let base = serde_json::to_value(scdeep_core::simulate::SimParams::default()).unwrap();
+    let mut v = base;
+    let over: serde_json::Value = serde_json::from_str(params_json).map_err(|e| option_err("params", e))?;
+    if let (Some(b), Some(o)) = (v.as_object_mut(), over.as_object()) {
+        for (k, x) in o {
+            if !b.contains_key(k) {
+                return Err(option_err(k, "unknown simulation parameter"));
+            }
+            b.insert(k.clone(), x.clone());
+        }
+    }
+    let p: scdeep_core::simulate::SimParams = serde_json::from_value(v).map_err(|e| option_err("params", e))?;
+    let s = py.detach(|| scdeep_core::simulate::simulate(&p)).map_err(err)?;
+    let d = PyDict::new(py);
+    for (name, m) in [("counts", &s.counts), ("true_counts", &s.true_counts)] {
+        let sub = PyDict::new(py);
+        sub.set_item("indptr", PyArray1::from_vec(py, m.indptr.iter().map(|&x| x as i64).collect()))?;
+        sub.set_item("indices", PyArray1::from_vec(py, m.indices.iter().map(|&x| x as i64).collect()))?;
+        sub.set_item("data", PyArray1::from_vec(py, m.data.clone()))?;
+        sub.set_item("shape", (m.n_rows, m.n_cols))?;
+        d.set_item(name, sub)?;
+    }
+    d.set_item("cells", s.cells)?;
+    d.set_item("genes", s.genes)?;
+    d.set_item("groups", s.groups)?;
+    d.set_item("batches", s.batches)?;
+    Ok(d)
+}
 
 #[pyfunction]
 fn version() -> &'static str {
     scdeep_core::version()
 }
 
+#[pyfunction]
+fn libtorch_version() -> String {
+    scdeep_core::device::libtorch_version()
+}
+
 #[pymodule]
 fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("CoreError", m.py().get_type::<CoreError>())?;
+    m.add_class::<Model>()?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(methods_json, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_config, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(libtorch_version, m)?)?;
     Ok(())
 }

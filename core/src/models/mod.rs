@@ -27,7 +27,7 @@ pub struct Context<'a> {
     pub progress: &'a mut dyn crate::progress::Progress,
 }
 
-pub trait Method {
+pub trait Method: Send {
     fn name(&self) -> &'static str;
     /// Learn from `data`.
     fn fit(&mut self, data: &Prepared, ctx: &mut Context) -> Result<()>;

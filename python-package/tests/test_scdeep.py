@@ -1,0 +1,109 @@
+"""The Python package on AnnData: results where scanpy expects them, the CLI's labels,
+round trips, and the right exception classes."""
+import os
+import pickle
+import subprocess
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import scdeep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.path.join(ROOT, "..", "shared", "data")
+PBMC = os.path.join(DATA, "10x_pbmc_top2000", "10x_pbmc_top2000.h5ad")
+POLLEN = os.path.join(DATA, "pollen_top1000hvg", "pollen_top1000hvg.h5ad")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
+FAST = {"train": {"epochs": 10}}
+
+
+def test_same_labels_as_the_cli(tmp_path):
+    a = ad.read_h5ad(PBMC)
+    scdeep.tl.cluster(a, method="scmae", label_key="cell_type", seed=0, threads=1, device="cpu", verbose=False, **FAST)
+    subprocess.run([BIN, "run", "-q", "-i", PBMC, "--label-key", "cell_type", "-m", "scmae", "--seed", "0", "--threads", "1",
+                    "--device", "cpu", "--epochs", "10", "--no-h5ad", "--out", str(tmp_path)], check=True)
+    cli = [line.split("\t")[1] for line in (tmp_path / "labels.tsv").read_text().splitlines()[1:]]
+    assert list(a.obs["scmae_clusters"].astype(str)) == cli
+    assert a.obsm["X_scmae"].shape == (a.n_obs, 128)
+    u = a.uns["scdeep"]["scmae"]
+    assert u["metrics"]["ari"] > 0.5 and "loss_mask" in u["history"]
+    assert isinstance(a.obs["scmae_clusters"].dtype, __import__("pandas").CategoricalDtype)
+
+
+def test_scanpy_runs_on_the_output(tmp_path):
+    import scanpy as sc
+    a = ad.read_h5ad(POLLEN)
+    scdeep.tl.cluster(a, method="scmae", label_key="cell_type", device="cpu", verbose=False, **FAST)
+    sc.pp.neighbors(a, use_rep="X_scmae")
+    sc.tl.umap(a)
+    assert a.obsm["X_umap"].shape == (a.n_obs, 2)
+    a.write_h5ad(tmp_path / "out.h5ad")  # uns holds only h5ad-storable values
+    b = ad.read_h5ad(tmp_path / "out.h5ad")
+    assert np.array_equal(b.obsm["X_scmae"], a.obsm["X_scmae"])
+
+
+def test_inputs_are_converted_alike():
+    a = ad.read_h5ad(POLLEN)
+    x = sp.csr_matrix(a.X)
+    kw = dict(method="pca", n_clusters=5, device="cpu", verbose=False)
+    outs = []
+    for m in (x, x.tocsc(), x.toarray(), np.asfortranarray(x.toarray()), x.toarray().astype(np.float64), x.toarray().astype(np.int64)):
+        b = ad.AnnData(m, obs=a.obs, var=a.var)
+        scdeep.tl.cluster(b, **kw)
+        outs.append(b.obsm["X_pca"])
+    for o in outs[1:]:
+        np.testing.assert_allclose(o, outs[0], rtol=1e-5, atol=1e-5)
+    # copy=True leaves the input alone; layers work
+    b = ad.AnnData(x, obs=a.obs, var=a.var, layers={"counts": x})
+    c = scdeep.tl.cluster(b, layer="counts", copy=True, key_added="p2", **kw)
+    assert "X_p2" in c.obsm and "X_p2" not in b.obsm
+
+
+def test_model_save_load_and_pickle(tmp_path):
+    a = ad.read_h5ad(POLLEN)
+    m = scdeep.Model("scmae", device="cpu", verbose=False, **FAST).fit(a)
+    e = m.transform(a)
+    m.save(tmp_path / "model")
+    m2 = scdeep.Model.load(tmp_path / "model", method="scmae", device="cpu")
+    assert np.array_equal(m2.transform(a), e)
+    m3 = pickle.loads(pickle.dumps(m))
+    assert np.array_equal(m3.transform(a), e)
+    assert len(m.labels_) == a.n_obs and m.genes == m2.genes
+    with pytest.raises(scdeep.InvalidOptionError, match="holds a `scmae` model"):
+        scdeep.Model.load(tmp_path / "model", method="pca")
+    with pytest.raises(scdeep.ScdeepIOError, match="genes.tsv"):
+        os.remove(tmp_path / "model" / "genes.tsv")
+        scdeep.Model.load(tmp_path / "model")
+
+
+def test_errors_name_the_argument():
+    a = ad.read_h5ad(POLLEN)
+    with pytest.raises(scdeep.InvalidOptionError, match="layer"):
+        scdeep.tl.cluster(a, layer="nope", verbose=False)
+    with pytest.raises(ValueError, match="mask_ratio"):
+        scdeep.tl.cluster(a, method="scmae", mask_ratio=0.3, label_key="cell_type", verbose=False)
+    with pytest.raises(scdeep.InvalidOptionError, match="unknown method"):
+        scdeep.tl.cluster(a, method="magic", verbose=False)
+    with pytest.raises(scdeep.InvalidOptionError, match="label_key"):
+        scdeep.tl.cluster(a, label_key="nope", verbose=False)
+    bad = a.X.toarray()
+    bad[3, 5] = np.nan
+    with pytest.raises(scdeep.DataError, match="NaN"):
+        scdeep.tl.cluster(ad.AnnData(bad), method="pca", n_clusters=3, verbose=False)
+    with pytest.raises(scdeep.InvalidOptionError, match="2-d"):
+        scdeep.Model("pca").fit(np.ones(5))
+    with pytest.raises(scdeep.InvalidOptionError, match="n_clusters"):
+        scdeep.tl.cluster(a, method="pca", n_clusters=10_000, verbose=False)
+
+
+def test_methods_metrics_simulate():
+    ms = scdeep.methods()
+    assert "scmae" in ms and ms["scmae"]["default_config"]["train"]["epochs"] == 81
+    s = scdeep.simulate(n_cells=300, n_genes=200, group_prob=[0.5, 0.5], seed=1)
+    assert s.shape == (300, 200) and sp.issparse(s.X) and "true_counts" in s.layers
+    from sklearn.metrics import adjusted_rand_score
+    t = s.obs["group"].astype(str).to_numpy()
+    p = np.array([0, 1] * 150)
+    assert abs(scdeep.metrics.ari(t, p) - adjusted_rand_score(t, p)) < 1e-9
