@@ -107,3 +107,27 @@ def test_methods_metrics_simulate():
     t = s.obs["group"].astype(str).to_numpy()
     p = np.array([0, 1] * 150)
     assert abs(scdeep.metrics.ari(t, p) - adjusted_rand_score(t, p)) < 1e-9
+
+
+def test_ctrl_c_stops_training_with_keyboardinterrupt():
+    import signal
+    import sys
+    import time
+    code = (
+        "import anndata as ad, scdeep, sys\n"
+        f"a = ad.read_h5ad({PBMC!r})\n"
+        "print('start', flush=True)\n"
+        "try:\n"
+        "    scdeep.tl.cluster(a, method='scmae', label_key='cell_type', device='cpu', verbose=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True); sys.exit(3)\n"
+        "print('finished', flush=True)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(4)  # inside training (81 epochs take ~45 s)
+    t = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 3 and "interrupted" in out, (p.returncode, out)
+    assert time.perf_counter() - t < 10, "Ctrl-C took too long to stop training"
