@@ -11,13 +11,13 @@ import json
 
 import torch  # noqa: F401  (loads libtorch and makes CUDA visible before the extension)
 
-from . import _scdeep, metrics, tl
+from . import _scdeep, metrics, pp, tl
 from ._core import call
 from ._errors import DataError, FileFormatError, InvalidOptionError, NumericError, ScdeepError, ScdeepIOError
 from ._model import Model
 
 __version__ = _scdeep.version()
-__all__ = ["tl", "metrics", "Model", "methods", "simulate", "ScdeepError", "InvalidOptionError", "DataError",
+__all__ = ["tl", "pp", "metrics", "Model", "methods", "simulate", "ScdeepError", "InvalidOptionError", "DataError",
            "FileFormatError", "ScdeepIOError", "NumericError", "__version__"]
 
 

@@ -131,3 +131,21 @@ def test_ctrl_c_stops_training_with_keyboardinterrupt():
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 3 and "interrupted" in out, (p.returncode, out)
     assert time.perf_counter() - t < 10, "Ctrl-C took too long to stop training"
+
+
+def test_pp_recipe_matches_scanpy():
+    import scanpy as sc
+    a = ad.read_h5ad(PBMC)
+    p = scdeep.pp.recipe(a, recipe="scanpy", n_top_genes=1000)
+    b = a.copy()
+    sc.pp.normalize_total(b)
+    sc.pp.log1p(b)
+    sc.pp.highly_variable_genes(b, flavor="seurat", n_top_genes=1000)
+    assert set(p.var_names) == set(b.var_names[b.var["highly_variable"]])
+    ref = b[:, p.var_names].X
+    np.testing.assert_allclose(p.X.toarray(), ref.toarray(), rtol=1e-4, atol=1e-4)
+    assert p.layers["counts"].sum() > 0 and "size_factor" in p.obs and "std" in p.var
+    with pytest.raises(scdeep.InvalidOptionError, match="n_top_genes"):
+        scdeep.pp.recipe(a, n_top_genes=50_000)
+    with pytest.raises(scdeep.InvalidOptionError, match="colour"):
+        scdeep.pp.recipe(a, colour=1)

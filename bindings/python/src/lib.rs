@@ -233,6 +233,38 @@ fn run<'py>(
     Ok(d)
 }
 
+fn csr_dict<'py>(py: Python<'py>, m: &Csr) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("indptr", PyArray1::from_vec(py, m.indptr.iter().map(|&x| x as i64).collect()))?;
+    d.set_item("indices", PyArray1::from_vec(py, m.indices.iter().map(|&x| x as i64).collect()))?;
+    d.set_item("data", PyArray1::from_vec(py, m.data.clone()))?;
+    d.set_item("shape", (m.n_rows, m.n_cols))?;
+    Ok(d)
+}
+
+/// Preprocess counts with a (partial) `preprocess` config section as JSON. Returns a dict:
+/// x (log-normalised selected genes, CSR), counts (their raw counts), genes, cell_index,
+/// size_factors, mean/std (the scaler, or None), config (resolved, JSON).
+#[pyfunction]
+#[pyo3(signature = (x, cells, genes, preprocess_json))]
+fn prepare<'py>(py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String>, preprocess_json: &str) -> PyResult<Bound<'py, PyDict>> {
+    let ds = dataset(x, cells, genes, None)?;
+    let over: serde_json::Value = serde_json::from_str(preprocess_json).map_err(|e| option_err("preprocess", e))?;
+    let cfg = RunConfig::from_json(&serde_json::json!({"method": "pca", "preprocess": over})).map_err(err)?.preprocess;
+    let p = py.detach(|| scdeep_core::preprocess::prepare(&ds, &cfg)).map_err(err)?;
+    let d = PyDict::new(py);
+    d.set_item("x", csr_dict(py, &p.x)?)?;
+    d.set_item("counts", csr_dict(py, &p.counts)?)?;
+    d.set_item("genes", p.genes.clone())?;
+    d.set_item("cell_index", p.cell_index.clone())?;
+    d.set_item("size_factors", PyArray1::from_vec(py, p.size_factors.clone()))?;
+    d.set_item("mean", p.scaler.as_ref().map(|s| PyArray1::from_vec(py, s.mean.clone())))?;
+    d.set_item("std", p.scaler.as_ref().map(|s| PyArray1::from_vec(py, s.std.clone())))?;
+    d.set_item("target_sum", p.target_sum)?;
+    d.set_item("config", serde_json::to_string(&cfg).unwrap())?;
+    Ok(d)
+}
+
 /// Every method with its default configuration, as JSON.
 #[pyfunction]
 fn methods_json() -> PyResult<String> {
@@ -281,14 +313,8 @@ fn simulate<'py>(py: Python<'py>, params_json: &str) -> PyResult<Bound<'py, PyDi
     let p: scdeep_core::simulate::SimParams = serde_json::from_value(v).map_err(|e| option_err("params", e))?;
     let s = py.detach(|| scdeep_core::simulate::simulate(&p)).map_err(err)?;
     let d = PyDict::new(py);
-    for (name, m) in [("counts", &s.counts), ("true_counts", &s.true_counts)] {
-        let sub = PyDict::new(py);
-        sub.set_item("indptr", PyArray1::from_vec(py, m.indptr.iter().map(|&x| x as i64).collect()))?;
-        sub.set_item("indices", PyArray1::from_vec(py, m.indices.iter().map(|&x| x as i64).collect()))?;
-        sub.set_item("data", PyArray1::from_vec(py, m.data.clone()))?;
-        sub.set_item("shape", (m.n_rows, m.n_cols))?;
-        d.set_item(name, sub)?;
-    }
+    d.set_item("counts", csr_dict(py, &s.counts)?)?;
+    d.set_item("true_counts", csr_dict(py, &s.true_counts)?)?;
     d.set_item("cells", s.cells)?;
     d.set_item("genes", s.genes)?;
     d.set_item("groups", s.groups)?;
@@ -312,6 +338,7 @@ fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(methods_json, m)?)?;
+    m.add_function(wrap_pyfunction!(prepare, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_config, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
