@@ -29,7 +29,16 @@ pub fn load_cuda() {
     });
 }
 
+/// Whether an NVIDIA driver is present at all. Loading libtorch_cuda and its CUDA
+/// libraries costs about 0.5 s, which `auto` should not pay on machines without a GPU.
+fn nvidia_driver_present() -> bool {
+    std::path::Path::new("/proc/driver/nvidia/version").exists() || std::path::Path::new("/dev/nvidiactl").exists()
+}
+
 pub fn cuda_available() -> bool {
+    if !nvidia_driver_present() {
+        return false;
+    }
     load_cuda();
     tch::Cuda::is_available()
 }
@@ -41,13 +50,13 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
         "auto" => Ok(if cuda_available() { tch::Device::Cuda(0) } else { tch::Device::Cpu }),
         "cpu" => Ok(tch::Device::Cpu),
         "cuda" | "gpu" => {
-            if cuda_available() { Ok(tch::Device::Cuda(0)) } else { Err(bad("CUDA was requested but libtorch sees no CUDA device")) }
+            if cuda_available() { Ok(tch::Device::Cuda(0)) } else { Err(bad("CUDA was requested but no CUDA device is visible (no NVIDIA driver, or libtorch sees no GPU)")) }
         }
         _ => {
             if let Some(n) = s.strip_prefix("cuda:") {
                 let n: usize = n.parse().map_err(|_| bad("expected auto, cpu, cuda or cuda:N"))?;
                 if !cuda_available() {
-                    return Err(bad("CUDA was requested but libtorch sees no CUDA device"));
+                    return Err(bad("CUDA was requested but no CUDA device is visible (no NVIDIA driver, or libtorch sees no GPU)"));
                 }
                 let count = tch::Cuda::device_count() as usize;
                 if n >= count {
