@@ -259,3 +259,32 @@ fn simulator_is_seeded_and_separable() {
     let s = r.scores.unwrap();
     assert!(s.ari > 0.8, "PCA + K-means should separate the simulated groups, ARI {}", s.ari);
 }
+
+#[test]
+fn robust_scaler_matches_the_spec_reference() {
+    // tests/fixtures/robust.json: `scripts/make_fixtures.py robust` (numpy, from specs §5)
+    let fx = fixture("robust.json");
+    let get = |k: &str| nums(&fx[k]);
+    let (n, g) = (fx["n"].as_u64().unwrap() as usize, fx["g"].as_u64().unwrap() as usize);
+    let x: Vec<f32> = get("x").iter().map(|&v| v as f32).collect();
+    let csr = scdeep_core::Csr::from_dense(n, g, &x);
+    let r = scdeep_core::preprocess::RobustScaler::fit(&csr, 2.0, 99.5);
+    for (name, ours, want) in [("lo", &r.lo, get("lo")), ("hi", &r.hi, get("hi")), ("mean", &r.mean, get("mean")), ("std", &r.std, get("std")), ("zmin", &r.zmin, get("zmin")), ("zmax", &r.zmax, get("zmax"))] {
+        for (j, (a, b)) in ours.iter().zip(&want).enumerate() {
+            assert!((*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name}[{j}]: {a} vs numpy {b}");
+        }
+    }
+    let mut y = x.clone();
+    r.transform(&mut y);
+    for (k, (a, b)) in y.iter().zip(get("y")).enumerate() {
+        assert!((*a as f64 - b).abs() < 1e-4, "transform[{k}]: {a} vs numpy {b}");
+    }
+    // the inverse gives back the winsorised values
+    let mut back = y.clone();
+    r.inverse(&mut back);
+    let (lo, hi) = (get("lo"), get("hi"));
+    for (k, (a, v)) in back.iter().zip(&x).enumerate() {
+        let w = (*v as f64).clamp(lo[k % g], hi[k % g]);
+        assert!((*a as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "inverse[{k}]: {a} vs {w}");
+    }
+}
