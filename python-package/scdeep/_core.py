@@ -63,6 +63,16 @@ def matrix_of(adata, layer=None, use_raw=False):
     return adata.X, list(map(str, adata.var_names))
 
 
+def graph_if_no_k(options, n_clusters, labels):
+    """Without k or ground truth, cluster the graph (Leiden at resolution 1.0) unless the
+    caller chose an algorithm."""
+    if n_clusters is not None or labels is not None:
+        return options
+    cl = dict(options.get("cluster", {}))
+    cl.setdefault("algorithm", "leiden")
+    return dict(options, cluster=cl)
+
+
 def config_json(method, n_clusters, device, seed, threads, options):
     """A RunConfig overlay from keyword arguments: known sections pass through, other
     keywords go to the method's `params`."""

@@ -234,12 +234,7 @@ pub unsafe extern "C" fn scdeep_methods_json(out: *mut *mut c_char) -> ScdeepSta
             return Err(null("out"));
         }
         *out = std::ptr::null_mut();
-        let mut list = Vec::new();
-        for m in scdeep_core::models::METHODS {
-            let cfg = RunConfig::for_method(m.name)?;
-            list.push(serde_json::json!({"name": m.name, "description": m.description, "default_config": cfg}));
-        }
-        *out = CString::new(serde_json::to_string(&list).unwrap()).unwrap().into_raw();
+        *out = CString::new(scdeep_core::models::methods_json()?.to_string()).unwrap().into_raw();
         Ok(())
     })
 }

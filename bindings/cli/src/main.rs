@@ -604,13 +604,8 @@ fn cmd_evaluate(a: EvalArgs) -> Result<()> {
 }
 
 fn cmd_methods(as_json: bool) -> Result<()> {
-    let mut list = Vec::new();
-    for m in scdeep_core::models::METHODS {
-        let cfg = RunConfig::for_method(m.name)?;
-        list.push(json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
-    }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&json!(list)).unwrap());
+        println!("{}", serde_json::to_string_pretty(&scdeep_core::models::methods_json()?).unwrap());
     } else {
         for m in scdeep_core::models::METHODS {
             println!("{:<12} {}", m.name, m.description);

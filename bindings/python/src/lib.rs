@@ -268,12 +268,7 @@ fn prepare<'py>(py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String
 /// Every method with its default configuration, as JSON.
 #[pyfunction]
 fn methods_json() -> PyResult<String> {
-    let mut list = Vec::new();
-    for m in scdeep_core::models::METHODS {
-        let cfg = RunConfig::for_method(m.name).map_err(err)?;
-        list.push(serde_json::json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
-    }
-    Ok(serde_json::to_string(&list).unwrap())
+    Ok(scdeep_core::models::methods_json().map_err(err)?.to_string())
 }
 
 /// The resolved configuration for a (partial) JSON config, as JSON (validates it).

@@ -111,6 +111,17 @@ pub fn default_params(method: &str) -> Result<Value> {
     Ok((info(method)?.params)())
 }
 
+/// Every method with its description and default configuration (what `scdeep methods
+/// --json`, the C ABI and the Python package list).
+pub fn methods_json() -> Result<Value> {
+    let mut list = Vec::new();
+    for m in METHODS {
+        let cfg = RunConfig::for_method(m.name)?;
+        list.push(serde_json::json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
+    }
+    Ok(Value::Array(list))
+}
+
 /// Default preprocessing of a method.
 pub fn default_preprocess(method: &str) -> Result<PreprocessConfig> {
     let m = info(method)?;

@@ -165,6 +165,18 @@ impl Prepared {
     }
 }
 
+/// Keep the cells that pass the cell filter (in place); their rows in the input.
+fn filter_cells(x: &mut Csr, cfg: &PreprocessConfig, source: &str) -> Result<Vec<usize>> {
+    let keep = normalize::cells_passing(x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
+    if keep.is_empty() {
+        return Err(Error::data(format!("{source}: no cell passes the cell filter")));
+    }
+    if keep.len() < x.n_rows {
+        *x = x.select_rows(&keep);
+    }
+    Ok(keep)
+}
+
 /// Run the configured preprocessing on a validated dataset.
 pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
     cfg.validate()?;
@@ -184,13 +196,7 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
     if cfg.ceil_counts {
         normalize::ceil_counts(&mut x);
     }
-    let cells_keep = normalize::cells_passing(&x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
-    if cells_keep.is_empty() {
-        return Err(Error::data(format!("{}: no cell passes the cell filter", ds.source)));
-    }
-    if cells_keep.len() < x.n_rows {
-        x = x.select_rows(&cells_keep);
-    }
+    let cells_keep = filter_cells(&mut x, cfg, &ds.source)?;
     let counts = x.clone();
     let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
@@ -262,13 +268,7 @@ pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, 
             &ds.genes[..ds.genes.len().min(3)]
         )));
     }
-    let cells_keep = normalize::cells_passing(&x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
-    if cells_keep.is_empty() {
-        return Err(Error::data(format!("{}: no cell passes the cell filter", ds.source)));
-    }
-    if cells_keep.len() < x.n_rows {
-        x = x.select_rows(&cells_keep);
-    }
+    let cells_keep = filter_cells(&mut x, cfg, &ds.source)?;
     let counts_all = x.clone();
     let (size_factors, _) = normalize::normalize_total(&mut x, Some(saved.target_sum), cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
