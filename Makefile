@@ -19,13 +19,16 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind
+.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
+SYSTEM_PKGS := libhdf5-dev pkg-config cmake
+R_PKGS := r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlecellexperiment r-cran-testthat r-cran-matrix r-cran-jsonlite
+
 $(STAMPS)/system: scripts/setup-system.sh
 	@mkdir -p $(STAMPS)
-	bash scripts/setup-system.sh
+	bash scripts/setup-system.sh $(SYSTEM_PKGS)
 	@touch $@
 
 $(STAMPS)/venv: scripts/requirements.txt
@@ -43,7 +46,7 @@ demo: build
 test: build python
 	cargo test --release --workspace
 	$(PY) -m pytest -q tests/python python-package/tests
-	$(MAKE) --no-print-directory c-test cpp-test
+	$(MAKE) --no-print-directory c-test cpp-test r-check
 
 # The Python package (maturin; the extension shares target/ with the workspace) in .venv.
 python: build
@@ -85,6 +88,38 @@ cpp-test:
 	cmake -S tests/cpp -B $(CTEST)/cpp -DCMAKE_PREFIX_PATH=$(CTEST)/prefix -DCMAKE_BUILD_TYPE=Release > /dev/null
 	cmake --build $(CTEST)/cpp > /dev/null
 	$(CTEST)/cpp/test_raii $(CTEST)
+
+# The R package (extendr), installed into a private library in the cargo target dir;
+# its Rust crate (bindings/r) builds in the shared target directory.
+R_LIB := $(CARGO_TARGET_DIR)/rlib
+RBUILD := $(CARGO_TARGET_DIR)/rbuild
+R_ENV := R_LIBS=$(R_LIB) SCDEEP_DATA=$(ROOT)/../shared/data SCDEEP_CLI=$(BIN) SCDEEP_PYTHON=$(PY) SCDEEP_CARGO_QUIET=1
+
+$(STAMPS)/r-system: scripts/setup-system.sh
+	@mkdir -p $(STAMPS)
+	bash scripts/setup-system.sh $(R_PKGS)
+	@touch $@
+
+r: build $(STAMPS)/r-system
+	@mkdir -p $(R_LIB)
+	$(R_ENV) R CMD INSTALL --no-multiarch -l $(R_LIB) r-package > $(CARGO_TARGET_DIR)/r-install.log 2>&1 || { tail -40 $(CARGO_TARGET_DIR)/r-install.log; exit 1; }
+
+r-test: r
+	cd r-package/tests/testthat && $(R_ENV) Rscript -e 'testthat::test_dir(".", package = "scdeep", load_package = "installed", stop_on_failure = TRUE)'
+
+# R CMD check on a source tarball that carries the Rust sources (core, bindings/r) in
+# src/rust, as a tarball for CRAN-like installs must; it runs the testthat suite too.
+# Fails on any ERROR or WARNING (R CMD check itself exits 0 on warnings).
+r-check: build $(STAMPS)/r-system
+	rm -rf $(RBUILD) && mkdir -p $(RBUILD)/scdeep/src/rust/core $(RBUILD)/scdeep/src/rust/bindings
+	cp -r r-package/. $(RBUILD)/scdeep/
+	rm -f $(RBUILD)/scdeep/src/Makevars $(RBUILD)/scdeep/src/*.o $(RBUILD)/scdeep/src/*.so
+	cp -r core/Cargo.toml core/build.rs core/src $(RBUILD)/scdeep/src/rust/core/
+	cp -r bindings/r $(RBUILD)/scdeep/src/rust/bindings/
+	sed -e 's|^members = .*|members = ["core"]|' Cargo.toml > $(RBUILD)/scdeep/src/rust/Cargo.toml
+	cd $(RBUILD) && $(R_ENV) R CMD build --no-build-vignettes scdeep > build.log 2>&1 || { cat build.log; exit 1; }
+	cd $(RBUILD) && $(R_ENV) R CMD check --no-manual scdeep_$(VERSION).tar.gz
+	@! grep -E '^Status: .*(ERROR|WARNING)' $(RBUILD)/scdeep.Rcheck/00check.log
 
 # Regenerate the reference fixtures with scanpy / scikit-learn / skmisc.
 fixtures: setup

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the build needs: HDF5 (linked by the hdf5-metno crate), pkg-config,
-# and CMake (the C++ test builds through find_package(scdeep)).
+# Installs the Debian packages given as arguments that are missing (with sudo when not
+# root). The Makefile calls it with what the build needs (HDF5 for the hdf5-metno crate,
+# pkg-config, CMake for the C++ test) and, for the R package, with R, Seurat,
+# SingleCellExperiment and testthat (CRAN and Bioconductor are not reachable here;
+# --no-install-recommends keeps R to about 780 MB).
 set -euo pipefail
 need=()
-dpkg -s libhdf5-dev >/dev/null 2>&1 || need+=(libhdf5-dev)
-dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-dpkg -s cmake >/dev/null 2>&1 || need+=(cmake)
+for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -64,6 +64,49 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
+/// The sections of a config that bindings accept as nested options.
+const SECTIONS: [&str; 4] = ["preprocess", "train", "cluster", "metrics"];
+/// Top-level fields that bindings accept as plain options.
+const TOP_LEVEL: [&str; 3] = ["device", "seed", "threads"];
+
+/// A config overlay from a binding's call (Python keyword arguments, R `...`): the
+/// sections `preprocess`, `train`, `cluster`, `metrics` pass through as objects, `device`,
+/// `seed` and `threads` stay top-level, and every other key is a method parameter. With
+/// neither `n_clusters` nor ground truth, the graph is clustered (Leiden at resolution
+/// 1.0) unless the caller chose an algorithm. The result goes to `RunConfig::from_json`.
+pub fn options_overlay(method: &str, n_clusters: Option<usize>, has_truth: bool, options: &Value) -> Result<Value> {
+    let opts = match options {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(m) => m.clone(),
+        v => return Err(Error::config("options", v, "must be named options")),
+    };
+    let mut cfg = serde_json::Map::new();
+    cfg.insert("method".into(), Value::String(method.to_string()));
+    let mut params = serde_json::Map::new();
+    for (k, v) in opts {
+        if SECTIONS.contains(&k.as_str()) {
+            if !v.is_object() {
+                return Err(Error::config(&k, &v, format!("must be named {k} options (see `scdeep methods --json`)")));
+            }
+            cfg.insert(k, v);
+        } else if TOP_LEVEL.contains(&k.as_str()) {
+            cfg.insert(k, v);
+        } else {
+            params.insert(k, v);
+        }
+    }
+    if !params.is_empty() {
+        cfg.insert("params".into(), Value::Object(params));
+    }
+    let cluster = cfg.entry("cluster").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(k) = n_clusters {
+        cluster["n_clusters"] = Value::from(k);
+    } else if !has_truth && cluster.get("algorithm").is_none() {
+        cluster["algorithm"] = Value::from("leiden");
+    }
+    Ok(Value::Object(cfg))
+}
+
 impl RunConfig {
     /// The defaults of a method (from its spec).
     pub fn for_method(method: &str) -> Result<RunConfig> {
@@ -128,5 +171,28 @@ impl RunConfig {
             return Err(Error::config("device", d, "expected auto, cpu, cuda or cuda:N"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn options_are_sorted_into_sections_and_params() {
+        let o = options_overlay("scmae", Some(5), false, &json!({"mask_rate": 0.3, "train": {"epochs": 2}, "seed": 3})).unwrap();
+        assert_eq!(o, json!({"method": "scmae", "params": {"mask_rate": 0.3}, "train": {"epochs": 2}, "seed": 3, "cluster": {"n_clusters": 5}}));
+        let cfg = RunConfig::from_json(&o).unwrap();
+        assert_eq!((cfg.seed, cfg.train.epochs, cfg.cluster.n_clusters), (3, 2, Some(5)));
+        // no k, no truth: graph clustering unless chosen
+        let o = options_overlay("pca", None, false, &json!({})).unwrap();
+        assert_eq!(o["cluster"]["algorithm"], "leiden");
+        let o = options_overlay("pca", None, false, &json!({"cluster": {"algorithm": "kmeans"}})).unwrap();
+        assert_eq!(o["cluster"]["algorithm"], "kmeans");
+        let o = options_overlay("pca", None, true, &json!(null)).unwrap();
+        assert!(o["cluster"].get("algorithm").is_none());
+        let e = options_overlay("pca", None, true, &json!({"train": 3})).unwrap_err().to_string();
+        assert!(e.contains("train"), "{e}");
     }
 }

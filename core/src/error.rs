@@ -31,6 +31,19 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The category bindings map to their own error classes: io, format, data, option,
+    /// numeric or cancelled.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Format { .. } => "format",
+            Error::Data(_) => "data",
+            Error::Config { .. } => "option",
+            Error::Torch(_) | Error::Numeric(_) => "numeric",
+            Error::Cancelled => "cancelled",
+        }
+    }
+
     pub fn io(path: &Path, err: impl std::fmt::Display) -> Self {
         Error::Io { path: path.display().to_string(), msg: err.to_string() }
     }

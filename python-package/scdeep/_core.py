@@ -63,33 +63,12 @@ def matrix_of(adata, layer=None, use_raw=False):
     return adata.X, list(map(str, adata.var_names))
 
 
-def graph_if_no_k(options, n_clusters, labels):
-    """Without k or ground truth, cluster the graph (Leiden at resolution 1.0) unless the
-    caller chose an algorithm."""
-    if n_clusters is not None or labels is not None:
-        return options
-    cl = dict(options.get("cluster", {}))
-    cl.setdefault("algorithm", "leiden")
-    return dict(options, cluster=cl)
-
-
-def config_json(method, n_clusters, device, seed, threads, options):
-    """A RunConfig overlay from keyword arguments: known sections pass through, other
-    keywords go to the method's `params`."""
-    cfg = {"method": method, "device": device, "seed": int(seed)}
+def config_json(method, n_clusters, device, seed, threads, options, has_truth=True):
+    """The config JSON for a call: core's `options_overlay` sorts keyword arguments into
+    sections, top-level fields and method parameters (and picks graph clustering when
+    there is neither k nor ground truth)."""
+    opts = dict(options, device=device, seed=int(seed))
     if threads is not None:
-        cfg["threads"] = int(threads)
-    sections = ("preprocess", "train", "cluster", "metrics")
-    params = {}
-    for k, v in options.items():
-        if k in sections:
-            if not isinstance(v, dict):
-                raise InvalidOptionError(f"argument `{k}`: expected a dict of {k} options")
-            cfg[k] = v
-        else:
-            params[k] = v
-    if params:
-        cfg["params"] = params
-    if n_clusters is not None:
-        cfg.setdefault("cluster", {})["n_clusters"] = int(n_clusters)
-    return json.dumps(cfg)
+        opts["threads"] = int(threads)
+    k = None if n_clusters is None else int(n_clusters)
+    return call(_scdeep.options_overlay, method, k, has_truth, json.dumps(opts))

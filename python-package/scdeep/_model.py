@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from . import _scdeep
-from ._core import call, config_json, csr_parts, graph_if_no_k, matrix_of
+from ._core import call, config_json, csr_parts, matrix_of
 from ._errors import InvalidOptionError
 from ._progress import Progress
 
@@ -61,7 +61,7 @@ class Model:
         """Train on counts (AnnData, numpy or scipy matrix). Returns self."""
         x, cells, genes = _input(data, layer, use_raw)
         parts = csr_parts(x)
-        cfg = config_json(self.method, self.n_clusters, self.device, self.seed, self.threads, graph_if_no_k(self.options, self.n_clusters, None))
+        cfg = config_json(self.method, self.n_clusters, self.device, self.seed, self.threads, self.options, has_truth=False)
         progress = Progress(self.verbose)
         try:
             r = call(_scdeep.run, parts, cells, genes, None, cfg, progress)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from . import _scdeep
-from ._core import call, config_json, csr_parts, graph_if_no_k, matrix_of
+from ._core import call, config_json, csr_parts, matrix_of
 from ._errors import InvalidOptionError
 from ._progress import Progress
 
@@ -67,7 +67,7 @@ def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, l
     x, genes = matrix_of(adata, layer, use_raw)
     parts = csr_parts(x, "layer" if layer else "X")
     labels = _labels(adata, label_key)
-    cfg = config_json(method, n_clusters, device, seed, threads, graph_if_no_k(method_options, n_clusters, labels))
+    cfg = config_json(method, n_clusters, device, seed, threads, method_options, has_truth=labels is not None)
     progress = Progress(verbose)
     try:
         r = call(_scdeep.run, parts, list(map(str, adata.obs_names)), genes, labels, cfg, progress)

@@ -380,7 +380,7 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     if let Some(d) = &a.dropout_mid { v["dropout_mid"] = json!(csv_list::<f64>("--dropout-mid", d)?); }
     if let Some(d) = &a.dropout_shape { v["dropout_shape"] = json!(csv_list::<f64>("--dropout-shape", d)?); }
     if let Some(s) = a.seed { v["seed"] = json!(s); }
-    let p: SimParams = serde_json::from_value(v).map_err(|e| Error::config("simulate", "(params)", e.to_string()))?;
+    let p = SimParams::from_json(&v)?;
     let sim = simulate(&p)?;
     let out = &a.out;
     let name = out.to_string_lossy().to_lowercase();

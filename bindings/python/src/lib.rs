@@ -19,15 +19,7 @@ use scdeep_core::{Csr, Dataset, Error, RunConfig};
 create_exception!(_scdeep, CoreError, PyException, "An error from scdeep's core: args = (kind, message).");
 
 fn err(e: Error) -> PyErr {
-    let kind = match &e {
-        Error::Io { .. } => "io",
-        Error::Format { .. } => "format",
-        Error::Data(_) => "data",
-        Error::Config { .. } => "option",
-        Error::Torch(_) | Error::Numeric(_) => "numeric",
-        Error::Cancelled => "cancelled",
-    };
-    CoreError::new_err((kind, e.to_string()))
+    CoreError::new_err((e.kind(), e.to_string()))
 }
 
 fn option_err(field: &str, msg: impl std::fmt::Display) -> PyErr {
@@ -277,6 +269,14 @@ fn resolve_config(config_json: &str) -> PyResult<String> {
     Ok(serde_json::to_string(&RunConfig::from_json_str(config_json).map_err(err)?).unwrap())
 }
 
+/// A config overlay (JSON) from keyword options; see `scdeep_core::config::options_overlay`.
+#[pyfunction]
+#[pyo3(signature = (method, n_clusters, has_truth, options_json))]
+fn options_overlay(method: &str, n_clusters: Option<usize>, has_truth: bool, options_json: &str) -> PyResult<String> {
+    let opts: serde_json::Value = serde_json::from_str(options_json).map_err(|e| option_err("options", e))?;
+    Ok(scdeep_core::config::options_overlay(method, n_clusters, has_truth, &opts).map_err(err)?.to_string())
+}
+
 /// Clustering metrics of `pred` against `truth` as JSON (silhouette when an embedding is given).
 #[pyfunction]
 #[pyo3(signature = (truth, pred, embedding=None, dims=0, nmi_average="arithmetic"))]
@@ -294,18 +294,8 @@ fn evaluate(truth: Vec<String>, pred: Vec<i64>, embedding: Option<PyReadonlyArra
 /// Simulate counts (SimParams as JSON). Returns a dict of CSR arrays and names.
 #[pyfunction]
 fn simulate<'py>(py: Python<'py>, params_json: &str) -> PyResult<Bound<'py, PyDict>> {
-    let base = serde_json::to_value(scdeep_core::simulate::SimParams::default()).unwrap();
-    let mut v = base;
     let over: serde_json::Value = serde_json::from_str(params_json).map_err(|e| option_err("params", e))?;
-    if let (Some(b), Some(o)) = (v.as_object_mut(), over.as_object()) {
-        for (k, x) in o {
-            if !b.contains_key(k) {
-                return Err(option_err(k, "unknown simulation parameter"));
-            }
-            b.insert(k.clone(), x.clone());
-        }
-    }
-    let p: scdeep_core::simulate::SimParams = serde_json::from_value(v).map_err(|e| option_err("params", e))?;
+    let p = scdeep_core::simulate::SimParams::from_json(&over).map_err(err)?;
     let s = py.detach(|| scdeep_core::simulate::simulate(&p)).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("counts", csr_dict(py, &s.counts)?)?;
@@ -335,6 +325,7 @@ fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(methods_json, m)?)?;
     m.add_function(wrap_pyfunction!(prepare, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_config, m)?)?;
+    m.add_function(wrap_pyfunction!(options_overlay, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;

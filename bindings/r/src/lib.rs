@@ -1,4 +1,326 @@
-//! R binding: extendr wrappers arrive with the R package issue.
-pub fn version() -> &'static str {
-    scdeep_core::version()
+//! The R binding: extendr functions that convert types only. Counts come in as the
+//! parts of a `dgCMatrix` (genes x cells, column-compressed), which is exactly a CSR
+//! matrix with cells in rows; results go back as plain vectors and JSON strings. The
+//! Seurat / SingleCellExperiment glue, the defaults and the documentation live in
+//! r-package/R/.
+//!
+//! Errors do not unwind through R: every function returns either its value or a
+//! character string of class `scdeep_core_error` (attribute `kind`), which the R layer
+//! turns into a classed condition with `stop()`. Long work polls R for a user interrupt
+//! (Ctrl-C / Esc) at every progress event and then cancels the run.
+
+use extendr_api::prelude::*;
+use scdeep_core::models::TrainedModel;
+use scdeep_core::progress::{Progress, TrainReport};
+use scdeep_core::{Csr, Dataset, Error, RunConfig};
+use std::os::raw::{c_int, c_void};
+use std::path::Path;
+
+extern "C" {
+    fn R_ToplevelExec(fun: extern "C" fn(*mut c_void), data: *mut c_void) -> c_int;
+    fn R_CheckUserInterrupt();
+}
+
+extern "C" fn check_interrupt(_: *mut c_void) {
+    unsafe { R_CheckUserInterrupt() }
+}
+
+/// True when the user pressed Ctrl-C / Esc (the interrupt is consumed, not raised here).
+fn interrupted() -> bool {
+    unsafe { R_ToplevelExec(check_interrupt, std::ptr::null_mut()) == 0 }
+}
+
+/// An error value for the R layer: the message with class `scdeep_core_error` and the
+/// error's kind (io, format, data, option, numeric, cancelled) as attribute.
+fn fail(kind: &str, msg: impl Into<String>) -> Robj {
+    let mut r: Robj = r!(msg.into());
+    let _ = r.set_attrib("kind", kind);
+    let _ = r.set_class(["scdeep_core_error"]);
+    r
+}
+
+fn core_fail(e: Error) -> Robj {
+    fail(e.kind(), e.to_string())
+}
+
+fn arg_fail(arg: &str, msg: impl std::fmt::Display) -> Robj {
+    fail("option", format!("argument `{arg}`: {msg}"))
+}
+
+/// Run a fallible body, turning `Err(robj)` into the error value.
+fn guard(f: impl FnOnce() -> std::result::Result<Robj, Robj>) -> Robj {
+    f().unwrap_or_else(|e| e)
+}
+
+fn strings(x: &Robj, arg: &str) -> std::result::Result<Vec<String>, Robj> {
+    if x.is_null() {
+        return Ok(Vec::new());
+    }
+    let v = x.as_str_vector().ok_or_else(|| arg_fail(arg, format!("expected a character vector, got {:?}", x.rtype())))?;
+    Ok(v.into_iter().map(str::to_string).collect())
+}
+
+fn ints(x: &Robj, arg: &str) -> std::result::Result<Vec<i32>, Robj> {
+    if let Some(s) = x.as_integer_slice() {
+        return Ok(s.to_vec());
+    }
+    if let Some(s) = x.as_real_slice() {
+        return Ok(s.iter().map(|&v| v as i32).collect());
+    }
+    Err(arg_fail(arg, format!("expected integers, got {:?}", x.rtype())))
+}
+
+/// A dataset from the slots of a genes x cells dgCMatrix: `p` (cell pointers), `i` (gene
+/// indices, 0-based), `x` (values).
+fn dataset(p: &Robj, i: &Robj, x: &Robj, cells: &Robj, genes: &Robj, labels: &Robj, source: &str) -> std::result::Result<Dataset, Robj> {
+    let cells = strings(cells, "cells")?;
+    let genes = strings(genes, "features")?;
+    let ip = ints(p, "counts@p")?;
+    let idx = ints(i, "counts@i")?;
+    let val: Vec<f32> = match (x.as_real_slice(), x.as_integer_slice()) {
+        (Some(v), _) => v.iter().map(|&v| v as f32).collect(),
+        (None, Some(v)) => v.iter().map(|&v| v as f32).collect(),
+        _ => return Err(arg_fail("counts@x", format!("expected numbers, got {:?}", x.rtype()))),
+    };
+    let (n_cells, n_genes) = (cells.len(), genes.len());
+    if ip.len() != n_cells + 1 || ip[0] != 0 || ip.windows(2).any(|w| w[1] < w[0]) || ip[n_cells] as usize != val.len() || idx.len() != val.len() {
+        return Err(arg_fail("counts", format!("inconsistent sparse matrix slots for {n_genes} features x {n_cells} cells")));
+    }
+    if let Some(&j) = idx.iter().find(|&&j| j < 0 || j as usize >= n_genes) {
+        return Err(arg_fail("counts", format!("row index {j} outside [0, {n_genes})")));
+    }
+    let labels = if labels.is_null() { None } else { Some(strings(labels, "labels")?) };
+    if let Some(l) = &labels {
+        if l.len() != n_cells {
+            return Err(arg_fail("labels", format!("{} labels for {n_cells} cells", l.len())));
+        }
+    }
+    let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.iter().map(|&v| v as usize).collect(), indices: idx.iter().map(|&j| j as u32).collect(), data: val };
+    let ds = Dataset { x, cells, genes, labels, source: source.to_string() };
+    ds.validate().map_err(core_fail)?;
+    Ok(ds)
+}
+
+/// Progress lines on R's console (stderr), at most about 20 per training run, and
+/// interrupt polling.
+struct RProgress {
+    verbose: bool,
+    interrupted: bool,
+}
+
+impl Progress for RProgress {
+    fn stage(&mut self, name: &str) {
+        if self.verbose {
+            reprintln!("scdeep: {name}");
+        }
+    }
+    fn message(&mut self, msg: &str) {
+        if self.verbose {
+            reprintln!("scdeep: {msg}");
+        }
+    }
+    fn train(&mut self, r: &TrainReport) {
+        if !self.verbose {
+            return;
+        }
+        if let Some(losses) = r.losses {
+            let every = r.epochs.div_ceil(20).max(1);
+            if r.epoch.is_multiple_of(every) || r.epoch == r.epochs || r.epoch == 1 {
+                let l: Vec<String> = losses.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                let eta = r.eta_s.map(|s| format!(", {s:.0} s left")).unwrap_or_default();
+                reprintln!("scdeep: epoch {}/{}: {}{eta}", r.epoch, r.epochs, l.join(", "));
+            }
+        }
+    }
+    fn should_continue(&mut self) -> bool {
+        if !self.interrupted && interrupted() {
+            self.interrupted = true;
+        }
+        !self.interrupted
+    }
+}
+
+fn cancelled_or(e: Error, p: &RProgress) -> Robj {
+    if p.interrupted {
+        fail("cancelled", "interrupted by the user")
+    } else {
+        core_fail(e)
+    }
+}
+
+/// A trained model behind an external pointer.
+struct Model(TrainedModel);
+
+fn model_of(m: &Robj) -> std::result::Result<&TrainedModel, Robj> {
+    // A pointer restored by readRDS() is NULL: the weights live in a model folder.
+    if m.rtype() == Rtype::ExternalPtr && unsafe { extendr_ffi::R_ExternalPtrAddr(m.get()) }.is_null() {
+        return Err(arg_fail("model", "this model was restored from an R session file and holds no weights; save models with SaveScdeepModel() and load them with LoadScdeepModel()"));
+    }
+    let p: &ExternalPtr<Model> = m.try_into().map_err(|_| arg_fail("model", "not an scdeep model (see LoadScdeepModel)"))?;
+    Ok(&p.0)
+}
+
+fn f32s(v: &[f32]) -> Robj {
+    v.iter().map(|&x| x as f64).collect_robj()
+}
+
+fn one_based(v: &[usize]) -> Robj {
+    v.iter().map(|&i| (i + 1) as i32).collect_robj()
+}
+
+/// Run the pipeline. Returns a list: embedding (row-major), dims, labels, cell_index
+/// (1-based), metrics/history/info (JSON), model (external pointer).
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn scdeep_run(p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, labels: Robj, source: &str, config_json: &str, verbose: bool) -> Robj {
+    guard(|| {
+        let ds = dataset(&p, &i, &x, &cells, &genes, &labels, source)?;
+        let cfg = RunConfig::from_json_str(config_json).map_err(core_fail)?;
+        let mut prog = RProgress { verbose, interrupted: false };
+        let r = scdeep_core::pipeline::run(&ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
+        let info = serde_json::to_string(&r.info_json()).unwrap();
+        let metrics = r.scores.as_ref().map(|s| serde_json::to_string(s).unwrap());
+        Ok(list!(
+            embedding = f32s(&r.embedding),
+            dims = r.dims as i32,
+            labels = r.labels.iter().map(|&l| l as i32).collect_robj(),
+            cell_index = one_based(&r.cell_index),
+            metrics = metrics,
+            history = serde_json::to_string(&r.history).unwrap(),
+            info = info,
+            config = serde_json::to_string(&r.config).unwrap(),
+            model = ExternalPtr::new(Model(r.model))
+        )
+        .into())
+    })
+}
+
+/// Embed counts with a trained model. Returns list(embedding, dims, cell_index, missing_genes).
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn scdeep_model_embed(model: Robj, p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, source: &str, device: &str, verbose: bool) -> Robj {
+    guard(|| {
+        let m = model_of(&model)?;
+        let ds = dataset(&p, &i, &x, &cells, &genes, &Robj::from(()), source)?;
+        let dev = scdeep_core::device::parse_device(device).map_err(core_fail)?;
+        let mut prog = RProgress { verbose, interrupted: false };
+        let e = m.embed(&ds, dev, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
+        Ok(list!(
+            embedding = f32s(&e.embedding),
+            dims = e.dims as i32,
+            cell_index = one_based(&e.prepared.cell_index),
+            missing_genes = e.missing_genes as i32
+        )
+        .into())
+    })
+}
+
+#[extendr]
+fn scdeep_model_save(model: Robj, path: &str) -> Robj {
+    guard(|| {
+        model_of(&model)?.save(Path::new(path)).map_err(core_fail)?;
+        Ok(Robj::from(()))
+    })
+}
+
+#[extendr]
+fn scdeep_model_load(path: &str, method: Robj, device: &str) -> Robj {
+    guard(|| {
+        let method = if method.is_null() { None } else { Some(method.as_str().ok_or_else(|| arg_fail("method", "expected a string"))?.to_string()) };
+        let dev = scdeep_core::device::parse_device(device).map_err(core_fail)?;
+        let m = TrainedModel::load(Path::new(path), method.as_deref(), dev).map_err(core_fail)?;
+        Ok(ExternalPtr::new(Model(m)).into())
+    })
+}
+
+/// list(method, genes, config JSON) of a model.
+#[extendr]
+fn scdeep_model_info(model: Robj) -> Robj {
+    guard(|| {
+        let m = model_of(&model)?;
+        Ok(list!(method = m.config.method.clone(), genes = m.genes().to_vec(), config = serde_json::to_string(&m.config).unwrap()).into())
+    })
+}
+
+/// The config overlay (JSON) for a call, validated: see `scdeep_core::config::options_overlay`.
+#[extendr]
+fn scdeep_config(method: &str, n_clusters: Robj, has_truth: bool, options_json: &str) -> Robj {
+    guard(|| {
+        let k = if n_clusters.is_null() {
+            None
+        } else {
+            let k = ints(&n_clusters, "n.clusters")?;
+            match k.as_slice() {
+                [k] if *k >= 1 => Some(*k as usize),
+                _ => return Err(arg_fail("n.clusters", format!("expected one integer >= 1, got {k:?}"))),
+            }
+        };
+        let opts: serde_json::Value = serde_json::from_str(options_json).map_err(|e| arg_fail("...", e))?;
+        let over = scdeep_core::config::options_overlay(method, k, has_truth, &opts).map_err(core_fail)?;
+        RunConfig::from_json(&over).map_err(core_fail)?; // validate now: errors before any work
+        Ok(r!(over.to_string()))
+    })
+}
+
+#[extendr]
+fn scdeep_methods_json() -> Robj {
+    guard(|| Ok(r!(scdeep_core::models::methods_json().map_err(core_fail)?.to_string())))
+}
+
+/// Metrics of `pred` against `truth` as JSON; silhouette when an embedding (row-major) is given.
+#[extendr]
+fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average: &str) -> Robj {
+    guard(|| {
+        let truth = strings(&truth, "truth")?;
+        let pred: Vec<i64> = ints(&pred, "labels")?.into_iter().map(i64::from).collect();
+        let avg: scdeep_core::metrics::AverageMethod = serde_json::from_value(serde_json::json!(average))
+            .map_err(|_| arg_fail("average", format!("{average:?}: expected arithmetic, geometric, max or min")))?;
+        let emb: Option<Vec<f32>> = if embedding.is_null() {
+            None
+        } else {
+            Some(embedding.as_real_slice().ok_or_else(|| arg_fail("embedding", "expected a numeric matrix"))?.iter().map(|&v| v as f32).collect())
+        };
+        let s = scdeep_core::metrics::evaluate(&truth, &pred, emb.as_deref().map(|e| (e, dims as usize)), avg, 20_000).map_err(core_fail)?;
+        Ok(r!(serde_json::to_string(&s).unwrap()))
+    })
+}
+
+fn csc_parts(m: &Csr) -> Robj {
+    list!(
+        p = m.indptr.iter().map(|&v| v as i32).collect_robj(),
+        i = m.indices.iter().map(|&v| v as i32).collect_robj(),
+        x = f32s(&m.data)
+    )
+    .into()
+}
+
+/// Simulated counts: list(counts, true_counts (dgCMatrix slots, genes x cells), cells,
+/// genes, groups, batches).
+#[extendr]
+fn scdeep_simulate(params_json: &str) -> Robj {
+    guard(|| {
+        let over: serde_json::Value = serde_json::from_str(params_json).map_err(|e| arg_fail("...", e))?;
+        let p = scdeep_core::simulate::SimParams::from_json(&over).map_err(core_fail)?;
+        let s = scdeep_core::simulate::simulate(&p).map_err(core_fail)?;
+        Ok(list!(counts = csc_parts(&s.counts), true_counts = csc_parts(&s.true_counts), cells = s.cells, genes = s.genes, groups = s.groups, batches = s.batches).into())
+    })
+}
+
+#[extendr]
+fn scdeep_version() -> Robj {
+    list!(scdeep = scdeep_core::version(), libtorch = scdeep_core::device::libtorch_version(), cuda = scdeep_core::device::cuda_available()).into()
+}
+
+extendr_module! {
+    mod scdeep;
+    fn scdeep_run;
+    fn scdeep_model_embed;
+    fn scdeep_model_save;
+    fn scdeep_model_load;
+    fn scdeep_model_info;
+    fn scdeep_config;
+    fn scdeep_methods_json;
+    fn scdeep_evaluate;
+    fn scdeep_simulate;
+    fn scdeep_version;
 }

@@ -93,6 +93,18 @@ pub struct Simulated {
 }
 
 impl SimParams {
+    /// Parameters from a (partial) JSON object over the defaults; an unknown name is an
+    /// error that names it.
+    pub fn from_json(over: &serde_json::Value) -> Result<SimParams> {
+        if !(over.is_object() || over.is_null()) {
+            return Err(Error::config("simulate", over, "must be named parameters"));
+        }
+        let v = if over.is_null() { serde_json::json!({}) } else { over.clone() };
+        let p: SimParams = serde_json::from_value(v).map_err(|e| Error::config("simulate", "(params)", e.to_string()))?;
+        p.validate()?;
+        Ok(p)
+    }
+
     pub fn validate(&self) -> Result<()> {
         let f = |n: &str, v: f64, m: &str| Err(Error::config(&format!("simulate.{n}"), v, m));
         if self.n_cells == 0 { return f("n_cells", 0.0, "must be >= 1"); }

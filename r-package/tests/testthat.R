@@ -1,0 +1,4 @@
+library(testthat)
+library(scdeep)
+
+test_check("scdeep")

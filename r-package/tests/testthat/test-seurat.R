@@ -1,0 +1,57 @@
+skip_if_not_installed("Seurat")
+suppressPackageStartupMessages(library(Seurat))
+
+test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors/FindClusters/RunUMAP", {
+  mtx <- file.path(data_dir(), "10x_pbmc_top2000", "mtx")
+  obj <- CreateSeuratObject(Read10X(mtx))
+  obj <- RunScdeep(obj, method = "scmae", seed = 1, threads = 1, verbose = FALSE)
+
+  # the same run through the CLI (the default without k or labels is Leiden, resolution 1)
+  out <- tempfile()
+  status <- system2(scdeep_cli(), c("run", "-q", "-i", mtx, "-m", "scmae", "--seed", "1", "--threads", "1",
+                                    "--device", "cpu", "--cluster", "leiden", "--no-h5ad", "--out", out))
+  expect_equal(status, 0L)
+  cli <- utils::read.delim(file.path(out, "labels.tsv"), stringsAsFactors = FALSE)
+  expect_equal(nrow(cli), ncol(obj))
+  expect_identical(as.integer(as.character(obj$scmae_clusters)), as.integer(cli[[2]]))
+
+  red <- obj[["scmae"]]
+  expect_s4_class(red, "DimReduc")
+  expect_identical(Key(red), "SCMAE_")
+  expect_equal(dim(Embeddings(red)), c(ncol(obj), 128L))
+  expect_identical(rownames(Embeddings(red)), colnames(obj))
+  expect_true(is.finite(Misc(red, "scdeep")$history$loss[1]))
+  expect_true("RunScdeep.RNA" %in% names(obj@commands))
+
+  obj <- FindNeighbors(obj, reduction = "scmae", dims = 1:128, verbose = FALSE)
+  obj <- FindClusters(obj, verbose = FALSE)
+  expect_gt(nlevels(obj$seurat_clusters), 1L)
+  obj <- RunUMAP(obj, reduction = "scmae", dims = 1:128, verbose = FALSE)
+  expect_equal(dim(Embeddings(obj[["umap"]])), c(ncol(obj), 2L))
+  # ground truth gives the same labels the published ARI is about
+  truth <- utils::read.delim(file.path(data_dir(), "10x_pbmc_top2000", "labels.tsv"), stringsAsFactors = FALSE)
+  expect_gt(ScdeepEvaluate(obj$scmae_clusters, truth[[2]])$ari, 0.5)
+})
+
+test_that("Seurat: options, idents, model reuse and a second method", {
+  obj <- ScdeepSimulate(n.cells = 300, n.genes = 400, class = "Seurat", seed = 5)
+  obj <- RunScdeep(obj, method = "pca", n.clusters = 3, label.column = "group", set.ident = TRUE,
+                   reduction.name = "scdeep.pca", verbose = FALSE)
+  expect_identical(Key(obj[["scdeep.pca"]]), "SCDEEPPCA_")
+  expect_identical(as.character(Idents(obj)), as.character(obj$scdeep.pca_clusters))
+  expect_gt(Misc(obj[["scdeep.pca"]], "scdeep")$metrics$ari, 0.5)
+  m <- ScdeepModel(obj, "scdeep.pca")
+  obj2 <- EmbedScdeep(obj, m, reduction.name = "again", verbose = FALSE)
+  expect_equal(unname(Embeddings(obj2[["again"]])), unname(Embeddings(obj[["scdeep.pca"]])), tolerance = 1e-5)
+})
+
+test_that("Seurat: a non-count slot, missing features, a bad key or a wrong column are errors naming the argument", {
+  obj <- ScdeepSimulate(n.cells = 100, n.genes = 200, class = "Seurat", seed = 6)
+  expect_error(RunScdeep(obj, slot = "data"), "argument `slot`.*log-normalised", class = "scdeep_error_option")
+  expect_error(RunScdeep(obj, slot = "scale.data"), "argument `slot`", class = "scdeep_error_option")
+  expect_error(RunScdeep(obj, features = c("Gene1", "NOT-A-GENE")), "argument `features`.*NOT-A-GENE", class = "scdeep_error_option")
+  expect_error(RunScdeep(obj, assay = "ADT"), "argument `assay`", class = "scdeep_error_option")
+  expect_error(RunScdeep(obj, reduction.key = "bad key"), "argument `reduction.key`", class = "scdeep_error_option")
+  expect_error(RunScdeep(obj, label.column = "celltype"), "argument `label.column`", class = "scdeep_error_option")
+  expect_error(RunScdeep(list(1)), "argument `object`", class = "scdeep_error_option")
+})
