@@ -24,7 +24,9 @@ PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 setup: $(STAMPS)/system $(STAMPS)/venv
 
 SYSTEM_PKGS := libhdf5-dev pkg-config cmake
-R_PKGS := r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlecellexperiment r-cran-testthat r-cran-matrix r-cran-jsonlite
+# What only the tests need: R and its packages (the R package's check) and Groovy (the
+# Nextflow module harness; Nextflow itself cannot be fetched here).
+TEST_PKGS := r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlecellexperiment r-cran-testthat r-cran-matrix r-cran-jsonlite groovy
 
 $(STAMPS)/system: scripts/setup-system.sh
 	@mkdir -p $(STAMPS)
@@ -43,9 +45,9 @@ build: setup
 demo: build
 	bash scripts/demo.sh
 
-test: build python
+test: build python $(STAMPS)/test-system
 	cargo test --release --workspace
-	$(PY) -m pytest -q tests/python python-package/tests
+	$(PY) -m pytest -q tests/python python-package/tests tests/workflows
 	$(MAKE) --no-print-directory c-test cpp-test r-check
 
 # The Python package (maturin; the extension shares target/ with the workspace) in .venv.
@@ -95,12 +97,12 @@ R_LIB := $(CARGO_TARGET_DIR)/rlib
 RBUILD := $(CARGO_TARGET_DIR)/rbuild
 R_ENV := R_LIBS=$(R_LIB) SCDEEP_DATA=$(ROOT)/../shared/data SCDEEP_CLI=$(BIN) SCDEEP_PYTHON=$(PY) SCDEEP_CARGO_QUIET=1
 
-$(STAMPS)/r-system: scripts/setup-system.sh
+$(STAMPS)/test-system: scripts/setup-system.sh
 	@mkdir -p $(STAMPS)
-	bash scripts/setup-system.sh $(R_PKGS)
+	bash scripts/setup-system.sh $(TEST_PKGS)
 	@touch $@
 
-r: build $(STAMPS)/r-system
+r: build $(STAMPS)/test-system
 	@mkdir -p $(R_LIB)
 	$(R_ENV) R CMD INSTALL --no-multiarch -l $(R_LIB) r-package > $(CARGO_TARGET_DIR)/r-install.log 2>&1 || { tail -40 $(CARGO_TARGET_DIR)/r-install.log; exit 1; }
 
@@ -110,7 +112,7 @@ r-test: r
 # R CMD check on a source tarball that carries the Rust sources (core, bindings/r) in
 # src/rust, as a tarball for CRAN-like installs must; it runs the testthat suite too.
 # Fails on any ERROR or WARNING (R CMD check itself exits 0 on warnings).
-r-check: build $(STAMPS)/r-system
+r-check: build $(STAMPS)/test-system
 	rm -rf $(RBUILD) && mkdir -p $(RBUILD)/scdeep/src/rust/core $(RBUILD)/scdeep/src/rust/bindings
 	cp -r r-package/. $(RBUILD)/scdeep/
 	rm -f $(RBUILD)/scdeep/src/Makevars $(RBUILD)/scdeep/src/*.o $(RBUILD)/scdeep/src/*.so

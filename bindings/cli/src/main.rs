@@ -1,6 +1,7 @@
 //! `scdeep`: the command-line door into scdeep-core, and the shim the Nextflow and
 //! Snakemake modules call. Every option lives in core's RunConfig; flags only overlay it.
 
+mod plot;
 mod progress;
 
 use clap::{Args, Parser, Subcommand};
@@ -32,7 +33,7 @@ enum Cmd {
     #[command(after_help = "Example:\n  scdeep preprocess --input pbmc.h5ad --recipe dca --n-top-genes 1000 --out prep.h5ad")]
     Preprocess(PrepArgs),
     /// Read -> preprocess -> method -> cluster -> metrics -> write results.
-    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json (with ground truth), and <input>.scdeep.h5ad when the input is .h5ad.")]
+    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Each file is written whole (temp file + rename).")]
     Run(RunArgs),
     /// Embed new counts with a saved model (same genes, normalisation and scaling).
     #[command(after_help = "Example:\n  scdeep run --input ref.h5ad --method scmae --save-model model/ --out ref_results/\n  scdeep embed --model model/ --input query.h5ad --out query_results/ -k 8\n\nOutputs in --out: embedding.tsv, embedding.npy, versions.yml, and labels.tsv with -k.")]
@@ -41,6 +42,10 @@ enum Cmd {
     Cluster(ClusterArgs),
     /// Score predicted labels against ground truth (both `cell<TAB>label` TSV files).
     Evaluate(EvalArgs),
+    /// Draw PNG figures of a run folder: loss.png (history.json), embedding.png (2-D view
+    /// coloured by cluster and ground truth), confusion.png (cluster x truth heatmap).
+    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method scmae --out results/\n  scdeep plot --run results/\n  scdeep plot --summary metrics.tsv --out summary.png\n\nGround truth comes from results/truth.tsv (written by `scdeep run` when labels are known) or --truth.")]
+    Plot(PlotCmd),
     /// List methods and their default configurations.
     Methods {
         #[arg(long)]
@@ -202,6 +207,24 @@ struct SimArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["run", "summary"])))]
+struct PlotCmd {
+    /// A run folder (the --out of `scdeep run`).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Instead: a metrics table (TSV with `method` and `ari`/`nmi` columns, one row per
+    /// run) drawn as one point per run and the median per method; --out names the PNG.
+    #[arg(long, value_name = "TSV")]
+    summary: Option<PathBuf>,
+    /// Where to write the PNGs (default: the run folder); with --summary, the PNG file.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Ground truth `cell<TAB>label` TSV with a header (default: <run>/truth.tsv if present).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct PrepArgs {
     #[command(flatten)]
     input: InputArgs,
@@ -221,7 +244,7 @@ struct RunArgs {
     /// Output folder (created if missing).
     #[arg(long, short)]
     out: PathBuf,
-    /// Do not write the .h5ad copy with results.
+    /// Do not write <input>.scdeep.h5ad (the input's cells and counts with the results added).
     #[arg(long)]
     no_h5ad: bool,
     /// Save the trained model to this folder (for `scdeep embed` and the bindings).
@@ -348,6 +371,7 @@ fn main() {
         Cmd::Embed(a) => cmd_embed(a, quiet),
         Cmd::Cluster(a) => cmd_cluster(a),
         Cmd::Evaluate(a) => cmd_evaluate(a),
+        Cmd::Plot(a) => cmd_plot(a, quiet),
         Cmd::Methods { json } => cmd_methods(json),
         Cmd::Version { json } => cmd_version(json),
     };
@@ -466,22 +490,13 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     if let Some(s) = &res.scores {
         write::write_json(&out.join("metrics.json"), &serde_json::to_value(s).unwrap())?;
+        write_metrics_tsv(&out.join("metrics.tsv"), method, res.config.seed, s)?;
     }
-    let is_h5ad = io::detect_format(&a.input.input).ok() == Some(Format::H5ad) || a.input.format == "h5ad";
-    if is_h5ad && !a.no_h5ad {
-        // Results cover the cells that passed filtering; the copy needs every cell.
-        if res.cells.len() == ds.n_cells() {
-            let stem = a.input.input.file_stem().unwrap().to_string_lossy().to_string();
-            let uns = serde_json::to_string(&info).unwrap();
-            let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
-            io::write_h5ad_results(
-                &a.input.input,
-                &out.join(format!("{stem}.scdeep.h5ad")),
-                &io::H5adResults { method, embedding: &res.embedding, dims: res.dims, labels: &res.labels, uns_json: &uns, metrics: &metrics },
-            )?;
-        } else if !quiet {
-            eprintln!("scdeep: note: {} of {} cells were filtered out; no .h5ad copy written (use the TSV/NPY outputs)", ds.n_cells() - res.cells.len(), ds.n_cells());
-        }
+    if let Some(t) = &res.truth {
+        write::write_labels_tsv(&out.join("truth.tsv"), &res.cells, "truth", t)?;
+    }
+    if !a.no_h5ad {
+        write_h5ad_out(&a, &ds, &res, method, &info)?;
     }
     if !quiet {
         match &res.scores {
@@ -493,6 +508,70 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
             None => eprintln!("scdeep: {method}: {} cells, {} clusters", res.cells.len(), res.labels.iter().collect::<std::collections::BTreeSet<_>>().len()),
         }
         eprintln!("scdeep: results in {}", out.display());
+    }
+    Ok(())
+}
+
+/// metrics.tsv: a header and one row (method, seed, every metric; NA where not computed),
+/// the same columns for every run so that tables from many runs concatenate.
+fn write_metrics_tsv(dest: &Path, method: &str, seed: u64, s: &scdeep_core::metrics::Scores) -> Result<()> {
+    let v = serde_json::to_value(s).unwrap();
+    let m = v.as_object().unwrap();
+    write::AtomicFile::write_with(dest, |w| {
+        let names: Vec<&str> = m.keys().map(String::as_str).collect();
+        writeln!(w, "method\tseed\t{}", names.join("\t"))?;
+        let vals: Vec<String> = m.values().map(|x| if x.is_null() { "NA".to_string() } else { x.to_string() }).collect();
+        writeln!(w, "{method}\t{seed}\t{}", vals.join("\t"))
+    })
+}
+
+/// `<stem>.scdeep.h5ad` in the output folder: a copy of an .h5ad input, or for other
+/// inputs a new file with the counts in X, with `obsm['X_<method>']`,
+/// `obs['<method>_clusters']` and `uns['scdeep']` added. Cells removed by the method's
+/// filter get NaN embeddings and a missing cluster.
+fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResult, method: &str, info: &Value) -> Result<()> {
+    let input = &a.input.input;
+    let name = input.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
+    let stem = name.trim_end_matches(".gz").trim_end_matches('/');
+    let stem = stem.rsplit_once('.').map(|(s, _)| s).filter(|s| !s.is_empty() && !input.is_dir()).unwrap_or(stem);
+    let dest = a.out.join(format!("{stem}.scdeep.h5ad"));
+    let n = ds.n_cells();
+    let mut emb = vec![f32::NAN; n * res.dims];
+    let mut labels = vec![-1i64; n];
+    for (row, &i) in res.cell_index.iter().enumerate() {
+        emb[i * res.dims..(i + 1) * res.dims].copy_from_slice(&res.embedding[row * res.dims..(row + 1) * res.dims]);
+        labels[i] = res.labels[row];
+    }
+    let uns = serde_json::to_string(info).unwrap();
+    let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
+    let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics };
+    let is_h5ad = io::detect_format(input).ok() == Some(Format::H5ad) || a.input.format == "h5ad";
+    if is_h5ad {
+        return io::write_h5ad_results(input, &dest, &results);
+    }
+    // A base file with the counts (and ground truth), then the results added to it.
+    let base = a.out.join(format!(".{stem}.base.h5ad"));
+    let truth: Vec<(&str, &[String])> = match &ds.labels { Some(l) => vec![("truth", l.as_slice())], None => vec![] };
+    io::write_h5ad_new(&base, &ds.x, &ds.cells, &ds.genes, &truth, &[])?;
+    let r = io::write_h5ad_results(&base, &dest, &results);
+    let _ = std::fs::remove_file(&base);
+    r
+}
+
+fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {
+    let files = match (a.run, a.summary) {
+        (Some(run), _) => plot::plot_run(&plot::PlotArgs { run, out: a.out, truth: a.truth })?,
+        (None, Some(table)) => {
+            let out = a.out.ok_or_else(|| Error::config("--out", "(none)", "--summary needs --out FILE.png"))?;
+            plot::summary_plot(&table, &out)?;
+            vec![out]
+        }
+        (None, None) => unreachable!("clap requires --run or --summary"),
+    };
+    if !quiet {
+        for f in files {
+            eprintln!("scdeep: wrote {}", f.display());
+        }
     }
     Ok(())
 }

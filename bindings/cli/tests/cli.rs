@@ -253,3 +253,62 @@ fn graph_clustering_flags() {
     assert!(std::fs::read_to_string(&labels).unwrap().lines().count() > 100);
     expect_fail(&["--input", shared("pollen_top1000hvg/pollen_top1000hvg.h5ad").to_str().unwrap(), "--cluster", "spectral"], 2, &["spectral"]);
 }
+
+/// (width, height) from a PNG's IHDR chunk; panics unless the file is a PNG.
+fn png_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(b.len() > 1000, "{} is only {} bytes", p.display(), b.len());
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", p.display());
+    assert_eq!(&b[12..16], b"IHDR");
+    (u32::from_be_bytes(b[16..20].try_into().unwrap()), u32::from_be_bytes(b[20..24].try_into().unwrap()))
+}
+
+/// Count distinct colours in a PNG by decoding it with the `png` crate's reader.
+fn png_colours(p: &Path) -> usize {
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(p).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).unwrap();
+    let px: std::collections::HashSet<&[u8]> = buf[..info.buffer_size()].chunks(3).collect();
+    px.len()
+}
+
+#[test]
+fn plot_a_deep_run_and_an_h5ad_for_mtx_input() {
+    let out = tmp("plot");
+    let data = shared("10x_pbmc_top2000");
+    let o = bin()
+        .args(["run", "-q", "--method", "scmae", "--epochs", "3", "--seed", "2"])
+        .arg("--input").arg(data.join("mtx"))
+        .arg("--labels").arg(data.join("labels.tsv"))
+        .arg("--out").arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // results added to a new .h5ad for a non-h5ad input, and the ground truth beside them
+    assert!(out.join("mtx.scdeep.h5ad").is_file());
+    assert!(std::fs::read_to_string(out.join("truth.tsv")).unwrap().lines().count() == 4272);
+    let o = bin().arg("plot").arg("--run").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(png_size(&out.join("loss.png")), (1000, 640));
+    assert_eq!(png_size(&out.join("embedding.png")), (1500, 620));
+    let (w, h) = png_size(&out.join("confusion.png"));
+    assert!((640..=1000).contains(&w) && (500..=900).contains(&h), "{w}x{h}");
+    // a figure, not a blank canvas: many colours (points, palette, anti-aliased text)
+    for f in ["loss.png", "embedding.png", "confusion.png"] {
+        assert!(png_colours(&out.join(f)) > 50, "{f} looks blank");
+    }
+    // without ground truth: no confusion matrix, a one-panel embedding
+    let bare = tmp("plot-bare");
+    for f in ["run.json", "labels.tsv", "embedding.npy", "history.json"] {
+        std::fs::copy(out.join(f), bare.join(f)).unwrap();
+    }
+    let o = bin().args(["plot", "-q", "--run"]).arg(&bare).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(png_size(&bare.join("embedding.png")), (760, 620));
+    assert!(!bare.join("confusion.png").exists());
+    // a folder that is not a run: exit 3 naming it
+    let o = bin().args(["plot", "--run", "/nonexistent-run"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent-run"));
+}

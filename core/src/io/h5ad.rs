@@ -193,6 +193,7 @@ pub struct H5adResults<'a> {
     /// cells x dims, row-major.
     pub embedding: &'a [f32],
     pub dims: usize,
+    /// One per cell; negative = missing (a cell the filter removed).
     pub labels: &'a [i64],
     /// JSON (config, metrics, history...) stored as a string under uns/scdeep/<method>/json
     /// plus flat numeric metrics under uns/scdeep/<method>/metrics.
@@ -278,12 +279,13 @@ pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Resul
         let g = replace_group(&obs, &col).map_err(we)?;
         set_encoding(&g, "categorical", "0.2.0").map_err(we)?;
         g.new_attr::<bool>().shape(()).create("ordered").and_then(|a| a.write_scalar(&false)).map_err(we)?;
-        let mut cats: Vec<i64> = r.labels.to_vec();
+        // Negative labels (cells removed by the filter) are missing values: code -1.
+        let mut cats: Vec<i64> = r.labels.iter().copied().filter(|&l| l >= 0).collect();
         cats.sort_unstable();
         cats.dedup();
         let cat_names: Vec<String> = cats.iter().map(|c| c.to_string()).collect();
         write_str_array(&g, "categories", &cat_names).map_err(we)?;
-        let codes: Vec<i32> = r.labels.iter().map(|l| cats.binary_search(l).unwrap() as i32).collect();
+        let codes: Vec<i32> = r.labels.iter().map(|l| cats.binary_search(l).map_or(-1, |c| c as i32)).collect();
         let cds = g.new_dataset_builder().with_data(&codes[..]).create("codes").map_err(we)?;
         set_encoding(&cds, "array", "0.2.0").map_err(we)?;
         // Keep the dataframe's column-order in sync.
