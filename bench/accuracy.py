@@ -2,12 +2,15 @@
 """Clustering accuracy of scdeep methods on every count dataset in ../shared/data.
 
   .venv/bin/python bench/accuracy.py [--methods scmae,pca] [--seeds 5] [--datasets a,b]
-      [--set KEY=VALUE ...] [--jobs 2] [--out bench/results/accuracy.json]
+      [--set KEY=VALUE ...] [--label NAME] [--merge] [--jobs 2] [--out bench/results/accuracy.json]
 
 Each (method, dataset, seed) is one `scdeep run` with the method's defaults and
 1 libtorch thread; `--jobs` runs that many at once. Writes per-seed ARI/NMI and the
 median over seeds, next to the numbers CATALOG.md reports for the same cells.
-yan is left out: it holds RPKM values, not counts.
+By default yan is left out (it holds RPKM values, not counts); name it in --datasets
+for methods whose losses do not assume counts (CICL). `--label` files the results under
+another name (an ablation: `--methods cicl --set params.lambda=0 --label cicl_lambda0`);
+`--merge` keeps the other methods already in the output file.
 """
 import argparse
 import concurrent.futures as cf
@@ -60,24 +63,40 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
+    ap.add_argument("--label", help="file the results under this name (one method only)")
+    ap.add_argument("--merge", action="store_true", help="keep other methods' results already in --out")
     a = ap.parse_args()
+    if a.label and "," in a.methods:
+        ap.error("--label needs a single method")
     jobs = [(m, d, s) for m in a.methods.split(",") for d in a.datasets.split(",") for s in range(a.seeds)]
     runs = []
     with cf.ThreadPoolExecutor(a.jobs) as ex:
         for r in ex.map(lambda j: run_one(*j, a.set), jobs):
             print(json.dumps(r), file=sys.stderr)
             runs.append(r)
+    if a.label:
+        for r in runs:
+            r["label"] = a.label
     summary = {}
     for m in a.methods.split(","):
         for d in a.datasets.split(","):
             ok = [r for r in runs if r["method"] == m and r["dataset"] == d and "ari" in r]
             if ok:
-                summary.setdefault(m, {})[d] = {
+                summary.setdefault(a.label or m, {})[d] = {
                     "median_ari": round(statistics.median(r["ari"] for r in ok), 4),
                     "median_nmi": round(statistics.median(r["nmi"] for r in ok), 4),
                     "seeds": len(ok), "median_wall_s": round(statistics.median(r["wall_s"] for r in ok), 2),
                 }
-    result = {"benchmark": "accuracy", "threads_per_run": 1, "overlay": a.set, "summary": summary,
+    overlays = {name: a.set for name in summary}
+    if a.merge and os.path.exists(a.out):
+        old = json.load(open(a.out))
+        old_overlays = old.get("overlays") or {k: old.get("overlay", []) for k in old.get("summary", {})}
+        for name, per in old.get("summary", {}).items():
+            if name not in summary:
+                summary[name] = per
+                overlays[name] = old_overlays.get(name, [])
+        runs = [r for r in old.get("runs", []) if r.get("label", r["method"]) not in {a.label or m for m in a.methods.split(",")}] + runs
+    result = {"benchmark": "accuracy", "threads_per_run": 1, "overlays": overlays, "summary": summary,
               "reference_catalog": REFERENCE, "runs": runs}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

@@ -31,14 +31,14 @@ def env_for(threads):
     return dict(os.environ, OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t)
 
 
-def run_scdeep(h5, threads, epochs):
+def run_scdeep(h5, threads, epochs, method="scmae"):
     with tempfile.TemporaryDirectory() as out:
-        wall, rss, _ = measure([BIN, "run", "-q", "-i", h5, "--label-key", "cell_type", "-m", "scmae", "--device", "cpu",
+        wall, rss, _ = measure([BIN, "run", "-q", "-i", h5, "--label-key", "cell_type", "-m", method, "--device", "cpu",
                               "--threads", str(threads), "--epochs", str(epochs), "--no-h5ad", "--out", out], env_for(threads))
         hist = json.load(open(os.path.join(out, "history.json")))
         info = json.load(open(os.path.join(out, "run.json")))
     t = info["timings_s"]
-    return {"tool": "scdeep", "threads": threads, "epochs": epochs, "wall_s": wall, "peak_rss_mb": round(rss, 1),
+    return {"tool": "scdeep", "method": method, "threads": threads, "epochs": epochs, "wall_s": wall, "peak_rss_mb": round(rss, 1),
             "seconds_per_epoch_median": statistics.median(h["seconds"] for h in hist),
             "seconds": {k: round(v, 3) for k, v in t.items()},
             "read_to_labels_s": round(wall - t.get("metrics", 0.0), 3), "ari": info["metrics"]["ari"]}

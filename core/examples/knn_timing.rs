@@ -15,9 +15,9 @@ fn main() {
     let te = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let a = cluster::knn_hnsw(&x, 15, Metric::Euclidean, ef, 0, 1).unwrap();
+    let ta = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let v = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 10, 0).unwrap();
     println!("ivf {:.2}s recall {:.4}", t.elapsed().as_secs_f64(), cluster::recall(&e, &v));
-    let ta = t.elapsed().as_secs_f64();
     println!("n {n} exact {te:.2}s hnsw(ef {ef}) {ta:.2}s recall {:.4}", cluster::recall(&e, &a));
 }

@@ -97,7 +97,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let t = Instant::now();
     let mut method = crate::models::build(&cfg)?;
     let emb = {
-        let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
+        let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, n_clusters: k, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
         method.fit(&prep, &mut ctx)?;
         timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
         let t = Instant::now();

@@ -171,7 +171,7 @@ fn kmeans_and_pca_match_scikit_learn() {
         let mut pca = scdeep_core::models::pca::Pca::from_params(&serde_json::json!({"n_comps": 5, "solver": solver, "block_rows": 1000})).unwrap();
         let mut prog = scdeep_core::progress::Silent;
         let train = scdeep_core::train::TrainConfig::default();
-        let mut ctx = scdeep_core::models::Context { device: tch::Device::Cpu, seed: 0, train: &train, fingerprint: serde_json::Value::Null, progress: &mut prog };
+        let mut ctx = scdeep_core::models::Context { device: tch::Device::Cpu, seed: 0, train: &train, n_clusters: None, fingerprint: serde_json::Value::Null, progress: &mut prog };
         use scdeep_core::models::Method;
         pca.fit(&prep, &mut ctx).unwrap();
         let emb = pca.embed(&prep, &mut ctx).unwrap();

@@ -107,6 +107,17 @@ fn lloyd(x: &Tensor, x_sq: &Tensor, mut c: Tensor, p: &KMeansParams, tol_abs: f6
     Ok((c, labels, inertia, iters))
 }
 
+/// Lloyd iterations from given centres (k x d): the warm-started K-means CICL re-runs at
+/// every training step. Returns the centres and each row's label (tensors on x's device).
+pub fn kmeans_from(x: &Tensor, centres: &Tensor, max_iter: usize, tol: f64) -> Result<(Tensor, Tensor)> {
+    let x = x.to_kind(Kind::Float);
+    let x_sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+    let var_mean = x.var_dim(0, false, false).mean(Kind::Double).double_value(&[]);
+    let p = KMeansParams { k: centres.size()[0] as usize, n_init: 1, max_iter: max_iter.max(1), tol, seed: 0 };
+    let (c, labels, _, _) = lloyd(&x, &x_sq, centres.to_kind(Kind::Float), &p, var_mean * tol)?;
+    Ok((c, labels))
+}
+
 /// Cluster the rows of `x` (n x d float tensor, on any device).
 pub fn kmeans(x: &Tensor, p: &KMeansParams) -> Result<KMeansResult> {
     let n = x.size()[0] as usize;

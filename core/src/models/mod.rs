@@ -2,6 +2,9 @@
 //! Adding a method touches its file here, its entry in `METHODS` and nothing else:
 //! the config, the CLI and every binding read the registry.
 
+pub mod cicl;
+pub mod contrastive;
+pub mod deep;
 pub mod layers;
 pub mod pca;
 pub mod scmae;
@@ -22,9 +25,27 @@ pub struct Context<'a> {
     pub device: tch::Device,
     pub seed: u64,
     pub train: &'a TrainConfig,
+    /// The number of clusters when known before training (from the config or the ground
+    /// truth's classes); methods with a clustering head (CICL) need it.
+    pub n_clusters: Option<usize>,
     /// Identifies the run in checkpoints (config + data shape).
     pub fingerprint: Value,
     pub progress: &'a mut dyn crate::progress::Progress,
+}
+
+impl Context<'_> {
+    /// Train `step` on `batcher` with the run's training options.
+    pub fn fit(&mut self, step: &mut dyn crate::train::TrainStep, batcher: &crate::train::Batcher) -> Result<Vec<Value>> {
+        crate::train::fit(step, batcher, self.train, self.seed, &self.fingerprint, &mut *self.progress)
+    }
+
+    /// `encode` applied to the rows of `data` in blocks of `train.embed_batch_size`,
+    /// without gradients.
+    pub fn embed_blocks(&self, data: &Prepared, encode: impl Fn(&Tensor) -> Tensor) -> Tensor {
+        let batcher = crate::train::Batcher::new(data, self.device);
+        let parts: Vec<Tensor> = tch::no_grad(|| batcher.blocks(self.train.embed_batch_size).map(|rows| encode(&batcher.dense(&rows))).collect());
+        Tensor::cat(&parts, 0)
+    }
 }
 
 pub trait Method: Send {
@@ -70,6 +91,32 @@ fn scmae_train() -> TrainConfig {
     TrainConfig { epochs: 81, batch_size: 256, drop_last: true, embed_batch_size: 1280, ..TrainConfig::default() }
 }
 
+fn contrastive_train() -> TrainConfig {
+    // specs §3: Adam with lr 0.4 (sic), cosine from 0.4 to 0.4e-3 over a hard-coded
+    // 500-epoch horizon while training 30 epochs, batch 200 keeping the last partial one.
+    TrainConfig {
+        epochs: 30,
+        batch_size: 200,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig { lr: 0.4, ..Default::default() },
+        schedule: crate::train::Schedule::Cosine,
+        min_lr: 0.4e-3,
+        schedule_epochs: Some(500),
+        ..TrainConfig::default()
+    }
+}
+
+fn cicl_train() -> TrainConfig {
+    // specs §6 [P]: Adam lr 1e-5, batch 6000 (full batch for most data sets), 1000 epochs.
+    TrainConfig {
+        epochs: 1000,
+        batch_size: 6000,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig { lr: 1e-5, ..Default::default() },
+        ..TrainConfig::default()
+    }
+}
+
 pub const METHODS: &[MethodInfo] = &[
     MethodInfo {
         name: "scmae",
@@ -81,7 +128,30 @@ pub const METHODS: &[MethodInfo] = &[
         train: scmae_train,
         // specs §1: K-means below 10 000 cells, Leiden with the resolution search above
         cluster: || ClusterConfig { algorithm: Algorithm::Auto, ..ClusterConfig::default() },
-        build: |v| Ok(Box::new(scmae::Scmae::from_params(v)?)),
+        build: |v| Ok(Box::new(deep::Deep::<scmae::Net>::new(scmae::ScmaeParams::from_json(v)?))),
+    },
+    MethodInfo {
+        name: "contrastive-sc",
+        description: "contrastive-sc: NT-Xent between two input-dropout views, MLP encoder with BatchNorm (baseline)",
+        reference: "Ciortan & Defrance 2021, BMC Bioinformatics; specs §3",
+        params: || serde_json::to_value(contrastive::ContrastiveParams::default()).unwrap(),
+        recipe: Recipe::Dca,
+        n_top_genes: 500,
+        train: contrastive_train,
+        // specs §3: K-means with k = #labels; its Leiden alternative uses 300 neighbours
+        cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, n_neighbors: 300, ..ClusterConfig::default() },
+        build: |v| Ok(Box::new(deep::Deep::<contrastive::Net>::new(contrastive::ContrastiveParams::from_json(v)?))),
+    },
+    MethodInfo {
+        name: "cicl",
+        description: "CICL: transformer encoder, instance-wise and cluster-aware contrastive losses with K-means pseudo-labels",
+        reference: "Jiang, Wang, Guan & Zhou; specs §6",
+        params: || serde_json::to_value(cicl::CiclParams::default()).unwrap(),
+        recipe: Recipe::Dca,
+        n_top_genes: 500,
+        train: cicl_train,
+        cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+        build: |v| Ok(Box::new(deep::Deep::<cicl::Net>::new(cicl::CiclParams::from_json(v)?))),
     },
     MethodInfo {
         name: "pca",

@@ -6,8 +6,9 @@
 //! L = (1-γ)·mean(Ω∘(x̂-x)²) + γ·BCEWithLogits(logits, m), Ω = λm + (1-λ)(1-m),
 //! m = 1[corrupted value ≠ clean value].
 
-use super::layers::{self, LinNormMish, Named};
-use super::{Context, Method};
+use super::layers::{self, LinNormMish};
+use super::deep::DeepNet;
+use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
 use crate::train::{self, random, Batcher, StepCtx, TrainStep};
@@ -72,7 +73,7 @@ impl ScmaeParams {
     }
 }
 
-struct Net {
+pub struct Net {
     vs: nn::VarStore,
     enc1: LinNormMish,
     enc2: LinNormMish,
@@ -105,22 +106,6 @@ impl Net {
             None => x.shallow_clone(),
         };
         self.enc3.forward(&self.enc2.forward(&self.enc1.forward(&x)))
-    }
-}
-
-pub struct Scmae {
-    pub p: ScmaeParams,
-    net: Option<Net>,
-    history: Vec<Value>,
-}
-
-impl Scmae {
-    pub fn from_params(v: &Value) -> Result<Scmae> {
-        Ok(Scmae { p: ScmaeParams::from_json(v)?, net: None, history: Vec::new() })
-    }
-
-    fn net(&self) -> Result<&Net> {
-        self.net.as_ref().ok_or_else(|| Error::data("scmae: the model is not trained or loaded"))
     }
 }
 
@@ -177,39 +162,24 @@ impl TrainStep for Step<'_> {
     }
 }
 
-impl Method for Scmae {
-    fn name(&self) -> &'static str {
-        "scmae"
+impl DeepNet for Net {
+    type Params = ScmaeParams;
+    const NAME: &'static str = "scmae";
+
+    fn build(p: &ScmaeParams, n_genes: i64, device: tch::Device, seed: u64) -> Net {
+        Net::new(p, n_genes, device, seed)
     }
 
-    fn fit(&mut self, data: &Prepared, ctx: &mut Context) -> Result<()> {
-        let net = Net::new(&self.p, data.n_genes() as i64, ctx.device, ctx.seed);
+    fn vs(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn train(&self, p: &ScmaeParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
         let batcher = Batcher::new(data, ctx.device);
-        let mut step = Step { net: &net, p: &self.p };
-        self.history = train::fit(&mut step, &batcher, ctx.train, ctx.seed, &ctx.fingerprint, &mut *ctx.progress)?;
-        self.net = Some(net);
-        Ok(())
+        ctx.fit(&mut Step { net: self, p }, &batcher)
     }
 
-    fn embed(&self, data: &Prepared, ctx: &mut Context) -> Result<Tensor> {
-        let net = self.net()?;
-        let batcher = Batcher::new(data, ctx.device);
-        let parts: Vec<Tensor> = tch::no_grad(|| batcher.blocks(ctx.train.embed_batch_size).map(|rows| net.encode(&batcher.dense(&rows), None)).collect());
-        Ok(Tensor::cat(&parts, 0))
-    }
-
-    fn history(&self) -> Vec<Value> {
-        self.history.clone()
-    }
-
-    fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        Ok(layers::to_cpu(layers::named_vars(&self.net()?.vs)))
-    }
-
-    fn load_tensors(&mut self, n_genes: usize, device: tch::Device, tensors: &Named, what: &str) -> Result<()> {
-        let net = Net::new(&self.p, n_genes as i64, device, 0);
-        train::copy_named(&layers::named_vars(&net.vs), tensors, what)?;
-        self.net = Some(net);
-        Ok(())
+    fn embed(&self, x: &Tensor) -> Tensor {
+        self.encode(x, None)
     }
 }

@@ -134,7 +134,7 @@ impl TrainedModel {
         if missing > 0 {
             progress.message(&format!("warning: {missing} of the model's {} genes are missing from {}; they are filled with zeros", self.preprocess.genes.len(), ds.source));
         }
-        let mut ctx = Context { device, seed: self.config.seed, train: &self.config.train, fingerprint: Value::Null, progress };
+        let mut ctx = Context { device, seed: self.config.seed, train: &self.config.train, n_clusters: self.config.cluster.n_clusters, fingerprint: Value::Null, progress };
         let emb = self.method.embed(&prepared, &mut ctx)?;
         let dims = emb.size()[1] as usize;
         let embedding = Vec::<f32>::try_from(&emb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;

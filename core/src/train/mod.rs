@@ -89,6 +89,9 @@ pub struct TrainConfig {
     pub optimizer: OptimConfig,
     pub schedule: Schedule,
     pub min_lr: f64,
+    /// Length of the cosine/step schedule in epochs (default: `epochs`); contrastive-sc's
+    /// code fixes a 500-epoch cosine while training 30.
+    pub schedule_epochs: Option<usize>,
     pub warmup_epochs: usize,
     pub step_epochs: usize,
     pub gamma: f64,
@@ -113,6 +116,7 @@ impl Default for TrainConfig {
             optimizer: OptimConfig::default(),
             schedule: Schedule::None,
             min_lr: 0.0,
+            schedule_epochs: None,
             warmup_epochs: 0,
             step_epochs: 30,
             gamma: 0.1,
@@ -155,6 +159,9 @@ impl TrainConfig {
         if !(self.min_lr >= 0.0 && self.min_lr <= o.lr) {
             return Err(Error::config(&f("min_lr"), self.min_lr, "must be in [0, optimizer.lr]"));
         }
+        if self.schedule_epochs == Some(0) {
+            return Err(Error::config(&f("schedule_epochs"), 0, "must be >= 1 (or null for the number of epochs)"));
+        }
         if self.schedule == Schedule::Step && (self.step_epochs == 0 || !(self.gamma > 0.0 && self.gamma <= 1.0)) {
             return Err(Error::config(&f("gamma"), self.gamma, "the step schedule needs step_epochs >= 1 and gamma in (0, 1]"));
         }
@@ -179,7 +186,7 @@ impl TrainConfig {
             return lr * (e + 1) as f64 / self.warmup_epochs as f64;
         }
         let e2 = e - self.warmup_epochs;
-        let span = self.epochs.saturating_sub(self.warmup_epochs).max(1);
+        let span = self.schedule_epochs.unwrap_or(self.epochs).saturating_sub(self.warmup_epochs).max(1);
         match self.schedule {
             Schedule::None => lr,
             Schedule::Cosine => self.min_lr + (lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * e2 as f64 / span as f64).cos()),

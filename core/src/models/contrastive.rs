@@ -1,0 +1,137 @@
+//! contrastive-sc (Ciortan & Defrance 2021), specs §3: two views of a batch from two
+//! independent inverted-dropout masks (p = 0.9) on the input, an MLP encoder with
+//! BatchNorm, NT-Xent (τ = 0.07) over the 2B L2-normalised embeddings.
+//!
+//! encoder: Dropout(p) -> Linear G->200 -> BN -> ReLU -> Linear 200->40 -> BN -> ReLU ->
+//! Linear 40->60 -> L2-normalise; Xavier-uniform weights. Embedding in eval mode (no
+//! dropout, BatchNorm running statistics).
+
+use super::layers;
+use super::deep::DeepNet;
+use super::Context;
+use crate::error::{Error, Result};
+use crate::preprocess::Prepared;
+use crate::train::{self, random, Batcher, StepCtx, TrainStep};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContrastiveParams {
+    /// Widths of the hidden layers.
+    pub hidden_dims: Vec<usize>,
+    /// Embedding size.
+    pub latent_dim: usize,
+    /// Input dropout rate: the augmentation (kept genes are scaled by 1/(1-p)).
+    pub dropout: f64,
+    /// NT-Xent temperature τ.
+    pub temperature: f64,
+    /// Standard deviation of optional Gaussian noise added to each view (0 = off).
+    pub noise: f64,
+}
+
+impl Default for ContrastiveParams {
+    fn default() -> Self {
+        ContrastiveParams { hidden_dims: vec![200, 40], latent_dim: 60, dropout: 0.9, temperature: 0.07, noise: 0.0 }
+    }
+}
+
+impl ContrastiveParams {
+    pub fn from_json(v: &Value) -> Result<ContrastiveParams> {
+        let p: ContrastiveParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        if !(0.0..1.0).contains(&p.dropout) {
+            return Err(Error::config("params.dropout", p.dropout, "must be in [0, 1)"));
+        }
+        if !(p.temperature > 0.0 && p.temperature.is_finite()) {
+            return Err(Error::config("params.temperature", p.temperature, "must be > 0"));
+        }
+        if !(p.noise >= 0.0 && p.noise.is_finite()) {
+            return Err(Error::config("params.noise", p.noise, "must be >= 0"));
+        }
+        if p.latent_dim == 0 || p.hidden_dims.contains(&0) {
+            return Err(Error::config("params.hidden_dims", format!("{:?} / latent_dim {}", p.hidden_dims, p.latent_dim), "layer widths must be >= 1"));
+        }
+        Ok(p)
+    }
+}
+
+pub struct Net {
+    vs: nn::VarStore,
+    hidden: Vec<(nn::Linear, nn::BatchNorm)>,
+    out: nn::Linear,
+}
+
+impl Net {
+    fn new(p: &ContrastiveParams, g: i64, device: tch::Device, seed: u64) -> Net {
+        let vs = nn::VarStore::new(device);
+        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let root = vs.root();
+        let mut hidden = Vec::new();
+        let mut fan_in = g;
+        for (i, &w) in p.hidden_dims.iter().enumerate() {
+            let lin = layers::linear_xavier(&root / format!("lin{i}"), fan_in, w as i64, rng);
+            let bn = layers::batch_norm1d(&root / format!("bn{i}"), w as i64);
+            hidden.push((lin, bn));
+            fan_in = w as i64;
+        }
+        let out = layers::linear_xavier(&root / "out", fan_in, p.latent_dim as i64, rng);
+        Net { vs, hidden, out }
+    }
+
+    /// The encoder after the input dropout; `train` selects BatchNorm's batch statistics.
+    fn encode(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (lin, bn) in &self.hidden {
+            h = bn.forward_t(&lin.forward(&h), train).relu();
+        }
+        layers::l2_normalize(&self.out.forward(&h))
+    }
+}
+
+struct Step<'n> {
+    net: &'n Net,
+    p: &'n ContrastiveParams,
+}
+
+impl TrainStep for Step<'_> {
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        // BatchNorm's running statistics are variables without gradients: Adam skips them.
+        layers::named_vars(&self.net.vs)
+    }
+
+    fn losses(&mut self, x: &Tensor, _rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
+        let view = |rng: &mut rand_chacha::ChaCha8Rng| {
+            let v = random::dropout(rng, x, self.p.dropout);
+            let v = if self.p.noise > 0.0 { &v + random::normal(rng, &v.size(), v.device()) * self.p.noise } else { v };
+            self.net.encode(&v, true)
+        };
+        let z1 = view(ctx.rng);
+        let z2 = view(ctx.rng);
+        let loss = layers::nt_xent(&z1, &z2, self.p.temperature);
+        Ok(vec![("loss", loss)])
+    }
+}
+
+impl DeepNet for Net {
+    type Params = ContrastiveParams;
+    const NAME: &'static str = "contrastive-sc";
+
+    fn build(p: &ContrastiveParams, n_genes: i64, device: tch::Device, seed: u64) -> Net {
+        Net::new(p, n_genes, device, seed)
+    }
+
+    fn vs(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn train(&self, p: &ContrastiveParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
+        let batcher = Batcher::new(data, ctx.device);
+        ctx.fit(&mut Step { net: self, p }, &batcher)
+    }
+
+    fn embed(&self, x: &Tensor) -> Tensor {
+        self.encode(x, false)
+    }
+}
