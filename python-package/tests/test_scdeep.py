@@ -149,3 +149,14 @@ def test_pp_recipe_matches_scanpy():
         scdeep.pp.recipe(a, n_top_genes=50_000)
     with pytest.raises(scdeep.InvalidOptionError, match="colour"):
         scdeep.pp.recipe(a, colour=1)
+
+
+def test_every_registered_deep_method_runs_from_anndata():
+    # methods come from core's registry: the package needs no change to offer a new one
+    a = ad.read_h5ad(POLLEN)
+    assert {"contrastive-sc", "cicl"} <= set(scdeep.methods())
+    scdeep.tl.cluster(a, method="contrastive-sc", label_key="cell_type", seed=0, verbose=False)
+    assert a.obsm["X_contrastive-sc"].shape == (a.n_obs, 60)
+    assert a.uns["scdeep"]["contrastive-sc"]["metrics"]["ari"] > 0.8
+    scdeep.tl.cluster(a, method="cicl", label_key="cell_type", seed=0, verbose=False, train={"epochs": 3}, layers=1)
+    assert a.obsm["X_cicl"].shape[0] == a.n_obs

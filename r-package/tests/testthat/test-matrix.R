@@ -70,7 +70,11 @@ test_that("bad input is an R error naming the argument", {
 
 test_that("ScdeepMethods lists every method with its defaults", {
   m <- ScdeepMethods()
-  expect_true(all(c("scmae", "pca") %in% m$name))
+  expect_true(all(c("scmae", "pca", "contrastive-sc", "cicl") %in% m$name))
+  # every method of the core's registry runs without changes here
+  x <- sim(seed = 9)
+  res <- RunScdeep(x, method = "contrastive-sc", n.clusters = 3, verbose = FALSE)
+  expect_equal(ncol(res$embedding), 60L)
   expect_equal(m$defaults[[which(m$name == "scmae")]]$params$mask_rate, 0.4)
   expect_match(ScdeepVersion()$libtorch, "^2\\.")
 })
