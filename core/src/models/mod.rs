@@ -6,6 +6,7 @@ pub mod cicl;
 pub mod contrastive;
 pub mod deep;
 pub mod layers;
+pub mod masksc_mlp;
 pub mod pca;
 pub mod scmae;
 pub mod store;
@@ -106,6 +107,11 @@ fn contrastive_train() -> TrainConfig {
     }
 }
 
+fn masksc_mlp_train() -> TrainConfig {
+    // specs §4 [PROP]: trained like contrastive-sc's family: Adam 1e-3, batch 256, 100 epochs.
+    TrainConfig { epochs: 100, batch_size: 256, drop_last: false, ..TrainConfig::default() }
+}
+
 fn cicl_train() -> TrainConfig {
     // specs §6 [P]: Adam lr 1e-5, batch 6000 (full batch for most data sets), 1000 epochs.
     TrainConfig {
@@ -152,6 +158,17 @@ pub const METHODS: &[MethodInfo] = &[
         train: cicl_train,
         cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
         build: |v| Ok(Box::new(deep::Deep::<cicl::Net>::new(cicl::CiclParams::from_json(v)?))),
+    },
+    MethodInfo {
+        name: "mask-sc-mlp",
+        description: "mask-sc's MLP variant: autoencoder 500 HVGs -> 256 -> 128 -> 60, linear decoder, MSE",
+        reference: "Mo, Chen & Bai (course report), appendix A; specs §4",
+        params: || serde_json::to_value(masksc_mlp::MlpParams::default()).unwrap(),
+        recipe: Recipe::Dca,
+        n_top_genes: 500,
+        train: masksc_mlp_train,
+        cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+        build: |v| Ok(Box::new(deep::Deep::<masksc_mlp::Net>::new(masksc_mlp::MlpParams::from_json(v)?))),
     },
     MethodInfo {
         name: "pca",
