@@ -133,10 +133,7 @@ struct ConfigArgs {
 impl ConfigArgs {
     fn build(&self) -> Result<RunConfig> {
         let mut over: Value = match &self.config {
-            Some(p) => {
-                let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-                serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))?
-            }
+            Some(p) => write::read_json(p)?,
             None => json!({}),
         };
         if !over.is_object() {
@@ -387,13 +384,13 @@ fn csv_list<T: std::str::FromStr>(field: &str, s: &str) -> Result<Vec<T>> {
 
 fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     use scdeep_core::simulate::{simulate, SimParams};
-    let mut v = serde_json::to_value(SimParams::default()).unwrap();
-    if let Some(p) = &a.params {
-        let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-        let o: Value = serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))?;
-        for (k, x) in o.as_object().ok_or_else(|| Error::format(p, "must be a JSON object"))? {
-            v[k] = x.clone();
-        }
+    // The file's parameters, then the flags; SimParams::from_json fills in the defaults.
+    let mut v = match &a.params {
+        Some(p) => write::read_json(p)?,
+        None => json!({}),
+    };
+    if !v.is_object() {
+        return Err(Error::format(a.params.as_ref().unwrap(), "must be a JSON object"));
     }
     if let Some(n) = a.n_cells { v["n_cells"] = json!(n); }
     if let Some(n) = a.n_genes { v["n_genes"] = json!(n); }
@@ -549,13 +546,9 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
     if is_h5ad {
         return io::write_h5ad_results(input, &dest, &results);
     }
-    // A base file with the counts (and ground truth), then the results added to it.
-    let base = a.out.join(format!(".{stem}.base.h5ad"));
+    // A new file with the counts (and ground truth) and the results, written once.
     let truth: Vec<(&str, &[String])> = match &ds.labels { Some(l) => vec![("truth", l.as_slice())], None => vec![] };
-    io::write_h5ad_new(&base, &ds.x, &ds.cells, &ds.genes, &truth, &[])?;
-    let r = io::write_h5ad_results(&base, &dest, &results);
-    let _ = std::fs::remove_file(&base);
-    r
+    io::write_h5ad_new_with_results(&dest, &ds.x, &ds.cells, &ds.genes, &truth, &results)
 }
 
 fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {

@@ -94,6 +94,13 @@ impl Canvas {
         }
     }
 
+    /// The outline of the rectangle (x0, y0)-(x1, y1).
+    pub fn outline(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, width: f32, c: Rgb) {
+        for (a, b, d, e) in [(x0, y0, x1, y0), (x0, y1, x1, y1), (x0, y0, x0, y1), (x1, y0, x1, y1)] {
+            self.line(a, b, d, e, width, c);
+        }
+    }
+
     /// Each glyph of `s` with its pen position (kerning applied), and the total advance.
     fn layout(&self, s: &str, size: f32) -> (Vec<(ab_glyph::GlyphId, f32)>, f32) {
         let f = self.font.as_scaled(PxScale::from(size));
@@ -232,9 +239,7 @@ impl Axes {
                 c.text(&fmt_tick(t), self.x0 - 8.0, y, 13.0, BLACK, Anchor::Right, false);
             }
         }
-        for (a, b, d, e) in [(self.x0, self.y0, self.x1, self.y0), (self.x0, self.y1, self.x1, self.y1), (self.x0, self.y0, self.x0, self.y1), (self.x1, self.y0, self.x1, self.y1)] {
-            c.line(a, b, d, e, 1.2, BLACK);
-        }
+        c.outline(self.x0, self.y0, self.x1, self.y1, 1.2, BLACK);
         c.text(title, (self.x0 + self.x1) / 2.0, self.y0 - 22.0, 18.0, BLACK, Anchor::Center, false);
         c.text(xlabel, (self.x0 + self.x1) / 2.0, self.y1 + 40.0, 15.0, BLACK, Anchor::Center, false);
         c.text(ylabel, self.x0 - 62.0, (self.y0 + self.y1) / 2.0, 15.0, BLACK, Anchor::Center, true);
@@ -471,9 +476,7 @@ pub fn confusion_plot(clusters: &[String], truth: &[String], method: &str, score
     for (k, name) in cols.iter().enumerate() {
         c.text(&truncate(name, 16), x0 + (k as f32 + 0.5) * cell, y0 + gh + 8.0, 12.0, BLACK, Anchor::Right, true);
     }
-    for (a, b, d, e) in [(x0, y0, x0 + gw, y0), (x0, y0 + gh, x0 + gw, y0 + gh), (x0, y0, x0, y0 + gh), (x0 + gw, y0, x0 + gw, y0 + gh)] {
-        c.line(a, b, d, e, 1.0, BLACK);
-    }
+    c.outline(x0, y0, x0 + gw, y0 + gh, 1.0, BLACK);
     c.text("ground-truth class", x0 + gw / 2.0, y0 + gh + 150.0, 15.0, BLACK, Anchor::Center, false);
     c.text(&format!("{method} cluster"), x0 - 95.0, y0 + gh / 2.0, 15.0, BLACK, Anchor::Center, true);
     // colour bar
@@ -504,13 +507,13 @@ pub fn plot_run(a: &PlotArgs) -> Result<Vec<PathBuf>> {
     }
     let out = a.out.clone().unwrap_or_else(|| run.clone());
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let info: Value = read_json(&run.join("run.json"))?;
+    let info: Value = write::read_json(&run.join("run.json"))?;
     let method = info.pointer("/config/method").and_then(Value::as_str).unwrap_or("scdeep").to_string();
     let mut written = Vec::new();
 
     let hist_path = run.join("history.json");
     if hist_path.exists() {
-        let hist = read_json(&hist_path)?;
+        let hist = write::read_json(&hist_path)?;
         let h = hist.as_array().ok_or_else(|| Error::format(&hist_path, "expected a JSON array of epochs"))?;
         if !h.is_empty() {
             let p = out.join("loss.png");
@@ -539,7 +542,7 @@ pub fn plot_run(a: &PlotArgs) -> Result<Vec<PathBuf>> {
     embedding_plot(&pts, vars, &clusters, truth.as_deref(), &method, &p)?;
     written.push(p);
     if let Some(t) = &truth {
-        let scores = read_json(&run.join("metrics.json")).ok();
+        let scores = write::read_json(&run.join("metrics.json")).ok();
         let p = out.join("confusion.png");
         confusion_plot(&clusters, t, &method, scores.as_ref(), &p)?;
         written.push(p);
@@ -587,9 +590,7 @@ pub fn summary_plot(table: &Path, out: &Path) -> Result<()> {
             c.line(ax.x0, y, ax.x1, y, 1.0, LIGHT);
             c.text(&fmt_tick(t), ax.x0 - 8.0, y, 13.0, BLACK, Anchor::Right, false);
         }
-        for (a, b, d, e) in [(ax.x0, ax.y0, ax.x1, ax.y0), (ax.x0, ax.y1, ax.x1, ax.y1), (ax.x0, ax.y0, ax.x0, ax.y1), (ax.x1, ax.y0, ax.x1, ax.y1)] {
-            c.line(a, b, d, e, 1.2, BLACK);
-        }
+        c.outline(ax.x0, ax.y0, ax.x1, ax.y1, 1.2, BLACK);
         for (k, m) in methods.iter().enumerate() {
             let mut v: Vec<f64> = rows.iter().filter(|r| r.0 == k).map(|r| r.1[p]).collect();
             for (j, &y) in v.iter().enumerate() {
@@ -610,11 +611,6 @@ pub fn summary_plot(table: &Path, out: &Path) -> Result<()> {
         c.text(&label, ax.x0 - 55.0, (ax.y0 + ax.y1) / 2.0, 15.0, BLACK, Anchor::Center, true);
     }
     c.save(out)
-}
-
-fn read_json(p: &Path) -> Result<Value> {
-    let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-    serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -83,18 +83,9 @@ fn dataset(p: &Robj, i: &Robj, x: &Robj, cells: &Robj, genes: &Robj, labels: &Ro
         _ => return Err(arg_fail("counts@x", format!("expected numbers, got {:?}", x.rtype()))),
     };
     let (n_cells, n_genes) = (cells.len(), genes.len());
-    if ip.len() != n_cells + 1 || ip[0] != 0 || ip.windows(2).any(|w| w[1] < w[0]) || ip[n_cells] as usize != val.len() || idx.len() != val.len() {
-        return Err(arg_fail("counts", format!("inconsistent sparse matrix slots for {n_genes} features x {n_cells} cells")));
-    }
-    if let Some(&j) = idx.iter().find(|&&j| j < 0 || j as usize >= n_genes) {
-        return Err(arg_fail("counts", format!("row index {j} outside [0, {n_genes})")));
-    }
     let labels = if labels.is_null() { None } else { Some(strings(labels, "labels")?) };
-    if let Some(l) = &labels {
-        if l.len() != n_cells {
-            return Err(arg_fail("labels", format!("{} labels for {n_cells} cells", l.len())));
-        }
-    }
+    // Negative entries wrap to out-of-range values; Dataset::validate checks the
+    // structure (indptr length and order, indices in range) and the values.
     let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.iter().map(|&v| v as usize).collect(), indices: idx.iter().map(|&j| j as u32).collect(), data: val };
     let ds = Dataset { x, cells, genes, labels, source: source.to_string() };
     ds.validate().map_err(core_fail)?;

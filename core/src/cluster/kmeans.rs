@@ -107,6 +107,13 @@ fn lloyd(x: &Tensor, x_sq: &Tensor, mut c: Tensor, p: &KMeansParams, tol_abs: f6
     Ok((c, labels, inertia, iters))
 }
 
+/// The index of each row's nearest centre (k x d), as a tensor on x's device.
+pub fn nearest(x: &Tensor, centres: &Tensor) -> Tensor {
+    let x = x.to_kind(Kind::Float);
+    let x_sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+    sq_dists(&x, &x_sq, &centres.to_kind(Kind::Float)).argmin(1, false)
+}
+
 /// Lloyd iterations from given centres (k x d): the warm-started K-means CICL re-runs at
 /// every training step. Returns the centres and each row's label (tensors on x's device).
 pub fn kmeans_from(x: &Tensor, centres: &Tensor, max_iter: usize, tol: f64) -> Result<(Tensor, Tensor)> {

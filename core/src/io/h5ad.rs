@@ -250,73 +250,82 @@ pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Resul
         let obs = f.group("obs").map_err(|e| h5err(input, "obs", e))?;
         read_index(input, &obs)?.len()
     };
+    check_sizes(input, n_obs, r)?;
+    let out = super::AtomicFile::new(output)?;
+    std::fs::copy(input, out.tmp_path()).map_err(|e| Error::io(output, e))?;
+    add_results(out.tmp_path(), output, n_obs, r)?;
+    out.commit()
+}
+
+fn check_sizes(file: &Path, n_obs: usize, r: &H5adResults) -> Result<()> {
     if r.labels.len() != n_obs || r.embedding.len() != n_obs * r.dims {
         return Err(Error::data(format!(
             "{}: results for {} cells (embedding {} values, {} dims) do not match the file's {} cells",
-            input.display(), r.labels.len(), r.embedding.len(), r.dims, n_obs)));
+            file.display(), r.labels.len(), r.embedding.len(), r.dims, n_obs)));
     }
-    let out = super::AtomicFile::new(output)?;
-    std::fs::copy(input, out.tmp_path()).map_err(|e| Error::io(output, e))?;
+    Ok(())
+}
+
+/// Add `r` to the .h5ad at `path` (n_obs cells) in place; errors name `output`.
+fn add_results(path: &Path, output: &Path, n_obs: usize, r: &H5adResults) -> Result<()> {
     let we = |e: hdf5::Error| Error::io(output, format!("writing results: {e}"));
-    {
-        let f = hdf5::File::open_rw(out.tmp_path()).map_err(we)?;
-        let obsm = ensure_dict(&f, "obsm").map_err(we)?;
-        let key = format!("X_{}", r.method);
-        if obsm.link_exists(&key) {
-            obsm.unlink(&key).map_err(we)?;
-        }
-        let ds = obsm
-            .new_dataset::<f32>()
-            .shape([n_obs, r.dims])
-            .create(key.as_str())
-            .map_err(we)?;
-        ds.write_raw(r.embedding).map_err(we)?;
-        set_encoding(&ds, "array", "0.2.0").map_err(we)?;
-
-        // obs['<method>_clusters'] as a categorical of strings "0", "1", ...
-        let obs = f.group("obs").map_err(we)?;
-        let col = format!("{}_clusters", r.method);
-        let g = replace_group(&obs, &col).map_err(we)?;
-        set_encoding(&g, "categorical", "0.2.0").map_err(we)?;
-        g.new_attr::<bool>().shape(()).create("ordered").and_then(|a| a.write_scalar(&false)).map_err(we)?;
-        // Negative labels (cells removed by the filter) are missing values: code -1.
-        let mut cats: Vec<i64> = r.labels.iter().copied().filter(|&l| l >= 0).collect();
-        cats.sort_unstable();
-        cats.dedup();
-        let cat_names: Vec<String> = cats.iter().map(|c| c.to_string()).collect();
-        write_str_array(&g, "categories", &cat_names).map_err(we)?;
-        let codes: Vec<i32> = r.labels.iter().map(|l| cats.binary_search(l).map_or(-1, |c| c as i32)).collect();
-        let cds = g.new_dataset_builder().with_data(&codes[..]).create("codes").map_err(we)?;
-        set_encoding(&cds, "array", "0.2.0").map_err(we)?;
-        // Keep the dataframe's column-order in sync.
-        let mut order: Vec<String> = match obs.attr("column-order").and_then(|a| a.read_raw::<VarLenUnicode>()) {
-            Ok(v) => v.iter().map(|s| s.as_str().to_string()).collect(),
-            Err(_) => vec![],
-        };
-        if !order.contains(&col) {
-            order.push(col.clone());
-        }
-        obs.delete_attr("column-order").ok();
-        let ov: Vec<VarLenUnicode> = order.iter().map(|s| vstr(s)).collect();
-        obs.new_attr_builder().with_data(&ov[..]).create("column-order").map_err(we)?;
-
-        // uns['scdeep'][method] = {json: str, metrics: {name: float}}
-        let uns = ensure_dict(&f, "uns").map_err(we)?;
-        let sc = ensure_dict(&uns, "scdeep").map_err(we)?;
-        let m = replace_group(&sc, r.method).map_err(we)?;
-        set_encoding(&m, "dict", "0.1.0").map_err(we)?;
-        let js = m.new_dataset::<VarLenUnicode>().shape(()).create("json").map_err(we)?;
-        js.write_scalar(&vstr(r.uns_json)).map_err(we)?;
-        set_encoding(&js, "string", "0.2.0").map_err(we)?;
-        let mg = m.create_group("metrics").map_err(we)?;
-        set_encoding(&mg, "dict", "0.1.0").map_err(we)?;
-        for (k, v) in r.metrics {
-            let d = mg.new_dataset::<f64>().shape(()).create(k.as_str()).map_err(we)?;
-            d.write_scalar(v).map_err(we)?;
-            set_encoding(&d, "numeric-scalar", "0.2.0").map_err(we)?;
-        }
+    let f = hdf5::File::open_rw(path).map_err(we)?;
+    let obsm = ensure_dict(&f, "obsm").map_err(we)?;
+    let key = format!("X_{}", r.method);
+    if obsm.link_exists(&key) {
+        obsm.unlink(&key).map_err(we)?;
     }
-    out.commit()
+    let ds = obsm
+        .new_dataset::<f32>()
+        .shape([n_obs, r.dims])
+        .create(key.as_str())
+        .map_err(we)?;
+    ds.write_raw(r.embedding).map_err(we)?;
+    set_encoding(&ds, "array", "0.2.0").map_err(we)?;
+
+    // obs['<method>_clusters'] as a categorical of strings "0", "1", ...
+    let obs = f.group("obs").map_err(we)?;
+    let col = format!("{}_clusters", r.method);
+    let g = replace_group(&obs, &col).map_err(we)?;
+    set_encoding(&g, "categorical", "0.2.0").map_err(we)?;
+    g.new_attr::<bool>().shape(()).create("ordered").and_then(|a| a.write_scalar(&false)).map_err(we)?;
+    // Negative labels (cells removed by the filter) are missing values: code -1.
+    let mut cats: Vec<i64> = r.labels.iter().copied().filter(|&l| l >= 0).collect();
+    cats.sort_unstable();
+    cats.dedup();
+    let cat_names: Vec<String> = cats.iter().map(|c| c.to_string()).collect();
+    write_str_array(&g, "categories", &cat_names).map_err(we)?;
+    let codes: Vec<i32> = r.labels.iter().map(|l| cats.binary_search(l).map_or(-1, |c| c as i32)).collect();
+    let cds = g.new_dataset_builder().with_data(&codes[..]).create("codes").map_err(we)?;
+    set_encoding(&cds, "array", "0.2.0").map_err(we)?;
+    // Keep the dataframe's column-order in sync.
+    let mut order: Vec<String> = match obs.attr("column-order").and_then(|a| a.read_raw::<VarLenUnicode>()) {
+        Ok(v) => v.iter().map(|s| s.as_str().to_string()).collect(),
+        Err(_) => vec![],
+    };
+    if !order.contains(&col) {
+        order.push(col.clone());
+    }
+    obs.delete_attr("column-order").ok();
+    let ov: Vec<VarLenUnicode> = order.iter().map(|s| vstr(s)).collect();
+    obs.new_attr_builder().with_data(&ov[..]).create("column-order").map_err(we)?;
+
+    // uns['scdeep'][method] = {json: str, metrics: {name: float}}
+    let uns = ensure_dict(&f, "uns").map_err(we)?;
+    let sc = ensure_dict(&uns, "scdeep").map_err(we)?;
+    let m = replace_group(&sc, r.method).map_err(we)?;
+    set_encoding(&m, "dict", "0.1.0").map_err(we)?;
+    let js = m.new_dataset::<VarLenUnicode>().shape(()).create("json").map_err(we)?;
+    js.write_scalar(&vstr(r.uns_json)).map_err(we)?;
+    set_encoding(&js, "string", "0.2.0").map_err(we)?;
+    let mg = m.create_group("metrics").map_err(we)?;
+    set_encoding(&mg, "dict", "0.1.0").map_err(we)?;
+    for (k, v) in r.metrics {
+        let d = mg.new_dataset::<f64>().shape(()).create(k.as_str()).map_err(we)?;
+        d.write_scalar(v).map_err(we)?;
+        set_encoding(&d, "numeric-scalar", "0.2.0").map_err(we)?;
+    }
+Ok(())
 }
 
 /// Write a standalone .h5ad (used by the simulator and `preprocess`): X as CSR,
@@ -330,9 +339,24 @@ pub fn write_h5ad_new(
     layers: &[(&str, &Csr)],
 ) -> Result<()> {
     let out = super::AtomicFile::new(output)?;
+    write_new_into(out.tmp_path(), output, x, cells, genes, obs_cols, layers)?;
+    out.commit()
+}
+
+/// A new .h5ad (as `write_h5ad_new`) with results added (as `write_h5ad_results`), in
+/// one atomic write.
+pub fn write_h5ad_new_with_results(output: &Path, x: &Csr, cells: &[String], genes: &[String], obs_cols: &[(&str, &[String])], r: &H5adResults) -> Result<()> {
+    check_sizes(output, cells.len(), r)?;
+    let out = super::AtomicFile::new(output)?;
+    write_new_into(out.tmp_path(), output, x, cells, genes, obs_cols, &[])?;
+    add_results(out.tmp_path(), output, cells.len(), r)?;
+    out.commit()
+}
+
+fn write_new_into(path: &Path, output: &Path, x: &Csr, cells: &[String], genes: &[String], obs_cols: &[(&str, &[String])], layers: &[(&str, &Csr)]) -> Result<()> {
     let we = |e: hdf5::Error| Error::io(output, format!("writing: {e}"));
     {
-        let f = hdf5::File::create(out.tmp_path()).map_err(we)?;
+        let f = hdf5::File::create(path).map_err(we)?;
         set_encoding(&f, "anndata", "0.1.0").map_err(we)?;
         let write_csr = |parent: &hdf5::Group, name: &str, m: &Csr| -> hdf5::Result<()> {
             let g = parent.create_group(name)?;
@@ -382,5 +406,5 @@ pub fn write_h5ad_new(
             ensure_dict(&f, d).map_err(we)?;
         }
     }
-    out.commit()
+    Ok(())
 }

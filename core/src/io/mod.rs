@@ -11,7 +11,7 @@ pub mod write;
 pub use h5ad::{write_h5ad_results, H5adResults};
 pub use text::{read_labels_tsv, read_table_numeric};
 pub use write::AtomicFile;
-pub use h5ad::write_h5ad_new;
+pub use h5ad::{write_h5ad_new, write_h5ad_new_with_results};
 
 use crate::error::{Error, Result};
 use crate::matrix::Dataset;

@@ -139,6 +139,12 @@ pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     Ok((vals, shape))
 }
 
+/// A JSON file, with errors naming it.
+pub fn read_json(p: &Path) -> Result<serde_json::Value> {
+    let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+    serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))
+}
+
 pub fn write_json(dest: &Path, value: &serde_json::Value) -> Result<()> {
     AtomicFile::write_with(dest, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::other)?;

@@ -23,7 +23,7 @@
 use super::layers;
 use super::deep::DeepNet;
 use super::Context;
-use crate::cluster::kmeans::{kmeans, kmeans_from, KMeansParams};
+use crate::cluster::kmeans::{kmeans, kmeans_from, nearest, KMeansParams};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
 use crate::train::{self, random, Batcher, StepCtx, TrainStep};
@@ -242,17 +242,17 @@ impl Step<'_> {
     /// Pseudo-labels of the batch (nearest centroid of H of the clean input).
     fn labels(&mut self, x: &Tensor) -> Result<Tensor> {
         let h = tch::no_grad(|| self.net.encode(x, None));
-        let c = match (&self.centroids, self.p.variant) {
-            (Some(c), Variant::Code) => c.shallow_clone(),
-            (Some(c), Variant::Paper) => kmeans_from(&h, c, self.p.kmeans_iter, 1e-4)?.0,
+        let (c, labels) = match (&self.centroids, self.p.variant) {
+            (Some(c), Variant::Code) => (c.shallow_clone(), nearest(&h, c)),
+            (Some(c), Variant::Paper) => kmeans_from(&h, c, self.p.kmeans_iter, 1e-4)?,
             (None, _) => {
                 let r = kmeans(&h, &KMeansParams { k: self.k, n_init: 10, max_iter: 300, tol: 1e-4, seed: self.seed })?;
-                Tensor::from_slice(&r.centroids).view([self.k as i64, -1]).to_device(h.device())
+                let c = Tensor::from_slice(&r.centroids).view([self.k as i64, -1]).to_device(h.device());
+                (c, Tensor::from_slice(&r.labels).to_device(h.device()))
             }
         };
-        let d = (h.unsqueeze(1) - c.unsqueeze(0)).square().sum_dim_intlist(2, false, Kind::Float);
         self.centroids = Some(c);
-        Ok(d.argmin(1, false))
+        Ok(labels)
     }
 }
 

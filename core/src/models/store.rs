@@ -94,7 +94,7 @@ impl TrainedModel {
             }
         }
         let cpath = dir.join("config.json");
-        let c = read_json(&cpath)?;
+        let c = crate::io::write::read_json(&cpath)?;
         if c["format"] != FORMAT {
             return Err(Error::format(&cpath, format!("field `format` is {}, expected \"{FORMAT}\"", c["format"])));
         }
@@ -108,7 +108,7 @@ impl TrainedModel {
             }
         }
         let ppath = dir.join("preprocess.json");
-        let pre: SavedPreprocess = serde_json::from_value(read_json(&ppath)?).map_err(|e| Error::format(&ppath, e.to_string()))?;
+        let pre: SavedPreprocess = serde_json::from_value(crate::io::write::read_json(&ppath)?).map_err(|e| Error::format(&ppath, e.to_string()))?;
         let gpath = dir.join("genes.tsv");
         let genes_text = std::fs::read_to_string(&gpath).map_err(|e| Error::io(&gpath, e))?;
         let genes: Vec<&str> = genes_text.lines().collect();
@@ -140,9 +140,4 @@ impl TrainedModel {
         let embedding = Vec::<f32>::try_from(&emb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
         Ok(Embedded { prepared, embedding, dims, missing_genes: missing })
     }
-}
-
-fn read_json(p: &Path) -> Result<Value> {
-    let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-    serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))
 }

@@ -44,8 +44,7 @@ impl Checkpoint {
         if !m.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&m).map_err(|e| Error::io(&m, e))?;
-        let meta: Value = serde_json::from_str(&text).map_err(|e| Error::format(&m, format!("not valid JSON: {e}")))?;
+        let meta = crate::io::write::read_json(&m)?;
         if let Some(diff) = first_difference(&meta["fingerprint"], &self.fingerprint, "") {
             return Err(Error::format(&m, format!("written by a different run ({diff} differs); use another checkpoint folder or drop --resume")));
         }
