@@ -195,7 +195,35 @@ def robust_fixture():
                          "zmin": f(zmin), "zmax": f(zmax), "y": f(y)})
 
 
+def zinb_fixture():
+    """ZINB negative log-likelihood (scRAE, specs §7). The reference is the formula in
+    mpmath at 50 digits: log NB(x; μ, θ) = logΓ(x+θ) − logΓ(θ) − logΓ(x+1) + θ log(θ/(θ+μ))
+    + x log(μ/(θ+μ)); π = expit(logit); log(π + (1−π)NB(0)) for x = 0, log(1−π) + log NB(x)
+    otherwise. scipy.stats.nbinom.logpmf(x, θ, θ/(θ+μ)) is stored beside it: it agrees to
+    1e-9 except where p = θ/(θ+μ) rounds towards 1 (μ/θ < ~1e-8), where its log1p(−p) loses
+    digits (8e-4 at μ = 1e-8, θ = 1e6) and where its log-gamma difference cancels (θ = 1e10)."""
+    import mpmath
+    from scipy import special, stats
+    mpmath.mp.dps = 50
+    rows = []
+    for x in [0.0, 1.0, 4.0, 37.0, 1000.0, 2.5]:
+        for mu in [1e-8, 0.05, 1.0, 12.0, 3e4]:
+            for theta in [1e-6, 0.1, 2.0, 50.0, 1e6, 1e10]:
+                for logit in [-12.0, -1.0, 0.0, 2.5]:
+                    X, M, T, L = (mpmath.mpf(v) for v in (x, mu, theta, logit))
+                    lnb = (mpmath.loggamma(X + T) - mpmath.loggamma(T) - mpmath.loggamma(X + 1)
+                           + T * mpmath.log(T / (T + M)) + X * mpmath.log(M / (T + M)))
+                    pi = 1 / (1 + mpmath.exp(-L))
+                    ll = mpmath.log(pi + (1 - pi) * mpmath.exp(lnb)) if x == 0 else mpmath.log(1 - pi) + lnb
+                    sp_lnb = stats.nbinom.logpmf(x, theta, theta / (theta + mu)) if x.is_integer() else np.nan
+                    sp_ll = (np.logaddexp(special.log_expit(logit), special.log_expit(-logit) + sp_lnb) if x == 0
+                             else special.log_expit(-logit) + sp_lnb)
+                    rows.append([x, mu, theta, logit, float(-ll), float(-sp_ll) if np.isfinite(sp_ll) else None])
+    dump("zinb.json", {"columns": ["x", "mu", "theta", "logit", "nll", "scipy_nll"], "rows": rows})
+
+
 GROUPS = {
+    "zinb": zinb_fixture,
     "robust": robust_fixture,
     "metrics": metric_fixtures,
     "preprocess": lambda: dump("preprocess.json", [prep_fixture("pollen_top1000hvg", 500), prep_fixture("10x_pbmc_top2000", 1000),

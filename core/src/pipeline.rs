@@ -29,6 +29,8 @@ pub struct RunResult {
     /// How the cells were clustered (algorithm, k or resolution, inertia or quality).
     pub clustering: Value,
     pub n_genes_used: usize,
+    /// The imputed matrix of methods that impute (MaskClass), over `cells` and its genes.
+    pub imputed: Option<crate::models::Imputed>,
 }
 
 pub fn versions(device: &str) -> Value {
@@ -96,14 +98,19 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     progress.stage(&cfg.method);
     let t = Instant::now();
     let mut method = crate::models::build(&cfg)?;
-    let emb = {
+    let (emb, imputed) = {
         let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, n_clusters: k, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
         method.fit(&prep, &mut ctx)?;
         timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
         let t = Instant::now();
         let e = method.embed(&prep, &mut ctx)?;
         timings.push(("embed".to_string(), t.elapsed().as_secs_f64()));
-        e
+        let t = Instant::now();
+        let imputed = method.impute(&prep, &mut ctx)?;
+        if imputed.is_some() {
+            timings.push(("impute".to_string(), t.elapsed().as_secs_f64()));
+        }
+        (e, imputed)
     };
     if !progress.should_continue() {
         return Err(Error::Cancelled);
@@ -142,5 +149,6 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         timings,
         config: cfg,
         clustering: km.info,
+        imputed,
     })
 }

@@ -165,6 +165,7 @@ fn kmeans_and_pca_match_scikit_learn() {
         scaler: None,
         hvg: None,
         target_sum: 1.0,
+        norm_genes: Vec::new(),
     };
     let want = nums(&fx["pca_explained_variance"]);
     for solver in ["full", "randomized"] {
@@ -287,4 +288,27 @@ fn robust_scaler_matches_the_spec_reference() {
         let w = (*v as f64).clamp(lo[k % g], hi[k % g]);
         assert!((*a as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "inverse[{k}]: {a} vs {w}");
     }
+}
+
+#[test]
+fn zinb_nll_matches_the_high_precision_reference_and_scipy() {
+    // tests/fixtures/zinb.json: `scripts/make_fixtures.py zinb` (mpmath at 50 digits, and
+    // scipy.stats.nbinom where it is defined for the case)
+    let fx = fixture("zinb.json");
+    let rows = fx["rows"].as_array().unwrap();
+    let col = |k: usize| tch::Tensor::from_slice(&rows.iter().map(|r| r[k].as_f64().unwrap()).collect::<Vec<_>>());
+    let nll = scdeep_core::models::zinb::zinb_nll(&col(0), &col(1), &col(2), &col(3));
+    let ours = Vec::<f64>::try_from(&nll).unwrap();
+    let mut vs_scipy = 0;
+    for (r, o) in rows.iter().zip(&ours) {
+        let (exact, scipy) = (r[4].as_f64().unwrap(), r[5].as_f64());
+        let case = format!("x={} mu={} theta={} logit={}", r[0], r[1], r[2], r[3]);
+        assert!(close(*o, exact, 1e-10, 1e-9), "{case}: ours {o}, exact {exact}");
+        // where scipy is itself accurate, we agree with it (it is not where θ/(θ+μ) rounds to 1)
+        if let Some(s) = scipy.filter(|s| (s - exact).abs() < 1e-7 * (1.0 + exact.abs())) {
+            assert!(close(*o, s, 1e-7, 1e-7), "{case}: ours {o}, scipy {s}");
+            vs_scipy += 1;
+        }
+    }
+    assert!(vs_scipy > 400, "only {vs_scipy} cases compared with scipy");
 }

@@ -1,8 +1,10 @@
 """Tools in scanpy's style: results go into `obsm`, `obs` and `uns`."""
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from . import _scdeep
 from ._core import call, config_json, csr_parts, matrix_of
@@ -61,7 +63,11 @@ def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, l
     anndata.AnnData or None
         With ``copy=True`` the annotated copy. Writes ``obsm['X_<key>']``,
         ``obs['<key>_clusters']`` (categorical strings; cells dropped by the cell filter
-        get NaN) and ``uns['scdeep'][<key>]`` (config JSON, history, metrics).
+        get NaN) and ``uns['scdeep'][<key>]`` (config JSON, history, metrics). Methods that
+        impute (``"maskclass"``) also write ``layers['scdeep_imputed']`` (sparse, the
+        log-normalised scale of the method, observed non-zeros unchanged; genes the
+        method did not use and dropped cells are empty) and ``var['scdeep_imputed']``
+        (which genes it covers).
     """
     adata = adata.copy() if copy else adata
     x, genes = matrix_of(adata, layer, use_raw)
@@ -90,4 +96,25 @@ def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, l
     if r["metrics"] is not None:
         entry["metrics"] = _flat(json.loads(r["metrics"]))
     adata.uns.setdefault("scdeep", {})[key] = entry
+    if r["imputed"] is not None:
+        _add_imputed(adata, r["imputed"], idx, genes, use_raw)
     return adata if copy else None
+
+
+def _add_imputed(adata, imp, idx, genes, use_raw):
+    """The imputed values in the shape of ``adata`` (see ``cluster``)."""
+    if use_raw:
+        warnings.warn("scdeep: the imputed matrix covers adata.raw's genes, not adata.var's; "
+                      "it is in adata.uns['scdeep_imputed'] (values, genes, cell_index) instead of a layer")
+        adata.uns["scdeep_imputed"] = {"values": imp["values"], "genes": np.asarray(imp["genes"], dtype=object), "cell_index": idx}
+        return
+    pos = {g: j for j, g in enumerate(genes)}
+    cols = np.array([pos[g] for g in imp["genes"]], dtype=np.int64)
+    vals = imp["values"]
+    rows = np.repeat(idx, len(cols))
+    full = sp.csr_matrix((vals.ravel(), (rows, np.tile(cols, len(idx)))), shape=(adata.n_obs, adata.n_vars), dtype=np.float32)
+    full.eliminate_zeros()
+    adata.layers["scdeep_imputed"] = full
+    covered = np.zeros(adata.n_vars, dtype=bool)
+    covered[cols] = True
+    adata.var["scdeep_imputed"] = covered

@@ -160,3 +160,19 @@ def test_every_registered_deep_method_runs_from_anndata():
     assert a.uns["scdeep"]["contrastive-sc"]["metrics"]["ari"] > 0.8
     scdeep.tl.cluster(a, method="cicl", label_key="cell_type", seed=0, verbose=False, train={"epochs": 3}, layers=1)
     assert a.obsm["X_cicl"].shape[0] == a.n_obs
+
+
+def test_imputing_and_count_likelihood_methods_from_anndata():
+    a = ad.read_h5ad(POLLEN)
+    x = a.X.tocsr().astype(np.float32)
+    scdeep.tl.cluster(a, method="maskclass", label_key="cell_type", seed=0, verbose=False, train={"epochs": 5})
+    imp, covered = a.layers["scdeep_imputed"], a.var["scdeep_imputed"].to_numpy()
+    assert sp.issparse(imp) and imp.shape == a.shape and covered.dtype == bool and covered.sum() == 1000
+    assert a.obsm["X_maskclass"].shape == (a.n_obs, 32)
+    # observed counts stay non-zero (their log2 values unchanged), zeros are filled
+    imp = imp.tocsr()[:, covered].toarray()
+    obs = x[:, covered].toarray()
+    assert np.all(imp[obs > 0] > 0) and np.count_nonzero(imp) > np.count_nonzero(obs) + (obs == 0).sum() // 2
+    scdeep.tl.cluster(a, method="scrae", label_key="cell_type", seed=0, verbose=False, train={"epochs": 2})
+    assert a.obsm["X_scrae"].shape == (a.n_obs, 10)
+    assert "gp_norm" in a.uns["scdeep"]["scrae"]["history"]

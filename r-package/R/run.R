@@ -26,7 +26,9 @@
 #'   added (see the methods' sections). For a matrix, a list with `embedding` (cells x
 #'   dims), `clusters` (a factor, one per input cell), `metrics` (when `labels` is
 #'   given), `history` (a data frame of losses per epoch), `config`, `info` and `model`
-#'   (an `scdeep_model`).
+#'   (an `scdeep_model`); methods that impute (`"maskclass"`) add `imputed`, a genes x cells
+#'   sparse matrix of the method's genes in its log-normalised scale (observed non-zeros
+#'   unchanged).
 #' @seealso [EmbedScdeep()], [SaveScdeepModel()], [ScdeepEvaluate()]
 #' @examples
 #' counts <- ScdeepSimulate(n.cells = 200, n.genes = 300, groups = c(0.5, 0.5),
@@ -79,15 +81,18 @@ RunScdeep.matrix <- RunScdeep.dgCMatrix
 #'   config, metrics, loss history and the model), the clusters in `meta.data`, and logs
 #'   the command (`LogSeuratCommand`). Use it downstream as any reduction:
 #'   `FindNeighbors(obj, reduction = "scmae", dims = 1:128)`, `RunUMAP(obj, reduction =
-#'   "scmae", dims = 1:128)`. Tested with Seurat 4.3; Seurat 5's layered assays are read
-#'   with `LayerData()` (not tested here).
+#'   "scmae", dims = 1:128)`. Methods that impute (`"maskclass"`) add an assay named
+#'   `imputed.assay` whose `data` holds the imputed values of the method's genes.
+#'   Tested with Seurat 4.3; Seurat 5's layered assays are read with `LayerData()` (not
+#'   tested here).
+#' @param imputed.assay Name of the assay for an imputed matrix (Seurat).
 #' @export
 RunScdeep.Seurat <- function(object, method = "scmae", n.clusters = NULL, assay = NULL,
                              slot = "counts", features = NULL, reduction.name = method,
                              reduction.key = NULL, label.column = NULL,
                              cluster.name = paste0(reduction.name, "_clusters"), set.ident = FALSE,
                              device = "auto", seed = 0, threads = NULL, verbose = TRUE,
-                             save.model = NULL, ...) {
+                             save.model = NULL, imputed.assay = "scdeep_imputed", ...) {
   .need("SeuratObject")
   assay <- assay %||% SeuratObject::DefaultAssay(object)
   if (!assay %in% names(object@assays)) {
@@ -108,6 +113,11 @@ RunScdeep.Seurat <- function(object, method = "scmae", n.clusters = NULL, assay 
     misc = list(scdeep = res[c("config", "metrics", "history", "info", "model")])
   )
   object[[cluster.name]] <- res$clusters
+  if (!is.null(res$imputed)) {
+    a <- SeuratObject::CreateAssayObject(data = res$imputed)
+    SeuratObject::Key(a) <- paste0(tolower(gsub("[^A-Za-z0-9]", "", imputed.assay)), "_")
+    object[[imputed.assay]] <- a
+  }
   if (isTRUE(set.ident)) SeuratObject::Idents(object) <- cluster.name
   SeuratObject::LogSeuratCommand(object)
 }
@@ -118,13 +128,17 @@ RunScdeep.Seurat <- function(object, method = "scmae", n.clusters = NULL, assay 
 #' @section SingleCellExperiment: Stores `reducedDim(object, dimred.name)` (cells
 #'   removed by preprocessing get `NA` rows), the clusters in `colLabels(object)` or in
 #'   `colData(object)[[cluster.name]]` when `cluster.name` is given, and the config,
-#'   metrics, history and model in `metadata(object)$scdeep[[dimred.name]]`.
+#'   metrics, history and model in `metadata(object)$scdeep[[dimred.name]]`. Methods that
+#'   impute add `assay(object, imputed.name)` (all genes; those the method did not use
+#'   are empty) and the logical `rowData(object)$scdeep_imputed`.
+#' @param imputed.name Assay name for an imputed matrix (SingleCellExperiment).
 #' @export
 RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters = NULL,
                                            assay.type = "counts", features = NULL,
                                            dimred.name = toupper(method), label.column = NULL,
                                            cluster.name = NULL, device = "auto", seed = 0,
-                                           threads = NULL, verbose = TRUE, save.model = NULL, ...) {
+                                           threads = NULL, verbose = TRUE, save.model = NULL,
+                                           imputed.name = "imputed", ...) {
   .need("SingleCellExperiment")
   if (!assay.type %in% SummarizedExperiment::assayNames(object)) {
     .arg_error("assay.type", "no assay '", assay.type, "' in the object (has ",
@@ -147,6 +161,15 @@ RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters 
     SingleCellExperiment::colLabels(object) <- res$clusters
   } else {
     SummarizedExperiment::colData(object)[[cluster.name]] <- res$clusters
+  }
+  if (!is.null(res$imputed)) {
+    all <- rownames(object) %||% paste0("gene", seq_len(nrow(object)))
+    rows <- match(rownames(res$imputed), all)
+    full <- Matrix::sparseMatrix(i = integer(0), j = integer(0), x = numeric(0), dims = dim(object))
+    full[rows, ] <- res$imputed
+    dimnames(full) <- dimnames(object)
+    SummarizedExperiment::assay(object, imputed.name, withDimnames = FALSE) <- full
+    SummarizedExperiment::rowData(object)$scdeep_imputed <- seq_len(nrow(object)) %in% rows
   }
   md <- S4Vectors::metadata(object)
   md$scdeep[[dimred.name]] <- res[c("config", "metrics", "history", "info", "model")]
@@ -245,8 +268,17 @@ RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters 
   cl[r$cell_index] <- r$labels
   clusters <- factor(cl, levels = sort(unique(r$labels)))
   names(clusters) <- colnames(counts)
+  imputed <- NULL
+  if (!is.null(r$imputed)) {
+    # kept cells x genes (row-major) -> genes x all cells; dropped cells stay empty
+    g <- length(r$imputed_genes)
+    full <- matrix(0, g, n, dimnames = list(r$imputed_genes, colnames(counts)))
+    full[, r$cell_index] <- t(matrix(r$imputed, ncol = g, byrow = TRUE))
+    imputed <- methods::as(full, "CsparseMatrix")
+  }
   list(
     embedding = emb,
+    imputed = imputed,
     clusters = clusters,
     metrics = .from_json(r$metrics),
     history = .history_df(r$history),

@@ -492,6 +492,12 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     if let Some(t) = &res.truth {
         write::write_labels_tsv(&out.join("truth.tsv"), &res.cells, "truth", t)?;
     }
+    if let Some(imp) = &res.imputed {
+        let m = scdeep_core::Csr::from_dense(res.cells.len(), imp.genes.len(), &imp.values);
+        let dir = out.join("imputed");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write::write_10x_mtx(&dir, &m, &res.cells, &imp.genes)?;
+    }
     if !a.no_h5ad {
         write_h5ad_out(&a, &ds, &res, method, &info)?;
     }
@@ -541,7 +547,9 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
     }
     let uns = serde_json::to_string(info).unwrap();
     let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
-    let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics };
+    let imputed = res.imputed.as_ref().map(|imp| imputed_layer(ds, res, imp));
+    let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
+    let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics, imputed: imputed_ref };
     let is_h5ad = io::detect_format(input).ok() == Some(Format::H5ad) || a.input.format == "h5ad";
     if is_h5ad {
         return io::write_h5ad_results(input, &dest, &results);
@@ -549,6 +557,39 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
     // A new file with the counts (and ground truth) and the results, written once.
     let truth: Vec<(&str, &[String])> = match &ds.labels { Some(l) => vec![("truth", l.as_slice())], None => vec![] };
     io::write_h5ad_new_with_results(&dest, &ds.x, &ds.cells, &ds.genes, &truth, &results)
+}
+
+/// The imputed matrix placed in the input's shape (cells removed by the filter and genes
+/// the method did not use are empty), and which genes it covers.
+fn imputed_layer(ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResult, imp: &scdeep_core::models::Imputed) -> (scdeep_core::Csr, Vec<bool>) {
+    let mut index = std::collections::HashMap::new();
+    for (j, g) in ds.genes.iter().enumerate() {
+        index.entry(g.as_str()).or_insert(j);
+    }
+    let cols: Vec<usize> = imp.genes.iter().map(|g| index[g.as_str()]).collect();
+    let mut order: Vec<usize> = (0..cols.len()).collect();
+    order.sort_by_key(|&k| cols[k]);
+    let mut covered = vec![false; ds.n_genes()];
+    cols.iter().for_each(|&j| covered[j] = true);
+    let mut row_of = vec![usize::MAX; ds.n_cells()];
+    for (r, &i) in res.cell_index.iter().enumerate() {
+        row_of[i] = r;
+    }
+    let g = imp.genes.len();
+    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
+    for &r in &row_of {
+        if r != usize::MAX {
+            for &k in &order {
+                let v = imp.values[r * g + k];
+                if v != 0.0 {
+                    indices.push(cols[k] as u32);
+                    data.push(v);
+                }
+            }
+        }
+        indptr.push(data.len());
+    }
+    (scdeep_core::Csr { n_rows: ds.n_cells(), n_cols: ds.n_genes(), indptr, indices, data }, covered)
 }
 
 fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {

@@ -196,7 +196,8 @@ impl Model {
 }
 
 /// Run the pipeline on CSR counts. Returns a dict: embedding, labels, cell_index, metrics
-/// (JSON or None), history (JSON), info (JSON), model (Model).
+/// (JSON or None), history (JSON), info (JSON), model (Model), imputed (None, or a dict
+/// with genes and values: kept cells x those genes).
 #[pyfunction]
 #[pyo3(signature = (x, cells, genes, labels, config_json, progress=None))]
 fn run<'py>(
@@ -222,6 +223,16 @@ fn run<'py>(
     d.set_item("history", serde_json::to_string(&r.history).unwrap())?;
     d.set_item("info", info)?;
     d.set_item("model", Py::new(py, Model::new(r.model))?)?;
+    match r.imputed {
+        Some(imp) => {
+            let m = PyDict::new(py);
+            let g = imp.genes.len();
+            m.set_item("values", vec2(py, imp.values, r.cells.len(), g)?)?;
+            m.set_item("genes", imp.genes)?;
+            d.set_item("imputed", m)?;
+        }
+        None => d.set_item("imputed", py.None())?,
+    }
     Ok(d)
 }
 

@@ -171,6 +171,10 @@ fn scdeep_run(p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, labels: Robj,
         let r = scdeep_core::pipeline::run(&ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
         let info = serde_json::to_string(&r.info_json()).unwrap();
         let metrics = r.scores.as_ref().map(|s| serde_json::to_string(s).unwrap());
+        let (imputed, imputed_genes) = match &r.imputed {
+            Some(imp) => (f32s(&imp.values), imp.genes.clone().into_robj()),
+            None => (Robj::from(()), Robj::from(())),
+        };
         Ok(list!(
             embedding = f32s(&r.embedding),
             dims = r.dims as i32,
@@ -180,6 +184,8 @@ fn scdeep_run(p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, labels: Robj,
             history = serde_json::to_string(&r.history).unwrap(),
             info = info,
             config = serde_json::to_string(&r.config).unwrap(),
+            imputed = imputed,
+            imputed_genes = imputed_genes,
             model = ExternalPtr::new(Model(r.model))
         )
         .into())

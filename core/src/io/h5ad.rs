@@ -199,6 +199,36 @@ pub struct H5adResults<'a> {
     /// plus flat numeric metrics under uns/scdeep/<method>/metrics.
     pub uns_json: &'a str,
     pub metrics: &'a [(String, f64)],
+    /// An imputed matrix over all cells and genes of the file (layers['<name>'], CSR), and
+    /// which genes it imputed (var['<name>'], bool).
+    pub imputed: Option<(&'a str, &'a Csr, &'a [bool])>,
+}
+
+fn write_csr(parent: &hdf5::Group, name: &str, m: &Csr) -> hdf5::Result<()> {
+    let g = parent.create_group(name)?;
+    set_encoding(&g, "csr_matrix", "0.1.0")?;
+    g.new_attr_builder().with_data(&[m.n_rows as i64, m.n_cols as i64][..]).create("shape")?;
+    g.new_dataset_builder().with_data(&m.data[..]).create("data")?;
+    let idx: Vec<i32> = m.indices.iter().map(|&v| v as i32).collect();
+    g.new_dataset_builder().with_data(&idx[..]).create("indices")?;
+    let ptr: Vec<i64> = m.indptr.iter().map(|&v| v as i64).collect();
+    g.new_dataset_builder().with_data(&ptr[..]).create("indptr")?;
+    Ok(())
+}
+
+/// Append `col` to a dataframe group's column-order attribute.
+fn add_column_order(df: &hdf5::Group, col: &str) -> hdf5::Result<()> {
+    let mut order: Vec<String> = match df.attr("column-order").and_then(|a| a.read_raw::<VarLenUnicode>()) {
+        Ok(v) => v.iter().map(|s| s.as_str().to_string()).collect(),
+        Err(_) => vec![],
+    };
+    if !order.iter().any(|c| c == col) {
+        order.push(col.to_string());
+    }
+    df.delete_attr("column-order").ok();
+    let ov: Vec<VarLenUnicode> = order.iter().map(|s| vstr(s)).collect();
+    df.new_attr_builder().with_data(&ov[..]).create("column-order")?;
+    Ok(())
 }
 
 fn vstr(s: &str) -> VarLenUnicode {
@@ -258,7 +288,7 @@ pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Resul
 }
 
 fn check_sizes(file: &Path, n_obs: usize, r: &H5adResults) -> Result<()> {
-    if r.labels.len() != n_obs || r.embedding.len() != n_obs * r.dims {
+    if r.labels.len() != n_obs || r.embedding.len() != n_obs * r.dims || r.imputed.is_some_and(|(_, m, _)| m.n_rows != n_obs) {
         return Err(Error::data(format!(
             "{}: results for {} cells (embedding {} values, {} dims) do not match the file's {} cells",
             file.display(), r.labels.len(), r.embedding.len(), r.dims, n_obs)));
@@ -298,17 +328,26 @@ fn add_results(path: &Path, output: &Path, n_obs: usize, r: &H5adResults) -> Res
     let codes: Vec<i32> = r.labels.iter().map(|l| cats.binary_search(l).map_or(-1, |c| c as i32)).collect();
     let cds = g.new_dataset_builder().with_data(&codes[..]).create("codes").map_err(we)?;
     set_encoding(&cds, "array", "0.2.0").map_err(we)?;
-    // Keep the dataframe's column-order in sync.
-    let mut order: Vec<String> = match obs.attr("column-order").and_then(|a| a.read_raw::<VarLenUnicode>()) {
-        Ok(v) => v.iter().map(|s| s.as_str().to_string()).collect(),
-        Err(_) => vec![],
-    };
-    if !order.contains(&col) {
-        order.push(col.clone());
+    add_column_order(&obs, &col).map_err(we)?;
+
+    if let Some((name, m, genes)) = r.imputed {
+        let layers = ensure_dict(&f, "layers").map_err(we)?;
+        if layers.link_exists(name) {
+            layers.unlink(name).map_err(we)?;
+        }
+        write_csr(&layers, name, m).map_err(we)?;
+        let var = f.group("var").map_err(we)?;
+        let n_var = read_index(output, &var)?.len();
+        if n_var != m.n_cols {
+            return Err(Error::data(format!("{}: the imputed matrix has {} genes, var has {n_var} (was the input read from raw/X?); the imputed values are in the run's imputed/ folder", output.display(), m.n_cols)));
+        }
+        if var.link_exists(name) {
+            var.unlink(name).map_err(we)?;
+        }
+        let d = var.new_dataset_builder().with_data(genes).create(name).map_err(we)?;
+        set_encoding(&d, "array", "0.2.0").map_err(we)?;
+        add_column_order(&var, name).map_err(we)?;
     }
-    obs.delete_attr("column-order").ok();
-    let ov: Vec<VarLenUnicode> = order.iter().map(|s| vstr(s)).collect();
-    obs.new_attr_builder().with_data(&ov[..]).create("column-order").map_err(we)?;
 
     // uns['scdeep'][method] = {json: str, metrics: {name: float}}
     let uns = ensure_dict(&f, "uns").map_err(we)?;
@@ -358,17 +397,6 @@ fn write_new_into(path: &Path, output: &Path, x: &Csr, cells: &[String], genes: 
     {
         let f = hdf5::File::create(path).map_err(we)?;
         set_encoding(&f, "anndata", "0.1.0").map_err(we)?;
-        let write_csr = |parent: &hdf5::Group, name: &str, m: &Csr| -> hdf5::Result<()> {
-            let g = parent.create_group(name)?;
-            set_encoding(&g, "csr_matrix", "0.1.0")?;
-            g.new_attr_builder().with_data(&[m.n_rows as i64, m.n_cols as i64][..]).create("shape")?;
-            g.new_dataset_builder().with_data(&m.data[..]).create("data")?;
-            let idx: Vec<i32> = m.indices.iter().map(|&v| v as i32).collect();
-            g.new_dataset_builder().with_data(&idx[..]).create("indices")?;
-            let ptr: Vec<i64> = m.indptr.iter().map(|&v| v as i64).collect();
-            g.new_dataset_builder().with_data(&ptr[..]).create("indptr")?;
-            Ok(())
-        };
         write_csr(&f, "X", x).map_err(we)?;
         let obs = f.create_group("obs").map_err(we)?;
         set_encoding(&obs, "dataframe", "0.2.0").map_err(we)?;

@@ -152,7 +152,8 @@ pub fn write_json(dest: &Path, value: &serde_json::Value) -> Result<()> {
     })
 }
 
-/// A 10x MTX folder: matrix.mtx.gz (genes x cells), features.tsv.gz, barcodes.tsv.gz.
+/// A 10x MTX folder: matrix.mtx.gz (genes x cells; values written exactly), features.tsv.gz,
+/// barcodes.tsv.gz.
 pub fn write_10x_mtx(dir: &Path, x: &crate::matrix::Csr, cells: &[String], genes: &[String]) -> Result<()> {
     use flate2::{write::GzEncoder, Compression};
     let gz = |dest: &Path, f: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
@@ -162,8 +163,10 @@ pub fn write_10x_mtx(dir: &Path, x: &crate::matrix::Csr, cells: &[String], genes
             e.finish().map(|_| ())
         })
     };
+    // "integer" for counts; "real" otherwise (readers would truncate the values)
+    let field = if x.data.iter().all(|v| v.fract() == 0.0) { "integer" } else { "real" };
     gz(&dir.join("matrix.mtx.gz"), &|w| {
-        writeln!(w, "%%MatrixMarket matrix coordinate integer general")?;
+        writeln!(w, "%%MatrixMarket matrix coordinate {field} general")?;
         writeln!(w, "{} {} {}", x.n_cols, x.n_rows, x.nnz())?;
         for i in 0..x.n_rows {
             let (idx, val) = x.row(i);

@@ -3,7 +3,7 @@
 //! does the rest (embedding in blocks, saving and loading the weights).
 
 use super::layers::{self, Named};
-use super::{Context, Method};
+use super::{Context, Imputed, Method};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
 use serde_json::Value;
@@ -19,6 +19,15 @@ pub trait DeepNet: Sized + Send {
     fn train(&self, p: &Self::Params, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>>;
     /// The embedding of a dense block of cells (evaluation mode).
     fn embed(&self, x: &Tensor) -> Tensor;
+    /// The embedding of every cell of `data` (networks whose input is not the prepared
+    /// values override it).
+    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Tensor {
+        ctx.embed_blocks(data, |x| self.embed(x))
+    }
+    /// The imputed matrix of `data`, for networks that impute.
+    fn impute(&self, _data: &Prepared, _ctx: &Context) -> Option<Imputed> {
+        None
+    }
 }
 
 pub struct Deep<N: DeepNet> {
@@ -51,7 +60,11 @@ impl<N: DeepNet> Method for Deep<N> {
 
     fn embed(&self, data: &Prepared, ctx: &mut Context) -> Result<Tensor> {
         let net = self.net()?;
-        Ok(ctx.embed_blocks(data, |x| net.embed(x)))
+        Ok(net.embed_data(data, ctx))
+    }
+
+    fn impute(&self, data: &Prepared, ctx: &mut Context) -> Result<Option<Imputed>> {
+        Ok(self.net()?.impute(data, ctx))
     }
 
     fn history(&self) -> Vec<Value> {

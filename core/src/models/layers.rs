@@ -58,7 +58,12 @@ pub fn nt_xent(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
 /// BatchNorm1d as PyTorch initialises it (weight 1, bias 0). tch's default draws the
 /// weight from U(0, 1) with libtorch's global generator, which made runs irreproducible.
 pub fn batch_norm1d(p: nn::Path, dim: i64) -> nn::BatchNorm {
-    let cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+    batch_norm1d_with(p, dim, 0.1, 1e-5)
+}
+
+/// `batch_norm1d` with PyTorch's `momentum` (TF's momentum m is PyTorch's 1 − m) and `eps`.
+pub fn batch_norm1d_with(p: nn::Path, dim: i64, momentum: f64, eps: f64) -> nn::BatchNorm {
+    let cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), momentum, eps, ..Default::default() };
     nn::batch_norm1d(p, dim, cfg)
 }
 
@@ -76,6 +81,19 @@ pub struct LinNormMish {
 impl Module for LinNormMish {
     fn forward(&self, x: &Tensor) -> Tensor {
         self.norm.forward(&self.lin.forward(x)).mish()
+    }
+}
+
+/// Linear -> LayerNorm -> SiLU.
+#[derive(Debug)]
+pub struct LinNormSilu {
+    pub lin: nn::Linear,
+    pub norm: nn::LayerNorm,
+}
+
+impl Module for LinNormSilu {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.norm.forward(&self.lin.forward(x)).silu()
     }
 }
 

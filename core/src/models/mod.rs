@@ -6,10 +6,13 @@ pub mod cicl;
 pub mod contrastive;
 pub mod deep;
 pub mod layers;
+pub mod maskclass;
 pub mod masksc_mlp;
 pub mod pca;
 pub mod scmae;
+pub mod scrae;
 pub mod store;
+pub mod zinb;
 
 use crate::cluster::{Algorithm, ClusterConfig};
 use crate::config::RunConfig;
@@ -43,7 +46,11 @@ impl Context<'_> {
     /// `encode` applied to the rows of `data` in blocks of `train.embed_batch_size`,
     /// without gradients.
     pub fn embed_blocks(&self, data: &Prepared, encode: impl Fn(&Tensor) -> Tensor) -> Tensor {
-        let batcher = crate::train::Batcher::new(data, self.device);
+        self.embed_batcher(&crate::train::Batcher::new(data, self.device), encode)
+    }
+
+    /// `encode` applied to the rows of `batcher` in blocks, without gradients.
+    pub fn embed_batcher(&self, batcher: &crate::train::Batcher, encode: impl Fn(&Tensor) -> Tensor) -> Tensor {
         let parts: Vec<Tensor> = tch::no_grad(|| batcher.blocks(self.train.embed_batch_size).map(|rows| encode(&batcher.dense(&rows))).collect());
         Tensor::cat(&parts, 0)
     }
@@ -59,11 +66,23 @@ pub trait Method: Send {
     fn history(&self) -> Vec<Value> {
         Vec::new()
     }
+    /// An imputed expression matrix of `data` (methods that denoise: MaskClass).
+    fn impute(&self, _data: &Prepared, _ctx: &mut Context) -> Result<Option<Imputed>> {
+        Ok(None)
+    }
     /// The learned tensors with stable names (saved as safetensors, on the CPU).
     fn tensors(&self) -> Result<Vec<(String, Tensor)>>;
     /// Rebuild the model for `n_genes` inputs on `device` from saved tensors
     /// (`what` names their file in errors).
     fn load_tensors(&mut self, n_genes: usize, device: tch::Device, tensors: &Named, what: &str) -> Result<()>;
+}
+
+/// An imputed matrix over the prepared genes: cells x genes, row-major, in the prepared
+/// (log-normalised) scale, observed non-zeros unchanged.
+#[derive(Debug, Clone)]
+pub struct Imputed {
+    pub genes: Vec<String>,
+    pub values: Vec<f32>,
 }
 
 pub struct MethodInfo {
@@ -110,6 +129,16 @@ fn contrastive_train() -> TrainConfig {
 fn masksc_mlp_train() -> TrainConfig {
     // specs §4 [PROP]: trained like contrastive-sc's family: Adam 1e-3, batch 256, 100 epochs.
     TrainConfig { epochs: 100, batch_size: 256, drop_last: false, ..TrainConfig::default() }
+}
+
+fn maskclass_train() -> TrainConfig {
+    // specs §5: Adam lr 1e-4, no weight decay, batch 32, 300 epochs (transductive).
+    TrainConfig { epochs: 300, batch_size: 32, drop_last: false, optimizer: crate::train::OptimConfig { lr: 1e-4, ..Default::default() }, ..TrainConfig::default() }
+}
+
+fn scrae_train() -> TrainConfig {
+    // specs §7, the Zeisel script: batch 16, 200 epochs, AE Adam 1e-3; ⌊N/B⌋ iterations.
+    TrainConfig { epochs: 200, batch_size: 16, drop_last: true, ..TrainConfig::default() }
 }
 
 fn cicl_train() -> TrainConfig {
@@ -169,6 +198,30 @@ pub const METHODS: &[MethodInfo] = &[
         train: masksc_mlp_train,
         cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
         build: |v| Ok(Box::new(deep::Deep::<masksc_mlp::Net>::new(masksc_mlp::MlpParams::from_json(v)?))),
+    },
+    MethodInfo {
+        name: "scrae",
+        description: "scRAE: ZINB autoencoder with a learned latent prior (generator + WGAN-GP critic)",
+        reference: "Mondal, Asnani, Singla & AP; specs §7",
+        params: || serde_json::to_value(scrae::ScraeParams::default()).unwrap(),
+        recipe: Recipe::Scrae,
+        n_top_genes: 720,
+        train: scrae_train,
+        // specs §7: K-means with k = #labels (random_state 0: the run's seed here)
+        cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+        build: |v| Ok(Box::new(deep::Deep::<scrae::Net>::new(scrae::ScraeParams::from_json(v)?))),
+    },
+    MethodInfo {
+        name: "maskclass",
+        description: "MaskClass: masked denoising autoencoder with biozero probabilities; imputes the matrix",
+        reference: "anonymous ICML submission; specs §5",
+        params: || serde_json::to_value(maskclass::MaskclassParams::default()).unwrap(),
+        recipe: Recipe::Maskclass,
+        n_top_genes: 1000,
+        train: maskclass_train,
+        // specs §5 evaluates PCA of the imputed matrix + K-means; the bottleneck here
+        cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+        build: |v| Ok(Box::new(deep::Deep::<maskclass::Net>::new(maskclass::MaskclassParams::from_json(v)?))),
     },
     MethodInfo {
         name: "pca",

@@ -12,6 +12,10 @@ pub enum HvgFlavor {
     CellRanger,
     SeuratV3,
     Variance,
+    /// scran-like (modelGeneVar's idea; MaskClass's substitute, specs §5): a loess trend
+    /// of the variance against the mean of the log values, genes ranked by the residual
+    /// (biological) variance.
+    Trend,
 }
 
 impl HvgFlavor {
@@ -21,6 +25,7 @@ impl HvgFlavor {
             HvgFlavor::CellRanger => "cell_ranger",
             HvgFlavor::SeuratV3 => "seurat_v3",
             HvgFlavor::Variance => "variance",
+            HvgFlavor::Trend => "trend",
         }
     }
 }
@@ -223,6 +228,22 @@ pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: u
             Ok(HvgResult { means: mean, dispersions: disp, dispersions_norm: norm, highly_variable: hv })
         }
         HvgFlavor::SeuratV3 => super::seurat_v3::hvg_seurat_v3(x, n_top, span),
+        HvgFlavor::Trend => {
+            let (mean, var) = mean_var(x, false);
+            let keep: Vec<usize> = (0..var.len()).filter(|&j| var[j] > 0.0).collect();
+            let fit = super::seurat_v3::loess_fit(&keep.iter().map(|&j| mean[j]).collect::<Vec<_>>(), &keep.iter().map(|&j| var[j]).collect::<Vec<_>>(), span);
+            let mut resid = vec![f64::NEG_INFINITY; var.len()];
+            for (k, &j) in keep.iter().enumerate() {
+                resid[j] = var[j] - fit[k];
+            }
+            let mut order: Vec<usize> = (0..var.len()).collect();
+            order.sort_by(|&a, &b| resid[b].partial_cmp(&resid[a]).unwrap_or(std::cmp::Ordering::Equal));
+            let mut hv = vec![false; var.len()];
+            for &j in order.iter().take(n_top) {
+                hv[j] = true;
+            }
+            Ok(HvgResult { means: mean, dispersions: var, dispersions_norm: resid, highly_variable: hv })
+        }
         HvgFlavor::Variance => {
             let (mean, var) = mean_var(x, false);
             // Strict top-n by variance, ties broken by gene order (stable).

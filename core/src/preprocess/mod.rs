@@ -28,6 +28,12 @@ pub enum Recipe {
     Scanpy,
     /// The CATALOG's sanity score: normalize to 1e4, log1p, top-2000 variance genes, z-score.
     Sanity,
+    /// scRAE (specs §7): cells with >= 1 gene, genes in >= 10 cells, normalize_total
+    /// (median, exclude_highly_expressed), log1p, 720 'seurat' HVGs, no scaling.
+    Scrae,
+    /// MaskClass (specs §5): genes in >= 3 cells, median normalisation, log2(1+x),
+    /// 1000 'trend' HVGs; no z-scoring (the method scales each gene robustly itself).
+    Maskclass,
     /// Whatever the fields say.
     Custom,
 }
@@ -47,6 +53,8 @@ pub struct PreprocessConfig {
     pub exclude_highly_expressed: bool,
     pub max_fraction: f64,
     pub log1p: bool,
+    /// Base of the log1p (None = e; MaskClass uses 2).
+    pub log_base: Option<f64>,
     /// None = HVG selection off (all genes).
     pub hvg_flavor: Option<HvgFlavor>,
     pub n_top_genes: usize,
@@ -79,6 +87,7 @@ impl PreprocessConfig {
             exclude_highly_expressed: false,
             max_fraction: 0.05,
             log1p: true,
+            log_base: None,
             hvg_flavor: Some(HvgFlavor::Seurat),
             n_top_genes: 2000,
             n_bins: 20,
@@ -90,6 +99,25 @@ impl PreprocessConfig {
         match r {
             Recipe::Dca => PreprocessConfig { ceil_counts: true, n_top_genes: 1000, ..base },
             Recipe::Scanpy | Recipe::Custom => PreprocessConfig { max_value: Some(10.0), ..base },
+            Recipe::Scrae => PreprocessConfig {
+                min_counts_per_cell: 0.0,
+                min_genes_per_cell: 1,
+                min_counts_per_gene: 0.0,
+                min_cells_per_gene: 10,
+                exclude_highly_expressed: true,
+                n_top_genes: 720,
+                scale: false,
+                ..base
+            },
+            Recipe::Maskclass => PreprocessConfig {
+                min_counts_per_gene: 0.0,
+                min_cells_per_gene: 3,
+                log_base: Some(2.0),
+                hvg_flavor: Some(HvgFlavor::Trend),
+                n_top_genes: 1000,
+                scale: false,
+                ..base
+            },
             Recipe::Sanity => PreprocessConfig { target_sum: Some(1e4), hvg_flavor: Some(HvgFlavor::Variance), ..base },
         }
     }
@@ -112,6 +140,11 @@ impl PreprocessConfig {
         }
         if self.hvg_flavor.is_some() && self.n_top_genes == 0 {
             return Err(Error::config(&format!("{p}.n_top_genes"), 0, "must be >= 1"));
+        }
+        if let Some(b) = self.log_base {
+            if !(b > 1.0 && b.is_finite()) {
+                return Err(Error::config(&format!("{p}.log_base"), b, "must be > 1 (or null for the natural log)"));
+            }
         }
         if self.n_bins == 0 {
             return Err(Error::config(&format!("{p}.n_bins"), 0, "must be >= 1"));
@@ -146,6 +179,9 @@ pub struct Prepared {
     pub hvg: Option<HvgResult>,
     /// The library size every cell was normalised to (the median when target_sum is None).
     pub target_sum: f64,
+    /// The genes library sizes were computed over, when the gene filter removed expressed
+    /// genes (empty: every gene of the input).
+    pub norm_genes: Vec<String>,
 }
 
 impl Prepared {
@@ -196,17 +232,32 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
     if cfg.ceil_counts {
         normalize::ceil_counts(&mut x);
     }
+    // Library sizes depend on the filtered genes when the filter drops expressed genes:
+    // a saved model repeats them on new data.
+    let drops_expressed = cfg.min_cells_per_gene > 1 || cfg.min_counts_per_gene > 1.0;
+    let norm_genes = if drops_expressed { genes_keep.iter().map(|&j| ds.genes[j].clone()).collect() } else { Vec::new() };
     let cells_keep = filter_cells(&mut x, cfg, &ds.source)?;
     let counts = x.clone();
     let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
-        normalize::log1p(&mut x, None);
+        normalize::log1p(&mut x, cfg.log_base);
     }
     let mut genes: Vec<String> = genes_keep.iter().map(|&j| ds.genes[j].clone()).collect();
     let mut hvg = None;
     let (x, counts) = match cfg.hvg_flavor {
         Some(fl) if cfg.n_top_genes < x.n_cols => {
-            let src = if fl == HvgFlavor::SeuratV3 { &counts } else { &x };
+            // 'seurat' undoes the log with expm1: scanpy first rescales other bases to e
+            let natural;
+            let src = match (fl, cfg.log_base) {
+                (HvgFlavor::SeuratV3, _) => &counts,
+                (HvgFlavor::Seurat, Some(b)) if cfg.log1p => {
+                    let mut m = x.clone();
+                    m.data.iter_mut().for_each(|v| *v *= (b as f32).ln());
+                    natural = m;
+                    &natural
+                }
+                _ => &x,
+            };
             let r = highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?;
             let sel = r.selected();
             genes = sel.iter().map(|&j| genes[j].clone()).collect();
@@ -228,6 +279,7 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
         scaler,
         hvg,
         target_sum,
+        norm_genes,
     })
 }
 
@@ -239,11 +291,14 @@ pub struct SavedPreprocess {
     pub target_sum: f64,
     pub genes: Vec<String>,
     pub scaler: Option<Scaler>,
+    /// `Prepared::norm_genes` (absent in models saved before it existed: every gene).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub norm_genes: Vec<String>,
 }
 
 impl SavedPreprocess {
     pub fn from_prepared(p: &Prepared, cfg: &PreprocessConfig) -> SavedPreprocess {
-        SavedPreprocess { config: cfg.clone(), target_sum: p.target_sum, genes: p.genes.clone(), scaler: p.scaler.clone() }
+        SavedPreprocess { config: cfg.clone(), target_sum: p.target_sum, genes: p.genes.clone(), scaler: p.scaler.clone(), norm_genes: p.norm_genes.clone() }
     }
 }
 
@@ -252,11 +307,18 @@ impl SavedPreprocess {
 /// zero columns; their count is returned) and the training scaler.
 pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, usize)> {
     let cfg = &saved.config;
-    let mut x = ds.x.clone();
+    // Library sizes over the training data's filtered genes (see Prepared::norm_genes).
+    let (mut x, data_genes) = if saved.norm_genes.is_empty() {
+        (ds.x.clone(), ds.genes.clone())
+    } else {
+        let keep: std::collections::HashSet<&str> = saved.norm_genes.iter().map(|g| g.as_str()).collect();
+        let cols: Vec<usize> = (0..ds.n_genes()).filter(|&j| keep.contains(ds.genes[j].as_str())).collect();
+        (ds.x.select_cols(&cols), cols.iter().map(|&j| ds.genes[j].clone()).collect::<Vec<_>>())
+    };
     if cfg.ceil_counts {
         normalize::ceil_counts(&mut x);
     }
-    let index: std::collections::HashMap<&str, usize> = ds.genes.iter().enumerate().map(|(j, g)| (g.as_str(), j)).collect();
+    let index: std::collections::HashMap<&str, usize> = data_genes.iter().enumerate().map(|(j, g)| (g.as_str(), j)).collect();
     let cols: Vec<Option<usize>> = saved.genes.iter().map(|g| index.get(g.as_str()).copied()).collect();
     let missing = cols.iter().filter(|c| c.is_none()).count();
     if missing == saved.genes.len() {
@@ -272,7 +334,7 @@ pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, 
     let counts_all = x.clone();
     let (size_factors, _) = normalize::normalize_total(&mut x, Some(saved.target_sum), cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
-        normalize::log1p(&mut x, None);
+        normalize::log1p(&mut x, cfg.log_base);
     }
     let present: Vec<usize> = cols.iter().flatten().copied().collect();
     // Map the present columns to their positions among the model's genes.
@@ -295,6 +357,7 @@ pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, 
             scaler: saved.scaler.clone(),
             hvg: None,
             target_sum: saved.target_sum,
+            norm_genes: saved.norm_genes.clone(),
         },
         missing,
     ))

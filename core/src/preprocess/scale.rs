@@ -98,22 +98,24 @@ impl RobustScaler {
         if d > 0.0 { d } else { 1.0 }
     }
 
+    /// Scale a dense block (rows x genes) in place; computed in f64.
     pub fn transform(&self, block: &mut [f32]) {
         let g = self.lo.len();
         for row in block.chunks_mut(g) {
             for j in 0..g {
-                let z = (row[j].clamp(self.lo[j], self.hi[j]) - self.mean[j]) / self.std[j];
-                row[j] = 2.0 * (z - self.zmin[j]) / self.range(j) - 1.0;
+                let z = ((row[j].clamp(self.lo[j], self.hi[j]) as f64) - self.mean[j] as f64) / self.std[j] as f64;
+                row[j] = (2.0 * (z - self.zmin[j] as f64) / self.range(j) as f64 - 1.0) as f32;
             }
         }
     }
 
+    /// The inverse of `transform` (of the winsorised values); computed in f64.
     pub fn inverse(&self, block: &mut [f32]) {
         let g = self.lo.len();
         for row in block.chunks_mut(g) {
             for j in 0..g {
-                let z = (row[j] + 1.0) / 2.0 * self.range(j) + self.zmin[j];
-                row[j] = z * self.std[j] + self.mean[j];
+                let z = (row[j] as f64 + 1.0) / 2.0 * self.range(j) as f64 + self.zmin[j] as f64;
+                row[j] = (z * self.std[j] as f64 + self.mean[j] as f64) as f32;
             }
         }
     }

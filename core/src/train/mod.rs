@@ -221,6 +221,16 @@ pub trait TrainStep {
     /// Loss terms of one mini-batch `x` (dense, scaled, on the device). The first term
     /// is minimised; the others are only logged (averaged over the epoch's batches).
     fn losses(&mut self, x: &Tensor, rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>>;
+    /// Called after the optimiser step of each batch: updates with optimisers of the
+    /// model's own (scRAE's critic, generator and adversarial encoder steps).
+    fn after_step(&mut self, _x: &Tensor, _rows: &[usize], _ctx: &mut StepCtx) -> Result<()> {
+        Ok(())
+    }
+    /// Extra per-epoch history entries, e.g. means of the terms `after_step` computed
+    /// (checked for NaN/inf like the loss terms).
+    fn end_epoch(&mut self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
 
 pub struct StepCtx<'b, 'a> {
@@ -303,6 +313,7 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
             opt.zero_grad();
             terms[0].1.backward();
             opt.step(lr);
+            model.after_step(&x, rows, &mut StepCtx { batcher, rng: &mut rng, epoch })?;
             if sums.is_empty() {
                 names = terms.iter().map(|t| t.0).collect();
                 sums = terms.iter().map(|t| t.1.detach().to_kind(tch::Kind::Double)).collect();
@@ -320,8 +331,8 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
         rec.insert("epoch".into(), (epoch + 1).into());
         rec.insert("lr".into(), lr.into());
         let mut losses = Vec::with_capacity(names.len());
-        for (name, s) in names.iter().zip(&sums) {
-            let v = s.double_value(&[]) / n_batches as f64;
+        let means = names.iter().zip(&sums).map(|(name, s)| (*name, s.double_value(&[]) / n_batches as f64));
+        for (name, v) in means.chain(model.end_epoch()) {
             if !v.is_finite() {
                 return Err(Error::Numeric(format!("loss term `{name}` became {v} in epoch {}; lower train.optimizer.lr or check the input values", epoch + 1)));
             }

@@ -30,3 +30,26 @@ test_that("SingleCellExperiment: a normalised assay or a missing assay is an err
   expect_error(RunScdeep(sce, assay.type = "logcounts"), "normalised", class = "scdeep_error_option")
   expect_error(RunScdeep(sce, features = "nope"), "argument `features`", class = "scdeep_error_option")
 })
+
+test_that("MaskClass's imputed matrix lands in assay(sce, 'imputed') and a Seurat assay", {
+  sce <- ScdeepSimulate(n.cells = 200, n.genes = 600, class = "SingleCellExperiment", seed = 9)
+  sce <- RunScdeep(sce, method = "maskclass", n.clusters = 3, verbose = FALSE, train = list(epochs = 3),
+                   preprocess = list(n_top_genes = 300))
+  imp <- SummarizedExperiment::assay(sce, "imputed")
+  expect_equal(dim(imp), dim(sce))
+  covered <- SummarizedExperiment::rowData(sce)$scdeep_imputed
+  expect_equal(sum(covered), 300L)
+  counts <- as.matrix(SummarizedExperiment::assay(sce, "counts"))[covered, ]
+  vals <- as.matrix(imp)[covered, ]
+  expect_true(all(vals[counts > 0] > 0))
+  expect_gt(sum(vals[counts == 0] > 0), 0.5 * sum(counts == 0))
+  expect_true(all(as.matrix(imp)[!covered, ] == 0))
+  expect_equal(dim(reducedDim(sce, "MASKCLASS")), c(ncol(sce), 32L))
+
+  skip_if_not_installed("Seurat")
+  seu <- ScdeepSimulate(n.cells = 200, n.genes = 600, class = "Seurat", seed = 9)
+  seu <- RunScdeep(seu, method = "maskclass", n.clusters = 3, verbose = FALSE, train = list(epochs = 3),
+                   preprocess = list(n_top_genes = 300))
+  expect_true("scdeep_imputed" %in% SeuratObject::Assays(seu))
+  expect_equal(nrow(SeuratObject::GetAssayData(seu, assay = "scdeep_imputed", slot = "data")), 300L)
+})
