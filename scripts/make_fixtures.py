@@ -222,7 +222,31 @@ def zinb_fixture():
     dump("zinb.json", {"columns": ["x", "mu", "theta", "logit", "nll", "scipy_nll"], "rows": rows})
 
 
+def adam_fixture():
+    """torch.optim.Adam / AdamW (foreach=False) on fixed gradients: the parameters after
+    each of 6 steps, for plain Adam, Adam with L2 weight decay, AdamW, and GAN betas."""
+    import torch
+    g = torch.Generator().manual_seed(0)
+    p0 = torch.randn(37, generator=g)
+    grads = [torch.randn(37, generator=g) * s for s in (1.0, 0.1, 3.0, 1e-3, 1.0, 0.5)]
+    cases = []
+    for kind, lr, betas, wd in [("adam", 1e-2, (0.9, 0.999), 0.0), ("adam", 3e-3, (0.9, 0.999), 0.01),
+                                ("adamw", 1e-2, (0.9, 0.95), 0.05), ("adam", 9e-5, (0.0, 0.9), 0.0)]:
+        p = p0.clone().requires_grad_(True)
+        cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+        opt = cls([p], lr=lr, betas=betas, weight_decay=wd, eps=1e-8, foreach=False)
+        steps = []
+        for gr in grads:
+            opt.zero_grad()
+            p.grad = gr.clone()
+            opt.step()
+            steps.append(f(p.detach().numpy()))
+        cases.append({"kind": kind, "lr": lr, "beta1": betas[0], "beta2": betas[1], "weight_decay": wd, "steps": steps})
+    dump("adam.json", {"p0": f(p0.numpy()), "grads": [f(x.numpy()) for x in grads], "cases": cases})
+
+
 GROUPS = {
+    "adam": adam_fixture,
     "zinb": zinb_fixture,
     "robust": robust_fixture,
     "metrics": metric_fixtures,

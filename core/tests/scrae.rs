@@ -89,3 +89,15 @@ fn scrae_rejects_checkpoints_and_bad_options() {
         assert!(msg.contains(k), "{k}: {msg}");
     }
 }
+
+#[test]
+fn early_stopping_watches_a_logged_term() {
+    let ds = sim();
+    // a 95 % improvement per epoch is never reached: patience 2 stops after epoch 3
+    let es = json!({"patience": 2, "min_delta": 0.95, "monitor": "test_zinb_nll"});
+    let a = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 30, "early_stopping": es}})), &mut Silent).unwrap();
+    assert_eq!(a.history.len(), 3);
+    let bad = json!({"patience": 2, "monitor": "val_loss"});
+    let e = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 30, "early_stopping": bad}})), &mut Silent).unwrap_err().to_string();
+    assert!(e.contains("train.early_stopping.monitor") && e.contains("val_loss") && e.contains("test_zinb_nll"), "{e}");
+}

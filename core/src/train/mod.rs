@@ -67,15 +67,18 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EarlyStopping {
-    /// Stop when the total loss has not improved for this many epochs.
+    /// Stop when the monitored term has not improved for this many epochs.
     pub patience: usize,
     /// Relative improvement that counts (0.001 = 0.1 %).
     pub min_delta: f64,
+    /// The history term to watch: "loss" (the total), or any term the method logs, e.g.
+    /// scRAE's held-out "test_zinb_nll".
+    pub monitor: String,
 }
 
 impl Default for EarlyStopping {
     fn default() -> Self {
-        EarlyStopping { patience: 10, min_delta: 1e-3 }
+        EarlyStopping { patience: 10, min_delta: 1e-3, monitor: "loss".into() }
     }
 }
 
@@ -286,8 +289,9 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
     // Early-stopping state, replayed from a resumed history.
     let (mut best, mut since_best) = (f64::INFINITY, 0usize);
     let improved = |total: f64, best: f64| cfg.early_stopping.as_ref().is_some_and(|es| total < best - es.min_delta * best.abs());
+    let monitor = cfg.early_stopping.as_ref().map_or("loss", |es| es.monitor.as_str());
     for h in &history {
-        let total = h["loss"].as_f64().unwrap_or(f64::INFINITY);
+        let total = h[monitor].as_f64().unwrap_or(f64::INFINITY);
         if improved(total, best) || best.is_infinite() {
             (best, since_best) = (total, 0);
         } else {
@@ -350,7 +354,10 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
             }
         }
         if let Some(es) = &cfg.early_stopping {
-            let total = losses[0].1;
+            let total = losses.iter().find(|(n, _)| n == monitor).map(|t| t.1).ok_or_else(|| {
+                let names: Vec<&str> = losses.iter().map(|t| t.0.as_str()).collect();
+                Error::config("train.early_stopping.monitor", monitor, format!("not a term this method logs; it logs {}", names.join(", ")))
+            })?;
             if improved(total, best) || best.is_infinite() {
                 (best, since_best) = (total, 0);
             } else {
