@@ -61,7 +61,7 @@ def simulate(path, n_cells, groups, batches, seed):
 
 def run_maskclass(h5, out, epochs, label_key="group"):
     wall, rss, _ = measure([BIN, "run", "-q", "-i", h5, "--label-key", label_key, "-m", "maskclass", "--device", "cpu",
-                            "--threads", "1", "--seed", "0", "--epochs", str(epochs), "--out", out], ENV)
+                            "--threads", "1", "--seed", "0", "--epochs", str(epochs), "--imputed-mtx", "--out", out], ENV)
     imp = sc.read_10x_mtx(os.path.join(out, "imputed"))
     return imp, wall, rss, json.load(open(os.path.join(out, "run.json"))), json.load(open(os.path.join(out, "history.json")))
 

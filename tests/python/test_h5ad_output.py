@@ -61,3 +61,27 @@ def test_simulated_h5ad_is_valid_anndata(tmp_path):
     assert "true_counts" in a.layers
     t = a.layers["true_counts"]
     assert (a.X > t).nnz == 0  # dropout only removes counts
+
+
+def test_imputed_layer_and_mtx_agree_and_keep_observed_values(tmp_path):
+    # MaskClass's imputed matrix: layer + var flag in the .h5ad, the same values in imputed/
+    src = os.path.join(DATA, "darmanis_top1000hvg", "darmanis_top1000hvg.h5ad")
+    subprocess.run([BIN, "run", "-q", "--input", src, "--label-key", "cell_type", "--method", "maskclass", "--epochs", "3",
+                    "--n-top-genes", "500", "--imputed-mtx", "--out", str(tmp_path)], check=True)
+    a = ad.read_h5ad(tmp_path / "darmanis_top1000hvg.scdeep.h5ad")
+    covered = a.var["scdeep_imputed"].to_numpy()
+    assert covered.dtype == bool and covered.sum() == 500
+    layer = a.layers["scdeep_imputed"].tocsr()
+    assert layer[:, ~covered].nnz == 0
+    m = sc.read_10x_mtx(tmp_path / "imputed")
+    cols = a.var_names.get_indexer(m.var_names)
+    rows = a.obs_names.get_indexer(m.obs_names)
+    np.testing.assert_array_equal(layer[rows][:, cols].toarray(), m.X.toarray())
+    # observed counts: imputed value = log2(1 + count * median library / library) over the recipe's genes
+    x = a.X.toarray()[rows].astype(np.float64)
+    kept = (a.X.toarray() > 0).sum(0) >= 3
+    lib = x[:, kept].sum(1, keepdims=True)
+    want = np.log2(1 + x[:, cols] * np.median(lib) / lib)
+    obs = x[:, cols] > 0
+    np.testing.assert_allclose(m.X.toarray()[obs], want[obs], rtol=1e-5)
+    assert (m.X.toarray()[~obs] > 0).mean() > 0.5

@@ -33,7 +33,7 @@ enum Cmd {
     #[command(after_help = "Example:\n  scdeep preprocess --input pbmc.h5ad --recipe dca --n-top-genes 1000 --out prep.h5ad")]
     Preprocess(PrepArgs),
     /// Read -> preprocess -> method -> cluster -> metrics -> write results.
-    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Each file is written whole (temp file + rename).")]
+    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Methods that impute add\nlayers['scdeep_imputed'] to the .h5ad, and imputed/ (10x MTX) with --imputed-mtx or --no-h5ad. Each file is written whole (temp file + rename).")]
     Run(RunArgs),
     /// Embed new counts with a saved model (same genes, normalisation and scaling).
     #[command(after_help = "Example:\n  scdeep run --input ref.h5ad --method scmae --save-model model/ --out ref_results/\n  scdeep embed --model model/ --input query.h5ad --out query_results/ -k 8\n\nOutputs in --out: embedding.tsv, embedding.npy, versions.yml, and labels.tsv with -k.")]
@@ -104,7 +104,7 @@ struct ConfigArgs {
     /// Method (see `scdeep methods`).
     #[arg(long, short)]
     method: Option<String>,
-    /// Preprocessing preset: dca, scanpy, sanity, custom.
+    /// Preprocessing preset: dca, scanpy, sanity, scrae, maskclass, custom.
     #[arg(long)]
     recipe: Option<String>,
     #[arg(long)]
@@ -244,6 +244,10 @@ struct RunArgs {
     /// Do not write <input>.scdeep.h5ad (the input's cells and counts with the results added).
     #[arg(long)]
     no_h5ad: bool,
+    /// Methods that impute (maskclass): also write the imputed matrix as a 10x MTX folder
+    /// `imputed/` (always written when --no-h5ad leaves no layer to hold it).
+    #[arg(long)]
+    imputed_mtx: bool,
     /// Save the trained model to this folder (for `scdeep embed` and the bindings).
     #[arg(long, value_name = "DIR")]
     save_model: Option<PathBuf>,
@@ -492,7 +496,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     if let Some(t) = &res.truth {
         write::write_labels_tsv(&out.join("truth.tsv"), &res.cells, "truth", t)?;
     }
-    if let Some(imp) = &res.imputed {
+    if let Some(imp) = res.imputed.as_ref().filter(|_| a.imputed_mtx || a.no_h5ad) {
         let m = scdeep_core::Csr::from_dense(res.cells.len(), imp.genes.len(), &imp.values);
         let dir = out.join("imputed");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
