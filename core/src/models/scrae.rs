@@ -7,7 +7,7 @@
 //! activation, TF's momentum 0.99 / ε 1e-3; or dropout instead of BatchNorm), then a
 //! linear z. Library branch: h2 = ReLU(Linear(h → n_z)), l_m = Linear(h2 → 1),
 //! l_v = exp(Linear(h2 → 1)), ℓ ~ N(l_m, l_v). Decoder: the mirror, with heads
-//! μ = e^ℓ·softmax(W_μ h), zero-inflation logit W_π h, inverse dispersion θ = e^r
+//! μ = e^ℓ·softmax(W_μ h) (kept as log μ in double), zero-inflation logit W_π h, inverse dispersion θ = e^r
 //! (a free per-gene vector, r ~ N(0, 1) at the start). Generator: n_z → widths of
 //! `gen_width` → n_z; critic: n_z → widths of `critic_width` → 1 (LeakyReLU, no norm).
 //!
@@ -35,7 +35,7 @@
 
 use super::deep::DeepNet;
 use super::layers;
-use super::zinb::zinb_nll;
+use super::zinb::zinb_nll_log;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
@@ -265,8 +265,10 @@ impl Net {
             None => l_m.shallow_clone(),
         };
         let hd = self.blocks(&self.dec, &z, rng);
-        let mu = ell.exp() * self.mu.forward(&hd).softmax(-1, Kind::Float);
-        let nll = zinb_nll(t, &mu, &self.r.exp(), &self.pi.forward(&hd)).sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
+        // log μ = ℓ + log softmax, in double: with μ itself in f32 a gene whose softmax
+        // underflows sends ∂NLL/∂μ ≈ −x/μ to infinity and the step to NaN
+        let log_mu = ell.to_kind(Kind::Double) + self.mu.forward(&hd).to_kind(Kind::Double).log_softmax(-1, Kind::Double);
+        let nll = zinb_nll_log(t, &log_mu, &self.r.exp(), &self.pi.forward(&hd)).sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
         // KL(N(l_m, v) ‖ N(μ_L, σ²_L))
         let (m0, v0) = prior;
         let kl = ((l_logv.exp() + (&l_m - m0).square()) / v0 - l_logv + v0.ln() - 1.0) * 0.5;
@@ -372,7 +374,8 @@ impl TrainStep for Step<'_> {
             let alpha = random::uniform(ctx.rng, &[b, 1], 0.0, 1.0, dev);
             let zhat = (&alpha * &z + (alpha.ones_like() - &alpha) * &g).set_requires_grad(true);
             let grad = Tensor::run_backward(&[net.critic(&zhat).sum(Kind::Float)], &[&zhat], true, true).pop().unwrap();
-            let norm = grad.norm_scalaropt_dim(2, [1], false);
+            // ‖∇‖ with a tiny floor inside the root: the norm's gradient is 0/0 at zero
+            let norm = (grad.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Float) + 1e-12).sqrt();
             let gp = (&norm - 1.0).square().mean(Kind::Float);
             let l_critic = &w + &gp * self.p.gp_weight;
             l_critic.backward();
