@@ -85,3 +85,19 @@ def test_imputed_layer_and_mtx_agree_and_keep_observed_values(tmp_path):
     obs = x[:, cols] > 0
     np.testing.assert_allclose(m.X.toarray()[obs], want[obs], rtol=1e-5)
     assert (m.X.toarray()[~obs] > 0).mean() > 0.5
+
+
+def test_imputed_from_raw_goes_to_mtx_not_a_layer(tmp_path):
+    # raw/X has other genes than var: no layer can hold the imputed values; imputed/ does
+    a = ad.read_h5ad(os.path.join(DATA, "pollen_top1000hvg", "pollen_top1000hvg.h5ad"))
+    a.raw = a
+    a = a[:, :400].copy()
+    src = tmp_path / "with_raw.h5ad"
+    a.write_h5ad(src)
+    out = tmp_path / "out"
+    subprocess.run([BIN, "run", "-q", "--input", str(src), "--use-raw", "--label-key", "cell_type", "--method", "maskclass",
+                    "--epochs", "2", "--out", str(out)], check=True)
+    res = ad.read_h5ad(out / "with_raw.scdeep.h5ad")
+    assert "scdeep_imputed" not in res.layers and "X_maskclass" in res.obsm
+    m = sc.read_10x_mtx(out / "imputed")
+    assert m.n_vars == 1000 and m.n_obs == a.n_obs

@@ -33,7 +33,7 @@ enum Cmd {
     #[command(after_help = "Example:\n  scdeep preprocess --input pbmc.h5ad --recipe dca --n-top-genes 1000 --out prep.h5ad")]
     Preprocess(PrepArgs),
     /// Read -> preprocess -> method -> cluster -> metrics -> write results.
-    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Methods that impute add\nlayers['scdeep_imputed'] to the .h5ad, and imputed/ (10x MTX) with --imputed-mtx or --no-h5ad. Each file is written whole (temp file + rename).")]
+    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Methods that impute add\nlayers['scdeep_imputed'] to the .h5ad, and imputed/ (10x MTX) with --imputed-mtx, --no-h5ad or\n--use-raw (raw/X's genes are not var's). Each file is written whole (temp file + rename).")]
     Run(RunArgs),
     /// Embed new counts with a saved model (same genes, normalisation and scaling).
     #[command(after_help = "Example:\n  scdeep run --input ref.h5ad --method scmae --save-model model/ --out ref_results/\n  scdeep embed --model model/ --input query.h5ad --out query_results/ -k 8\n\nOutputs in --out: embedding.tsv, embedding.npy, versions.yml, and labels.tsv with -k.")]
@@ -496,7 +496,9 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     if let Some(t) = &res.truth {
         write::write_labels_tsv(&out.join("truth.tsv"), &res.cells, "truth", t)?;
     }
-    if let Some(imp) = res.imputed.as_ref().filter(|_| a.imputed_mtx || a.no_h5ad) {
+    // raw/X has other genes than var: the imputed matrix cannot be a layer there
+    let layer_fits = !(a.input.use_raw && is_h5ad_input(&a));
+    if let Some(imp) = res.imputed.as_ref().filter(|_| a.imputed_mtx || a.no_h5ad || !layer_fits) {
         let m = scdeep_core::Csr::from_dense(res.cells.len(), imp.genes.len(), &imp.values);
         let dir = out.join("imputed");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -551,16 +553,19 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
     }
     let uns = serde_json::to_string(info).unwrap();
     let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
-    let imputed = res.imputed.as_ref().map(|imp| imputed_layer(ds, res, imp));
+    let imputed = res.imputed.as_ref().filter(|_| !(a.input.use_raw && is_h5ad_input(a))).map(|imp| imputed_layer(ds, res, imp));
     let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
     let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics, imputed: imputed_ref };
-    let is_h5ad = io::detect_format(input).ok() == Some(Format::H5ad) || a.input.format == "h5ad";
-    if is_h5ad {
+    if is_h5ad_input(a) {
         return io::write_h5ad_results(input, &dest, &results);
     }
     // A new file with the counts (and ground truth) and the results, written once.
     let truth: Vec<(&str, &[String])> = match &ds.labels { Some(l) => vec![("truth", l.as_slice())], None => vec![] };
     io::write_h5ad_new_with_results(&dest, &ds.x, &ds.cells, &ds.genes, &truth, &results)
+}
+
+fn is_h5ad_input(a: &RunArgs) -> bool {
+    io::detect_format(&a.input.input).ok() == Some(Format::H5ad) || a.input.format == "h5ad"
 }
 
 /// The imputed matrix placed in the input's shape (cells removed by the filter and genes

@@ -97,6 +97,9 @@ impl Progress for PyProgress {
 
 fn finish<T>(r: Result<T, Error>, p: &mut PyProgress) -> PyResult<T> {
     match r {
+        // A Ctrl-C seen after the last cancellation point (clustering, metrics) still
+        // raises: the user asked to stop, and Python must not lose the KeyboardInterrupt.
+        Ok(_) if p.interrupted.is_some() => Err(p.interrupted.take().unwrap()),
         Ok(v) => Ok(v),
         Err(Error::Cancelled) if p.interrupted.is_some() => Err(p.interrupted.take().unwrap()),
         Err(e) => Err(err(e)),
