@@ -113,7 +113,10 @@ def test_ctrl_c_stops_training_with_keyboardinterrupt():
     import signal
     import sys
     import time
+    # A shell that starts a job in the background (CI runners, nohup ... &) ignores SIGINT,
+    # the child inherits that and Python then installs no KeyboardInterrupt handler: set it.
     code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import anndata as ad, scdeep, sys\n"
         f"a = ad.read_h5ad({PBMC!r})\n"
         "print('start', flush=True)\n"
