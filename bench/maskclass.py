@@ -73,6 +73,13 @@ def log2_norm(m):
     return np.log2(1 + np.divide(m * target, lib, out=np.zeros_like(m), where=lib > 0))
 
 
+def observed_log2(counts, gene_idx):
+    """The method's own log2 values of `gene_idx`: libraries over the genes its recipe keeps
+    (expressed in >= 3 cells)."""
+    expressed = (counts > 0).sum(0) >= 3
+    return log2_norm(counts[:, expressed])[:, np.searchsorted(np.flatnonzero(expressed), gene_idx)]
+
+
 def mse_part(a, res):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,12 +92,10 @@ def mse_part(a, res):
             cells = imp.obs_names
             genes = imp.var_names
             src = src[cells]
-            # the method's own normalisation: library over the genes its filter kept
             obs_counts = src.X.toarray().astype(np.float64)
             true_counts = src.layers["true_counts"].toarray().astype(np.float64)
             gene_idx = src.var_names.get_indexer(genes)
-            expressed = (obs_counts > 0).sum(0) >= 3  # the recipe's gene filter (genes in >= 3 cells)
-            x_log = log2_norm(obs_counts[:, expressed])[:, np.searchsorted(np.flatnonzero(expressed), gene_idx)]
+            x_log = observed_log2(obs_counts, gene_idx)
             t_log = log2_norm(true_counts)[:, gene_idx]
             obs_sel = obs_counts[:, gene_idx]
             tru_sel = true_counts[:, gene_idx]
@@ -124,9 +129,7 @@ def clustering_part(a, res):
         truth = src.obs["cell_type"].astype(str).to_numpy()
         k = len(set(truth))
         counts = src.X.toarray() if sp.issparse(src.X) else np.asarray(src.X)
-        expressed = (counts > 0).sum(0) >= 3
-        gi = src.var_names.get_indexer(imp.var_names)
-        observed = log2_norm(counts[:, expressed])[:, np.searchsorted(np.flatnonzero(expressed), gi)]
+        observed = observed_log2(counts, src.var_names.get_indexer(imp.var_names))
         for label, m in [("none", observed), ("maskclass", imp.X.toarray())]:
             dim = max(2, min(50, m.shape[0], m.shape[1]))
             z = PCA(n_components=dim, random_state=0).fit_transform(m)

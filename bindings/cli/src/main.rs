@@ -496,9 +496,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     if let Some(t) = &res.truth {
         write::write_labels_tsv(&out.join("truth.tsv"), &res.cells, "truth", t)?;
     }
-    // raw/X has other genes than var: the imputed matrix cannot be a layer there
-    let layer_fits = !(a.input.use_raw && is_h5ad_input(&a));
-    if let Some(imp) = res.imputed.as_ref().filter(|_| a.imputed_mtx || a.no_h5ad || !layer_fits) {
+    if let Some(imp) = res.imputed.as_ref().filter(|_| a.imputed_mtx || a.no_h5ad || !imputed_layer_fits(&a)) {
         let m = scdeep_core::Csr::from_dense(res.cells.len(), imp.genes.len(), &imp.values);
         let dir = out.join("imputed");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -553,7 +551,7 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
     }
     let uns = serde_json::to_string(info).unwrap();
     let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
-    let imputed = res.imputed.as_ref().filter(|_| !(a.input.use_raw && is_h5ad_input(a))).map(|imp| imputed_layer(ds, res, imp));
+    let imputed = res.imputed.as_ref().filter(|_| imputed_layer_fits(a)).map(|imp| imputed_layer(ds, res, imp));
     let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
     let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics, imputed: imputed_ref };
     if is_h5ad_input(a) {
@@ -566,6 +564,12 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
 
 fn is_h5ad_input(a: &RunArgs) -> bool {
     io::detect_format(&a.input.input).ok() == Some(Format::H5ad) || a.input.format == "h5ad"
+}
+
+/// An imputed matrix can be a layer of the output .h5ad unless the input was raw/X,
+/// whose genes are not var's.
+fn imputed_layer_fits(a: &RunArgs) -> bool {
+    !(a.input.use_raw && is_h5ad_input(a))
 }
 
 /// The imputed matrix placed in the input's shape (cells removed by the filter and genes

@@ -335,6 +335,8 @@ struct Step<'a> {
     p: &'a MaskclassParams,
     bio: BiozeroTensors,
     cmax: Tensor,
+    /// scale(0) per gene (1 x G): the biozero regulariser's target.
+    s0: Tensor,
 }
 
 impl TrainStep for Step<'_> {
@@ -362,8 +364,7 @@ impl TrainStep for Step<'_> {
         let num = (&r2 * &mz).sum(Kind::Float) * w + (&r2 * &mn).sum(Kind::Float);
         let den = mz.sum(Kind::Float) * w + mn.sum(Kind::Float);
         let l_mask = num / den.clamp_min(1e-8);
-        let s0 = net.scale(&x.zeros_like().narrow(0, 0, 1));
-        let l_bio = ((&s_hat - s0).square() * &pb).sum(Kind::Float) / pb.sum(Kind::Float).clamp_min(1e-8);
+        let l_bio = ((&s_hat - &self.s0).square() * &pb).sum(Kind::Float) / pb.sum(Kind::Float).clamp_min(1e-8);
         let loss = &l_mask + &l_bio * self.p.gamma();
         Ok(vec![("loss", loss), ("loss_mask", l_mask.detach()), ("loss_bio", l_bio.detach()), ("masked_zero_frac", (mz.sum(Kind::Float) / zero.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0)).detach())])
     }
@@ -389,7 +390,8 @@ impl DeepNet for Net {
         self.set_scaler(&RobustScaler::fit(&data.x, p.winsor_lo, p.winsor_hi));
         let bz = Biozero::fit(&data.x)?;
         let cmax = Tensor::from_slice(&bz.cmax).view([1, -1]).to_kind(Kind::Float).to_device(dev);
-        let mut step = Step { net: self, p, bio: bz.tensors(p.cell_alpha, dev), cmax };
+        let s0 = self.scale(&cmax.zeros_like());
+        let mut step = Step { net: self, p, bio: bz.tensors(p.cell_alpha, dev), cmax, s0 };
         ctx.progress.message(&format!("maskclass: zero-rate curve k = {:.3}, x0 = {:.3}", bz.k, bz.x0));
         let batcher = Batcher::with_scaler(&data.x, None, dev);
         ctx.fit(&mut step, &batcher)
@@ -404,10 +406,7 @@ impl DeepNet for Net {
     }
 
     fn impute(&self, data: &Prepared, ctx: &Context) -> Option<Imputed> {
-        let imp = ctx.embed_batcher(&Batcher::with_scaler(&data.x, None, ctx.device), |x| {
-            let v = self.unscale(&self.reconstruct(&self.scale(x))).clamp_min(0.0);
-            v.where_self(&x.eq(0.0), x)
-        });
+        let imp = ctx.embed_batcher(&Batcher::with_scaler(&data.x, None, ctx.device), |x| self.unscale(&self.reconstruct(&self.scale(x))).clamp_min(0.0));
         let mut values = Vec::<f32>::try_from(&imp.to_device(tch::Device::Cpu).contiguous().view([-1])).ok()?;
         // put the observed non-zeros back from the sparse matrix itself: bit for bit
         let g = data.n_genes();

@@ -40,7 +40,6 @@ use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
 use crate::train::{self, random, Adam, Batcher, OptimConfig, StepCtx, TrainStep};
-use crate::matrix::Csr;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -253,6 +252,14 @@ impl Net {
         }
     }
 
+    /// The likelihood's target for a dense block of counts `c`.
+    fn target(&self, c: Tensor) -> Tensor {
+        match self.target {
+            ZinbTarget::Counts => c,
+            ZinbTarget::ScaledLog => scaled_log(&c, &self.input_max),
+        }
+    }
+
     /// Per-cell ZINB NLL (summed over genes) and library KL for input `x` and target `t`;
     /// `rng` = training (sampled library size, batch statistics), None = evaluation (ℓ = l_m).
     fn ae_losses(&self, x: &Tensor, t: &Tensor, prior: (f64, f64), mut rng: Option<&mut rand_chacha::ChaCha8Rng>) -> (Tensor, Tensor) {
@@ -323,16 +330,6 @@ struct Step<'a> {
     sums: Sums,
 }
 
-impl Step<'_> {
-    fn target(&self, rows: &[usize]) -> Tensor {
-        let c = self.counts.dense(rows);
-        match self.p.zinb_target {
-            ZinbTarget::Counts => c,
-            ZinbTarget::ScaledLog => scaled_log(&c, &self.net.input_max),
-        }
-    }
-}
-
 impl TrainStep for Step<'_> {
     fn parameters(&self) -> Vec<(String, Tensor)> {
         layers::named_vars(&self.net.vs).into_iter().filter(|(n, t)| t.requires_grad() && !n.starts_with("generator") && !n.starts_with("critic")).collect()
@@ -340,7 +337,7 @@ impl TrainStep for Step<'_> {
 
     fn losses(&mut self, x: &Tensor, rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
         let input = self.net.input(x.shallow_clone(), || self.counts.dense(rows));
-        let (nll, kl) = self.net.ae_losses(&input, &self.target(rows), self.prior, Some(&mut *ctx.rng));
+        let (nll, kl) = self.net.ae_losses(&input, &self.net.target(self.counts.dense(rows)), self.prior, Some(&mut *ctx.rng));
         let (nll, kl) = (nll.mean(Kind::Double), kl.mean(Kind::Double));
         let loss = (&nll + &kl * self.p.kl_weight).to_kind(Kind::Float);
         Ok(vec![("loss", loss), ("zinb_nll", nll.detach()), ("kl_library", kl.detach())])
@@ -401,11 +398,7 @@ impl TrainStep for Step<'_> {
                     .map(|rows| {
                         let cb = c.dense(&rows);
                         let input = net.input(x.dense(&rows), || cb.shallow_clone());
-                        let t = match self.p.zinb_target {
-                            ZinbTarget::Counts => cb,
-                            ZinbTarget::ScaledLog => scaled_log(&cb, &net.input_max),
-                        };
-                        net.ae_losses(&input, &t, self.prior, None).0
+                        net.ae_losses(&input, &net.target(cb), self.prior, None).0
                     })
                     .collect()
             });
@@ -449,9 +442,8 @@ impl DeepNet for Net {
         if train_rows.len() < 2 {
             return Err(Error::data(format!("scrae: {n} cells leave {} for training; lower params.test_fraction", train_rows.len())));
         }
-        let split = |m: &Csr, rows: &[usize]| m.select_rows(rows);
-        let (x_tr, c_tr) = (split(&data.x, &train_rows), split(&data.counts, &train_rows));
-        let (x_te, c_te) = (split(&data.x, &test_rows), split(&data.counts, &test_rows));
+        let (x_tr, c_tr) = (data.x.select_rows(&train_rows), data.counts.select_rows(&train_rows));
+        let (x_te, c_te) = (data.x.select_rows(&test_rows), data.counts.select_rows(&test_rows));
         let scaler = data.scaler.as_ref();
         let dev = ctx.device;
         let counts = Batcher::with_scaler(&c_tr, None, dev);
@@ -462,10 +454,7 @@ impl DeepNet for Net {
                 let _ = self.input_max.shallow_clone().fill_(max);
             });
         }
-        let prior = match p.zinb_target {
-            ZinbTarget::Counts => library_prior(&counts, |c| c),
-            ZinbTarget::ScaledLog => library_prior(&counts, |c| scaled_log(&c, &self.input_max)),
-        };
+        let prior = library_prior(&counts, |c| self.target(c));
         let vars = layers::named_vars(&self.vs);
         let pick = |prefixes: &[&str]| vars.iter().filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p))).map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
         let enc_params: Vec<(String, Tensor)> = pick(&["encoder.", "z."]).into_iter().filter(|(_, t)| t.requires_grad()).collect();
