@@ -71,11 +71,14 @@ def bench_preprocess(tmp):
 
 
 SKLEARN_KM = r"""
-import sys, time, numpy as np
+import sys, time, json, numpy as np
 from sklearn.cluster import KMeans
-x = np.load(sys.argv[1]); t = time.time()
-km = KMeans(int(sys.argv[2]), n_init=10, random_state=0).fit(x)
-print(km.inertia_, time.time() - t)
+x = np.load(sys.argv[1]); secs = []
+for _ in range(int(sys.argv[3])):
+    t = time.time()
+    km = KMeans(int(sys.argv[2]), n_init=10, random_state=0).fit(x)
+    secs.append(time.time() - t)
+print(json.dumps({"fit_s": secs, "inertia": float(km.inertia_), "n_iter": int(km.n_iter_)}))
 """
 
 
@@ -88,30 +91,48 @@ def inertia(x, labels):
     return tot
 
 
+def example(name):
+    path = os.path.join(TARGET, "release", "examples", name)
+    if not os.path.exists(path):
+        subprocess.run(["cargo", "build", "--release", "-p", "scdeep-core", "--example", name], check=True, cwd=ROOT)
+    return path
+
+
 def bench_kmeans(tmp):
+    """Two 100k x 50 embeddings with 10 groups: well separated (Lloyd converges in a few
+    iterations, k-means++ dominates) and overlapping (dozens of Lloyd iterations). Process
+    wall time of `scdeep cluster` vs a Python process running KMeans, and the in-process
+    fit time of each (median of 3)."""
     import numpy as np
-    rng = np.random.default_rng(0)
     k, n, d = 10, 100_000, 50
-    centers = rng.normal(scale=3.0, size=(k, d))
-    x = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
-    path = os.path.join(tmp, "emb.npy")
-    np.save(path, x)
-    out = os.path.join(tmp, "km.tsv")
-    w1, m1, _ = measure([BIN, "cluster", "--embedding", path, "-k", str(k), "--threads", THREADS, "--device", "cpu", "--out", out])
-    lab = np.array([int(l.split("\t")[1]) for l in open(out).read().splitlines()[1:]])
-    ours = inertia(x, lab)
-    w2, m2, so = measure([PY, "-c", SKLEARN_KM, path, str(k)])
-    ref = float(so.split()[0])
-    save("kmeans.json", {"what": "K-means, k=10, n_init=10, 100k x 50 float32 (process wall time incl. loading the .npy)",
-                         "threads": THREADS, "scdeep_s": w1, "sklearn_s": w2, "speedup": w2 / w1,
-                         "scdeep_inertia": ours, "sklearn_inertia": ref, "inertia_ratio": ours / ref,
-                         "scdeep_peak_mib": m1, "sklearn_peak_mib": m2})
+    rows = []
+    for name, spread in [("separated", 3.0), ("overlapping", 0.4)]:
+        rng = np.random.default_rng(0)
+        centers = rng.normal(scale=spread, size=(k, d))
+        x = (centers[rng.integers(0, k, n)] + rng.normal(size=(n, d))).astype(np.float32)
+        path = os.path.join(tmp, "emb.npy")
+        np.save(path, x)
+        out = os.path.join(tmp, "km.tsv")
+        w1, m1, _ = measure([BIN, "cluster", "--embedding", path, "-k", str(k), "--threads", THREADS, "--device", "cpu", "--out", out])
+        lab = np.array([int(l.split("\t")[1]) for l in open(out).read().splitlines()[1:]])
+        ours = inertia(x, lab)
+        w2, m2, so = measure([PY, "-c", SKLEARN_KM, path, str(k), "1"])
+        ref = json.loads(so)["inertia"]
+        _, _, so1 = measure([example("kmeans_timing"), path, str(k), "10", THREADS, "3"])
+        _, _, so2 = measure([PY, "-c", SKLEARN_KM, path, str(k), "3"])
+        f1, f2 = json.loads(so1), json.loads(so2)
+        fit1, fit2 = float(np.median(f1["fit_s"])), float(np.median(f2["fit_s"]))
+        rows.append({"data": name, "scdeep_s": w1, "sklearn_s": w2, "speedup": w2 / w1,
+                     "scdeep_fit_s": fit1, "sklearn_fit_s": fit2, "fit_speedup": fit2 / fit1,
+                     "scdeep_n_iter": f1["n_iter"], "sklearn_n_iter": f2["n_iter"],
+                     "scdeep_inertia": ours, "sklearn_inertia": ref, "inertia_ratio": ours / ref,
+                     "scdeep_peak_mib": m1, "sklearn_peak_mib": m2})
+    save("kmeans.json", {"what": "K-means, k=10, n_init=10, 100k x 50 float32: process wall time (incl. start-up and loading the .npy) and in-process fit time",
+                         "threads": THREADS, "results": rows})
 
 
 def bench_readers(tmp):
-    rb = os.path.join(TARGET, "release", "examples", "read_bench")
-    if not os.path.exists(rb):
-        subprocess.run(["cargo", "build", "--release", "-p", "scdeep-core", "--example", "read_bench"], check=True, cwd=ROOT)
+    rb = example("read_bench")
     name = "10x_pbmc_top2000"
     paths = [os.path.join(DATA, name, name + ".h5ad"), os.path.join(DATA, name, "mtx"), os.path.join(ROOT, "tests", "fixtures", "tiny_10x.h5")]
     csv = os.path.join(tmp, "pbmc.csv")
