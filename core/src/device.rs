@@ -81,13 +81,27 @@ pub fn device_name(d: tch::Device) -> String {
 /// Set libtorch's intra-op threads. The default is 1: libtorch's OpenMP pool
 /// spin-waits, and 2 threads on a 2-core machine with the other core busy ran
 /// 10-15x slower than 1 (../shared/TOOLCHAIN.md).
+/// The same count sizes the pool of the core's own parallel passes (preprocessing).
 pub fn set_threads(threads: Option<usize>) -> Result<usize> {
     let n = threads.unwrap_or(1);
     if n == 0 {
         return Err(Error::config("threads", 0, "must be >= 1"));
     }
     tch::set_num_threads(n as i32);
+    THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
     Ok(n)
+}
+
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Run `f` with rayon's parallel iterators on `set_threads`' thread count. Parallel
+/// passes split work into fixed blocks, so their results do not depend on the count.
+pub fn with_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let n = THREADS.load(std::sync::atomic::Ordering::Relaxed).max(1);
+    match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
 }
 
 pub fn libtorch_version() -> String {

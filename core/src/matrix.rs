@@ -1,5 +1,6 @@
 //! Sparse CSR count matrix (cells x genes, f32) with cell and gene names.
 
+use rayon::prelude::*;
 use crate::error::{Error, Result};
 
 /// Compressed sparse rows: row `i` holds `indices[indptr[i]..indptr[i+1]]`.
@@ -185,32 +186,125 @@ impl Csr {
     }
 
     pub fn select_cols(&self, cols: &[usize]) -> Csr {
+        if cols.len() == self.n_cols && cols.iter().enumerate().all(|(a, &b)| a == b) {
+            return self.clone();
+        }
         let mut map = vec![u32::MAX; self.n_cols];
         for (new, &old) in cols.iter().enumerate() {
             map[old] = new as u32;
         }
+        // Increasing columns keep each row's order; otherwise rows are re-sorted.
+        let sorted = cols.windows(2).all(|w| w[0] < w[1]);
+        let lens: Vec<usize> = (0..self.n_rows).into_par_iter().map(|i| self.row(i).0.iter().filter(|&&j| map[j as usize] != u32::MAX).count()).collect();
         let mut indptr = Vec::with_capacity(self.n_rows + 1);
         indptr.push(0);
-        let (mut indices, mut data) = (Vec::new(), Vec::new());
-        let mut buf: Vec<(u32, f32)> = Vec::new();
-        for i in 0..self.n_rows {
-            buf.clear();
-            let (idx, val) = self.row(i);
-            for (&j, &v) in idx.iter().zip(val) {
-                let m = map[j as usize];
-                if m != u32::MAX {
-                    buf.push((m, v));
+        for l in &lens {
+            indptr.push(indptr.last().unwrap() + l);
+        }
+        let nnz = *indptr.last().unwrap();
+        let (mut indices, mut data) = (vec![0u32; nnz], vec![0f32; nnz]);
+        let blocks = split_blocks(&indptr, &mut indices, &mut data);
+        blocks.into_par_iter().for_each(|(r0, r1, idx_out, val_out)| {
+            let mut pos = 0;
+            let mut buf: Vec<(u32, f32)> = Vec::new();
+            for i in r0..r1 {
+                let (idx, val) = self.row(i);
+                let start = pos;
+                for (&j, &v) in idx.iter().zip(val) {
+                    let m = map[j as usize];
+                    if m != u32::MAX {
+                        idx_out[pos] = m;
+                        val_out[pos] = v;
+                        pos += 1;
+                    }
+                }
+                if !sorted {
+                    buf.clear();
+                    buf.extend(idx_out[start..pos].iter().copied().zip(val_out[start..pos].iter().copied()));
+                    buf.sort_by_key(|e| e.0);
+                    for (k, &(j, v)) in buf.iter().enumerate() {
+                        idx_out[start + k] = j;
+                        val_out[start + k] = v;
+                    }
                 }
             }
-            buf.sort_by_key(|e| e.0);
-            for &(j, v) in &buf {
-                indices.push(j);
-                data.push(v);
-            }
-            indptr.push(data.len());
-        }
+        });
         Csr { n_rows: self.n_rows, n_cols: cols.len(), indptr, indices, data }
     }
+
+    /// Apply `f(row, values)` to every row, in parallel over blocks of rows.
+    pub fn map_rows_mut(&mut self, f: impl Fn(usize, &mut [f32]) + Sync) {
+        let indptr = &self.indptr;
+        let mut rest: &mut [f32] = &mut self.data;
+        let mut blocks = Vec::new();
+        for r0 in (0..self.n_rows).step_by(ROW_BLOCK) {
+            let r1 = (r0 + ROW_BLOCK).min(self.n_rows);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(indptr[r1] - indptr[r0]);
+            blocks.push((r0, r1, head));
+            rest = tail;
+        }
+        blocks.into_par_iter().for_each(|(r0, r1, vals)| {
+            let base = indptr[r0];
+            for i in r0..r1 {
+                f(i, &mut vals[indptr[i] - base..indptr[i + 1] - base]);
+            }
+        });
+    }
+
+    /// Per-column sums of the stored values (of expm1 of them, rounded to f32, with
+    /// `expm1`) and of their squares, in f64: partial sums per block of rows, added in
+    /// block order (the same result for any thread count).
+    pub fn col_sums_and_squares(&self, expm1: bool) -> (Vec<f64>, Vec<f64>) {
+        let parts: Vec<Vec<f64>> = (0..self.n_rows.div_ceil(ROW_BLOCK).max(1))
+            .into_par_iter()
+            .map(|b| {
+                let mut s = vec![0f64; 2 * self.n_cols];
+                let (r0, r1) = ((b * ROW_BLOCK).min(self.n_rows), ((b + 1) * ROW_BLOCK).min(self.n_rows));
+                let (a, e) = (self.indptr[r0], self.indptr[r1]);
+                let mut buf = Vec::new();
+                let vals = if expm1 {
+                    buf.resize(e - a, 0f32);
+                    crate::preprocess::fastmath::expm1_slice(&self.data[a..e], &mut buf);
+                    &buf[..]
+                } else {
+                    &self.data[a..e]
+                };
+                for (&j, &v) in self.indices[a..e].iter().zip(vals) {
+                    let y = v as f64;
+                    s[2 * j as usize] += y;
+                    s[2 * j as usize + 1] += y * y;
+                }
+                s
+            })
+            .collect();
+        let mut out = vec![0f64; 2 * self.n_cols];
+        for p in parts {
+            out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+        }
+        (out.iter().step_by(2).copied().collect(), out.iter().skip(1).step_by(2).copied().collect())
+    }
+}
+
+/// Rows per block in the parallel passes: fixed, not per thread, so reductions add
+/// their partial results in the same order whatever the thread count.
+pub const ROW_BLOCK: usize = 2048;
+
+type Block<'a> = (usize, usize, &'a mut [u32], &'a mut [f32]);
+
+/// Split CSR output arrays into disjoint per-block slices (rows r0..r1).
+fn split_blocks<'a>(indptr: &[usize], mut indices: &'a mut [u32], mut data: &'a mut [f32]) -> Vec<Block<'a>> {
+    let n = indptr.len() - 1;
+    let mut out = Vec::new();
+    for r0 in (0..n).step_by(ROW_BLOCK) {
+        let r1 = (r0 + ROW_BLOCK).min(n);
+        let len = indptr[r1] - indptr[r0];
+        let (hi, ti) = std::mem::take(&mut indices).split_at_mut(len);
+        let (hd, td) = std::mem::take(&mut data).split_at_mut(len);
+        out.push((r0, r1, hi, hd));
+        indices = ti;
+        data = td;
+    }
+    out
 }
 
 /// A count matrix with its names and optional ground truth.

@@ -348,3 +348,26 @@ fn adam_matches_torch_optim() {
         }
     }
 }
+
+#[test]
+fn preprocessing_does_not_depend_on_the_thread_count() {
+    use scdeep_core::simulate::{simulate, SimParams};
+    // 5000 cells: more than two row blocks, so partial sums are really split
+    let a = simulate(&SimParams { n_cells: 5000, n_genes: 800, seed: 3, ..Default::default() }).unwrap();
+    let ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: None, source: "sim".into() };
+    let mut cfg = preprocess::PreprocessConfig::recipe(preprocess::Recipe::Scanpy);
+    cfg.n_top_genes = 300;
+    cfg.n_top_genes_is_default = false;
+    let mut out = Vec::new();
+    for t in [1, 2, 3] {
+        scdeep_core::device::set_threads(Some(t)).unwrap();
+        out.push(preprocess::prepare(&ds, &cfg).unwrap());
+    }
+    scdeep_core::device::set_threads(None).unwrap();
+    for p in &out[1..] {
+        assert_eq!(p.genes, out[0].genes);
+        assert_eq!(p.x, out[0].x);
+        assert_eq!(p.counts, out[0].counts);
+        assert_eq!(p.size_factors, out[0].size_factors);
+    }
+}

@@ -446,6 +446,7 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
 
 fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
     let cfg = a.cfg.build()?;
+    scdeep_core::device::set_threads(cfg.threads)?;
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
     let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess)?;
     let labels: Vec<(&str, &[String])> = match &prep.labels { Some(l) => vec![("labels", l.as_slice())], None => vec![] };

@@ -46,30 +46,17 @@ impl HvgResult {
     }
 }
 
-/// Per-gene mean and unbiased variance (ddof 1) in f64, optionally of expm1(x).
+/// Per-gene mean and unbiased variance (ddof 1) in f64, optionally of expm1(x): one
+/// pass of sums and sums of squares, as scanpy's `_get_mean_var` (mean of squares less
+/// the squared mean, in float64).
 pub fn mean_var(x: &Csr, expm1: bool) -> (Vec<f64>, Vec<f64>) {
     let n = x.n_rows as f64;
-    let mut s = vec![0f64; x.n_cols];
-    for (&j, &v) in x.indices.iter().zip(&x.data) {
-        let v = if expm1 { v.exp_m1() } else { v } as f64;
-        s[j as usize] += v;
-    }
+    let (s, sq) = x.col_sums_and_squares(expm1);
     let mean: Vec<f64> = s.iter().map(|v| v / n).collect();
-    // Two-pass variance: sum over stored entries of (v - m)^2 plus the implicit zeros.
-    let mut ss = vec![0f64; x.n_cols];
-    let mut nz = vec![0usize; x.n_cols];
-    for (&j, &v) in x.indices.iter().zip(&x.data) {
-        let v = if expm1 { v.exp_m1() } else { v } as f64;
-        let d = v - mean[j as usize];
-        ss[j as usize] += d * d;
-        nz[j as usize] += 1;
-    }
-    let var = (0..x.n_cols)
-        .map(|j| {
-            let zeros = x.n_rows - nz[j];
-            let t = ss[j] + zeros as f64 * mean[j] * mean[j];
-            if x.n_rows > 1 { t / (n - 1.0) } else { 0.0 }
-        })
+    let var = mean
+        .iter()
+        .zip(&sq)
+        .map(|(m, q)| if x.n_rows > 1 { ((q / n - m * m) * n / (n - 1.0)).max(0.0) } else { 0.0 })
         .collect();
     (mean, var)
 }

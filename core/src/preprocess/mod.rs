@@ -5,6 +5,7 @@
 //! the selected genes' log-normalised values kept sparse, plus the per-gene `Scaler`
 //! that mini-batches apply after densifying.
 
+pub mod fastmath;
 pub mod hvg;
 pub mod normalize;
 pub mod scale;
@@ -16,6 +17,7 @@ pub use scale::{RobustScaler, Scaler};
 use crate::error::{Error, Result};
 use crate::matrix::{Csr, Dataset};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -201,20 +203,32 @@ impl Prepared {
     }
 }
 
-/// Keep the cells that pass the cell filter (in place); their rows in the input.
-fn filter_cells(x: &mut Csr, cfg: &PreprocessConfig, source: &str) -> Result<Vec<usize>> {
-    let keep = normalize::cells_passing(x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
+/// Keep the cells that pass the cell filter; their rows in the input.
+fn filter_cells<'a>(x: Cow<'a, Csr>, cfg: &PreprocessConfig, source: &str) -> Result<(Cow<'a, Csr>, Vec<usize>)> {
+    let keep = normalize::cells_passing(&x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
     if keep.is_empty() {
         return Err(Error::data(format!("{source}: no cell passes the cell filter")));
     }
     if keep.len() < x.n_rows {
-        *x = x.select_rows(&keep);
+        return Ok((Cow::Owned(x.select_rows(&keep)), keep));
     }
-    Ok(keep)
+    Ok((x, keep))
 }
 
-/// Run the configured preprocessing on a validated dataset.
+/// Round up non-integer counts (the DCA recipe); integer data is left borrowed.
+fn ceil_if_fractional(x: &mut Cow<'_, Csr>) {
+    if x.data.iter().any(|v| v.fract() != 0.0) {
+        normalize::ceil_counts(x.to_mut());
+    }
+}
+
+/// Run the configured preprocessing on a validated dataset (on `device::set_threads`'
+/// thread count; the result does not depend on it).
 pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
+    crate::device::with_threads(|| prepare_in_pool(ds, cfg))
+}
+
+fn prepare_in_pool(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
     cfg.validate()?;
     if cfg.hvg_flavor.is_some() && cfg.n_top_genes > ds.n_genes() && !cfg.n_top_genes_is_default {
         return Err(Error::config(
@@ -228,16 +242,17 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
     if genes_keep.is_empty() {
         return Err(Error::data(format!("{}: no gene has >= {} counts in >= {} cells", ds.source, cfg.min_counts_per_gene, cfg.min_cells_per_gene)));
     }
-    let mut x = ds.x.select_cols(&genes_keep);
+    // The counts stay borrowed from the input until a filter or ceil changes them.
+    let mut counts = if genes_keep.len() == ds.n_genes() { Cow::Borrowed(&ds.x) } else { Cow::Owned(ds.x.select_cols(&genes_keep)) };
     if cfg.ceil_counts {
-        normalize::ceil_counts(&mut x);
+        ceil_if_fractional(&mut counts);
     }
     // Library sizes depend on the filtered genes when the filter drops expressed genes:
     // a saved model repeats them on new data.
     let drops_expressed = cfg.min_cells_per_gene > 1 || cfg.min_counts_per_gene > 1.0;
     let norm_genes = if drops_expressed { genes_keep.iter().map(|&j| ds.genes[j].clone()).collect() } else { Vec::new() };
-    let cells_keep = filter_cells(&mut x, cfg, &ds.source)?;
-    let counts = x.clone();
+    let (counts, cells_keep) = filter_cells(counts, cfg, &ds.source)?;
+    let mut x = counts.as_ref().clone();
     let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
         normalize::log1p(&mut x, cfg.log_base);
@@ -265,7 +280,7 @@ pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
             hvg = Some(r);
             out
         }
-        _ => (x, counts),
+        _ => (x, counts.into_owned()),
     };
     let scaler = if cfg.scale { Some(Scaler::fit(&x, true, cfg.max_value)) } else { None };
     Ok(Prepared {
@@ -306,6 +321,10 @@ impl SavedPreprocess {
 /// library size, log1p, the model's genes in the model's order (genes the data lacks are
 /// zero columns; their count is returned) and the training scaler.
 pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, usize)> {
+    crate::device::with_threads(|| prepare_with_in_pool(ds, saved))
+}
+
+fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, usize)> {
     let cfg = &saved.config;
     // Library sizes over the training data's filtered genes (see Prepared::norm_genes).
     let (mut x, data_genes) = if saved.norm_genes.is_empty() {
@@ -330,7 +349,8 @@ pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, 
             &ds.genes[..ds.genes.len().min(3)]
         )));
     }
-    let cells_keep = filter_cells(&mut x, cfg, &ds.source)?;
+    let (filtered, cells_keep) = filter_cells(Cow::Owned(x), cfg, &ds.source)?;
+    let mut x = filtered.into_owned();
     let counts_all = x.clone();
     let (size_factors, _) = normalize::normalize_total(&mut x, Some(saved.target_sum), cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {

@@ -2,10 +2,12 @@
 
 use crate::error::{Error, Result};
 use crate::matrix::{Csr, Dataset};
+use rayon::prelude::*;
 
 /// Indices of cells that pass `min_counts` and `min_genes` (scanpy `filter_cells`).
 pub fn cells_passing(x: &Csr, min_counts: f64, min_genes: usize) -> Vec<usize> {
     (0..x.n_rows)
+        .into_par_iter()
         .filter(|&i| {
             let (_, v) = x.row(i);
             let total: f64 = v.iter().map(|&a| a as f64).sum();
@@ -56,7 +58,7 @@ pub fn median_f32(v: &[f32]) -> f32 {
 /// (counts / target_sum), i.e. the size factors when target_sum is the median, and the
 /// target sum used.
 pub fn normalize_total(x: &mut Csr, target_sum: Option<f64>, exclude_highly_expressed: bool, max_fraction: f64) -> (Vec<f32>, f64) {
-    let mut counts: Vec<f32> = (0..x.n_rows).map(|i| x.row(i).1.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
+    let mut counts: Vec<f32> = (0..x.n_rows).into_par_iter().map(|i| x.row(i).1.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
     if exclude_highly_expressed {
         let mut hi = vec![false; x.n_cols];
         for i in 0..x.n_rows {
@@ -76,28 +78,25 @@ pub fn normalize_total(x: &mut Csr, target_sum: Option<f64>, exclude_highly_expr
     // scanpy's CSR path takes the median over all cells (ours are filtered first).
     let target = target_sum.map(|t| t as f32).unwrap_or_else(|| median_f32(&counts));
     let factors: Vec<f32> = counts.iter().map(|&c| c / target).collect();
-    for i in 0..x.n_rows {
+    x.map_rows_mut(|i, vals| {
         let f = factors[i];
-        if f == 0.0 {
-            continue; // empty cell stays zero
+        if f != 0.0 {
+            // an empty cell stays zero
+            vals.iter_mut().for_each(|v| *v /= f);
         }
-        let (a, b) = (x.indptr[i], x.indptr[i + 1]);
-        for v in &mut x.data[a..b] {
-            *v /= f;
-        }
-    }
+    });
     (factors, target as f64)
 }
 
 /// Natural log1p in place (scanpy `log1p`, base None), or with another base.
 pub fn log1p(x: &mut Csr, base: Option<f64>) {
     let div = base.map(|b| (b as f32).ln());
-    for v in &mut x.data {
-        *v = v.ln_1p();
+    x.data.par_chunks_mut(1 << 16).for_each(|c| {
+        super::fastmath::log1p_slice(c);
         if let Some(d) = div {
-            *v /= d;
+            c.iter_mut().for_each(|v| *v /= d);
         }
-    }
+    });
 }
 
 /// Round counts up to integers (the DCA recipe's first step).
