@@ -1,0 +1,430 @@
+//! mask-sc (Mo, Chen & Bai), specs §4: masked expression modelling with a patch
+//! transformer. Each cell's genes, ordered by mean expression (highest first) and
+//! zero-padded, fill a `grid` x `grid` matrix; `patch` x `patch` patches become tokens
+//! (a linear map of the flattened patch, which is the stride = kernel convolution), with
+//! fixed 2-D sin-cos positions and a learnable class token. 75 % of the patches are
+//! masked per cell; a pre-norm ViT encodes the class token and the visible patches, a
+//! lighter decoder sees them with a shared mask token at every masked position and
+//! predicts the masked patches' values, normalised per patch (MAE's norm_pix_loss). The
+//! embedding is the mean of the encoder's patch tokens on the unmasked matrix.
+//!
+//! Presets: `small` (depth 4, width 256, 8 heads; decoder depth 2, width 128, 4 heads),
+//! the CPU default, and `paper` (depth 12, width 768, 12 heads; decoder depth 8, width
+//! 512, 16 heads). Each of those numbers can also be set on its own.
+//!
+//! Not implemented: the paper's alternative target, features of a frozen contrastive-sc
+//! encoder (`target = "seqfeat"` is refused with that message).
+
+use super::deep::DeepNet;
+use super::layers;
+use super::Context;
+use crate::error::{Error, Result};
+use crate::preprocess::Prepared;
+use crate::train::{self, random, Batcher, StepCtx, TrainStep};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    Small,
+    Paper,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The masked patches' values, normalised per patch (default).
+    Pixel,
+    /// Features of a frozen contrastive-sc encoder (not implemented).
+    Seqfeat,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaskscParams {
+    pub preset: Preset,
+    /// Side of the gene matrix: grid^2 genes (64 -> 4096).
+    pub grid: usize,
+    /// Side of a patch (grid must be a multiple).
+    pub patch: usize,
+    pub mask_ratio: f64,
+    pub target: Target,
+    /// Normalise each target patch to mean 0, variance 1 (MAE's norm_pix_loss).
+    pub norm_pix_loss: bool,
+    pub mlp_ratio: f64,
+    /// The following default to the preset's values.
+    pub depth: Option<usize>,
+    pub width: Option<usize>,
+    pub heads: Option<usize>,
+    pub decoder_depth: Option<usize>,
+    pub decoder_width: Option<usize>,
+    pub decoder_heads: Option<usize>,
+}
+
+impl Default for MaskscParams {
+    fn default() -> Self {
+        MaskscParams {
+            preset: Preset::Small,
+            grid: 64,
+            patch: 4,
+            mask_ratio: 0.75,
+            target: Target::Pixel,
+            norm_pix_loss: true,
+            mlp_ratio: 4.0,
+            depth: None,
+            width: None,
+            heads: None,
+            decoder_depth: None,
+            decoder_width: None,
+            decoder_heads: None,
+        }
+    }
+}
+
+/// The resolved architecture.
+#[derive(Debug, Clone, Copy)]
+struct Arch {
+    depth: usize,
+    width: i64,
+    heads: i64,
+    dec_depth: usize,
+    dec_width: i64,
+    dec_heads: i64,
+}
+
+impl MaskscParams {
+    pub fn from_json(v: &Value) -> Result<MaskscParams> {
+        let p: MaskscParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        if p.target == Target::Seqfeat {
+            return Err(Error::config("params.target", "seqfeat", "the frozen contrastive-sc feature target is not implemented; use \"pixel\""));
+        }
+        if p.patch == 0 || p.grid == 0 || p.grid % p.patch != 0 {
+            return Err(Error::config("params.patch", p.patch, format!("must be >= 1 and divide params.grid ({})", p.grid)));
+        }
+        let n = (p.grid / p.patch).pow(2);
+        if !(p.mask_ratio >= 0.0 && p.mask_ratio < 1.0) || p.n_keep() == 0 || p.n_keep() > n {
+            return Err(Error::config("params.mask_ratio", p.mask_ratio, format!("must be in [0, 1) and leave at least one of the {n} patches visible")));
+        }
+        if !(p.mlp_ratio > 0.0 && p.mlp_ratio.is_finite()) {
+            return Err(Error::config("params.mlp_ratio", p.mlp_ratio, "must be > 0"));
+        }
+        let a = p.arch();
+        for (name, w, h) in [("width", a.width, a.heads), ("decoder_width", a.dec_width, a.dec_heads)] {
+            if w == 0 || h == 0 || w % h != 0 {
+                return Err(Error::config(&format!("params.{name}"), w, format!("must be >= 1 and a multiple of the heads ({h})")));
+            }
+        }
+        if a.depth == 0 || a.dec_depth == 0 {
+            return Err(Error::config("params.depth", format!("{} / decoder {}", a.depth, a.dec_depth), "must be >= 1"));
+        }
+        Ok(p)
+    }
+
+    fn arch(&self) -> Arch {
+        let (d, w, h, dd, dw, dh) = match self.preset {
+            Preset::Small => (4, 256, 8, 2, 128, 4),
+            Preset::Paper => (12, 768, 12, 8, 512, 16),
+        };
+        Arch {
+            depth: self.depth.unwrap_or(d),
+            width: self.width.unwrap_or(w) as i64,
+            heads: self.heads.unwrap_or(h) as i64,
+            dec_depth: self.decoder_depth.unwrap_or(dd),
+            dec_width: self.decoder_width.unwrap_or(dw) as i64,
+            dec_heads: self.decoder_heads.unwrap_or(dh) as i64,
+        }
+    }
+
+    fn n_patches(&self) -> i64 {
+        ((self.grid / self.patch) * (self.grid / self.patch)) as i64
+    }
+
+    /// Visible patches per cell: MAE's int(N * (1 - mask_ratio)).
+    fn n_keep(&self) -> usize {
+        (((self.grid / self.patch).pow(2)) as f64 * (1.0 - self.mask_ratio)) as usize
+    }
+}
+
+/// Linear layer initialised as MAE does: Xavier-uniform weights, zero bias.
+fn linear_mae(p: nn::Path, fan_in: i64, fan_out: i64, rng: &mut ChaCha8Rng) -> nn::Linear {
+    let l = layers::linear(p, fan_in, fan_out, rng);
+    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    tch::no_grad(|| {
+        l.ws.shallow_clone().copy_(&random::uniform(rng, &[fan_out, fan_in], -a, a, l.ws.device()));
+        if let Some(b) = &l.bs {
+            let _ = b.shallow_clone().zero_();
+        }
+    });
+    l
+}
+
+/// Pre-norm transformer block: x + MHA(LN(x)); x + MLP(LN(x)) with GELU.
+struct Block {
+    ln1: nn::LayerNorm,
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    ln2: nn::LayerNorm,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+    heads: i64,
+}
+
+impl Block {
+    fn new(p: nn::Path, width: i64, heads: i64, mlp_ratio: f64, rng: &mut ChaCha8Rng) -> Block {
+        let hidden = (width as f64 * mlp_ratio) as i64;
+        Block {
+            ln1: layers::layer_norm(&p / "ln1", width),
+            qkv: linear_mae(&p / "qkv", width, 3 * width, rng),
+            proj: linear_mae(&p / "proj", width, width, rng),
+            ln2: layers::layer_norm(&p / "ln2", width),
+            fc1: linear_mae(&p / "fc1", width, hidden, rng),
+            fc2: linear_mae(&p / "fc2", hidden, width, rng),
+            heads,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, t, d) = x.size3().unwrap();
+        let qkv = self.qkv.forward(&self.ln1.forward(x)).view([b, t, 3, self.heads, d / self.heads]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, false, None, false);
+        let x = x + self.proj.forward(&a.transpose(1, 2).reshape([b, t, d]));
+        let m = self.fc2.forward(&self.fc1.forward(&self.ln2.forward(&x)).gelu("none"));
+        x + m
+    }
+}
+
+/// Fixed 2-D sin-cos positions (MAE's get_2d_sincos_pos_embed): n x n grid -> n^2 x dim,
+/// half of the dimensions for the row coordinate, half for the column.
+fn sincos_2d(n: i64, dim: i64, device: tch::Device) -> Tensor {
+    let quarter = dim / 4;
+    let omega: Vec<f64> = (0..quarter).map(|i| 1.0 / 10000f64.powf(i as f64 / quarter as f64)).collect();
+    let mut out = vec![0f32; (n * n * dim) as usize];
+    for r in 0..n {
+        for c in 0..n {
+            let row = &mut out[((r * n + c) * dim) as usize..((r * n + c + 1) * dim) as usize];
+            // MAE: the first half embeds the grid's w (column) coordinate, the second h (row)
+            for (half, pos) in [(0usize, c as f64), (1usize, r as f64)] {
+                for (i, w) in omega.iter().enumerate() {
+                    let base = half * (dim as usize / 2);
+                    row[base + i] = (pos * w).sin() as f32;
+                    row[base + quarter as usize + i] = (pos * w).cos() as f32;
+                }
+            }
+        }
+    }
+    Tensor::from_slice(&out).view([n * n, dim]).to_device(device)
+}
+
+pub struct Net {
+    vs: nn::VarStore,
+    p: MaskscParams,
+    /// grid^2 column indices into [x, 0]: the genes by decreasing mean, then padding.
+    order: Tensor,
+    patch_embed: nn::Linear,
+    cls: Tensor,
+    pos: Tensor,
+    blocks: Vec<Block>,
+    norm: nn::LayerNorm,
+    dec_embed: nn::Linear,
+    mask_token: Tensor,
+    dec_pos: Tensor,
+    dec_blocks: Vec<Block>,
+    dec_norm: nn::LayerNorm,
+    dec_pred: nn::Linear,
+}
+
+impl Net {
+    fn new(p: &MaskscParams, g: i64, device: tch::Device, seed: u64) -> Net {
+        let a = p.arch();
+        let vs = nn::VarStore::new(device);
+        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let root = vs.root();
+        let pp = (p.patch * p.patch) as i64;
+        let side = (p.grid / p.patch) as i64;
+        let cells = (p.grid * p.grid) as i64;
+        // the order is set from the data when training starts (and loaded with a model)
+        let order = root.ones_no_train("gene_order", &[cells]);
+        tch::no_grad(|| {
+            let ids: Vec<f32> = (0..cells).map(|i| i.min(g) as f32).collect();
+            order.shallow_clone().copy_(&Tensor::from_slice(&ids).to_device(device));
+        });
+        let patch_embed = linear_mae(&root / "patch_embed", pp, a.width, rng);
+        let cls = root.var("cls_token", &[1, 1, a.width], nn::Init::Const(0.0));
+        let mask_token = root.var("mask_token", &[1, 1, a.dec_width], nn::Init::Const(0.0));
+        tch::no_grad(|| {
+            cls.shallow_clone().copy_(&(random::normal(rng, &[1, 1, a.width], device) * 0.02));
+            mask_token.shallow_clone().copy_(&(random::normal(rng, &[1, 1, a.dec_width], device) * 0.02));
+        });
+        let blocks = (0..a.depth).map(|i| Block::new(&root / "encoder" / i, a.width, a.heads, p.mlp_ratio, rng)).collect();
+        let norm = layers::layer_norm(&root / "norm", a.width);
+        let dec_embed = linear_mae(&root / "decoder_embed", a.width, a.dec_width, rng);
+        let dec_blocks = (0..a.dec_depth).map(|i| Block::new(&root / "decoder" / i, a.dec_width, a.dec_heads, p.mlp_ratio, rng)).collect();
+        let dec_norm = layers::layer_norm(&root / "decoder_norm", a.dec_width);
+        let dec_pred = linear_mae(&root / "decoder_pred", a.dec_width, pp, rng);
+        Net {
+            pos: sincos_2d(side, a.width, device),
+            dec_pos: sincos_2d(side, a.dec_width, device),
+            vs,
+            p: p.clone(),
+            order,
+            patch_embed,
+            cls,
+            blocks,
+            norm,
+            dec_embed,
+            mask_token,
+            dec_blocks,
+            dec_norm,
+            dec_pred,
+        }
+    }
+
+    /// Genes by decreasing mean of the prepared (log-normalised, unscaled) values.
+    fn set_order(&self, data: &Prepared) {
+        let g = data.n_genes();
+        let (_, sums) = data.x.col_nnz_and_sums();
+        let mut genes: Vec<usize> = (0..g).collect();
+        genes.sort_by(|&a, &b| sums[b].partial_cmp(&sums[a]).unwrap().then(a.cmp(&b)));
+        let cells = self.p.grid * self.p.grid;
+        let ids: Vec<f32> = (0..cells).map(|i| genes.get(i).copied().unwrap_or(g) as f32).collect();
+        tch::no_grad(|| self.order.shallow_clone().copy_(&Tensor::from_slice(&ids).to_device(self.order.device())));
+    }
+
+    /// Cells (B x G) -> patches (B x N x patch^2).
+    fn patchify(&self, x: &Tensor) -> Tensor {
+        let b = x.size()[0];
+        let padded = Tensor::cat(&[x.shallow_clone(), Tensor::zeros([b, 1], (x.kind(), x.device()))], 1);
+        let m = padded.index_select(1, &self.order.to_kind(Kind::Int64));
+        let (s, p) = ((self.p.grid / self.p.patch) as i64, self.p.patch as i64);
+        m.view([b, s, p, s, p]).permute([0, 1, 3, 2, 4]).reshape([b, s * s, p * p])
+    }
+
+    fn encode_tokens(&self, tokens: &Tensor) -> Tensor {
+        let b = tokens.size()[0];
+        let cls = self.cls.expand([b, 1, -1], false);
+        let h = Tensor::cat(&[cls, tokens.shallow_clone()], 1);
+        let h = self.blocks.iter().fold(h, |h, blk| blk.forward(&h));
+        self.norm.forward(&h)
+    }
+
+    /// The masked-patch loss of a batch; `noise` (B x N uniform) picks the visible patches.
+    fn loss(&self, x: &Tensor, noise: &Tensor) -> Tensor {
+        let patches = self.patchify(x);
+        let (b, n, pp) = patches.size3().unwrap();
+        let tokens = self.patch_embed.forward(&patches) + self.pos.unsqueeze(0);
+        let keep = self.p.n_keep() as i64;
+        let shuffle = noise.argsort(1, false);
+        let restore = shuffle.argsort(1, false);
+        let ids_keep = shuffle.narrow(1, 0, keep);
+        let visible = tokens.gather(1, &ids_keep.unsqueeze(2).expand([b, keep, tokens.size()[2]], false), false);
+        let h = self.encode_tokens(&visible);
+        // decoder: visible tokens, then mask tokens, put back in patch order
+        let d = self.dec_embed.forward(&h);
+        let dw = d.size()[2];
+        let masked = self.mask_token.expand([b, n - keep, dw], false);
+        let seq = Tensor::cat(&[d.narrow(1, 1, keep), masked], 1);
+        let seq = seq.gather(1, &restore.unsqueeze(2).expand([b, n, dw], false), false) + self.dec_pos.unsqueeze(0);
+        let y = Tensor::cat(&[d.narrow(1, 0, 1), seq], 1);
+        let y = self.dec_blocks.iter().fold(y, |y, blk| blk.forward(&y));
+        let pred = self.dec_pred.forward(&self.dec_norm.forward(&y)).narrow(1, 1, n);
+        let target = if self.p.norm_pix_loss {
+            let mean = patches.mean_dim(-1, true, Kind::Float);
+            let var = patches.var_dim(-1, true, true);
+            (&patches - mean) / (var + 1e-6).sqrt()
+        } else {
+            patches
+        };
+        // 1 on masked patches: ranks >= keep in the shuffled order
+        let mask = restore.ge(keep).to_kind(Kind::Float);
+        let per_patch = (pred - target).square().mean_dim(-1, false, Kind::Float);
+        let _ = pp;
+        (per_patch * &mask).sum(Kind::Float) / mask.sum(Kind::Float)
+    }
+
+    fn embed_cells(&self, x: &Tensor) -> Tensor {
+        let tokens = self.patch_embed.forward(&self.patchify(x)) + self.pos.unsqueeze(0);
+        let h = self.encode_tokens(&tokens);
+        let n = h.size()[1] - 1;
+        h.narrow(1, 1, n).mean_dim(1, false, Kind::Float)
+    }
+}
+
+struct Step<'n> {
+    net: &'n Net,
+}
+
+impl TrainStep for Step<'_> {
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        layers::named_vars(&self.net.vs).into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+
+    fn losses(&mut self, x: &Tensor, _rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
+        let noise = random::uniform(ctx.rng, &[x.size()[0], self.net.p.n_patches()], 0.0, 1.0, x.device());
+        Ok(vec![("masked_patch_loss", self.net.loss(x, &noise))])
+    }
+}
+
+impl DeepNet for Net {
+    type Params = MaskscParams;
+    const NAME: &'static str = "mask-sc";
+
+    fn build(p: &MaskscParams, n_genes: i64, device: tch::Device, seed: u64) -> Net {
+        Net::new(p, n_genes, device, seed)
+    }
+
+    fn vs(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn train(&self, _p: &MaskscParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
+        self.set_order(data);
+        let batcher = Batcher::new(data, ctx.device);
+        ctx.fit(&mut Step { net: self }, &batcher)
+    }
+
+    fn embed(&self, x: &Tensor) -> Tensor {
+        self.embed_cells(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patches_follow_the_gene_order_and_masking_hides_three_quarters() {
+        let p = MaskscParams { grid: 8, patch: 2, depth: Some(1), width: Some(16), heads: Some(2), decoder_depth: Some(1), decoder_width: Some(8), decoder_heads: Some(2), ..Default::default() };
+        let p = MaskscParams::from_json(&serde_json::to_value(&p).unwrap()).unwrap();
+        assert_eq!((p.n_patches(), p.n_keep()), (16, 4));
+        let net = Net::new(&p, 50, tch::Device::Cpu, 0);
+        // genes 0..50 with value = gene index + 1; order is the identity, then padding
+        let x = Tensor::arange_start(1, 51, (Kind::Float, tch::Device::Cpu)).unsqueeze(0);
+        let patches = net.patchify(&x);
+        assert_eq!(patches.size(), [1, 16, 4]);
+        // patch 0 covers matrix rows 0-1, columns 0-1: genes 0, 1, 8, 9 (values 1, 2, 9, 10)
+        assert_eq!(Vec::<f32>::try_from(&patches.get(0).get(0)).unwrap(), [1.0, 2.0, 9.0, 10.0]);
+        // the last patch is all padding (genes 54, 55, 62, 63 do not exist)
+        assert_eq!(Vec::<f32>::try_from(&patches.get(0).get(15)).unwrap(), [0.0; 4]);
+        let l = net.loss(&x.repeat([3, 1]), &Tensor::rand([3, 16], (Kind::Float, tch::Device::Cpu)));
+        assert!(l.double_value(&[]).is_finite());
+        assert_eq!(net.embed_cells(&x).size(), [1, 16]);
+        assert!(MaskscParams::from_json(&serde_json::json!({"target": "seqfeat"})).is_err());
+        assert!(MaskscParams::from_json(&serde_json::json!({"patch": 5})).is_err());
+        assert!(MaskscParams::from_json(&serde_json::json!({"mask_ratio": 1.0})).is_err());
+    }
+
+    #[test]
+    fn sincos_matches_mae_for_a_small_grid() {
+        // MAE: emb[pos] = [sin(w*omega), cos(w*omega), sin(h*omega), cos(h*omega)]
+        let e = sincos_2d(2, 8, tch::Device::Cpu);
+        let row = Vec::<f32>::try_from(&e.get(1)).unwrap(); // h = 0, w = 1
+        let om = [1.0f64, 0.01];
+        let want: Vec<f32> = [om.map(|o| (o).sin()), om.map(|o| (o).cos()), [0.0, 0.0], [1.0, 1.0]].concat().iter().map(|&v| v as f32).collect();
+        assert_eq!(row, want);
+    }
+}
