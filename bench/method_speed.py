@@ -20,7 +20,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from speed import BIN, DATA, run_scdeep  # noqa: E402
 
-EPOCHS = {"contrastive-sc": 30, "cicl": 5, "scmae": 10, "scrae": 3, "maskclass": 3}
+EPOCHS = {"contrastive-sc": 30, "cicl": 5, "scmae": 10, "scrae": 3, "maskclass": 3, "mask-sc": 1}
 DATASETS = ["10x_pbmc_top2000", "pollen_top1000hvg"]
 
 
