@@ -203,8 +203,8 @@ impl Csr {
         }
         let nnz = *indptr.last().unwrap();
         let (mut indices, mut data) = (vec![0u32; nnz], vec![0f32; nnz]);
-        let blocks = split_blocks(&indptr, &mut indices, &mut data);
-        blocks.into_par_iter().for_each(|(r0, r1, idx_out, val_out)| {
+        let blocks: Vec<_> = split_rows(&indptr, &mut indices).into_iter().zip(split_rows(&indptr, &mut data)).collect();
+        blocks.into_par_iter().for_each(|((r0, r1, idx_out), (_, _, val_out))| {
             let mut pos = 0;
             let mut buf: Vec<(u32, f32)> = Vec::new();
             for i in r0..r1 {
@@ -235,15 +235,7 @@ impl Csr {
     /// Apply `f(row, values)` to every row, in parallel over blocks of rows.
     pub fn map_rows_mut(&mut self, f: impl Fn(usize, &mut [f32]) + Sync) {
         let indptr = &self.indptr;
-        let mut rest: &mut [f32] = &mut self.data;
-        let mut blocks = Vec::new();
-        for r0 in (0..self.n_rows).step_by(ROW_BLOCK) {
-            let r1 = (r0 + ROW_BLOCK).min(self.n_rows);
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(indptr[r1] - indptr[r0]);
-            blocks.push((r0, r1, head));
-            rest = tail;
-        }
-        blocks.into_par_iter().for_each(|(r0, r1, vals)| {
+        split_rows(indptr, &mut self.data).into_par_iter().for_each(|(r0, r1, vals)| {
             let base = indptr[r0];
             for i in r0..r1 {
                 f(i, &mut vals[indptr[i] - base..indptr[i + 1] - base]);
@@ -289,20 +281,15 @@ impl Csr {
 /// their partial results in the same order whatever the thread count.
 pub const ROW_BLOCK: usize = 2048;
 
-type Block<'a> = (usize, usize, &'a mut [u32], &'a mut [f32]);
-
-/// Split CSR output arrays into disjoint per-block slices (rows r0..r1).
-fn split_blocks<'a>(indptr: &[usize], mut indices: &'a mut [u32], mut data: &'a mut [f32]) -> Vec<Block<'a>> {
+/// Split a CSR array (indices or values) into disjoint slices per block of rows r0..r1.
+fn split_rows<'a, T>(indptr: &[usize], mut rest: &'a mut [T]) -> Vec<(usize, usize, &'a mut [T])> {
     let n = indptr.len() - 1;
     let mut out = Vec::new();
     for r0 in (0..n).step_by(ROW_BLOCK) {
         let r1 = (r0 + ROW_BLOCK).min(n);
-        let len = indptr[r1] - indptr[r0];
-        let (hi, ti) = std::mem::take(&mut indices).split_at_mut(len);
-        let (hd, td) = std::mem::take(&mut data).split_at_mut(len);
-        out.push((r0, r1, hi, hd));
-        indices = ti;
-        data = td;
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(indptr[r1] - indptr[r0]);
+        out.push((r0, r1, head));
+        rest = tail;
     }
     out
 }

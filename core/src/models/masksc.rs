@@ -105,7 +105,7 @@ impl MaskscParams {
         if p.patch == 0 || p.grid == 0 || p.grid % p.patch != 0 {
             return Err(Error::config("params.patch", p.patch, format!("must be >= 1 and divide params.grid ({})", p.grid)));
         }
-        let n = (p.grid / p.patch).pow(2);
+        let n = p.n_patches() as usize;
         if !(p.mask_ratio >= 0.0 && p.mask_ratio < 1.0) || p.n_keep() == 0 || p.n_keep() > n {
             return Err(Error::config("params.mask_ratio", p.mask_ratio, format!("must be in [0, 1) and leave at least one of the {n} patches visible")));
         }
@@ -145,20 +145,18 @@ impl MaskscParams {
 
     /// Visible patches per cell: MAE's int(N * (1 - mask_ratio)).
     fn n_keep(&self) -> usize {
-        (((self.grid / self.patch).pow(2)) as f64 * (1.0 - self.mask_ratio)) as usize
+        (self.n_patches() as f64 * (1.0 - self.mask_ratio)) as usize
     }
 }
 
 /// Linear layer initialised as MAE does: Xavier-uniform weights, zero bias.
 fn linear_mae(p: nn::Path, fan_in: i64, fan_out: i64, rng: &mut ChaCha8Rng) -> nn::Linear {
-    let l = layers::linear(p, fan_in, fan_out, rng);
-    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    tch::no_grad(|| {
-        l.ws.shallow_clone().copy_(&random::uniform(rng, &[fan_out, fan_in], -a, a, l.ws.device()));
-        if let Some(b) = &l.bs {
+    let l = layers::linear_xavier(p, fan_in, fan_out, rng);
+    if let Some(b) = &l.bs {
+        tch::no_grad(|| {
             let _ = b.shallow_clone().zero_();
-        }
-    });
+        });
+    }
     l
 }
 
@@ -315,7 +313,7 @@ impl Net {
     /// The masked-patch loss of a batch; `noise` (B x N uniform) picks the visible patches.
     fn loss(&self, x: &Tensor, noise: &Tensor) -> Tensor {
         let patches = self.patchify(x);
-        let (b, n, pp) = patches.size3().unwrap();
+        let (b, n, _) = patches.size3().unwrap();
         let tokens = self.patch_embed.forward(&patches) + self.pos.unsqueeze(0);
         let keep = self.p.n_keep() as i64;
         let shuffle = noise.argsort(1, false);
@@ -342,7 +340,6 @@ impl Net {
         // 1 on masked patches: ranks >= keep in the shuffled order
         let mask = restore.ge(keep).to_kind(Kind::Float);
         let per_patch = (pred - target).square().mean_dim(-1, false, Kind::Float);
-        let _ = pp;
         (per_patch * &mask).sum(Kind::Float) / mask.sum(Kind::Float)
     }
 
