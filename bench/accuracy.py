@@ -11,7 +11,8 @@ arithmetic (scikit-learn's default); nmi_geometric is the older default some pap
 By default yan is left out (it holds RPKM values, not counts); name it in --datasets
 for methods whose losses do not assume counts (CICL). `--label` files the results under
 another name (an ablation: `--methods cicl --set params.lambda=0 --label cicl_lambda0`);
-`--merge` keeps the other methods already in the output file.
+`--merge` keeps the results already in the output file for every (name, dataset) this
+run does not redo, and recomputes the medians over all of them.
 """
 import argparse
 import concurrent.futures as cf
@@ -68,7 +69,7 @@ def main():
     ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
     ap.add_argument("--label", help="file the results under this name (one method only)")
-    ap.add_argument("--merge", action="store_true", help="keep other methods' results already in --out")
+    ap.add_argument("--merge", action="store_true", help="keep the results in --out that this run does not redo")
     a = ap.parse_args()
     if a.label and "," in a.methods:
         ap.error("--label needs a single method")
@@ -78,29 +79,31 @@ def main():
         for r in ex.map(lambda j: run_one(*j, a.set), jobs):
             print(json.dumps(r), file=sys.stderr)
             runs.append(r)
-    if a.label:
-        for r in runs:
+    for r in runs:
+        r["set"] = a.set
+        if a.label:
             r["label"] = a.label
-    summary = {}
-    for m in a.methods.split(","):
-        for d in a.datasets.split(","):
-            ok = [r for r in runs if r["method"] == m and r["dataset"] == d and "ari" in r]
-            if ok:
-                summary.setdefault(a.label or m, {})[d] = {
-                    "median_ari": round(statistics.median(r["ari"] for r in ok), 4),
-                    "median_nmi": round(statistics.median(r["nmi"] for r in ok), 4),
-                    "median_nmi_geometric": round(statistics.median(r["nmi_geometric"] for r in ok), 4),
-                    "seeds": len(ok), "median_wall_s": round(statistics.median(r["wall_s"] for r in ok), 2),
-                }
-    overlays = {name: a.set for name in summary}
+    overlays = {a.label or m: a.set for m in a.methods.split(",")}
     if a.merge and os.path.exists(a.out):
+        # keep every (name, dataset) of the old file that this run did not redo
         old = json.load(open(a.out))
-        old_overlays = old.get("overlays") or {k: old.get("overlay", []) for k in old.get("summary", {})}
-        for name, per in old.get("summary", {}).items():
-            if name not in summary:
-                summary[name] = per
-                overlays[name] = old_overlays.get(name, [])
-        runs = [r for r in old.get("runs", []) if r.get("label", r["method"]) not in {a.label or m for m in a.methods.split(",")}] + runs
+        redone = {(r.get("label", r["method"]), r["dataset"]) for r in runs}
+        runs = [r for r in old.get("runs", []) if (r.get("label", r["method"]), r["dataset"]) not in redone] + runs
+        overlays = {**old.get("overlays", {}), **overlays}
+    summary = {}
+    for r in runs:
+        summary.setdefault(r.get("label", r["method"]), {}).setdefault(r["dataset"], [])
+    for name, per in summary.items():
+        for d in per:
+            ok = [r for r in runs if r.get("label", r["method"]) == name and r["dataset"] == d and "ari" in r]
+            per[d] = {
+                "median_ari": round(statistics.median(r["ari"] for r in ok), 4),
+                "median_nmi": round(statistics.median(r["nmi"] for r in ok), 4),
+                "seeds": len(ok), "median_wall_s": round(statistics.median(r["wall_s"] for r in ok), 2),
+            } if ok else {"error": next(r["error"] for r in runs if r.get("label", r["method"]) == name and r["dataset"] == d)}
+            geo = [r["nmi_geometric"] for r in ok if "nmi_geometric" in r]
+            if ok and len(geo) == len(ok):
+                per[d]["median_nmi_geometric"] = round(statistics.median(geo), 4)
     result = {"benchmark": "accuracy", "threads_per_run": 1, "overlays": overlays, "summary": summary,
               "reference_catalog": REFERENCE, "runs": runs}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

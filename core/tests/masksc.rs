@@ -1,9 +1,10 @@
 //! mask-sc: the patch transformer's masked-patch loss falls, the same seed gives the same
-//! labels, and a saved model (with its gene order) embeds as trained; the MLP variant's
-//! reconstruction loss falls, its embedding has 60 dimensions, same seed same labels.
+//! labels, a saved model (with its gene order) embeds as trained, and genes that do not fit
+//! the matrix are reported; the MLP variant's reconstruction loss falls, its embedding has
+//! 60 dimensions, same seed same labels.
 
 use scdeep_core::models::TrainedModel;
-use scdeep_core::progress::Silent;
+use scdeep_core::progress::{Progress, Silent};
 use scdeep_core::simulate::{simulate, SimParams};
 use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
@@ -24,6 +25,14 @@ fn mlp_variant_trains_and_is_deterministic() {
     assert_eq!(a.embedding, b.embedding);
 }
 
+struct Messages(Vec<String>);
+
+impl Progress for Messages {
+    fn message(&mut self, msg: &str) {
+        self.0.push(msg.to_string());
+    }
+}
+
 #[test]
 fn patch_transformer_trains_is_deterministic_and_reloads() {
     let p = SimParams { n_cells: 300, n_genes: 400, group_prob: vec![0.5, 0.3, 0.2], de_prob: 0.3, seed: 5, ..Default::default() };
@@ -33,8 +42,11 @@ fn patch_transformer_trains_is_deterministic_and_reloads() {
     let params = json!({"grid": 16, "patch": 4, "depth": 1, "width": 32, "heads": 2, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
     let c = RunConfig::from_json(&json!({"method": "mask-sc", "device": "cpu", "threads": 1, "params": params,
         "train": {"epochs": 25, "batch_size": 64, "warmup_epochs": 2, "optimizer": {"lr": 1e-3}}})).unwrap();
-    let a = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    let mut msgs = Messages(vec![]);
+    let a = pipeline::run(&ds, &c, &mut msgs).unwrap();
     assert_eq!(a.dims, 32);
+    // more genes than the 16 x 16 matrix holds: the user is told which and what to set
+    assert!(msgs.0.iter().any(|m| m.starts_with("warning") && m.contains("set preprocess.n_top_genes to 256")), "{:?}", msgs.0);
     let l: Vec<f64> = a.history.iter().map(|h| h["masked_patch_loss"].as_f64().unwrap()).collect();
     assert!(l[24] < 0.8 * l[0], "masked-patch loss did not fall: {} -> {}", l[0], l[24]);
     let b = pipeline::run(&ds, &c, &mut Silent).unwrap();

@@ -378,7 +378,16 @@ impl DeepNet for Net {
         &self.vs
     }
 
-    fn train(&self, _p: &MaskscParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
+    fn train(&self, p: &MaskscParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
+        let cells = p.grid * p.grid;
+        if data.n_genes() > cells {
+            ctx.progress.message(&format!(
+                "warning: mask-sc's {g}x{g} matrix holds {cells} genes; {} of the {} selected genes (the lowest means) are left out; set preprocess.n_top_genes to {cells} to select that many HVGs",
+                data.n_genes() - cells,
+                data.n_genes(),
+                g = p.grid
+            ));
+        }
         self.set_order(data);
         let batcher = Batcher::new(data, ctx.device);
         ctx.fit(&mut Step { net: self }, &batcher)
