@@ -11,8 +11,8 @@ arithmetic (scikit-learn's default); nmi_geometric is the older default some pap
 By default yan is left out (it holds RPKM values, not counts); name it in --datasets
 for methods whose losses do not assume counts (CICL). `--label` files the results under
 another name (an ablation: `--methods cicl --set params.lambda=0 --label cicl_lambda0`);
-`--merge` keeps the results already in the output file for every (name, dataset) this
-run does not redo, and recomputes the medians over all of them.
+`--merge` keeps the results already in the output file for every (name, dataset, seed)
+this run does not redo, and recomputes the medians over all of them.
 """
 import argparse
 import concurrent.futures as cf
@@ -51,8 +51,13 @@ def run_one(method, dataset, seed, sets):
         wall = time.perf_counter() - t
         if p.returncode != 0:
             return {"method": method, "dataset": dataset, "seed": seed, "error": p.stderr.strip()[-500:]}
-        m = json.load(open(os.path.join(out, "metrics.json")))
-        info = json.load(open(os.path.join(out, "run.json")))
+        return record(method, dataset, seed, out, wall)
+
+
+def record(method, dataset, seed, out, wall):
+    """The result of one run from its --out folder (metrics.json, run.json)."""
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    info = json.load(open(os.path.join(out, "run.json")))
     # NMI with the geometric mean of the entropies (scikit-learn < 0.22, used by the scRAE
     # paper) is sqrt(homogeneity * completeness); the arithmetic one is the V-measure.
     return {"method": method, "dataset": dataset, "seed": seed, "ari": m["ari"], "nmi": m["nmi"],
@@ -64,7 +69,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default="scmae,pca")
     ap.add_argument("--datasets", default=",".join(COUNT_DATASETS))
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    ap.add_argument("--seed-list", help="these seeds instead, e.g. 2,3,4")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
@@ -73,7 +79,8 @@ def main():
     a = ap.parse_args()
     if a.label and "," in a.methods:
         ap.error("--label needs a single method")
-    jobs = [(m, d, s) for m in a.methods.split(",") for d in a.datasets.split(",") for s in range(a.seeds)]
+    seeds = [int(x) for x in a.seed_list.split(",")] if a.seed_list else range(a.seeds)
+    jobs = [(m, d, s) for m in a.methods.split(",") for d in a.datasets.split(",") for s in seeds]
     runs = []
     with cf.ThreadPoolExecutor(a.jobs) as ex:
         for r in ex.map(lambda j: run_one(*j, a.set), jobs):
@@ -85,10 +92,10 @@ def main():
             r["label"] = a.label
     overlays = {a.label or m: a.set for m in a.methods.split(",")}
     if a.merge and os.path.exists(a.out):
-        # keep every (name, dataset) of the old file that this run did not redo
+        # keep every (name, dataset, seed) of the old file that this run did not redo
         old = json.load(open(a.out))
-        redone = {(r.get("label", r["method"]), r["dataset"]) for r in runs}
-        runs = [r for r in old.get("runs", []) if (r.get("label", r["method"]), r["dataset"]) not in redone] + runs
+        redone = {(r.get("label", r["method"]), r["dataset"], r["seed"]) for r in runs}
+        runs = [r for r in old.get("runs", []) if (r.get("label", r["method"]), r["dataset"], r["seed"]) not in redone] + runs
         overlays = {**old.get("overlays", {}), **overlays}
     summary = {}
     for r in runs:
