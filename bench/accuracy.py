@@ -65,6 +65,24 @@ def record(method, dataset, seed, out, wall):
             "wall_s": round(wall, 2), "train_s": round(info["timings_s"].get("train", 0.0), 2)}
 
 
+def name(r):
+    """The name a run is filed under: its --label, else its method."""
+    return r.get("label", r["method"])
+
+
+def summarize(rs):
+    """Medians over the seeds of one (name, dataset); the error when every run failed."""
+    ok = [r for r in rs if "ari" in r]
+    if not ok:
+        return {"error": rs[0]["error"]}
+    out = {"median_ari": round(statistics.median(r["ari"] for r in ok), 4),
+           "median_nmi": round(statistics.median(r["nmi"] for r in ok), 4),
+           "seeds": len(ok), "median_wall_s": round(statistics.median(r["wall_s"] for r in ok), 2)}
+    if all("nmi_geometric" in r for r in ok):  # older runs did not record it
+        out["median_nmi_geometric"] = round(statistics.median(r["nmi_geometric"] for r in ok), 4)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default="scmae,pca")
@@ -94,23 +112,13 @@ def main():
     if a.merge and os.path.exists(a.out):
         # keep every (name, dataset, seed) of the old file that this run did not redo
         old = json.load(open(a.out))
-        redone = {(r.get("label", r["method"]), r["dataset"], r["seed"]) for r in runs}
-        runs = [r for r in old.get("runs", []) if (r.get("label", r["method"]), r["dataset"], r["seed"]) not in redone] + runs
+        redone = {(name(r), r["dataset"], r["seed"]) for r in runs}
+        runs = [r for r in old.get("runs", []) if (name(r), r["dataset"], r["seed"]) not in redone] + runs
         overlays = {**old.get("overlays", {}), **overlays}
-    summary = {}
+    groups = {}
     for r in runs:
-        summary.setdefault(r.get("label", r["method"]), {}).setdefault(r["dataset"], [])
-    for name, per in summary.items():
-        for d in per:
-            ok = [r for r in runs if r.get("label", r["method"]) == name and r["dataset"] == d and "ari" in r]
-            per[d] = {
-                "median_ari": round(statistics.median(r["ari"] for r in ok), 4),
-                "median_nmi": round(statistics.median(r["nmi"] for r in ok), 4),
-                "seeds": len(ok), "median_wall_s": round(statistics.median(r["wall_s"] for r in ok), 2),
-            } if ok else {"error": next(r["error"] for r in runs if r.get("label", r["method"]) == name and r["dataset"] == d)}
-            geo = [r["nmi_geometric"] for r in ok if "nmi_geometric" in r]
-            if ok and len(geo) == len(ok):
-                per[d]["median_nmi_geometric"] = round(statistics.median(geo), 4)
+        groups.setdefault(name(r), {}).setdefault(r["dataset"], []).append(r)
+    summary = {n: {d: summarize(rs) for d, rs in per.items()} for n, per in groups.items()}
     result = {"benchmark": "accuracy", "threads_per_run": 1, "overlays": overlays, "summary": summary,
               "reference_catalog": REFERENCE, "runs": runs}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

@@ -139,6 +139,11 @@ impl MaskscParams {
         }
     }
 
+    /// Genes the grid x grid matrix holds.
+    fn matrix_genes(&self) -> usize {
+        self.grid * self.grid
+    }
+
     fn n_patches(&self) -> i64 {
         ((self.grid / self.patch) * (self.grid / self.patch)) as i64
     }
@@ -244,7 +249,7 @@ impl Net {
         let root = vs.root();
         let pp = (p.patch * p.patch) as i64;
         let side = (p.grid / p.patch) as i64;
-        let cells = (p.grid * p.grid) as i64;
+        let cells = p.matrix_genes() as i64;
         // the order is set from the data when training starts (and loaded with a model)
         let order = root.ones_no_train("gene_order", &[cells]);
         tch::no_grad(|| {
@@ -288,7 +293,7 @@ impl Net {
         let (_, sums) = data.x.col_nnz_and_sums();
         let mut genes: Vec<usize> = (0..g).collect();
         genes.sort_by(|&a, &b| sums[b].partial_cmp(&sums[a]).unwrap().then(a.cmp(&b)));
-        let cells = self.p.grid * self.p.grid;
+        let cells = self.p.matrix_genes();
         let ids: Vec<f32> = (0..cells).map(|i| genes.get(i).copied().unwrap_or(g) as f32).collect();
         tch::no_grad(|| self.order.shallow_clone().copy_(&Tensor::from_slice(&ids).to_device(self.order.device())));
     }
@@ -379,7 +384,7 @@ impl DeepNet for Net {
     }
 
     fn train(&self, p: &MaskscParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
-        let cells = p.grid * p.grid;
+        let cells = p.matrix_genes();
         if data.n_genes() > cells {
             ctx.progress.message(&format!(
                 "warning: mask-sc's {g}x{g} matrix holds {cells} genes; {} of the {} selected genes (the lowest means) are left out; set preprocess.n_top_genes to {cells} to select that many HVGs",
