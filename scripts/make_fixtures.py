@@ -224,7 +224,8 @@ def zinb_fixture():
 
 def adam_fixture():
     """torch.optim.Adam / AdamW (foreach=False) on fixed gradients: the parameters after
-    each of 6 steps, for plain Adam, Adam with L2 weight decay, AdamW, and GAN betas."""
+    each of 6 steps, for plain Adam, Adam with L2 weight decay, AdamW, GAN betas, and two
+    parameter groups with their own learning rate and weight decay."""
     import torch
     g = torch.Generator().manual_seed(0)
     p0 = torch.randn(37, generator=g)
@@ -242,7 +243,18 @@ def adam_fixture():
             opt.step()
             steps.append(f(p.detach().numpy()))
         cases.append({"kind": kind, "lr": lr, "beta1": betas[0], "beta2": betas[1], "weight_decay": wd, "steps": steps})
-    dump("adam.json", {"p0": f(p0.numpy()), "grads": [f(x.numpy()) for x in grads], "cases": cases})
+    # parameter groups as CICL's reference code sets them: the first 20 values ("encoder")
+    # at 10x the base rate with L2 weight decay 1e-3, the rest ("proj") at the base rate
+    enc, head = p0[:20].clone().requires_grad_(True), p0[20:].clone().requires_grad_(True)
+    opt = torch.optim.Adam([{"params": [enc], "lr": 1e-4, "weight_decay": 1e-3}, {"params": [head]}], lr=1e-5, foreach=False)
+    steps = []
+    for gr in grads:
+        opt.zero_grad()
+        enc.grad, head.grad = gr[:20].clone(), gr[20:].clone()
+        opt.step()
+        steps.append(f(torch.cat([enc, head]).detach().numpy()))
+    groups = {"lr": 1e-5, "split": 20, "lr_scale": 10.0, "weight_decay": 1e-3, "steps": steps}
+    dump("adam.json", {"p0": f(p0.numpy()), "grads": [f(x.numpy()) for x in grads], "cases": cases, "groups": groups})
 
 
 GROUPS = {

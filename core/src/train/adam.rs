@@ -2,7 +2,7 @@
 //! written out so the moment estimates can be checkpointed and a resumed run continues
 //! exactly where it stopped.
 
-use super::OptimConfig;
+use super::{OptimConfig, ParamGroup};
 use crate::error::{Error, Result};
 use tch::Tensor;
 
@@ -13,6 +13,9 @@ pub struct Adam {
     v: Vec<Tensor>,
     /// One work buffer per parameter: the update runs without allocating.
     scratch: Vec<Tensor>,
+    /// Per parameter: (learning-rate multiplier, weight decay); (1, cfg's) unless a
+    /// `ParamGroup` matched its name.
+    groups: Vec<(f64, f64)>,
     pub step: i64,
     cfg: OptimConfig,
     /// Use the single-pass CPU update where it applies (true unless turned off).
@@ -64,7 +67,20 @@ impl Adam {
         let m = params.iter().map(|(_, p)| p.zeros_like().detach()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like().detach()).collect();
         let scratch = params.iter().map(|(_, p)| p.zeros_like().detach()).collect();
-        Adam { params, m, v, scratch, step: 0, cfg, fused: true }
+        let groups = vec![(1.0, cfg.weight_decay); params.len()];
+        Adam { params, m, v, scratch, groups, step: 0, cfg, fused: true }
+    }
+
+    /// Give the parameters whose names start with a group's prefix that group's learning
+    /// rate (a multiple of the scheduled one) and weight decay, as torch.optim's parameter
+    /// groups do; the first matching group wins.
+    pub fn with_groups(mut self, groups: &[ParamGroup]) -> Adam {
+        for ((name, _), slot) in self.params.iter().zip(self.groups.iter_mut()) {
+            if let Some(g) = groups.iter().find(|g| name.starts_with(&g.prefix)) {
+                *slot = (g.lr_scale, g.weight_decay);
+            }
+        }
+        self
     }
 
     pub fn zero_grad(&mut self) {
@@ -79,14 +95,15 @@ impl Adam {
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
         let bc1 = 1.0 - b1.powi(self.step as i32);
         let bc2_sqrt = (1.0 - b2.powi(self.step as i32)).sqrt();
-        let step_size = lr / bc1;
-        let (wd, eps, decoupled) = (self.cfg.weight_decay, self.cfg.eps, self.cfg.kind == super::OptimKind::Adamw);
+        let (eps, decoupled) = (self.cfg.eps, self.cfg.kind == super::OptimKind::Adamw);
         tch::no_grad(|| {
             for (i, (_, p)) in self.params.iter().enumerate() {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
+                let (lr, wd) = (lr * self.groups[i].0, self.groups[i].1);
+                let step_size = lr / bc1;
                 if self.fused && fused_cpu_step(p, &g, &self.m[i], &self.v[i], (b1, b2, bc2_sqrt, step_size, lr, wd, eps, decoupled)) {
                     continue;
                 }

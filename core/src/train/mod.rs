@@ -234,6 +234,21 @@ pub trait TrainStep {
     fn end_epoch(&mut self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Parameter groups with their own learning rate and weight decay (none: the
+    /// optimiser's settings apply to every parameter).
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        Vec::new()
+    }
+}
+
+/// Learning rate and weight decay of the parameters whose names start with `prefix`
+/// (CICL's reference code trains its encoder and its projection head at different rates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamGroup {
+    pub prefix: String,
+    /// Multiplies the scheduled learning rate.
+    pub lr_scale: f64,
+    pub weight_decay: f64,
 }
 
 pub struct StepCtx<'b, 'a> {
@@ -271,7 +286,7 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
         progress.message(&format!("only {n} cells: batch size {} lowered to {n}", cfg.batch_size));
     }
     let n_batches = if cfg.drop_last { n / bs } else { n.div_ceil(bs) };
-    let mut opt = Adam::new(model.parameters(), cfg.optimizer.clone());
+    let mut opt = Adam::new(model.parameters(), cfg.optimizer.clone()).with_groups(&model.param_groups());
     let mut history: History = Vec::new();
     let mut start = 0;
     let ckpt = cfg.checkpoint_dir.as_ref().map(|d| checkpoint::Checkpoint::new(d, fingerprint));
