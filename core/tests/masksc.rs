@@ -59,3 +59,24 @@ fn patch_transformer_trains_is_deterministic_and_reloads() {
     assert!(d < 1e-5, "reloaded embedding differs by {d}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn seqfeat_target_trains_a_row_encoder_and_is_deterministic() {
+    let p = SimParams { n_cells: 200, n_genes: 300, group_prob: vec![0.5, 0.5], de_prob: 0.3, seed: 6, ..Default::default() };
+    let s = simulate(&p).unwrap();
+    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() };
+    let params = json!({"grid": 16, "patch": 4, "target": "seqfeat", "seqfeat_epochs": 3, "depth": 1, "width": 32, "heads": 2,
+        "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
+    let c = RunConfig::from_json(&json!({"method": "mask-sc", "device": "cpu", "threads": 1, "params": params,
+        "preprocess": {"n_top_genes": 256}, "train": {"epochs": 15, "batch_size": 50, "optimizer": {"lr": 1e-3}}})).unwrap();
+    let mut msgs = Messages(vec![]);
+    let a = pipeline::run(&ds, &c, &mut msgs).unwrap();
+    // the row encoder saw every cell's 16 rows
+    assert!(msgs.0.iter().any(|m| m.contains("contrastive-sc encoder on 3200 matrix rows of 16 genes (3 epochs)")), "{:?}", msgs.0);
+    let l: Vec<f64> = a.history.iter().map(|h| h["masked_patch_loss"].as_f64().unwrap()).collect();
+    assert!(l.iter().all(|v| v.is_finite()));
+    assert!(l[14] < 0.8 * l[0], "seqfeat loss did not fall: {} -> {}", l[0], l[14]);
+    let b = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    assert_eq!(a.labels, b.labels);
+    assert_eq!(a.embedding, b.embedding);
+}

@@ -64,7 +64,7 @@ pub struct Net {
 }
 
 impl Net {
-    fn new(p: &ContrastiveParams, g: i64, device: tch::Device, seed: u64) -> Net {
+    pub(crate) fn new(p: &ContrastiveParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
         let rng = &mut train::rng_for(seed, train::INIT_STREAM);
         let root = vs.root();
@@ -112,6 +112,16 @@ impl TrainStep for Step<'_> {
         let loss = layers::nt_xent(&z1, &z2, self.p.temperature);
         Ok(vec![("loss", loss)])
     }
+}
+
+/// A contrastive-sc encoder trained on the rows of `batcher` with the training options
+/// `cfg` (mask-sc's `seqfeat` target trains one on gene-matrix row fragments). Returns the
+/// network and the final epoch's loss.
+pub(crate) fn train_encoder(p: &ContrastiveParams, batcher: &Batcher, cfg: &train::TrainConfig, seed: u64, progress: &mut dyn crate::progress::Progress) -> Result<(Net, f64)> {
+    let net = Net::new(p, batcher.n_cols() as i64, batcher.device(), seed);
+    let history = train::fit(&mut Step { net: &net, p }, batcher, cfg, seed, &Value::Null, progress)?;
+    let last = history.last().and_then(|h| h["loss"].as_f64()).unwrap_or(f64::NAN);
+    Ok((net, last))
 }
 
 impl DeepNet for Net {

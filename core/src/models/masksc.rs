@@ -12,9 +12,14 @@
 //! the CPU default, and `paper` (depth 12, width 768, 12 heads; decoder depth 8, width
 //! 512, 16 heads). Each of those numbers can also be set on its own.
 //!
-//! Not implemented: the paper's alternative target, features of a frozen contrastive-sc
-//! encoder (`target = "seqfeat"` is refused with that message).
+//! `target = "seqfeat"`: the paper's target, features of a frozen contrastive-sc encoder
+//! (specs §4 [PROP]). Before the transformer trains, a contrastive-sc encoder (its default
+//! architecture and training, `seqfeat_epochs` epochs) learns from every cell's matrix rows
+//! (grid genes each) as samples, and is frozen; a masked patch's target is the mean of its
+//! encoder's embeddings of the `patch` rows the patch spans, and the decoder ends in a
+//! linear head to that embedding's size. `norm_pix_loss` applies to the pixel target only.
 
+use super::contrastive;
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
@@ -39,7 +44,7 @@ pub enum Preset {
 pub enum Target {
     /// The masked patches' values, normalised per patch (default).
     Pixel,
-    /// Features of a frozen contrastive-sc encoder (not implemented).
+    /// Features of a frozen contrastive-sc encoder trained on the matrix rows.
     Seqfeat,
 }
 
@@ -56,6 +61,8 @@ pub struct MaskscParams {
     /// Normalise each target patch to mean 0, variance 1 (MAE's norm_pix_loss).
     pub norm_pix_loss: bool,
     pub mlp_ratio: f64,
+    /// Training epochs of the contrastive-sc row encoder (target "seqfeat").
+    pub seqfeat_epochs: usize,
     /// The following default to the preset's values.
     pub depth: Option<usize>,
     pub width: Option<usize>,
@@ -75,6 +82,7 @@ impl Default for MaskscParams {
             target: Target::Pixel,
             norm_pix_loss: true,
             mlp_ratio: 4.0,
+            seqfeat_epochs: 30,
             depth: None,
             width: None,
             heads: None,
@@ -99,8 +107,8 @@ struct Arch {
 impl MaskscParams {
     pub fn from_json(v: &Value) -> Result<MaskscParams> {
         let p: MaskscParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
-        if p.target == Target::Seqfeat {
-            return Err(Error::config("params.target", "seqfeat", "the frozen contrastive-sc feature target is not implemented; use \"pixel\""));
+        if p.target == Target::Seqfeat && p.seqfeat_epochs == 0 {
+            return Err(Error::config("params.seqfeat_epochs", 0, "must be >= 1 with target \"seqfeat\""));
         }
         if p.patch == 0 || p.grid == 0 || p.grid % p.patch != 0 {
             return Err(Error::config("params.patch", p.patch, format!("must be >= 1 and divide params.grid ({})", p.grid)));
@@ -268,7 +276,11 @@ impl Net {
         let dec_embed = linear_mae(&root / "decoder_embed", a.width, a.dec_width, rng);
         let dec_blocks = (0..a.dec_depth).map(|i| Block::new(&root / "decoder" / i, a.dec_width, a.dec_heads, p.mlp_ratio, rng)).collect();
         let dec_norm = layers::layer_norm(&root / "decoder_norm", a.dec_width);
-        let dec_pred = linear_mae(&root / "decoder_pred", a.dec_width, pp, rng);
+        let out = match p.target {
+            Target::Pixel => pp,
+            Target::Seqfeat => contrastive::ContrastiveParams::default().latent_dim as i64,
+        };
+        let dec_pred = linear_mae(&root / "decoder_pred", a.dec_width, out, rng);
         Net {
             pos: sincos_2d(side, a.width, device),
             dec_pos: sincos_2d(side, a.dec_width, device),
@@ -298,13 +310,35 @@ impl Net {
         tch::no_grad(|| self.order.shallow_clone().copy_(&Tensor::from_slice(&ids).to_device(self.order.device())));
     }
 
+    /// Cells (B x G) -> their gene matrices, flattened row by row (B x grid^2).
+    fn matrix(&self, x: &Tensor) -> Tensor {
+        let b = x.size()[0];
+        let padded = Tensor::cat(&[x.shallow_clone(), Tensor::zeros([b, 1], (x.kind(), x.device()))], 1);
+        padded.index_select(1, &self.order.to_kind(Kind::Int64))
+    }
+
+    /// Cells (B x G) -> the rows of their matrices (B·grid x grid).
+    fn matrix_rows(&self, x: &Tensor) -> Tensor {
+        let g = self.p.grid as i64;
+        self.matrix(x).view([-1, g])
+    }
+
     /// Cells (B x G) -> patches (B x N x patch^2).
     fn patchify(&self, x: &Tensor) -> Tensor {
         let b = x.size()[0];
-        let padded = Tensor::cat(&[x.shallow_clone(), Tensor::zeros([b, 1], (x.kind(), x.device()))], 1);
-        let m = padded.index_select(1, &self.order.to_kind(Kind::Int64));
         let (s, p) = ((self.p.grid / self.p.patch) as i64, self.p.patch as i64);
-        m.view([b, s, p, s, p]).permute([0, 1, 3, 2, 4]).reshape([b, s * s, p * p])
+        self.matrix(x).view([b, s, p, s, p]).permute([0, 1, 3, 2, 4]).reshape([b, s * s, p * p])
+    }
+
+    /// seqfeat targets (B x N x L): each patch gets the mean of the frozen encoder's
+    /// embeddings of the `patch` matrix rows it spans.
+    fn seqfeat_targets(&self, x: &Tensor, seq: &contrastive::Net) -> Tensor {
+        let b = x.size()[0];
+        let (s, p) = ((self.p.grid / self.p.patch) as i64, self.p.patch as i64);
+        let e = tch::no_grad(|| seq.embed(&self.matrix_rows(x)));
+        let l = e.size()[1];
+        let band = e.view([b, s, p, l]).mean_dim(2, false, Kind::Float);
+        band.unsqueeze(2).expand([b, s, s, l], false).reshape([b, s * s, l])
     }
 
     fn encode_tokens(&self, tokens: &Tensor) -> Tensor {
@@ -315,8 +349,9 @@ impl Net {
         self.norm.forward(&h)
     }
 
-    /// The masked-patch loss of a batch; `noise` (B x N uniform) picks the visible patches.
-    fn loss(&self, x: &Tensor, noise: &Tensor) -> Tensor {
+    /// The masked-patch loss of a batch; `noise` (B x N uniform) picks the visible patches;
+    /// `row_encoder` is the frozen encoder of the seqfeat target.
+    fn loss(&self, x: &Tensor, noise: &Tensor, row_encoder: Option<&contrastive::Net>) -> Tensor {
         let patches = self.patchify(x);
         let (b, n, _) = patches.size3().unwrap();
         let tokens = self.patch_embed.forward(&patches) + self.pos.unsqueeze(0);
@@ -335,7 +370,9 @@ impl Net {
         let y = Tensor::cat(&[d.narrow(1, 0, 1), seq], 1);
         let y = self.dec_blocks.iter().fold(y, |y, blk| blk.forward(&y));
         let pred = self.dec_pred.forward(&self.dec_norm.forward(&y)).narrow(1, 1, n);
-        let target = if self.p.norm_pix_loss {
+        let target = if let Some(enc) = row_encoder {
+            self.seqfeat_targets(x, enc)
+        } else if self.p.norm_pix_loss {
             let mean = patches.mean_dim(-1, true, Kind::Float);
             let var = patches.var_dim(-1, true, true);
             (&patches - mean) / (var + 1e-6).sqrt()
@@ -348,6 +385,27 @@ impl Net {
         (per_patch * &mask).sum(Kind::Float) / mask.sum(Kind::Float)
     }
 
+    /// The seqfeat target's contrastive-sc encoder, trained on every cell's matrix rows
+    /// with contrastive-sc's default options for `seqfeat_epochs` epochs.
+    fn train_row_encoder(&self, p: &MaskscParams, batcher: &Batcher, ctx: &mut Context) -> Result<contrastive::Net> {
+        let g = p.grid;
+        let mut rows: Vec<f32> = Vec::with_capacity(batcher.n_rows() * p.matrix_genes());
+        tch::no_grad(|| -> Result<()> {
+            for block in batcher.blocks(ctx.train.embed_batch_size) {
+                let m = self.matrix_rows(&batcher.dense(&block)).to_device(tch::Device::Cpu);
+                rows.extend(Vec::<f32>::try_from(&m.reshape([-1])).map_err(|e| Error::Numeric(e.to_string()))?);
+            }
+            Ok(())
+        })?;
+        let n = rows.len() / g;
+        let rows = crate::matrix::Csr::from_dense(n, g, &rows);
+        let cfg = crate::train::TrainConfig { epochs: p.seqfeat_epochs, ..(super::info(contrastive::Net::NAME)?.train)() };
+        ctx.progress.message(&format!("seqfeat target: training a contrastive-sc encoder on {n} matrix rows of {g} genes ({} epochs)", cfg.epochs));
+        let (net, loss) = contrastive::train_encoder(&contrastive::ContrastiveParams::default(), &Batcher::with_scaler(&rows, None, ctx.device), &cfg, ctx.seed, &mut *ctx.progress)?;
+        ctx.progress.message(&format!("seqfeat target: row encoder trained (final NT-Xent loss {loss:.4}); frozen"));
+        Ok(net)
+    }
+
     fn embed_cells(&self, x: &Tensor) -> Tensor {
         let tokens = self.patch_embed.forward(&self.patchify(x)) + self.pos.unsqueeze(0);
         let h = self.encode_tokens(&tokens);
@@ -358,6 +416,8 @@ impl Net {
 
 struct Step<'n> {
     net: &'n Net,
+    /// The frozen contrastive-sc row encoder (target "seqfeat").
+    seq: Option<contrastive::Net>,
 }
 
 impl TrainStep for Step<'_> {
@@ -367,7 +427,7 @@ impl TrainStep for Step<'_> {
 
     fn losses(&mut self, x: &Tensor, _rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
         let noise = random::uniform(ctx.rng, &[x.size()[0], self.net.p.n_patches()], 0.0, 1.0, x.device());
-        Ok(vec![("masked_patch_loss", self.net.loss(x, &noise))])
+        Ok(vec![("masked_patch_loss", self.net.loss(x, &noise, self.seq.as_ref()))])
     }
 }
 
@@ -395,7 +455,11 @@ impl DeepNet for Net {
         }
         self.set_order(data);
         let batcher = Batcher::new(data, ctx.device);
-        ctx.fit(&mut Step { net: self }, &batcher)
+        let seq = match p.target {
+            Target::Pixel => None,
+            Target::Seqfeat => Some(self.train_row_encoder(p, &batcher, ctx)?),
+        };
+        ctx.fit(&mut Step { net: self, seq }, &batcher)
     }
 
     fn embed(&self, x: &Tensor) -> Tensor {
@@ -421,12 +485,31 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(&patches.get(0).get(0)).unwrap(), [1.0, 2.0, 9.0, 10.0]);
         // the last patch is all padding (genes 54, 55, 62, 63 do not exist)
         assert_eq!(Vec::<f32>::try_from(&patches.get(0).get(15)).unwrap(), [0.0; 4]);
-        let l = net.loss(&x.repeat([3, 1]), &Tensor::rand([3, 16], (Kind::Float, tch::Device::Cpu)));
+        let l = net.loss(&x.repeat([3, 1]), &Tensor::rand([3, 16], (Kind::Float, tch::Device::Cpu)), None);
         assert!(l.double_value(&[]).is_finite());
         assert_eq!(net.embed_cells(&x).size(), [1, 16]);
-        assert!(MaskscParams::from_json(&serde_json::json!({"target": "seqfeat"})).is_err());
+        assert!(MaskscParams::from_json(&serde_json::json!({"target": "seqfeat", "seqfeat_epochs": 0})).is_err());
         assert!(MaskscParams::from_json(&serde_json::json!({"patch": 5})).is_err());
         assert!(MaskscParams::from_json(&serde_json::json!({"mask_ratio": 1.0})).is_err());
+    }
+
+    #[test]
+    fn seqfeat_targets_are_the_mean_row_embedding_of_each_patch_band() {
+        let p = MaskscParams { grid: 8, patch: 2, target: Target::Seqfeat, depth: Some(1), width: Some(16), heads: Some(2), decoder_depth: Some(1), decoder_width: Some(8), decoder_heads: Some(2), ..Default::default() };
+        let net = Net::new(&p, 64, tch::Device::Cpu, 0);
+        let enc = contrastive::Net::new(&contrastive::ContrastiveParams::default(), 8, tch::Device::Cpu, 1);
+        let x = Tensor::rand([3, 64], (Kind::Float, tch::Device::Cpu));
+        let t = net.seqfeat_targets(&x, &enc);
+        assert_eq!(t.size(), [3, 16, 60]);
+        // cell 1, patch 6 = band 1 (matrix rows 2-3), column 2: the mean embedding of rows 2 and 3
+        let rows = x.get(1).view([8, 8]).narrow(0, 2, 2);
+        let want = tch::no_grad(|| enc.embed(&rows)).mean_dim(0, false, Kind::Float);
+        assert!(f64::try_from((t.get(1).get(6) - &want).abs().max()).unwrap() < 1e-6);
+        // every patch of a band has the same target; the bands differ
+        assert!(f64::try_from((t.get(1).get(4) - t.get(1).get(7)).abs().max()).unwrap() == 0.0);
+        assert!(f64::try_from((t.get(1).get(4) - t.get(1).get(8)).abs().max()).unwrap() > 1e-4);
+        let l = net.loss(&x, &Tensor::rand([3, 16], (Kind::Float, tch::Device::Cpu)), Some(&enc));
+        assert!(l.double_value(&[]).is_finite());
     }
 
     #[test]
