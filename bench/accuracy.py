@@ -12,7 +12,9 @@ By default yan is left out (it holds RPKM values, not counts); name it in --data
 for methods whose losses do not assume counts (CICL). `--label` files the results under
 another name (an ablation: `--methods cicl --set params.lambda=0 --label cicl_lambda0`);
 `--merge` keeps the results already in the output file for every (name, dataset, seed)
-this run does not redo, and recomputes the medians over all of them.
+this run does not redo, and recomputes the medians over all of them. `--combine a.json,b.json`
+runs nothing: it merges the runs of those files (benchmarks run side by side, each with
+its own --out) into --out the same way.
 """
 import argparse
 import concurrent.futures as cf
@@ -83,20 +85,8 @@ def summarize(rs):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", default="scmae,pca")
-    ap.add_argument("--datasets", default=",".join(COUNT_DATASETS))
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
-    ap.add_argument("--seed-list", help="these seeds instead, e.g. 2,3,4")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
-    ap.add_argument("--label", help="file the results under this name (one method only)")
-    ap.add_argument("--merge", action="store_true", help="keep the results in --out that this run does not redo")
-    a = ap.parse_args()
-    if a.label and "," in a.methods:
-        ap.error("--label needs a single method")
+def run_all(a):
+    """Run every (method, dataset, seed) of the arguments; the runs and their overlays."""
     seeds = [int(x) for x in a.seed_list.split(",")] if a.seed_list else range(a.seeds)
     jobs = [(m, d, s) for m in a.methods.split(",") for d in a.datasets.split(",") for s in seeds]
     runs = []
@@ -108,8 +98,33 @@ def main():
         r["set"] = a.set
         if a.label:
             r["label"] = a.label
-    overlays = {a.label or m: a.set for m in a.methods.split(",")}
-    if a.merge and os.path.exists(a.out):
+    return runs, {a.label or m: a.set for m in a.methods.split(",")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", default="scmae,pca")
+    ap.add_argument("--datasets", default=",".join(COUNT_DATASETS))
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    ap.add_argument("--seed-list", help="these seeds instead, e.g. 2,3,4")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
+    ap.add_argument("--label", help="file the results under this name (one method only)")
+    ap.add_argument("--merge", action="store_true", help="keep the results in --out that this run does not redo")
+    ap.add_argument("--combine", help="run nothing; merge the runs of these result files (comma-separated) into --out")
+    a = ap.parse_args()
+    if a.label and "," in a.methods:
+        ap.error("--label needs a single method")
+    if a.combine:
+        runs, overlays = [], {}
+        for f in a.combine.split(","):
+            part = json.load(open(f))
+            runs += part["runs"]
+            overlays.update(part.get("overlays", {}))
+    else:
+        runs, overlays = run_all(a)
+    if (a.merge or a.combine) and os.path.exists(a.out):
         # keep every (name, dataset, seed) of the old file that this run did not redo
         old = json.load(open(a.out))
         redone = {(name(r), r["dataset"], r["seed"]) for r in runs}
