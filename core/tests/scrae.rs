@@ -15,7 +15,8 @@ fn sim() -> Dataset {
 }
 
 fn cfg(extra: serde_json::Value) -> RunConfig {
-    let mut v = json!({"method": "scrae", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 16}});
+    // every epoch of the 30 is trained (the default stops early on the held-out NLL)
+    let mut v = json!({"method": "scrae", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 16, "early_stopping": null}});
     v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     RunConfig::from_json(&v).unwrap()
 }
@@ -97,6 +98,9 @@ fn early_stopping_watches_a_logged_term() {
     let es = json!({"patience": 2, "min_delta": 0.95, "monitor": "test_zinb_nll"});
     let a = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 30, "early_stopping": es}})), &mut Silent).unwrap();
     assert_eq!(a.history.len(), 3);
+    // by default, training stops when the held-out cells' ZINB NLL stops improving
+    let d = RunConfig::from_json(&json!({"method": "scrae"})).unwrap().train.early_stopping.unwrap();
+    assert_eq!((d.monitor.as_str(), d.patience), ("test_zinb_nll", 10));
     let bad = json!({"patience": 2, "monitor": "val_loss"});
     let e = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 30, "early_stopping": bad}})), &mut Silent).unwrap_err().to_string();
     assert!(e.contains("train.early_stopping.monitor") && e.contains("val_loss") && e.contains("test_zinb_nll"), "{e}");

@@ -378,7 +378,7 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
             } else {
                 since_best += 1;
                 if since_best >= es.patience {
-                    progress.message(&format!("early stop after epoch {}: no improvement of the loss for {} epochs", epoch + 1, es.patience));
+                    progress.message(&format!("early stop after epoch {}: no improvement of {monitor} for {} epochs", epoch + 1, es.patience));
                     break;
                 }
             }
