@@ -8,7 +8,11 @@ Each run is its own `scdeep run` process under /usr/bin/time (peak RSS); seconds
 epoch are the median of history.json. Few epochs suffice for the per-epoch time, so
 runs use --epochs as listed in EPOCHS (the accuracy bench uses the methods' defaults).
 A dataset named `sim<N>` is simulated first (`scdeep simulate`, N cells, 2000 genes, 5
-groups). `--merge` keeps the runs of other methods already in the output file.
+groups). `--merge` keeps the runs already in the output file for every (method or label,
+dataset) this run does not redo.
+`--set KEY=VALUE` passes a config overlay to every run and `--label NAME` files the runs
+under that name (one method), e.g. `--methods mask-sc --set params.target=\"seqfeat\"
+--label mask-sc_seqfeat --merge`.
 """
 import argparse
 import json
@@ -29,12 +33,19 @@ def main():
     ap.add_argument("--methods", default="contrastive-sc,cicl")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--set", action="append", default=[], help="config overlay passed to every run")
+    ap.add_argument("--label", help="file the runs under this name (one method only)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "speed_methods.json"))
     a = ap.parse_args()
     methods = a.methods.split(",")
+    if a.label and len(methods) > 1:
+        ap.error("--label needs a single method")
+    name = lambda r: r.get("label", r["method"])  # noqa: E731
+    names = [a.label] if a.label else methods
     runs = []
     if a.merge and os.path.exists(a.out):
-        runs = [r for r in json.load(open(a.out))["runs"] if r["method"] not in methods]
+        redo = {(n, d) for n in names for d in a.datasets.split(",")}
+        runs = [r for r in json.load(open(a.out))["runs"] if (name(r), r["dataset"]) not in redo]
     with tempfile.TemporaryDirectory() as tmp:
         for d in a.datasets.split(","):
             if d.startswith("sim"):
@@ -46,8 +57,12 @@ def main():
             else:
                 h5 = os.path.join(DATA, d, f"{d}.h5ad")
             for m in methods:
-                r = run_scdeep(h5, 1, EPOCHS.get(m, 10), method=m)
+                r = run_scdeep(h5, 1, EPOCHS.get(m, 10), method=m, sets=a.set)
                 r["dataset"] = d
+                if a.set:
+                    r["set"] = a.set
+                if a.label:
+                    r["label"] = a.label
                 print(json.dumps(r), file=sys.stderr)
                 runs.append(r)
     result = {"benchmark": "method_speed", "device": "cpu", "threads": 1, "machine": "2-core VM", "runs": runs}

@@ -31,10 +31,14 @@ def env_for(threads):
     return dict(os.environ, OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t)
 
 
-def run_scdeep(h5, threads, epochs, method="scmae"):
+def run_scdeep(h5, threads, epochs, method="scmae", sets=()):
+    """One `scdeep run` (with `--set` overlays `sets`) under /usr/bin/time."""
     with tempfile.TemporaryDirectory() as out:
-        wall, rss, _ = measure([BIN, "run", "-q", "-i", h5, "--label-key", "cell_type", "-m", method, "--device", "cpu",
-                              "--threads", str(threads), "--epochs", str(epochs), "--no-h5ad", "--out", out], env_for(threads))
+        cmd = [BIN, "run", "-q", "-i", h5, "--label-key", "cell_type", "-m", method, "--device", "cpu",
+               "--threads", str(threads), "--epochs", str(epochs), "--no-h5ad", "--out", out]
+        for s in sets:
+            cmd += ["--set", s]
+        wall, rss, _ = measure(cmd, env_for(threads))
         hist = json.load(open(os.path.join(out, "history.json")))
         info = json.load(open(os.path.join(out, "run.json")))
     t = info["timings_s"]
