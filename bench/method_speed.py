@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from accuracy import name  # noqa: E402
 from speed import BIN, DATA, run_scdeep  # noqa: E402
 
 EPOCHS = {"contrastive-sc": 30, "cicl": 5, "scmae": 10, "scrae": 3, "maskclass": 3, "mask-sc": 1}
@@ -40,7 +41,6 @@ def main():
     methods = a.methods.split(",")
     if a.label and len(methods) > 1:
         ap.error("--label needs a single method")
-    name = lambda r: r.get("label", r["method"])  # noqa: E731
     names = [a.label] if a.label else methods
     runs = []
     if a.merge and os.path.exists(a.out):

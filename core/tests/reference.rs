@@ -313,15 +313,21 @@ fn zinb_nll_matches_the_high_precision_reference_and_scipy() {
     assert!(vs_scipy > 400, "only {vs_scipy} cases compared with scipy");
 }
 
+/// tests/fixtures/adam.json with its start values and per-step gradients as f32.
+fn adam_fixture() -> (Value, Vec<f32>, Vec<Vec<f32>>) {
+    let fx = fixture("adam.json");
+    let f32s = |v: &Value| nums(v).iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let p0 = f32s(&fx["p0"]);
+    let grads = fx["grads"].as_array().unwrap().iter().map(f32s).collect();
+    (fx, p0, grads)
+}
+
 #[test]
 fn adam_matches_torch_optim() {
     // tests/fixtures/adam.json: `scripts/make_fixtures.py adam` (torch.optim.Adam/AdamW)
     use scdeep_core::train::{Adam, OptimConfig, OptimKind};
     use tch::Tensor;
-    let fx = fixture("adam.json");
-    let f32s = |v: &Value| nums(v).iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let p0 = f32s(&fx["p0"]);
-    let grads: Vec<Vec<f32>> = fx["grads"].as_array().unwrap().iter().map(f32s).collect();
+    let (fx, p0, grads) = adam_fixture();
     for case in fx["cases"].as_array().unwrap() {
         for fused in [true, false] {
             let p = Tensor::from_slice(&p0).set_requires_grad(true);
@@ -355,12 +361,10 @@ fn adam_parameter_groups_match_torch_optim() {
     // first at 10x the base rate with weight decay 1e-3 (CICL's reference code)
     use scdeep_core::train::{Adam, OptimConfig, ParamGroup};
     use tch::Tensor;
-    let fx = fixture("adam.json");
-    let f32s = |v: &Value| nums(v).iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let (p0, gr) = (f32s(&fx["p0"]), &fx["groups"]);
+    let (fx, p0, grads) = adam_fixture();
+    let gr = &fx["groups"];
     let split = gr["split"].as_u64().unwrap() as usize;
     let lr = gr["lr"].as_f64().unwrap();
-    let grads: Vec<Vec<f32>> = fx["grads"].as_array().unwrap().iter().map(f32s).collect();
     let group = ParamGroup { prefix: "encoder.".into(), lr_scale: gr["lr_scale"].as_f64().unwrap(), weight_decay: gr["weight_decay"].as_f64().unwrap() };
     for fused in [true, false] {
         let enc = Tensor::from_slice(&p0[..split]).set_requires_grad(true);
