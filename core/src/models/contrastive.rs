@@ -57,36 +57,53 @@ impl ContrastiveParams {
     }
 }
 
-pub struct Net {
-    vs: nn::VarStore,
+/// The encoder after the input dropout (mask-sc's MLP variant reuses it).
+pub(crate) struct Encoder {
     hidden: Vec<(nn::Linear, nn::BatchNorm)>,
     out: nn::Linear,
+}
+
+impl Encoder {
+    pub(crate) fn new(root: &nn::Path, p: &ContrastiveParams, g: i64, rng: &mut rand_chacha::ChaCha8Rng) -> Encoder {
+        let mut hidden = Vec::new();
+        let mut fan_in = g;
+        for (i, &w) in p.hidden_dims.iter().enumerate() {
+            let lin = layers::linear_xavier(root / format!("lin{i}"), fan_in, w as i64, rng);
+            let bn = layers::batch_norm1d(root / format!("bn{i}"), w as i64);
+            hidden.push((lin, bn));
+            fan_in = w as i64;
+        }
+        let out = layers::linear_xavier(root / "out", fan_in, p.latent_dim as i64, rng);
+        Encoder { hidden, out }
+    }
+
+    /// The output layer's code before the L2 normalisation; `train` selects BatchNorm's
+    /// batch statistics.
+    pub(crate) fn code(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (lin, bn) in &self.hidden {
+            h = bn.forward_t(&lin.forward(&h), train).relu();
+        }
+        self.out.forward(&h)
+    }
+
+    /// The L2-normalised embedding.
+    pub(crate) fn encode(&self, x: &Tensor, train: bool) -> Tensor {
+        layers::l2_normalize(&self.code(x, train))
+    }
+}
+
+pub struct Net {
+    vs: nn::VarStore,
+    enc: Encoder,
 }
 
 impl Net {
     pub(crate) fn new(p: &ContrastiveParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
         let rng = &mut train::rng_for(seed, train::INIT_STREAM);
-        let root = vs.root();
-        let mut hidden = Vec::new();
-        let mut fan_in = g;
-        for (i, &w) in p.hidden_dims.iter().enumerate() {
-            let lin = layers::linear_xavier(&root / format!("lin{i}"), fan_in, w as i64, rng);
-            let bn = layers::batch_norm1d(&root / format!("bn{i}"), w as i64);
-            hidden.push((lin, bn));
-            fan_in = w as i64;
-        }
-        let out = layers::linear_xavier(&root / "out", fan_in, p.latent_dim as i64, rng);
-        Net { vs, hidden, out }
-    }
-
-    /// The encoder after the input dropout; `train` selects BatchNorm's batch statistics.
-    fn encode(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut h = x.shallow_clone();
-        for (lin, bn) in &self.hidden {
-            h = bn.forward_t(&lin.forward(&h), train).relu();
-        }
-        layers::l2_normalize(&self.out.forward(&h))
+        let enc = Encoder::new(&vs.root(), p, g, rng);
+        Net { vs, enc }
     }
 }
 
@@ -105,7 +122,7 @@ impl TrainStep for Step<'_> {
         let view = |rng: &mut rand_chacha::ChaCha8Rng| {
             let v = random::dropout(rng, x, self.p.dropout);
             let v = if self.p.noise > 0.0 { &v + random::normal(rng, &v.size(), v.device()) * self.p.noise } else { v };
-            self.net.encode(&v, true)
+            self.net.enc.encode(&v, true)
         };
         let z1 = view(ctx.rng);
         let z2 = view(ctx.rng);
@@ -142,6 +159,6 @@ impl DeepNet for Net {
     }
 
     fn embed(&self, x: &Tensor) -> Tensor {
-        self.encode(x, false)
+        self.enc.encode(x, false)
     }
 }

@@ -1,14 +1,22 @@
-//! mask-sc's MLP variant ("trivial mask-sc", appendix A of Mo, Chen & Bai), specs §4:
-//! an autoencoder without masking. Encoder 500 HVGs -> 256 -> 128 -> 60 with ReLU between
-//! the layers (widths and activation are unstated in the paper: the spec's proposal),
-//! one linear decoder layer 60 -> 500, MSE reconstruction; the 60-d code is the embedding.
+//! mask-sc's MLP variant ("trivial mask-sc", appendix A of Mo, Chen & Bai), specs §4: a
+//! 3-layer encoder from 500 HVGs to 60 dimensions, one linear decoder layer back to the
+//! genes, MSE reconstruction, "trained like contrastive-sc".
+//!
+//! The paper gives neither the hidden widths nor the activation. contrastive-sc's encoder
+//! is exactly such a 3-layer 500 -> 60 network, so the variant reuses it, input masking
+//! included: inverted dropout p = 0.9 on the input (the "mask"), Linear -> BN -> ReLU x
+//! [200, 40], Linear -> 60, L2-normalised; the decoder reconstructs every gene of the
+//! clean input from that code. `dropout = 0` gives a plain autoencoder, `normalize =
+//! false` drops the L2 normalisation. The 60-d code of the unmasked input (eval mode) is
+//! the embedding.
 
+use super::contrastive::{self, ContrastiveParams};
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
-use crate::train::{self, Batcher, StepCtx, TrainStep};
+use crate::train::{self, random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
@@ -17,65 +25,68 @@ use tch::{Kind, Tensor};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MlpParams {
+    /// Widths of the encoder's hidden layers (contrastive-sc's).
     pub hidden_dims: Vec<usize>,
+    /// Embedding size.
     pub latent_dim: usize,
+    /// Fraction of the input genes masked (inverted dropout) during training; 0 = none.
+    pub dropout: f64,
+    /// L2-normalise the code (as contrastive-sc does); the decoder and K-means see it.
+    pub normalize: bool,
 }
 
 impl Default for MlpParams {
     fn default() -> Self {
-        MlpParams { hidden_dims: vec![256, 128], latent_dim: 60 }
+        let c = ContrastiveParams::default();
+        MlpParams { hidden_dims: c.hidden_dims, latent_dim: c.latent_dim, dropout: c.dropout, normalize: true }
     }
 }
 
 impl MlpParams {
     pub fn from_json(v: &Value) -> Result<MlpParams> {
         let p: MlpParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
-        if p.latent_dim == 0 || p.hidden_dims.contains(&0) {
-            return Err(Error::config("params.hidden_dims", format!("{:?} / latent_dim {}", p.hidden_dims, p.latent_dim), "layer widths must be >= 1"));
-        }
+        p.encoder()?;
         Ok(p)
+    }
+
+    /// The contrastive-sc encoder these parameters describe (validated there).
+    fn encoder(&self) -> Result<ContrastiveParams> {
+        let c = ContrastiveParams { hidden_dims: self.hidden_dims.clone(), latent_dim: self.latent_dim, dropout: self.dropout, ..ContrastiveParams::default() };
+        ContrastiveParams::from_json(&serde_json::to_value(&c).expect("params serialise"))
     }
 }
 
 pub struct Net {
     vs: nn::VarStore,
-    enc: Vec<nn::Linear>,
+    enc: contrastive::Encoder,
     dec: nn::Linear,
+    normalize: bool,
 }
 
 impl Net {
-    fn new(p: &MlpParams, g: i64, device: tch::Device, seed: u64) -> Net {
-        let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
-        let root = vs.root();
-        let mut widths = vec![g];
-        widths.extend(p.hidden_dims.iter().map(|&w| w as i64));
-        widths.push(p.latent_dim as i64);
-        let enc = widths.windows(2).enumerate().map(|(i, w)| layers::linear(&root / "encoder" / i, w[0], w[1], rng)).collect();
-        let dec = layers::linear(&root / "decoder", p.latent_dim as i64, g, rng);
-        Net { vs, enc, dec }
-    }
-
-    fn encode(&self, x: &Tensor) -> Tensor {
-        let last = self.enc.len() - 1;
-        self.enc.iter().enumerate().fold(x.shallow_clone(), |h, (i, l)| {
-            let h = l.forward(&h);
-            if i < last { h.relu() } else { h }
-        })
+    fn encode(&self, x: &Tensor, train: bool) -> Tensor {
+        if self.normalize {
+            self.enc.encode(x, train)
+        } else {
+            self.enc.code(x, train)
+        }
     }
 }
 
 struct Step<'n> {
     net: &'n Net,
+    dropout: f64,
 }
 
 impl TrainStep for Step<'_> {
     fn parameters(&self) -> Vec<(String, Tensor)> {
+        // BatchNorm's running statistics are variables without gradients: Adam skips them.
         layers::named_vars(&self.net.vs)
     }
 
-    fn losses(&mut self, x: &Tensor, _rows: &[usize], _ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
-        let recon = self.net.dec.forward(&self.net.encode(x));
+    fn losses(&mut self, x: &Tensor, _rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
+        let masked = random::dropout(ctx.rng, x, self.dropout);
+        let recon = self.net.dec.forward(&self.net.encode(&masked, true));
         Ok(vec![("loss", (recon - x).square().mean(Kind::Float))])
     }
 }
@@ -85,19 +96,24 @@ impl DeepNet for Net {
     const NAME: &'static str = "mask-sc-mlp";
 
     fn build(p: &MlpParams, n_genes: i64, device: tch::Device, seed: u64) -> Net {
-        Net::new(p, n_genes, device, seed)
+        let vs = nn::VarStore::new(device);
+        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let c = p.encoder().expect("validated in from_json");
+        let enc = contrastive::Encoder::new(&(vs.root() / "encoder"), &c, n_genes, rng);
+        let dec = layers::linear(&vs.root() / "decoder", p.latent_dim as i64, n_genes, rng);
+        Net { vs, enc, dec, normalize: p.normalize }
     }
 
     fn vs(&self) -> &nn::VarStore {
         &self.vs
     }
 
-    fn train(&self, _p: &MlpParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
+    fn train(&self, p: &MlpParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
         let batcher = Batcher::new(data, ctx.device);
-        ctx.fit(&mut Step { net: self }, &batcher)
+        ctx.fit(&mut Step { net: self, dropout: p.dropout }, &batcher)
     }
 
     fn embed(&self, x: &Tensor) -> Tensor {
-        self.encode(x)
+        self.encode(x, false)
     }
 }

@@ -224,7 +224,7 @@ pub const METHODS: &[MethodInfo] = &[
     },
     MethodInfo {
         name: "mask-sc-mlp",
-        description: "mask-sc's MLP variant: autoencoder 500 HVGs -> 256 -> 128 -> 60, linear decoder, MSE",
+        description: "mask-sc's MLP variant: contrastive-sc's encoder (500 HVGs, 90 % of them masked, -> 200 -> 40 -> 60) with a linear decoder, MSE on all genes",
         reference: "Mo, Chen & Bai (course report), appendix A; specs §4",
         params: || serde_json::to_value(masksc_mlp::MlpParams::default()).unwrap(),
         recipe: Recipe::Dca,
