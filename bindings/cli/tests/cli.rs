@@ -10,17 +10,41 @@ fn bin() -> Command {
 fn shared(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(p)
 }
-fn tmp(name: &str) -> PathBuf {
+/// A fresh folder in the temp dir, removed with its contents when the test ends (also
+/// when it panics).
+struct Tmp(PathBuf);
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Tmp {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+fn tmp(name: &str) -> Tmp {
     let d = std::env::temp_dir().join(format!("scdeep-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Tmp(d)
 }
 
 /// Run `scdeep run` and expect failure with `code` and every `needle` in stderr;
 /// the output folder must not hold any file.
 fn expect_fail(args: &[&str], code: i32, needles: &[&str]) {
-    let out = tmp("out").join("res");
+    let dir = tmp("out");
+    let out = dir.join("res");
     let o = bin().arg("run").args(args).arg("--out").arg(&out).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(code), "args {args:?}: stderr {err}");
