@@ -1,6 +1,11 @@
 //! scdeep-core: read count matrices, preprocess them as scanpy does, learn embeddings
 //! on libtorch, cluster and score. No FFI and no printing here; front ends convert types.
 
+// `!(x > 0.0)` is how the validations reject NaN along with the out-of-range values.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+// The numeric kernels index several parallel arrays with one loop variable.
+#![allow(clippy::needless_range_loop)]
+
 pub mod cluster;
 pub mod config;
 pub mod device;

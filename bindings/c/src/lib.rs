@@ -11,6 +11,13 @@
 //!   concurrently on different threads (each run has its own random streams); the
 //!   libtorch thread count is process-wide, so give concurrent runs the same `threads`.
 //! - Strings returned by getters belong to the handle and live until it is freed.
+//! - Safety, for every `unsafe` function: a pointer argument is NULL (refused with
+//!   `SCDEEP_STATUS_ERR_NULL` where it is required) or valid for the reads or writes of the
+//!   lengths its function documents; strings are NUL-terminated; handles come from this
+//!   library (others are refused before any dereference).
+
+// The Safety item of the conventions above covers every `unsafe` function.
+#![allow(clippy::missing_safety_doc)]
 
 use scdeep_core::io::{Format, Orientation, ReadOptions};
 use scdeep_core::models::TrainedModel;
@@ -216,7 +223,8 @@ pub extern "C" fn scdeep_version() -> *const c_char {
 /// The libtorch version scdeep was built against (static, never free it).
 #[no_mangle]
 pub extern "C" fn scdeep_libtorch_version() -> *const c_char {
-    "2.13.0\0".as_ptr() as *const c_char
+    static V: std::sync::OnceLock<CString> = std::sync::OnceLock::new();
+    V.get_or_init(|| CString::new(scdeep_core::device::libtorch_version()).unwrap_or_default()).as_ptr()
 }
 
 /// The message of the last failed call on this thread ("" after a success). Valid until

@@ -50,8 +50,8 @@ impl Canvas {
         }
         let i = (y as usize * self.w + x as usize) * 3;
         let a = a.min(1.0);
-        for k in 0..3 {
-            self.px[i + k] = (self.px[i + k] as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
+        for (p, &ck) in self.px[i..i + 3].iter_mut().zip(c.iter()) {
+            *p = (*p as f32 * (1.0 - a) + ck as f32 * a).round() as u8;
         }
     }
 
@@ -121,6 +121,7 @@ impl Canvas {
 
     /// Text with its baseline's vertical middle at `y` (so `y` is the visual centre);
     /// `vertical` draws it rotated 90 degrees counter-clockwise, centred on (x, y).
+    #[allow(clippy::too_many_arguments)]
     pub fn text(&mut self, s: &str, x: f32, y: f32, size: f32, c: Rgb, anchor: Anchor, vertical: bool) {
         let f = self.font.as_scaled(PxScale::from(size));
         let (glyphs, advance) = self.layout(s, size);

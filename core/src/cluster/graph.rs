@@ -218,7 +218,7 @@ pub struct Graph {
 impl Graph {
     /// Symmetric graph from (i, j, w) triplets; duplicates are summed.
     pub fn from_triplets(n: usize, mut t: Vec<(u32, u32, f64)>) -> Graph {
-        t.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        t.sort_by_key(|a| (a.0, a.1));
         let mut indptr = vec![0usize; n + 1];
         let (mut indices, mut weights): (Vec<u32>, Vec<f64>) = (Vec::with_capacity(t.len()), Vec::with_capacity(t.len()));
         let mut last: Option<(u32, u32)> = None;

@@ -70,7 +70,7 @@ fn lower_closest(closest: &Tensor, c: &Tensor, x: &Tensor, x_sq: &Tensor) {
     for (s, b) in blocks(x.size()[0]) {
         let mut cb = closest.narrow(1, s, b);
         let d = sq_dists_t(c, &x.narrow(0, s, b), &x_sq.narrow(0, s, b));
-        let _ = cb.copy_(&d.minimum(&cb));
+        cb.copy_(&d.minimum(&cb));
     }
 }
 
@@ -127,10 +127,13 @@ fn kmeans_pp(x: &Tensor, x_sq: &Tensor, k: usize, r: usize, rng: &mut ChaCha8Rng
     Ok(x.index_select(0, &Tensor::from_slice(&idx).to_device(dev)).view([r as i64, k as i64, d]))
 }
 
+/// Labels (n x a), inertia per restart, and the per-cluster sums and counts.
+type Assignment = (Tensor, Vec<f64>, Option<(Tensor, Tensor)>);
+
 /// One pass over the points for a restarts' centres (a x k x d): each point's nearest
 /// centre per restart (n x a), each restart's inertia and, when asked, the per-cluster
 /// sums ((a*k) x d) and counts (a*k) for the update.
-fn assign(x: &Tensor, x_sq_total: f64, c: &Tensor, with_sums: bool) -> Result<(Tensor, Vec<f64>, Option<(Tensor, Tensor)>)> {
+fn assign(x: &Tensor, x_sq_total: f64, c: &Tensor, with_sums: bool) -> Result<Assignment> {
     let (n, d) = (x.size()[0], x.size()[1]);
     let (a, k) = (c.size()[0], c.size()[1]);
     let dev = x.device();
@@ -146,7 +149,7 @@ fn assign(x: &Tensor, x_sq_total: f64, c: &Tensor, with_sums: bool) -> Result<(T
     for (s, b) in blocks(n) {
         let xb = x.narrow(0, s, b);
         let (v, l) = c_sq.addmm(&xb, &ct).view([b, a, k]).min_dim(2, false);
-        let _ = labels.narrow(0, s, b).copy_(&l);
+        labels.narrow(0, s, b).copy_(&l);
         mind += v.sum_dim_intlist(0, false, Kind::Double);
         if with_sums {
             let g = l + &offs;
@@ -194,7 +197,7 @@ fn lloyd(x: &Tensor, x_sq: &Tensor, c: Tensor, max_iter: usize, tol_abs: f64) ->
             let lj = lab.select(1, j).unsqueeze(1);
             let dj = sq_dists_t(&cj, x, x_sq).transpose(0, 1).gather(1, &lj, false).squeeze_dim(1);
             let far = to_vec_i64(&dj.topk(empties, 0, true, true).1)?[rank];
-            let _ = newc.get(j).get(e).copy_(&x.get(far));
+            newc.get(j).get(e).copy_(&x.get(far));
         }
         let shift = to_vec_f64(&(&newc - &ca).square().sum_dim_intlist([1, 2].as_slice(), false, Kind::Double))?;
         let same = to_vec_i64(&lab.eq_tensor(&labels.index_select(1, &act)).all_dim(0, false))?;
@@ -207,7 +210,7 @@ fn lloyd(x: &Tensor, x_sq: &Tensor, c: Tensor, max_iter: usize, tol_abs: f64) ->
                 // these labels and this inertia are final.
                 inertia[i as usize] = ine[j];
             } else {
-                let _ = c.get(i).copy_(&newc.get(j as i64));
+                c.get(i).copy_(&newc.get(j as i64));
                 if shift[j] <= tol_abs || it + 1 == max_iter {
                     stale.push(i);
                 } else {
@@ -283,7 +286,7 @@ pub fn kmeans(x: &Tensor, p: &KMeansParams) -> Result<KMeansResult> {
         let c0 = kmeans_pp(&x, &x_sq, p.k, r, &mut rng)?;
         let (c, labels, inertia, iters) = lloyd(&x, &x_sq, c0, p.max_iter, tol_abs)?;
         for (j, &v) in inertia.iter().enumerate() {
-            if best.as_ref().map_or(true, |b| v < b.2) {
+            if best.as_ref().is_none_or(|b| v < b.2) {
                 best = Some((c.get(j as i64), labels.select(1, j as i64), v, iters[j]));
             }
         }

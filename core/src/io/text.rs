@@ -81,7 +81,7 @@ pub fn read_labels_tsv(path: &Path) -> Result<Vec<(String, String)>> {
         if n == 0 || line.trim().is_empty() {
             continue;
         }
-        let mut it = line.splitn(2, |c| c == '\t' || c == ',');
+        let mut it = line.splitn(2, ['\t', ',']);
         let (a, b) = (it.next().unwrap(), it.next());
         let b = b.ok_or_else(|| Error::format(path, format!("line {}: expected 'barcode<TAB>label', got '{line}'", n + 1)))?;
         out.push((a.trim().to_string(), b.trim().to_string()));

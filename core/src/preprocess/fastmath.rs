@@ -4,7 +4,9 @@
 //! faster than libm because the loops vectorise. An AVX2+FMA build of each loop is
 //! picked at run time; values outside the fast domain go through libm.
 
+#[allow(clippy::excessive_precision)] // fdlibm's constants, as written there
 const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
+#[allow(clippy::excessive_precision)]
 const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 /// 1.5 * 2^52: adding it rounds to an integer, whose low bits land in the mantissa.
 const MAGIC: f64 = 6_755_399_441_055_744.0;

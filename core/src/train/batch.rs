@@ -63,6 +63,8 @@ impl<'a> Batcher<'a> {
         self.scale(raw)
     }
 
+    // not `x -= m`: Tensor's `-=` works in place, and x may share storage with the data
+    #[allow(clippy::assign_op_pattern)]
     fn scale(&self, mut x: Tensor) -> Tensor {
         if let Some(m) = &self.mean {
             x = x - m;
