@@ -41,6 +41,12 @@ impl Default for ContrastiveParams {
 impl ContrastiveParams {
     pub fn from_json(v: &Value) -> Result<ContrastiveParams> {
         let p: ContrastiveParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let p = self;
         if !(0.0..1.0).contains(&p.dropout) {
             return Err(Error::config("params.dropout", p.dropout, "must be in [0, 1)"));
         }
@@ -53,7 +59,7 @@ impl ContrastiveParams {
         if p.latent_dim == 0 || p.hidden_dims.contains(&0) {
             return Err(Error::config("params.hidden_dims", format!("{:?} / latent_dim {}", p.hidden_dims, p.latent_dim), "layer widths must be >= 1"));
         }
-        Ok(p)
+        Ok(())
     }
 }
 

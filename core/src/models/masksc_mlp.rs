@@ -52,7 +52,8 @@ impl MlpParams {
     /// The contrastive-sc encoder these parameters describe (validated there).
     fn encoder(&self) -> Result<ContrastiveParams> {
         let c = ContrastiveParams { hidden_dims: self.hidden_dims.clone(), latent_dim: self.latent_dim, dropout: self.dropout, ..ContrastiveParams::default() };
-        ContrastiveParams::from_json(&serde_json::to_value(&c).expect("params serialise"))
+        c.validate()?;
+        Ok(c)
     }
 }
 
