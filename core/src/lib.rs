@@ -3,8 +3,6 @@
 
 // `!(x > 0.0)` is how the validations reject NaN along with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
-// The numeric kernels index several parallel arrays with one loop variable.
-#![allow(clippy::needless_range_loop)]
 
 pub mod cluster;
 pub mod config;

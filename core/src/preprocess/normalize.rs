@@ -57,6 +57,7 @@ pub fn median_f32(v: &[f32]) -> f32 {
 /// scanpy `normalize_total` on CSR (in place). Returns the per-cell factors
 /// (counts / target_sum), i.e. the size factors when target_sum is the median, and the
 /// target sum used.
+#[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
 pub fn normalize_total(x: &mut Csr, target_sum: Option<f64>, exclude_highly_expressed: bool, max_fraction: f64) -> (Vec<f32>, f64) {
     let mut counts: Vec<f32> = (0..x.n_rows).into_par_iter().map(|i| x.row(i).1.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
     if exclude_highly_expressed {

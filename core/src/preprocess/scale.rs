@@ -27,6 +27,7 @@ impl Scaler {
     }
 
     /// Scale a dense row-major block (rows x genes) in place.
+    #[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
     pub fn apply(&self, block: &mut [f32]) {
         let g = self.mean.len();
         for row in block.chunks_mut(g) {
@@ -99,6 +100,7 @@ impl RobustScaler {
     }
 
     /// Scale a dense block (rows x genes) in place; computed in f64.
+    #[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
     pub fn transform(&self, block: &mut [f32]) {
         let g = self.lo.len();
         for row in block.chunks_mut(g) {
@@ -110,6 +112,7 @@ impl RobustScaler {
     }
 
     /// The inverse of `transform` (of the winsorised values); computed in f64.
+    #[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
     pub fn inverse(&self, block: &mut [f32]) {
         let g = self.lo.len();
         for row in block.chunks_mut(g) {

@@ -142,6 +142,7 @@ fn lognormal(loc: f64, scale: f64) -> LogNormal<f64> {
     LogNormal::new(loc, scale.max(1e-12)).unwrap()
 }
 
+#[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
 pub fn simulate(p: &SimParams) -> Result<Simulated> {
     p.validate()?;
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
