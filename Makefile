@@ -47,7 +47,7 @@ demo: build
 
 test: build python $(STAMPS)/test-system
 	cargo test --release --workspace
-	$(PY) -m pytest -q tests/python python-package/tests tests/workflows
+	$(PY) -m pytest -q tests/python tests/hostile python-package/tests tests/workflows
 	$(MAKE) --no-print-directory c-test cpp-test r-check
 
 # The Python package (maturin; the extension shares target/ with the workspace) in .venv.

@@ -82,14 +82,28 @@ pub fn device_name(d: tch::Device) -> String {
 /// spin-waits, and 2 threads on a 2-core machine with the other core busy ran
 /// 10-15x slower than 1 (../shared/TOOLCHAIN.md).
 /// The same count sizes the pool of the core's own parallel passes (preprocessing).
+/// Set libtorch's and the parallel kernels' thread count (default 1). More threads
+/// than this machine has cores are capped at the core count: see [`threads_note`].
 pub fn set_threads(threads: Option<usize>) -> Result<usize> {
     let n = threads.unwrap_or(1);
     if n == 0 {
         return Err(Error::config("threads", 0, "must be >= 1"));
     }
+    let n = n.min(cores());
     tch::set_num_threads(n as i32);
     THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
     Ok(n)
+}
+
+/// Cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The warning to show when `requested` threads exceed the cores (None otherwise).
+pub fn threads_note(requested: Option<usize>) -> Option<String> {
+    let r = requested?;
+    (r > cores()).then(|| format!("warning: threads = {r} is more than the {} cores here; using {}", cores(), cores()))
 }
 
 static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);

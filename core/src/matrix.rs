@@ -332,6 +332,16 @@ impl Dataset {
                 return Err(Error::data(format!("{src}: {} labels for {} cells", l.len(), self.x.n_rows)));
             }
         }
+        // A NUL byte cannot be stored in HDF5 strings (or passed to C): refuse it here,
+        // before any work, rather than fail while writing results.
+        for (what, names) in [("cell", &self.cells), ("gene", &self.genes)] {
+            if let Some((i, n)) = names.iter().enumerate().find(|(_, n)| n.contains('\0')) {
+                return Err(Error::data(format!("{src}: {what} name {i} ({:?}) contains a NUL byte", n.replace('\0', "\\0"))));
+            }
+        }
+        if let Some((i, l)) = self.labels.iter().flatten().enumerate().find(|(_, l)| l.contains('\0')) {
+            return Err(Error::data(format!("{src}: the label of cell {i} ({:?}) contains a NUL byte", l.replace('\0', "\\0"))));
+        }
         if self.x.n_rows == 0 || self.x.n_cols == 0 {
             return Err(Error::data(format!("{src}: empty matrix ({} cells x {} genes)", self.x.n_rows, self.x.n_cols)));
         }

@@ -71,6 +71,9 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     cfg.validate()?;
     let device = crate::device::parse_device(&cfg.device)?;
     crate::device::set_threads(cfg.threads)?;
+    if let Some(w) = crate::device::threads_note(cfg.threads) {
+        progress.message(&w);
+    }
     let mut timings = Vec::new();
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);

@@ -45,7 +45,7 @@ fn contrastive_sc_separates_groups_deterministically() {
     assert_eq!(a.embedding, b.embedding);
     // the model (with BatchNorm running statistics) embeds as in training
     let dir = std::env::temp_dir().join(format!("scdeep-test-contrastive-{}", std::process::id()));
-    a.model.save(&dir).unwrap();
+    a.model.save(&dir, false).unwrap();
     let m = TrainedModel::load(&dir, Some("contrastive-sc"), tch::Device::Cpu).unwrap();
     let e = m.embed(&ds, tch::Device::Cpu, &mut Silent).unwrap();
     let d = e.embedding.iter().zip(&a.embedding).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);

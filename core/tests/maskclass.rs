@@ -91,7 +91,7 @@ fn maskclass_imputes_keeping_observed_values() {
     assert_eq!(a.imputed.unwrap().values, b.imputed.unwrap().values);
     // the scaler travels with the weights
     let dir = std::env::temp_dir().join(format!("scdeep-test-maskclass-{}", std::process::id()));
-    a.model.save(&dir).unwrap();
+    a.model.save(&dir, false).unwrap();
     let e = TrainedModel::load(&dir, None, tch::Device::Cpu).unwrap().embed(&ds, tch::Device::Cpu, &mut Silent).unwrap();
     let d = e.embedding.iter().zip(&a.embedding).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(d < 1e-5, "reloaded embedding differs by {d}");

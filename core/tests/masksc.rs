@@ -66,7 +66,7 @@ fn patch_transformer_trains_is_deterministic_and_reloads() {
     assert_eq!(a.labels, b.labels);
     assert_eq!(a.embedding, b.embedding);
     let dir = std::env::temp_dir().join(format!("scdeep-test-masksc-{}", std::process::id()));
-    a.model.save(&dir).unwrap();
+    a.model.save(&dir, false).unwrap();
     let e = TrainedModel::load(&dir, None, tch::Device::Cpu).unwrap().embed(&ds, tch::Device::Cpu, &mut Silent).unwrap();
     let d = e.embedding.iter().zip(&a.embedding).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(d < 1e-5, "reloaded embedding differs by {d}");

@@ -92,6 +92,10 @@ fn resume_gives_the_uninterrupted_result() {
     assert!(matches!(err, Error::Cancelled), "{err}");
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap()).unwrap();
     assert_eq!(meta["epochs_done"], 40);
+    // one weights file, the one the JSON names (earlier ones removed after the switch)
+    assert_eq!(meta["weights"], "checkpoint-40.safetensors");
+    let weights: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).filter(|n| n.ends_with(".safetensors")).collect();
+    assert_eq!(weights, vec!["checkpoint-40.safetensors".to_string()]);
     let mut resumed_cfg = c.clone();
     resumed_cfg.train.resume = true;
     let resumed = pipeline::run(&ds, &resumed_cfg, &mut Silent).unwrap();
@@ -112,7 +116,7 @@ fn saved_model_embeds_new_data() {
     let c = cfg(json!({"train": {"epochs": 5}}));
     let r = pipeline::run(&ds, &c, &mut Silent).unwrap();
     let dir = tmpdir("model");
-    r.model.save(&dir).unwrap();
+    r.model.save(&dir, false).unwrap();
     for f in ["config.json", "model.safetensors", "genes.tsv", "preprocess.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }

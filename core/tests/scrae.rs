@@ -52,7 +52,7 @@ fn scrae_trains_stably_and_deterministically() {
     assert_eq!(a.embedding, b.embedding);
     // the model (BatchNorm statistics included) embeds as in training
     let dir = tmp("counts");
-    a.model.save(&dir).unwrap();
+    a.model.save(&dir, false).unwrap();
     let m = TrainedModel::load(&dir, Some("scrae"), tch::Device::Cpu).unwrap();
     let e = m.embed(&ds, tch::Device::Cpu, &mut Silent).unwrap();
     let d = e.embedding.iter().zip(&a.embedding).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
@@ -69,7 +69,7 @@ fn scrae_scaled_log_target_trains_and_reloads() {
     assert!(nll[29] < nll[0], "{nll:?}");
     // the saved input scale (max log2(1+c)) is what the reloaded model divides by
     let dir = tmp("scaled");
-    a.model.save(&dir).unwrap();
+    a.model.save(&dir, false).unwrap();
     let e = TrainedModel::load(&dir, None, tch::Device::Cpu).unwrap().embed(&ds, tch::Device::Cpu, &mut Silent).unwrap();
     let d = e.embedding.iter().zip(&a.embedding).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(d < 1e-5, "reloaded embedding differs by {d}");

@@ -7,11 +7,11 @@ class ScdeepError(Exception):
 
 
 class InvalidOptionError(ScdeepError, ValueError):
-    """An option or argument is unknown or out of range (the message names it)."""
+    """An option or argument is unknown or out of range, k > cells included (the message names it)."""
 
 
 class DataError(ScdeepError, ValueError):
-    """The data is unusable: NaN or negative counts, all zeros, k > cells, ..."""
+    """The data is unusable: NaN or negative counts, all zeros, NUL bytes in names, ..."""
 
 
 class FileFormatError(ScdeepError, ValueError):

@@ -97,9 +97,13 @@ class Model:
         self.fit(data, layer, use_raw)
         return self.transform(data, layer, use_raw)
 
-    def save(self, path):
-        """Write the model folder (weights, config, genes, preprocessing)."""
-        call(self._fitted().save, str(path))
+    def save(self, path, overwrite=False):
+        """Write the model folder (weights, config, genes, preprocessing).
+
+        An existing folder is replaced only when it is empty or scdeep wrote it;
+        ``overwrite=True`` writes into any folder (files that are not the model's stay).
+        """
+        call(self._fitted().save, str(path), overwrite)
 
     @classmethod
     def load(cls, path, method=None, device="auto"):

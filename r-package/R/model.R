@@ -29,6 +29,9 @@ print.scdeep_model <- function(x, ...) {
 #' @param path The model folder.
 #' @param method Expected method (optional): loading another method's model is an error.
 #' @param device `"auto"`, `"cpu"`, `"cuda"` or `"cuda:N"`.
+#' @param overwrite Write into an existing folder that scdeep did not write (its other
+#'   files stay). Without it such a folder is refused; an empty folder or an earlier
+#'   scdeep model folder is replaced.
 #' @return `SaveScdeepModel()` returns `path` invisibly; `LoadScdeepModel()` and
 #'   `ScdeepModel()` an `scdeep_model`.
 #' @examples
@@ -39,10 +42,11 @@ print.scdeep_model <- function(x, ...) {
 #' m <- LoadScdeepModel(dir)
 #' emb <- EmbedScdeep(counts, m, verbose = FALSE)
 #' @export
-SaveScdeepModel <- function(model, path) {
+SaveScdeepModel <- function(model, path, overwrite = FALSE) {
   .check_model(model)
   if (!is.character(path) || length(path) != 1L) .arg_error("path", "expected one folder name")
-  .core(scdeep_model_save, model$ptr, path.expand(path))
+  if (!is.logical(overwrite) || length(overwrite) != 1L || is.na(overwrite)) .arg_error("overwrite", "expected TRUE or FALSE")
+  .core(scdeep_model_save, model$ptr, path.expand(path), overwrite)
   invisible(path)
 }
 

@@ -8,7 +8,7 @@ scdeep_run <- function(p, i, x, cells, genes, labels, source, config_json, verbo
   .Call(wrap__scdeep_run, p, i, x, cells, genes, labels, source, config_json, verbose)
 scdeep_model_embed <- function(model, p, i, x, cells, genes, source, device, verbose)
   .Call(wrap__scdeep_model_embed, model, p, i, x, cells, genes, source, device, verbose)
-scdeep_model_save <- function(model, path) .Call(wrap__scdeep_model_save, model, path)
+scdeep_model_save <- function(model, path, overwrite) .Call(wrap__scdeep_model_save, model, path, overwrite)
 scdeep_model_load <- function(path, method, device) .Call(wrap__scdeep_model_load, path, method, device)
 scdeep_model_info <- function(model) .Call(wrap__scdeep_model_info, model)
 scdeep_config <- function(method, n_clusters, has_truth, options_json)

@@ -544,7 +544,7 @@ pub unsafe extern "C" fn scdeep_result_save_model(r: *const ScdeepResult, dir: *
         let r = handle(r, Kind::Result, "result")?;
         let dir = cstr(dir, "dir")?;
         let m = r.model.as_ref().ok_or_else(|| arg("result", "holds no trained model (it comes from scdeep_model_embed)"))?;
-        m.save(std::path::Path::new(dir))?;
+        m.save(std::path::Path::new(dir), false)?;
         Ok(())
     })
 }

@@ -3,15 +3,18 @@
 
 mod plot;
 mod progress;
+mod signals;
 
 use clap::{Args, Parser, Subcommand};
+use scdeep_core::io::output::{self, refuse_overlap, Output, StagedDir};
 use scdeep_core::io::{self, write, Format, Orientation, ReadOptions};
 use scdeep_core::{Error, Result, RunConfig};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 2 invalid option or config, 3 file missing or unreadable/unwritable, \
-4 malformed or unknown file format, 5 unusable data (NaN/negative counts, all zeros, k > cells, missing labels), \
+const EXIT_CODES: &str = "Exit codes: 0 ok, 2 invalid option or config (also k > cells, an output that would replace an input), \
+3 file missing or unreadable/unwritable (also an existing output folder scdeep did not write), \
+4 malformed or unknown file format, 5 unusable data (NaN/negative counts, all zeros, NUL in names, more memory than the machine has), \
 6 libtorch or numeric failure, 130 cancelled.";
 
 #[derive(Parser)]
@@ -81,6 +84,10 @@ struct InputArgs {
     /// TSV `barcode<TAB>label` (with a header line) with the ground-truth labels.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Refuse gzip data that expands more than this many times (a bomb or corruption;
+    /// real 10x files expand 2-11x).
+    #[arg(long, value_name = "RATIO")]
+    max_decompression_ratio: Option<u64>,
 }
 
 impl InputArgs {
@@ -92,7 +99,20 @@ impl InputArgs {
             label_key: self.label_key.clone(),
             labels_file: self.labels.as_ref().map(|p| p.display().to_string()),
             orientation: if self.genes_in_rows { Orientation::GenesByCells } else { Orientation::CellsByGenes },
+            limits: io::Limits {
+                max_decompression_ratio: self.max_decompression_ratio.unwrap_or(io::Limits::default().max_decompression_ratio),
+                ..Default::default()
+            },
         })
+    }
+
+    /// The files this input reads (for refusing outputs that would replace them).
+    fn paths(&self) -> Vec<(&'static str, &Path)> {
+        let mut v: Vec<(&'static str, &Path)> = vec![("--input", &self.input)];
+        if let Some(l) = &self.labels {
+            v.push(("--labels", l));
+        }
+        v
     }
 }
 
@@ -201,6 +221,9 @@ struct SimArgs {
     /// JSON with any simulation parameter (flags override it).
     #[arg(long)]
     params: Option<PathBuf>,
+    /// Write into an existing output folder that scdeep did not write (other files are kept).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args)]
@@ -238,9 +261,14 @@ struct RunArgs {
     input: InputArgs,
     #[command(flatten)]
     cfg: ConfigArgs,
-    /// Output folder (created if missing).
+    /// Output folder (created if missing; an existing one must be empty or written by
+    /// scdeep, unless --overwrite).
     #[arg(long, short)]
     out: PathBuf,
+    /// Write into existing --out / --save-model folders that scdeep did not write:
+    /// scdeep's files replace those of the same name, other files are kept.
+    #[arg(long)]
+    overwrite: bool,
     /// Do not write <input>.scdeep.h5ad (the input's cells and counts with the results added).
     #[arg(long)]
     no_h5ad: bool,
@@ -299,8 +327,11 @@ struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    fn setup(&self) -> Result<tch::Device> {
+    fn setup(&self, quiet: bool) -> Result<tch::Device> {
         scdeep_core::device::set_threads(self.threads)?;
+        if let Some(w) = scdeep_core::device::threads_note(self.threads).filter(|_| !quiet) {
+            eprintln!("scdeep: {w}");
+        }
         scdeep_core::device::parse_device(&self.device)
     }
 }
@@ -320,9 +351,13 @@ struct EmbedArgs {
     n_clusters: Option<usize>,
     #[command(flatten)]
     dev: DeviceArgs,
-    /// Output folder (created if missing).
+    /// Output folder (created if missing; an existing one must be empty or written by
+    /// scdeep, unless --overwrite).
     #[arg(long, short)]
     out: PathBuf,
+    /// Write into an existing --out folder that scdeep did not write (other files are kept).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Args)]
@@ -364,21 +399,31 @@ struct EvalArgs {
 
 fn main() {
     let cli = Cli::parse();
+    signals::install();
     let quiet = cli.quiet;
     let r = match cli.cmd {
         Cmd::Simulate(a) => cmd_simulate(a, quiet),
         Cmd::Preprocess(a) => cmd_preprocess(a, quiet),
         Cmd::Run(a) => cmd_run(a, quiet),
         Cmd::Embed(a) => cmd_embed(a, quiet),
-        Cmd::Cluster(a) => cmd_cluster(a),
+        Cmd::Cluster(a) => cmd_cluster(a, quiet),
         Cmd::Evaluate(a) => cmd_evaluate(a),
         Cmd::Plot(a) => cmd_plot(a, quiet),
         Cmd::Methods { json } => cmd_methods(json),
         Cmd::Version { json } => cmd_version(json),
     };
-    if let Err(e) = r {
-        eprintln!("scdeep: error: {e}");
-        std::process::exit(e.exit_code());
+    // A signal that arrived while the last step ran still cancels: nothing was committed
+    // after it unless the command had already finished.
+    match (r, signals::received()) {
+        (Err(_), Some(sig)) => {
+            eprintln!("scdeep: cancelled by {}; no output was written (staged files removed)", signals::name(sig));
+            std::process::exit(128 + sig);
+        }
+        (Err(e), None) => {
+            eprintln!("scdeep: error: {e}");
+            std::process::exit(e.exit_code());
+        }
+        (Ok(()), _) => {}
     }
 }
 
@@ -406,9 +451,13 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     if let Some(d) = &a.dropout_shape { v["dropout_shape"] = json!(csv_list::<f64>("--dropout-shape", d)?); }
     if let Some(s) = a.seed { v["seed"] = json!(s); }
     let p = SimParams::from_json(&v)?;
-    let sim = simulate(&p)?;
     let out = &a.out;
     let name = out.to_string_lossy().to_lowercase();
+    let is_file = [".h5ad", ".csv", ".tsv"].iter().any(|e| name.ends_with(e));
+    let params: Vec<(&str, &Path)> = a.params.iter().map(|p| ("--params", p.as_path())).collect();
+    refuse_overlap(&[if is_file { Output::File("--out", out) } else { Output::Dir("--out", out) }], &params)?;
+    let stage = if is_file { None } else { Some(StagedDir::new(out, a.overwrite, &|_| false)?) };
+    let sim = simulate(&p)?;
     if name.ends_with(".h5ad") {
         io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &[("true_counts", &sim.true_counts)])?;
     } else if name.ends_with(".csv") || name.ends_with(".tsv") {
@@ -429,14 +478,16 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
             })?;
         }
         write::write_labels_tsv(&out.with_file_name(format!("{}.labels.tsv", out.file_stem().unwrap().to_string_lossy())), &sim.cells, "cell_type", &sim.groups)?;
-    } else {
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        write::write_10x_mtx(out, &sim.counts, &sim.cells, &sim.genes)?;
-        let tdir = out.join("true_counts");
+    } else if let Some(stage) = stage {
+        let dir = stage.path();
+        write::write_10x_mtx(dir, &sim.counts, &sim.cells, &sim.genes)?;
+        let tdir = dir.join("true_counts");
         std::fs::create_dir_all(&tdir).map_err(|e| Error::io(&tdir, e))?;
         write::write_10x_mtx(&tdir, &sim.true_counts, &sim.cells, &sim.genes)?;
-        write::write_labels_tsv(&out.join("labels.tsv"), &sim.cells, "cell_type", &sim.groups)?;
-        write::write_labels_tsv(&out.join("batches.tsv"), &sim.cells, "batch", &sim.batches)?;
+        write::write_labels_tsv(&dir.join("labels.tsv"), &sim.cells, "cell_type", &sim.groups)?;
+        write::write_labels_tsv(&dir.join("batches.tsv"), &sim.cells, "batch", &sim.batches)?;
+        signals::check()?;
+        stage.commit()?;
     }
     if !quiet {
         eprintln!("scdeep: simulated {} cells x {} genes ({} groups) -> {}", p.n_cells, p.n_genes, p.group_prob.len(), out.display());
@@ -446,6 +497,11 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
 
 fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
     let cfg = a.cfg.build()?;
+    let mut inputs = a.input.paths();
+    if let Some(c) = &a.cfg.config {
+        inputs.push(("--config", c));
+    }
+    refuse_overlap(&[Output::File("--out", &a.out)], &inputs)?;
     scdeep_core::device::set_threads(cfg.threads)?;
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
     let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess)?;
@@ -470,28 +526,56 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         cfg.train.checkpoint_dir = Some(a.out.join("checkpoint").display().to_string());
     }
     cfg.validate()?;
+    // Before any work: no output may replace an input, and the output folders must be
+    // ours (or empty, or --overwrite). Everything is written into staging folders that
+    // become --out and --save-model at the end, so a failing run leaves nothing new.
+    let mut inputs = a.input.paths();
+    if let Some(c) = &a.cfg.config {
+        inputs.push(("--config", c));
+    }
+    let mut outs = vec![Output::Dir("--out", &a.out)];
+    if let Some(m) = &a.save_model {
+        outs.push(Output::Dir("--save-model", m));
+    }
+    refuse_overlap(&outs, &inputs)?;
+    let ckpt = cfg.train.checkpoint_dir.as_ref().map(PathBuf::from);
+    if let Some(c) = &ckpt {
+        refuse_overlap(&[Output::Dir("--checkpoint-dir", c)], &inputs)?;
+    }
+    let mut stage = StagedDir::new(&a.out, a.overwrite, &|_| false)?;
+    let model_stage = match &a.save_model {
+        Some(d) => Some(StagedDir::new(d, a.overwrite, &scdeep_core::models::store::is_model_folder)?),
+        None => None,
+    };
+    if let Some(c) = &ckpt {
+        // A checkpoint inside --out is written there while training (it must outlive a
+        // failed run); the commit leaves it in place.
+        if let Ok(rel) = output::resolve(c).strip_prefix(output::resolve(&a.out)) {
+            if let Some(first) = rel.components().next() {
+                stage.create_dest()?;
+                stage.keep(&first.as_os_str().to_string_lossy());
+            }
+        }
+    }
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
+    signals::check()?;
     prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
     let res = scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?;
     prog.finish();
-    let out = &a.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let out = stage.path().to_path_buf();
     let method = &res.config.method;
-    write_embedding(out, method, &res.cells, &res.embedding, res.dims, &res.config.device)?;
-    write_labels(out, method, &res.cells, &res.labels)?;
+    write_embedding(&out, method, &res.cells, &res.embedding, res.dims, &res.config.device)?;
+    write_labels(&out, method, &res.cells, &res.labels)?;
     write::write_json(&out.join("history.json"), &json!(res.history))?;
     let info = res.info_json();
     write::write_json(&out.join("run.json"), &info)?;
-    if let Some(dir) = &a.save_model {
-        res.model.save(dir)?;
-        if !quiet {
-            eprintln!("scdeep: model saved to {}", dir.display());
-        }
+    if let Some(ms) = &model_stage {
+        res.model.write_files(ms.path())?;
     }
     if let Some(s) = &res.scores {
-        write::write_json(&out.join("metrics.json"), &serde_json::to_value(s).unwrap())?;
+        write::write_json(&out.join("metrics.json"), &to_json(s)?)?;
         write_metrics_tsv(&out.join("metrics.tsv"), method, res.config.seed, s)?;
     }
     if let Some(t) = &res.truth {
@@ -504,7 +588,15 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         write::write_10x_mtx(&dir, &m, &res.cells, &imp.genes)?;
     }
     if !a.no_h5ad {
-        write_h5ad_out(&a, &ds, &res, method, &info)?;
+        write_h5ad_out(&a, &out, &ds, &res, method, &info)?;
+    }
+    signals::check()?;
+    stage.commit()?;
+    if let Some(ms) = model_stage {
+        ms.commit()?;
+        if !quiet {
+            eprintln!("scdeep: model saved to {}", a.save_model.as_deref().unwrap_or(Path::new("")).display());
+        }
     }
     if !quiet {
         match &res.scores {
@@ -515,9 +607,13 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
             ),
             None => eprintln!("scdeep: {method}: {} cells, {} clusters", res.cells.len(), res.labels.iter().collect::<std::collections::BTreeSet<_>>().len()),
         }
-        eprintln!("scdeep: results in {}", out.display());
+        eprintln!("scdeep: results in {}", a.out.display());
     }
     Ok(())
+}
+
+fn to_json(v: &scdeep_core::metrics::Scores) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Numeric(format!("cannot encode results as JSON: {e}")))
 }
 
 /// metrics.tsv: a header and one row (method, seed, every metric; NA where not computed),
@@ -537,12 +633,15 @@ fn write_metrics_tsv(dest: &Path, method: &str, seed: u64, s: &scdeep_core::metr
 /// inputs a new file with the counts in X, with `obsm['X_<method>']`,
 /// `obs['<method>_clusters']` and `uns['scdeep']` added. Cells removed by the method's
 /// filter get NaN embeddings and a missing cluster.
-fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResult, method: &str, info: &Value) -> Result<()> {
+fn write_h5ad_out(a: &RunArgs, out: &Path, ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResult, method: &str, info: &Value) -> Result<()> {
     let input = &a.input.input;
     let name = input.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
     let stem = name.trim_end_matches(".gz").trim_end_matches('/');
     let stem = stem.rsplit_once('.').map(|(s, _)| s).filter(|s| !s.is_empty() && !input.is_dir()).unwrap_or(stem);
-    let dest = a.out.join(format!("{stem}.scdeep.h5ad"));
+    // At most 200 characters of the input's name (file names hold 255 bytes).
+    let stem: String = stem.chars().take(200).collect();
+    let stem = if stem.len() > 200 { stem.chars().take(50).collect() } else { stem };
+    let dest = out.join(format!("{stem}.scdeep.h5ad"));
     let n = ds.n_cells();
     let mut emb = vec![f32::NAN; n * res.dims];
     let mut labels = vec![-1i64; n];
@@ -550,7 +649,7 @@ fn write_h5ad_out(a: &RunArgs, ds: &scdeep_core::Dataset, res: &scdeep_core::pip
         emb[i * res.dims..(i + 1) * res.dims].copy_from_slice(&res.embedding[row * res.dims..(row + 1) * res.dims]);
         labels[i] = res.labels[row];
     }
-    let uns = serde_json::to_string(info).unwrap();
+    let uns = serde_json::to_string(info).map_err(|e| Error::Numeric(e.to_string()))?;
     let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
     let imputed = res.imputed.as_ref().filter(|_| imputed_layer_fits(a)).map(|imp| imputed_layer(ds, res, imp));
     let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
@@ -611,6 +710,7 @@ fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {
         (Some(run), _) => plot::plot_run(&plot::PlotArgs { run, out: a.out, truth: a.truth })?,
         (None, Some(table)) => {
             let out = a.out.ok_or_else(|| Error::config("--out", "(none)", "--summary needs --out FILE.png"))?;
+            refuse_overlap(&[Output::File("--out", &out)], &[("--summary", &table)])?;
             plot::summary_plot(&table, &out)?;
             vec![out]
         }
@@ -640,7 +740,11 @@ fn write_labels(out: &Path, method: &str, cells: &[String], labels: &[i64]) -> R
 }
 
 fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
-    let dev = a.dev.setup()?;
+    let mut inputs = a.input.paths();
+    inputs.push(("--model", &a.model));
+    refuse_overlap(&[Output::Dir("--out", &a.out)], &inputs)?;
+    let stage = StagedDir::new(&a.out, a.overwrite, &|_| false)?;
+    let dev = a.dev.setup(quiet)?;
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("load");
     let model = scdeep_core::models::TrainedModel::load(&a.model, a.method.as_deref(), dev)?;
@@ -662,10 +766,12 @@ fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
         None => None,
     };
     prog.finish();
-    write_embedding(&a.out, &method, cells, &e.embedding, e.dims, &scdeep_core::device::device_name(dev))?;
+    write_embedding(stage.path(), &method, cells, &e.embedding, e.dims, &scdeep_core::device::device_name(dev))?;
     if let Some(l) = &labels {
-        write_labels(&a.out, &method, cells, l)?;
+        write_labels(stage.path(), &method, cells, l)?;
     }
+    signals::check()?;
+    stage.commit()?;
     if !quiet {
         eprintln!("scdeep: embedded {} cells ({} dims) -> {}", cells.len(), e.dims, a.out.display());
     }
@@ -687,9 +793,10 @@ fn read_embedding(p: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
     }
 }
 
-fn cmd_cluster(a: ClusterArgs) -> Result<()> {
+fn cmd_cluster(a: ClusterArgs, quiet: bool) -> Result<()> {
+    refuse_overlap(&[Output::File("--out", &a.out)], &[("--embedding", &a.embedding)])?;
     let (cells, v, d) = read_embedding(&a.embedding)?;
-    let dev = a.dev.setup()?;
+    let dev = a.dev.setup(quiet)?;
     let x = tch::Tensor::from_slice(&v).view([cells.len() as i64, d as i64]).to_device(dev);
     let mut c = serde_json::to_value(scdeep_core::cluster::ClusterConfig { n_init: a.n_init, ..Default::default() }).unwrap();
     for (k, v) in a.clus.overlay() {
@@ -706,6 +813,9 @@ fn cmd_cluster(a: ClusterArgs) -> Result<()> {
 }
 
 fn cmd_evaluate(a: EvalArgs) -> Result<()> {
+    if let Some(o) = &a.out {
+        refuse_overlap(&[Output::File("--out", o)], &[("--labels", &a.labels), ("--truth", &a.truth)])?;
+    }
     let pred = io::read_labels_tsv(&a.labels)?;
     let truth: std::collections::HashMap<String, String> = io::read_labels_tsv(&a.truth)?.into_iter().collect();
     let mut t = Vec::new();

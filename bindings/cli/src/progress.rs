@@ -76,6 +76,9 @@ impl Progress for CliProgress {
             (None, None) => {}
         }
     }
+    fn should_continue(&mut self) -> bool {
+        crate::signals::received().is_none()
+    }
     fn tick(&mut self, done: u64, total: u64) {
         if let Some(b) = &self.bar {
             b.set_message(format!("{done}/{total}"));

@@ -136,14 +136,15 @@ impl Model {
         Ok(Model::new(TrainedModel::load(std::path::Path::new(path), method, dev).map_err(err)?))
     }
 
-    fn save(&self, path: &str) -> PyResult<()> {
-        self.get().save(std::path::Path::new(path)).map_err(err)
+    #[pyo3(signature = (path, overwrite=false))]
+    fn save(&self, path: &str, overwrite: bool) -> PyResult<()> {
+        self.get().save(std::path::Path::new(path), overwrite).map_err(err)
     }
 
     /// The model folder's files as {name: bytes} (for pickling).
     fn to_files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dir = std::env::temp_dir().join(format!("scdeep-pickle-{}-{:p}", std::process::id(), self));
-        self.get().save(&dir).map_err(err)?;
+        self.get().save(&dir, false).map_err(err)?;
         let d = PyDict::new(py);
         for name in ["config.json", "model.safetensors", "genes.tsv", "preprocess.json"] {
             let b = std::fs::read(dir.join(name)).map_err(|e| err(Error::io(&dir.join(name), e)))?;

@@ -213,9 +213,9 @@ fn scdeep_model_embed(model: Robj, p: Robj, i: Robj, x: Robj, cells: Robj, genes
 }
 
 #[extendr]
-fn scdeep_model_save(model: Robj, path: &str) -> Robj {
+fn scdeep_model_save(model: Robj, path: &str, overwrite: bool) -> Robj {
     guard(|| {
-        model_of(&model)?.save(Path::new(path)).map_err(core_fail)?;
+        model_of(&model)?.save(Path::new(path), overwrite).map_err(core_fail)?;
         Ok(Robj::from(()))
     })
 }

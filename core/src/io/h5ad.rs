@@ -2,7 +2,7 @@
 //! CSC or dense, names from obs/var `_index`, labels from an obs column; write a copy
 //! of the input with scdeep's results added.
 
-use super::ReadOptions;
+use super::{check_memory, Limits, ReadOptions};
 use crate::error::{Error, Result};
 use crate::matrix::{Csr, Dataset};
 use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
@@ -38,6 +38,7 @@ fn attr_string(loc: &hdf5::Location, name: &str) -> Option<String> {
 /// Read a 1-d string dataset whatever its string type (variable or fixed length).
 pub(crate) fn read_strings(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<String>> {
     let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| h5err(path, what, e))?;
+    guard(path, ds, what, 16, &Limits::default())?;
     let r: hdf5::Result<Vec<String>> = match td {
         TypeDescriptor::VarLenUnicode => ds.read_raw::<VarLenUnicode>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
         TypeDescriptor::VarLenAscii => ds.read_raw::<VarLenAscii>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
@@ -48,15 +49,45 @@ pub(crate) fn read_strings(path: &Path, ds: &hdf5::Dataset, what: &str) -> Resul
     r.map_err(|e| h5err(path, what, e))
 }
 
-fn read_f32(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<f32>> {
+/// Check a dataset's declared size before reading it: it must fit in memory (as
+/// `elem_bytes` per element) and, when the file holds far fewer bytes than declared
+/// (chunks never written, or compression beyond any real data), it is refused.
+pub(crate) fn guard(path: &Path, ds: &hdf5::Dataset, what: &str, elem_bytes: u128, lim: &Limits) -> Result<()> {
+    let elems: u128 = ds.shape().iter().map(|&d| d as u128).product();
+    let declared = elems * elem_bytes;
+    check_memory(&format!("{}: {what} ({elems} values)", path.display()), declared)?;
+    let stored = ds.storage_size() as u128;
+    let allowed = (stored * lim.max_decompression_ratio as u128).max(lim.min_decompressed_bytes as u128);
+    if declared > allowed {
+        return Err(Error::format(
+            path,
+            format!("{what} declares {elems} values ({declared} bytes) but the file stores {stored} bytes for it: unwritten or corrupt data (limit: limits.max_decompression_ratio)"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn read_f32(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<f32>> {
+    guard(path, ds, what, 4, &Limits::default())?;
     ds.read_raw::<f32>().map_err(|e| h5err(path, what, e))
 }
-fn read_usize(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<usize>> {
+/// Non-negative integer indices, each below `bound` (u32 column indices, or offsets).
+fn read_index_array(path: &Path, ds: &hdf5::Dataset, what: &str, bound: u64) -> Result<Vec<i64>> {
+    guard(path, ds, what, 8, &Limits::default())?;
     let v = ds.read_raw::<i64>().map_err(|e| h5err(path, what, e))?;
     if let Some(x) = v.iter().find(|&&x| x < 0) {
         return Err(Error::format(path, format!("{what}: negative index {x}")));
     }
-    Ok(v.into_iter().map(|x| x as usize).collect())
+    if let Some(x) = v.iter().find(|&&x| x as u64 > bound) {
+        return Err(Error::format(path, format!("{what}: index {x} is out of range (at most {bound})")));
+    }
+    Ok(v)
+}
+pub(crate) fn read_usize(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<usize>> {
+    Ok(read_index_array(path, ds, what, usize::MAX as u64)?.into_iter().map(|x| x as usize).collect())
+}
+pub(crate) fn read_u32(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<u32>> {
+    Ok(read_index_array(path, ds, what, u32::MAX as u64)?.into_iter().map(|x| x as u32).collect())
 }
 
 /// Read a sparse group (csr_matrix / csc_matrix) or a dense dataset as cells x genes CSR.
@@ -82,7 +113,7 @@ pub(crate) fn read_matrix(path: &Path, parent: &hdf5::Group, name: &str) -> Resu
         }
         let get = |n: &str| g.dataset(n).map_err(|e| h5err(path, &format!("{full}/{n}"), e));
         let data = read_f32(path, &get("data")?, &format!("{full}/data"))?;
-        let indices: Vec<u32> = read_usize(path, &get("indices")?, &format!("{full}/indices"))?.into_iter().map(|x| x as u32).collect();
+        let indices: Vec<u32> = read_u32(path, &get("indices")?, &format!("{full}/indices"))?;
         let indptr = read_usize(path, &get("indptr")?, &format!("{full}/indptr"))?;
         let m = match enc.as_str() {
             "csr_matrix" => Csr { n_rows: shape[0], n_cols: shape[1], indptr, indices, data },
@@ -97,8 +128,32 @@ pub(crate) fn read_matrix(path: &Path, parent: &hdf5::Group, name: &str) -> Resu
     if shape.len() != 2 {
         return Err(Error::format(path, format!("{full}: dense array has {} dimensions, expected 2", shape.len())));
     }
-    let v = read_f32(path, &ds, &full)?;
-    Ok(Csr::from_dense(shape[0], shape[1], &v))
+    read_dense_rows(path, &ds, &full, shape[0], shape[1])
+}
+
+/// A dense 2-d dataset read in blocks of rows into CSR: memory for one block and the
+/// non-zeros, not for the whole dense array.
+fn read_dense_rows(path: &Path, ds: &hdf5::Dataset, what: &str, n_rows: usize, n_cols: usize) -> Result<Csr> {
+    guard(path, ds, what, 4, &Limits::default())?;
+    let block = ((16usize << 20) / n_cols.max(1)).clamp(1, n_rows.max(1));
+    let (mut indptr, mut indices, mut data) = (Vec::with_capacity(n_rows + 1), Vec::new(), Vec::new());
+    indptr.push(0usize);
+    let mut start = 0;
+    while start < n_rows {
+        let end = (start + block).min(n_rows);
+        let a = ds.read_slice_2d::<f32, _>((start..end, ..)).map_err(|e| h5err(path, what, e))?;
+        for row in a.rows() {
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    indices.push(j as u32);
+                    data.push(v);
+                }
+            }
+            indptr.push(data.len());
+        }
+        start = end;
+    }
+    Ok(Csr { n_rows, n_cols, indptr, indices, data })
 }
 
 /// Names of a dataframe group (obs / var): the `_index` attribute names the column.
@@ -123,7 +178,9 @@ pub(crate) fn read_obs_column(path: &Path, obs: &hdf5::Group, key: &str) -> Resu
             Ok(c) => c,
             Err(_) => read_f32(path, &cats_ds, &format!("{what}/categories"))?.iter().map(|v| v.to_string()).collect(),
         };
-        let codes = g.dataset("codes").and_then(|d| d.read_raw::<i64>()).map_err(|e| h5err(path, &format!("{what}/codes"), e))?;
+        let codes_ds = g.dataset("codes").map_err(|e| h5err(path, &format!("{what}/codes"), e))?;
+        guard(path, &codes_ds, &format!("{what}/codes"), 8, &Limits::default())?;
+        let codes = codes_ds.read_raw::<i64>().map_err(|e| h5err(path, &format!("{what}/codes"), e))?;
         return codes
             .iter()
             .enumerate()
@@ -282,7 +339,13 @@ pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Resul
     };
     check_sizes(input, n_obs, r)?;
     let out = super::AtomicFile::new(output)?;
-    std::fs::copy(input, out.tmp_path()).map_err(|e| Error::io(output, e))?;
+    // A byte copy into a new file: the output gets the usual mode (0666 less the umask),
+    // not the input's (a read-only input would give a copy HDF5 cannot open to write).
+    {
+        let mut src = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
+        let mut dst = std::fs::File::create(out.tmp_path()).map_err(|e| Error::io(output, e))?;
+        std::io::copy(&mut src, &mut dst).map_err(|e| Error::io(output, e))?;
+    }
     add_results(out.tmp_path(), output, n_obs, r)?;
     out.commit()
 }

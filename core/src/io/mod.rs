@@ -4,6 +4,7 @@
 
 mod h5ad;
 mod mtx;
+pub mod output;
 mod tenx_h5;
 mod text;
 pub mod write;
@@ -73,6 +74,40 @@ pub struct ReadOptions {
     pub labels_file: Option<String>,
     /// Dense tables only.
     pub orientation: Orientation,
+    /// Bounds on what a file may expand to (gzip ratio, line length).
+    pub limits: Limits,
+}
+
+/// What a reader accepts before it allocates: hostile or broken files get an error
+/// naming the file instead of exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A gzip stream may expand to at most this many times the compressed bytes read
+    /// so far (after the first `min_decompressed_bytes`). Real 10x files expand 2-11x.
+    pub max_decompression_ratio: u64,
+    /// Decompressed bytes always allowed, whatever the ratio.
+    pub min_decompressed_bytes: u64,
+    /// Longest line of a text file (MTX, TSV/CSV tables, names, labels).
+    pub max_line_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_decompression_ratio: 100, min_decompressed_bytes: 64 << 20, max_line_bytes: 64 << 20 }
+    }
+}
+
+impl Limits {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_decompression_ratio < 1 {
+            return Err(Error::config("limits.max_decompression_ratio", self.max_decompression_ratio, "must be >= 1"));
+        }
+        if self.max_line_bytes < 1024 {
+            return Err(Error::config("limits.max_line_bytes", self.max_line_bytes, "must be >= 1024"));
+        }
+        Ok(())
+    }
 }
 
 pub fn detect_format(path: &Path) -> Result<Format> {
@@ -114,32 +149,166 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
                 "a label column exists only in .h5ad input; use labels_file (--labels) for other formats"));
         }
     }
+    opts.limits.validate()?;
+    let lim = &opts.limits;
     let mut ds = match fmt {
-        Format::Mtx => mtx::read_10x_mtx(path)?,
+        Format::Mtx => mtx::read_10x_mtx(path, lim)?,
         Format::TenxH5 => tenx_h5::read_10x_h5(path)?,
         Format::H5ad => h5ad::read_h5ad(path, opts)?,
-        Format::Csv => text::read_dense_table(path, b',', opts.orientation)?,
-        Format::Tsv => text::read_dense_table(path, b'\t', opts.orientation)?,
-        Format::Auto => unreachable!(),
+        Format::Csv => text::read_dense_table(path, b',', opts.orientation, lim)?,
+        Format::Tsv => text::read_dense_table(path, b'\t', opts.orientation, lim)?,
+        Format::Auto => return Err(Error::format(path, "unknown input format")),
     };
     if let Some(f) = &opts.labels_file {
-        ds.labels = Some(text::labels_for_cells(Path::new(f), &ds.cells)?);
+        ds.labels = Some(text::labels_for_cells(Path::new(f), &ds.cells, lim)?);
     }
     ds.validate()?;
     Ok(ds)
 }
 
-/// Open a possibly gzip-compressed file for buffered reading; a truncated gzip
-/// stream surfaces as an error on read, which callers map to the file name.
-pub(crate) fn open_maybe_gz(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
-    use std::io::{BufReader, Read};
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
+/// Open a possibly gzip-compressed file for buffered reading (opened once, so pipes
+/// and FIFOs work); a truncated gzip stream surfaces as an error on read, which callers
+/// map to the file name, and so does a stream that expands past `lim`.
+pub(crate) fn open_maybe_gz(path: &Path, lim: &Limits) -> Result<Box<dyn std::io::BufRead>> {
+    use std::io::{BufRead, BufReader};
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(f))))
-    } else {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+    if f.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::io(path, "is a folder, expected a file"));
     }
+    let counted = Counted { inner: f, n: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)) };
+    let read_so_far = counted.n.clone();
+    let mut b = BufReader::with_capacity(1 << 20, counted);
+    let magic = b.fill_buf().map_err(|e| Error::io(path, e))?;
+    if magic.len() >= 2 && magic[..2] == [0x1f, 0x8b] {
+        let gz = flate2::read::MultiGzDecoder::new(b);
+        let bounded = Bounded { inner: gz, out: 0, compressed: read_so_far, lim: *lim };
+        Ok(Box::new(BufReader::with_capacity(1 << 20, bounded)))
+    } else {
+        Ok(Box::new(b))
+    }
+}
+
+/// Counts the bytes read from the compressed file.
+struct Counted<R> {
+    inner: R,
+    n: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// Fails once the decompressed bytes exceed the ratio to the compressed bytes read.
+struct Bounded<R> {
+    inner: R,
+    out: u64,
+    compressed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    lim: Limits,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.out += k as u64;
+        let c = self.compressed.load(std::sync::atomic::Ordering::Relaxed);
+        if self.out > self.lim.min_decompressed_bytes && self.out > c.saturating_mul(self.lim.max_decompression_ratio) {
+            return Err(std::io::Error::other(format!(
+                "gzip data expands more than {}x ({} bytes from {c}); a corrupt file or a decompression bomb? (limit: limits.max_decompression_ratio, --max-decompression-ratio)",
+                self.lim.max_decompression_ratio, self.out
+            )));
+        }
+        Ok(k)
+    }
+}
+
+/// Lines of a text file, each at most `max_line_bytes`, with errors naming the file
+/// and the line.
+pub(crate) struct Lines<'a> {
+    r: Box<dyn std::io::BufRead>,
+    path: &'a Path,
+    max: usize,
+    /// 1-based number of the line last read.
+    pub lineno: usize,
+}
+
+impl<'a> Lines<'a> {
+    pub fn open(path: &'a Path, lim: &Limits) -> Result<Lines<'a>> {
+        Ok(Lines { r: open_maybe_gz(path, lim)?, path, max: lim.max_line_bytes, lineno: 0 })
+    }
+
+    /// The next line without its line ending into `buf`; false at the end of the file.
+    pub fn next_into(&mut self, buf: &mut String) -> Result<bool> {
+        use std::io::{BufRead, Read};
+        buf.clear();
+        self.lineno += 1;
+        let n = (&mut self.r).take(self.max as u64 + 1).read_line(buf).map_err(|e| {
+            Error::format(self.path, format!("read failed at line {}: {e} (truncated, corrupt or not text?)", self.lineno))
+        })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if n > self.max && !buf.ends_with('\n') {
+            return Err(Error::format(self.path, format!("line {} is longer than {} bytes (limits.max_line_bytes); not a text table?", self.lineno, self.max)));
+        }
+        if buf.ends_with('\n') {
+            buf.pop();
+            if buf.ends_with('\r') {
+                buf.pop();
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A whole (small) text file, refused when it holds more than `max` bytes.
+pub fn read_capped_string(path: &Path, max: u64) -> Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if f.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::io(path, "is a folder, expected a file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::format(path, format!("larger than {max} bytes; not the small text file expected here")));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::format(path, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+}
+
+/// Fail with a clear message when an allocation of `bytes` for `what` cannot fit in
+/// this machine's memory (total RAM, or the cgroup limit when lower). Sizes read from
+/// file headers pass through here before anything is allocated.
+pub fn check_memory(what: &str, bytes: u128) -> Result<()> {
+    let total = memory_limit_bytes();
+    if bytes > total as u128 {
+        return Err(Error::data(format!(
+            "{what} would need {:.1} GB, more than this machine's {:.1} GB of memory",
+            bytes as f64 / 1e9,
+            total as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
+/// Total memory available to this process: MemTotal, or the cgroup v2 limit if lower.
+pub fn memory_limit_bytes() -> u64 {
+    let mut total = u64::MAX;
+    if let Ok(s) = std::fs::read_to_string("/proc/meminfo") {
+        if let Some(kb) = s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()) {
+            total = kb.saturating_mul(1024);
+        }
+    }
+    if let Ok(s) = std::fs::read_to_string("/sys/fs/cgroup/memory.max") {
+        if let Ok(v) = s.trim().parse::<u64>() {
+            total = total.min(v);
+        }
+    }
+    if total == u64::MAX {
+        total = 1 << 40;
+    }
+    total
 }

@@ -1,7 +1,7 @@
 //! 10x Genomics HDF5 (CellRanger >= 3): group `matrix` with data/indices/indptr/shape
 //! (CSC over cells = CSR of cells x genes), `barcodes`, and `features/id`.
 
-use super::h5ad::{h5err, open, read_strings};
+use super::h5ad::{h5err, open, read_f32, read_strings, read_u32, read_usize};
 use crate::error::{Error, Result};
 use crate::matrix::{Csr, Dataset};
 use std::path::Path;
@@ -12,14 +12,14 @@ pub fn read_10x_h5(path: &Path) -> Result<Dataset> {
         Error::format(path, "no 'matrix' group: not a CellRanger >= 3 HDF5 file (CellRanger 2 files keep one group per genome, which is not supported)")
     })?;
     let get = |n: &str| m.dataset(n).map_err(|e| h5err(path, &format!("matrix/{n}"), e));
-    let shape = get("shape")?.read_raw::<i64>().map_err(|e| h5err(path, "matrix/shape", e))?;
-    if shape.len() != 2 || shape.iter().any(|&s| s < 0) {
+    let shape = read_usize(path, &get("shape")?, "matrix/shape")?;
+    if shape.len() != 2 {
         return Err(Error::format(path, format!("matrix/shape must hold 2 non-negative values, got {shape:?}")));
     }
-    let (n_genes, n_cells) = (shape[0] as usize, shape[1] as usize);
-    let data = get("data")?.read_raw::<f32>().map_err(|e| h5err(path, "matrix/data", e))?;
-    let indices: Vec<u32> = get("indices")?.read_raw::<i64>().map_err(|e| h5err(path, "matrix/indices", e))?.into_iter().map(|v| v as u32).collect();
-    let indptr: Vec<usize> = get("indptr")?.read_raw::<i64>().map_err(|e| h5err(path, "matrix/indptr", e))?.into_iter().map(|v| v as usize).collect();
+    let (n_genes, n_cells) = (shape[0], shape[1]);
+    let data = read_f32(path, &get("data")?, "matrix/data")?;
+    let indices = read_u32(path, &get("indices")?, "matrix/indices")?;
+    let indptr = read_usize(path, &get("indptr")?, "matrix/indptr")?;
     // Column-compressed genes x cells == row-compressed cells x genes.
     let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr, indices, data };
     x.validate_structure().map_err(|e| Error::format(path, format!("matrix: {e}")))?;

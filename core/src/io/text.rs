@@ -1,44 +1,42 @@
 //! Dense CSV/TSV count tables and label files.
 
-use super::{open_maybe_gz, Orientation};
+use super::{Limits, Lines, Orientation};
 use crate::error::{Error, Result};
 use crate::matrix::{Csr, Dataset};
 use std::collections::HashMap;
-use std::io::BufRead;
+
 use std::path::Path;
 
-/// Read a numeric table with a header row and a row-name column.
-/// Returns (row names, column names, row-major values).
-pub fn read_table_numeric(path: &Path, sep: u8) -> Result<(Vec<String>, Vec<String>, Vec<f32>)> {
-    let r = open_maybe_gz(path)?;
+/// Parse a numeric table with a header row and a row-name column, one row at a time:
+/// `row(name, values)` gets each data row. Returns the column names.
+fn for_each_row(path: &Path, sep: u8, lim: &Limits, mut row: impl FnMut(String, &[f32]) -> Result<()>) -> Result<Vec<String>> {
+    let mut lines = Lines::open(path, lim)?;
     let sep = sep as char;
-    let mut lines = r.lines();
-    let header = match lines.next() {
-        Some(l) => l.map_err(|e| Error::format(path, format!("read failed at line 1: {e}")))?,
-        None => return Err(Error::format(path, "empty file")),
-    };
-    let mut cols: Vec<String> = header.split(sep).map(|s| s.trim().trim_matches('"').to_string()).collect();
+    let mut line = String::new();
+    if !lines.next_into(&mut line)? {
+        return Err(Error::format(path, "empty file"));
+    }
+    let mut cols: Vec<String> = line.split(sep).map(|s| s.trim().trim_matches('"').to_string()).collect();
     // A header may or may not name the row-name column; decide from the first data row.
-    let mut rows = Vec::new();
-    let mut vals = Vec::new();
     let mut width = None;
-    for (n, line) in lines.enumerate() {
-        let lineno = n + 2;
-        let line = line.map_err(|e| Error::format(path, format!("read failed at line {lineno}: {e} (truncated or corrupt file?)")))?;
+    let mut vals: Vec<f32> = Vec::new();
+    let mut n_rows = 0usize;
+    while lines.next_into(&mut line)? {
+        let lineno = lines.lineno;
         if line.trim().is_empty() {
             continue;
         }
         let mut it = line.split(sep);
-        let name = it.next().unwrap().trim().trim_matches('"').to_string();
-        let before = vals.len();
+        let name = it.next().unwrap_or("").trim().trim_matches('"').to_string();
+        vals.clear();
         for (j, tok) in it.enumerate() {
             let t = tok.trim();
             let v: f32 = t.parse().map_err(|_| {
-                Error::format(path, format!("line {lineno}, column {}: '{t}' is not a number", j + 2))
+                Error::format(path, format!("line {lineno}, column {}: '{}' is not a number", j + 2, t.chars().take(40).collect::<String>()))
             })?;
             vals.push(v);
         }
-        let w = vals.len() - before;
+        let w = vals.len();
         match width {
             None => {
                 width = Some(w);
@@ -53,18 +51,45 @@ pub fn read_table_numeric(path: &Path, sep: u8) -> Result<(Vec<String>, Vec<Stri
             }
             _ => {}
         }
-        rows.push(name);
+        row(name, &vals)?;
+        n_rows += 1;
     }
-    if rows.is_empty() {
+    if n_rows == 0 {
         return Err(Error::format(path, "no data rows"));
     }
-    Ok((rows, cols, vals))
+    Ok(cols)
 }
 
-pub fn read_dense_table(path: &Path, sep: u8, orient: Orientation) -> Result<Dataset> {
-    let (rows, cols, vals) = read_table_numeric(path, sep)?;
-    let (nr, nc) = (rows.len(), cols.len());
-    let m = Csr::from_dense(nr, nc, &vals);
+/// Read a numeric table with a header row and a row-name column.
+/// Returns (row names, column names, row-major values).
+pub fn read_table_numeric(path: &Path, sep: u8) -> Result<(Vec<String>, Vec<String>, Vec<f32>)> {
+    let mut rows = Vec::new();
+    let mut all = Vec::new();
+    let cols = for_each_row(path, sep, &Limits::default(), |name, v| {
+        rows.push(name);
+        all.extend_from_slice(v);
+        Ok(())
+    })?;
+    Ok((rows, cols, all))
+}
+
+/// A dense count table, kept sparse as it is read: a table of mostly zeros costs
+/// memory for its non-zeros only.
+pub fn read_dense_table(path: &Path, sep: u8, orient: Orientation, lim: &Limits) -> Result<Dataset> {
+    let mut rows = Vec::new();
+    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
+    let cols = for_each_row(path, sep, lim, |name, v| {
+        rows.push(name);
+        for (j, &x) in v.iter().enumerate() {
+            if x != 0.0 {
+                indices.push(j as u32);
+                data.push(x);
+            }
+        }
+        indptr.push(data.len());
+        Ok(())
+    })?;
+    let m = Csr { n_rows: rows.len(), n_cols: cols.len(), indptr, indices, data };
     let (x, cells, genes) = match orient {
         Orientation::CellsByGenes => (m, rows, cols),
         Orientation::GenesByCells => (m.transpose(), cols, rows),
@@ -74,16 +99,17 @@ pub fn read_dense_table(path: &Path, sep: u8, orient: Orientation) -> Result<Dat
 
 /// Read `barcode<TAB>label` lines (the first line is a header).
 pub fn read_labels_tsv(path: &Path) -> Result<Vec<(String, String)>> {
-    let r = open_maybe_gz(path)?;
+    let mut lines = Lines::open(path, &Limits::default())?;
     let mut out = Vec::new();
-    for (n, line) in r.lines().enumerate() {
-        let line = line.map_err(|e| Error::format(path, format!("read failed at line {}: {e}", n + 1)))?;
-        if n == 0 || line.trim().is_empty() {
+    let mut line = String::new();
+    while lines.next_into(&mut line)? {
+        let n = lines.lineno;
+        if n == 1 || line.trim().is_empty() {
             continue;
         }
         let mut it = line.splitn(2, ['\t', ',']);
-        let (a, b) = (it.next().unwrap(), it.next());
-        let b = b.ok_or_else(|| Error::format(path, format!("line {}: expected 'barcode<TAB>label', got '{line}'", n + 1)))?;
+        let (a, b) = (it.next().unwrap_or(""), it.next());
+        let b = b.ok_or_else(|| Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>())))?;
         out.push((a.trim().to_string(), b.trim().to_string()));
     }
     if out.is_empty() {
@@ -92,21 +118,42 @@ pub fn read_labels_tsv(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// Labels in the order of `cells`; every cell must have one.
-pub fn labels_for_cells(path: &Path, cells: &[String]) -> Result<Vec<String>> {
-    let pairs = read_labels_tsv(path)?;
-    let map: HashMap<&str, &str> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let mut out = Vec::with_capacity(cells.len());
-    let mut missing = Vec::new();
-    for c in cells {
-        match map.get(c.as_str()) {
-            Some(l) => out.push(l.to_string()),
-            None => missing.push(c.clone()),
+/// Labels in the order of `cells`; every cell must have one. Lines of barcodes that are
+/// not among `cells` are skipped as they are read, so the memory used is bounded by the
+/// data set, whatever the file holds.
+pub fn labels_for_cells(path: &Path, cells: &[String], lim: &Limits) -> Result<Vec<String>> {
+    let index: HashMap<&str, usize> = cells.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let mut out: Vec<Option<String>> = vec![None; cells.len()];
+    let mut lines = Lines::open(path, lim)?;
+    let mut line = String::new();
+    let mut any = false;
+    while lines.next_into(&mut line)? {
+        let n = lines.lineno;
+        if n == 1 || line.trim().is_empty() {
+            continue;
+        }
+        let mut it = line.splitn(2, ['\t', ',']);
+        let (a, b) = (it.next().unwrap_or("").trim(), it.next());
+        let b = b.ok_or_else(|| Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>())))?.trim();
+        any = true;
+        let Some(&i) = index.get(a) else { continue };
+        if b.is_empty() {
+            return Err(Error::format(path, format!("line {n}: cell '{a}' has an empty label")));
+        }
+        match &out[i] {
+            Some(prev) if prev != b => {
+                return Err(Error::format(path, format!("line {n}: cell '{a}' is listed twice with different labels ('{prev}' and '{b}')")));
+            }
+            _ => out[i] = Some(b.to_string()),
         }
     }
+    if !any {
+        return Err(Error::format(path, "no labels (the first line is read as a header)"));
+    }
+    let missing: Vec<&str> = cells.iter().zip(&out).filter(|(_, l)| l.is_none()).map(|(c, _)| c.as_str()).collect();
     if !missing.is_empty() {
-        let show: Vec<_> = missing.iter().take(3).cloned().collect();
+        let show: Vec<_> = missing.iter().take(3).copied().collect();
         return Err(Error::format(path, format!("{} of {} cells have no label (e.g. {})", missing.len(), cells.len(), show.join(", "))));
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }

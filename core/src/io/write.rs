@@ -20,7 +20,10 @@ impl AtomicFile {
             }
         }
         let name = dest.file_name().ok_or_else(|| Error::io(dest, "not a file name"))?;
-        let tmp = dest.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        // At most 100 characters of the name: a destination name near the file system's
+        // limit (255 bytes) must not make the temporary name too long.
+        let short: String = name.to_string_lossy().chars().take(100).collect();
+        let tmp = dest.with_file_name(format!(".{short}.tmp-{}", std::process::id()));
         Ok(AtomicFile { tmp, dest: dest.to_path_buf(), done: false })
     }
     pub fn tmp_path(&self) -> &Path {
@@ -107,41 +110,54 @@ fn write_npy(w: &mut dyn Write, descr: &str, shape: &[usize], bytes: &[u8]) -> s
     w.write_all(bytes)
 }
 
-/// Read a .npy f32/f64 2-d array (for `scdeep cluster` on an embedding file).
+/// Read a .npy f32/f64 2-d array (for `scdeep cluster` on an embedding file). Every
+/// size in the header is checked against the file before anything is allocated.
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(Error::format(path, "not a .npy file"));
     }
-    let (hlen, off) = if bytes[6] == 1 {
-        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
-    } else {
-        (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+    let (hlen, off): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 => return Err(Error::format(path, "truncated header")),
+        v => return Err(Error::format(path, format!("unsupported .npy format version {v}"))),
     };
-    let header = std::str::from_utf8(bytes.get(off..off + hlen).ok_or_else(|| Error::format(path, "truncated header"))?)
-        .map_err(|_| Error::format(path, "header is not text"))?;
+    let header = bytes.get(off..off.saturating_add(hlen)).ok_or_else(|| Error::format(path, format!("truncated header (declares {hlen} bytes)")))?;
+    let header = std::str::from_utf8(header).map_err(|_| Error::format(path, "header is not text"))?;
     if header.contains("'fortran_order': True") {
         return Err(Error::format(path, "Fortran-order arrays are not supported; save with np.ascontiguousarray"));
     }
     let shape_s = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| Error::format(path, "no shape in header"))?;
-    let shape: Vec<usize> = shape_s.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().map_err(|_| Error::format(path, format!("bad shape '{shape_s}'")))).collect::<Result<_>>()?;
-    let n: usize = shape.iter().product();
-    let body = &bytes[off + hlen..];
-    let vals: Vec<f32> = if header.contains("'<f4'") {
-        if body.len() < 4 * n { return Err(Error::format(path, "truncated data")); }
-        body.chunks_exact(4).take(n).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    let shape: Vec<usize> = shape_s
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().map_err(|_| Error::format(path, format!("bad shape '{shape_s}'"))))
+        .collect::<Result<_>>()?;
+    let width = if header.contains("'<f4'") {
+        4
     } else if header.contains("'<f8'") {
-        if body.len() < 8 * n { return Err(Error::format(path, "truncated data")); }
-        body.chunks_exact(8).take(n).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+        8
     } else {
-        return Err(Error::format(path, format!("unsupported dtype in header {header}; use float32 or float64")));
+        return Err(Error::format(path, format!("unsupported dtype in header {}; use float32 or float64", header.trim())));
+    };
+    let body = &bytes[off + hlen..];
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|n| n.checked_mul(width).is_some_and(|b| b <= body.len()));
+    let n = n.ok_or_else(|| Error::format(path, format!("shape {shape:?} needs more data than the file's {} bytes (truncated?)", body.len())))?;
+    let vals: Vec<f32> = if width == 4 {
+        body.chunks_exact(4).take(n).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    } else {
+        body.chunks_exact(8).take(n).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32).collect()
     };
     Ok((vals, shape))
 }
 
+/// Most bytes of a JSON file scdeep reads (configs, model and checkpoint metadata).
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
 /// A JSON file, with errors naming it.
 pub fn read_json(p: &Path) -> Result<serde_json::Value> {
-    let s = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+    let s = super::read_capped_string(p, MAX_JSON_BYTES)?;
     serde_json::from_str(&s).map_err(|e| Error::format(p, format!("not valid JSON: {e}")))
 }
 

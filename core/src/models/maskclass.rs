@@ -188,7 +188,7 @@ impl Biozero {
             *l = v.iter().map(|&v| (v as f64).exp2() - 1.0).sum();
         }
         let mut sorted = lib.clone();
-        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        sorted.sort_by(|a, b| a.total_cmp(b));
         let med = percentile(&sorted, 50.0);
         if med <= 0.0 || med.is_nan() {
             return Err(Error::data(format!("MaskClass: the median library size over the {g} selected genes is 0; select more genes or filter empty cells")));
@@ -210,7 +210,7 @@ impl Biozero {
             }
         }
         let mut pos: Vec<f64> = phi.iter().cloned().filter(|p| *p > 0.0).collect();
-        pos.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        pos.sort_by(|a, b| a.total_cmp(b));
         let med_phi = if pos.is_empty() { 0.0 } else { percentile(&pos, 50.0) };
         for j in 0..g {
             let w = 1.0 / (1.0 + nnz[j] as f64 / 20.0);
@@ -224,13 +224,13 @@ impl Biozero {
         if mid.is_empty() {
             mid = xs.clone();
         }
-        mid.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        mid.sort_by(|a, b| a.total_cmp(b));
         let x00 = if mid.is_empty() { 0.0 } else { percentile(&mid, 50.0) };
         let (k, x0) = fit_logistic(&xs, &ys, -1.0, x00);
         // cell sparsity, rescaled by its 5th-95th percentile
         let zf: Vec<f64> = (0..n).map(|i| 1.0 - x_log.row(i).0.len() as f64 / g as f64).collect();
         let mut s = zf.clone();
-        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        s.sort_by(|a, b| a.total_cmp(b));
         let (q5, q95) = (percentile(&s, 5.0), percentile(&s, 95.0));
         let sparsity = zf.iter().map(|z| if q95 > q5 { ((z - q5) / (q95 - q5)).clamp(0.0, 1.0) } else { 0.0 }).collect();
         Ok(Biozero { mu, phi, k, x0, ell, sparsity, cmax })

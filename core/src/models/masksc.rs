@@ -304,7 +304,7 @@ impl Net {
         let g = data.n_genes();
         let (_, sums) = data.x.col_nnz_and_sums();
         let mut genes: Vec<usize> = (0..g).collect();
-        genes.sort_by(|&a, &b| sums[b].partial_cmp(&sums[a]).unwrap().then(a.cmp(&b)));
+        genes.sort_by(|&a, &b| sums[b].total_cmp(&sums[a]).then(a.cmp(&b)));
         let cells = self.p.matrix_genes();
         let ids: Vec<f32> = (0..cells).map(|i| genes.get(i).copied().unwrap_or(g) as f32).collect();
         tch::no_grad(|| self.order.shallow_clone().copy_(&Tensor::from_slice(&ids).to_device(self.order.device())));

@@ -20,6 +20,18 @@ pub const FORMAT: &str = "scdeep-model";
 pub const FORMAT_VERSION: u64 = 1;
 const FILES: [&str; 4] = ["config.json", "model.safetensors", "genes.tsv", "preprocess.json"];
 
+/// A model folder written before output folders carried scdeep's marker: only the
+/// model's files, with a config.json that says it is one.
+pub fn is_model_folder(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let only_ours = entries.filter_map(|e| e.ok()).all(|e| FILES.contains(&e.file_name().to_string_lossy().as_ref()));
+    only_ours
+        && crate::io::read_capped_string(&dir.join("config.json"), 64 << 20)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .is_some_and(|v| v["format"] == FORMAT)
+}
+
 pub struct TrainedModel {
     pub config: RunConfig,
     pub method: Box<dyn Method>,
@@ -48,39 +60,28 @@ impl TrainedModel {
         &self.preprocess.genes
     }
 
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        if dir.exists() {
-            let is_model = dir.join("config.json").exists() || std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
-            if !dir.is_dir() || !is_model {
-                return Err(Error::io(dir, "exists and is not a scdeep model folder; refusing to overwrite it"));
-            }
-        }
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let written = (|| -> Result<()> {
-            let w = tmp.join("model.safetensors");
-            Tensor::write_safetensors(&self.method.tensors()?, &w).map_err(|e| Error::io(&w, e))?;
-            let cfg = json!({
-                "format": FORMAT, "format_version": FORMAT_VERSION, "scdeep": crate::version(),
-                "method": self.config.method, "n_genes": self.preprocess.genes.len(), "config": self.config,
-            });
-            crate::io::write::write_json(&tmp.join("config.json"), &cfg)?;
-            let g = tmp.join("genes.tsv");
-            std::fs::write(&g, self.preprocess.genes.join("\n") + "\n").map_err(|e| Error::io(&g, e))?;
-            crate::io::write::write_json(&tmp.join("preprocess.json"), &serde_json::to_value(&self.preprocess).unwrap())
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
+    /// Write the model folder `dir` as one unit (staged beside it, then moved into
+    /// place). An existing folder is replaced only if it is empty or scdeep wrote it
+    /// (its marker, or a model folder of ours), or with `overwrite`; files that are not
+    /// the model's are never removed.
+    pub fn save(&self, dir: &Path, overwrite: bool) -> Result<()> {
+        let stage = crate::io::output::StagedDir::new(dir, overwrite, &is_model_folder)?;
+        self.write_files(stage.path())?;
+        stage.commit()
+    }
+
+    /// The model's files into an existing folder (a staging folder, see `save`).
+    pub fn write_files(&self, dir: &Path) -> Result<()> {
+        let w = dir.join("model.safetensors");
+        Tensor::write_safetensors(&self.method.tensors()?, &w).map_err(|e| Error::io(&w, e))?;
+        let cfg = json!({
+            "format": FORMAT, "format_version": FORMAT_VERSION, "scdeep": crate::version(),
+            "method": self.config.method, "n_genes": self.preprocess.genes.len(), "config": self.config,
+        });
+        crate::io::write::write_json(&dir.join("config.json"), &cfg)?;
+        let g = dir.join("genes.tsv");
+        std::fs::write(&g, self.preprocess.genes.join("\n") + "\n").map_err(|e| Error::io(&g, e))?;
+        crate::io::write::write_json(&dir.join("preprocess.json"), &serde_json::to_value(&self.preprocess).map_err(|e| Error::Numeric(e.to_string()))?)
     }
 
     /// Load a model folder. With `expect_method`, a model of another method is an error.

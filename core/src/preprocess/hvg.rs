@@ -105,7 +105,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn median_of(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
@@ -163,7 +163,7 @@ fn top_n_mask(values: &[f64], n: usize) -> Vec<bool> {
     if v.is_empty() {
         return vec![false; values.len()];
     }
-    v.sort_by(|a, b| b.partial_cmp(a).unwrap());
+    v.sort_by(|a, b| b.total_cmp(a));
     let cut = v[n.min(v.len()) - 1];
     values.iter().map(|&x| !x.is_nan() && x >= cut).collect()
 }
@@ -197,7 +197,7 @@ pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: u
                 (equal_width_bins(&mean, n_bins), n_bins)
             } else {
                 let mut s = mean.clone();
-                s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                s.sort_by(|a, b| a.total_cmp(b));
                 let mut edges = vec![f64::NEG_INFINITY];
                 for q in (10..=100).step_by(5) {
                     edges.push(percentile(&s, q as f64));
@@ -235,7 +235,7 @@ pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: u
             let (mean, var) = mean_var(x, false);
             // Strict top-n by variance, ties broken by gene order (stable).
             let mut order: Vec<usize> = (0..var.len()).collect();
-            order.sort_by(|&a, &b| var[b].partial_cmp(&var[a]).unwrap());
+            order.sort_by(|&a, &b| var[b].total_cmp(&var[a]));
             let mut hv = vec![false; var.len()];
             for &j in order.iter().take(n_top) {
                 hv[j] = true;

@@ -42,7 +42,7 @@ pub fn filter(ds: &Dataset, min_counts_cell: f64, min_genes: usize, min_counts_g
 /// Median as numpy computes it on a float32 array (mean of the two middle values in f32).
 pub fn median_f32(v: &[f32]) -> f32 {
     let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    s.sort_by(|a, b| a.total_cmp(b));
     let n = s.len();
     if n == 0 {
         return f32::NAN;

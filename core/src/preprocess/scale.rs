@@ -73,7 +73,7 @@ impl RobustScaler {
                 col[i as usize] = v as f64;
             }
             let mut s = col.clone();
-            s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            s.sort_by(|a, b| a.total_cmp(b));
             let (lo, hi) = (percentile(&s, q_lo), percentile(&s, q_hi));
             let w: Vec<f64> = col.iter().map(|v| v.clamp(lo, hi)).collect();
             let m = w.iter().sum::<f64>() / n as f64;

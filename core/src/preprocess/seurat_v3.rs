@@ -17,7 +17,7 @@ pub fn loess_fit(x: &[f64], y: &[f64], span: f64) -> Vec<f64> {
     let n = x.len();
     let q = ((n as f64 * span).floor() as usize).clamp(3.min(n), n);
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| x[a].partial_cmp(&x[b]).unwrap());
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
     let xs: Vec<f64> = order.iter().map(|&i| x[i]).collect();
     let mut fitted = vec![0f64; n];
     for (rank, &i) in order.iter().enumerate() {

@@ -132,11 +132,14 @@ impl Default for TrainConfig {
     }
 }
 
+/// More epochs than any published recipe by far (the papers train 81-1,600).
+pub const MAX_EPOCHS: usize = 100_000;
+
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let f = |n: &str| format!("train.{n}");
-        if self.epochs == 0 {
-            return Err(Error::config(&f("epochs"), 0, "must be >= 1"));
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return Err(Error::config(&f("epochs"), self.epochs, format!("must be in [1, {MAX_EPOCHS}]")));
         }
         if self.batch_size < 2 {
             return Err(Error::config(&f("batch_size"), self.batch_size, "must be >= 2"));
