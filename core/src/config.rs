@@ -64,6 +64,28 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
+/// Deserialize `v` (the value of the config section `prefix`, "" for the whole
+/// config); an error names the dotted field that is wrong and its value, e.g.
+/// `train.epochs` = true.
+pub fn from_json_at<T: serde::de::DeserializeOwned>(prefix: &str, v: Value) -> Result<T> {
+    let copy = v.clone();
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let at = if path == "." { String::new() } else { path.clone() };
+        let field = match (prefix.is_empty(), at.is_empty()) {
+            (true, true) => "config".to_string(),
+            (true, false) => at.clone(),
+            (false, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}.{at}"),
+        };
+        let pointer = format!("/{}", at.replace('.', "/"));
+        let value = if at.is_empty() { copy.to_string() } else { copy.pointer(&pointer).map(|x| x.to_string()).unwrap_or_else(|| "(missing)".into()) };
+        let shown: String = value.chars().take(200).collect();
+        Error::config(&field, shown, inner)
+    })
+}
+
 /// The sections of a config that bindings accept as nested options.
 const SECTIONS: [&str; 4] = ["preprocess", "train", "cluster", "metrics"];
 /// Top-level fields that bindings accept as plain options.
@@ -142,11 +164,7 @@ impl RunConfig {
             base["preprocess"] = serde_json::to_value(PreprocessConfig::recipe(recipe)).unwrap();
         }
         merge(&mut base, over);
-        let mut cfg: RunConfig = serde_json::from_value(base).map_err(|e| {
-            let msg = e.to_string();
-            // serde names the unknown field; keep its message whole.
-            Error::config("config", "(json)", msg)
-        })?;
+        let mut cfg: RunConfig = from_json_at("", base)?;
         cfg.preprocess.n_top_genes_is_default = over.get("preprocess").and_then(|p| p.get("n_top_genes")).is_none();
         cfg.validate()?;
         Ok(cfg)

@@ -342,6 +342,17 @@ impl Dataset {
         if let Some((i, l)) = self.labels.iter().flatten().enumerate().find(|(_, l)| l.contains('\0')) {
             return Err(Error::data(format!("{src}: the label of cell {i} ({:?}) contains a NUL byte", l.replace('\0', "\\0"))));
         }
+        {
+            let mut seen = std::collections::HashMap::with_capacity(self.cells.len());
+            for (i, c) in self.cells.iter().enumerate() {
+                if let Some(j) = seen.insert(c.as_str(), i) {
+                    return Err(Error::data(format!("{src}: cell name '{c}' appears twice (cells {j} and {i}); cell names must be unique")));
+                }
+            }
+        }
+        if let Some(i) = self.labels.iter().flatten().position(|l| l.trim().is_empty()) {
+            return Err(Error::data(format!("{src}: cell '{}' has an empty label; label every cell or leave out the labels", self.cells[i])));
+        }
         if self.x.n_rows == 0 || self.x.n_cols == 0 {
             return Err(Error::data(format!("{src}: empty matrix ({} cells x {} genes)", self.x.n_rows, self.x.n_cols)));
         }
@@ -380,6 +391,47 @@ impl Dataset {
             labels: self.labels.clone(),
             source: self.source.clone(),
         }
+    }
+
+    /// Gene names made unique as anndata's `var_names_make_unique` does: the second
+    /// 'X' becomes 'X-1', the third 'X-2' (skipping names already taken). Returns the
+    /// data set with unique names (borrowed when they already were) and a warning
+    /// saying how many were renamed.
+    pub fn with_unique_genes(&self) -> (std::borrow::Cow<'_, Dataset>, Option<String>) {
+        use std::collections::{HashMap, HashSet};
+        let distinct: HashSet<&str> = self.genes.iter().map(String::as_str).collect();
+        if distinct.len() == self.genes.len() {
+            return (std::borrow::Cow::Borrowed(self), None);
+        }
+        let mut taken: HashSet<String> = self.genes.iter().cloned().collect();
+        let mut next: HashMap<&str, usize> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut genes = Vec::with_capacity(self.genes.len());
+        let mut example = None;
+        for g in &self.genes {
+            if seen.insert(g.as_str()) {
+                genes.push(g.clone());
+                continue;
+            }
+            let k = next.entry(g.as_str()).or_insert(0);
+            let name = loop {
+                *k += 1;
+                let c = format!("{g}-{k}");
+                if !taken.contains(&c) {
+                    break c;
+                }
+            };
+            taken.insert(name.clone());
+            example.get_or_insert_with(|| format!("'{g}' -> '{name}'"));
+            genes.push(name);
+        }
+        let msg = format!(
+            "warning: {}: {} duplicate gene names made unique as anndata's var_names_make_unique does (e.g. {})",
+            self.source,
+            self.genes.len() - distinct.len(),
+            example.unwrap_or_default()
+        );
+        (std::borrow::Cow::Owned(Dataset { genes, ..self.clone() }), Some(msg))
     }
 
     /// True when every stored value is an integer (raw counts).

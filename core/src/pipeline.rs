@@ -78,9 +78,13 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);
 
+    let (ds, renamed) = ds.with_unique_genes();
+    if let Some(w) = renamed {
+        progress.message(&w);
+    }
     progress.stage("preprocess");
     let t = Instant::now();
-    let prep = crate::preprocess::prepare(ds, &cfg.preprocess)?;
+    let prep = crate::preprocess::prepare(&ds, &cfg.preprocess)?;
     timings.push(("preprocess".to_string(), t.elapsed().as_secs_f64()));
     progress.message(&format!("{} cells x {} genes after preprocessing", prep.n_cells(), prep.n_genes()));
 

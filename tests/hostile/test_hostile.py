@@ -35,11 +35,37 @@ MAX_RSS_MB = 500
 # ---------------------------------------------------------------- running
 
 
+# Linux charges a child the forking parent's resident size (the copied address space's
+# high-water mark is recorded at exec), so a child forked from this pytest process would
+# report pytest's size. A small launcher forks the CLI instead, forwards SIGINT/SIGTERM
+# to it, and reports its exit status and peak RSS on the pipe its first argument names.
+LAUNCHER = r"""
+import os, signal, sys
+fd = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(sys.argv[2], sys.argv[2:])
+for s in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, lambda sig, _f: os.kill(pid, sig))
+while True:
+    try:
+        _, status, ru = os.wait4(pid, 0)
+        break
+    except InterruptedError:
+        pass
+os.write(fd, f"{os.waitstatus_to_exitcode(status)} {ru.ru_maxrss}".encode())
+"""
+
+
 def run(args, cwd, stdin=None, timeout=120, signal_at=None):
-    """Run the CLI; return (exit code, stderr, peak RSS in MB). `signal_at` = (signal,
-    text): send the signal once stderr shows the text (e.g. a training epoch)."""
-    p = subprocess.Popen([str(BIN), *map(str, args)], cwd=cwd, stdin=stdin or subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Run the CLI; return (exit code, stderr, peak RSS in MB). A negative exit code is
+    the signal that killed it. `signal_at` = (signal, text): send the signal once stderr
+    shows the text (e.g. a training epoch)."""
+    r, w = os.pipe()
+    p = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(w), str(BIN), *map(str, args)], cwd=cwd,
+                         stdin=stdin or subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,))
+    os.close(w)
     err = []
 
     def read():
@@ -50,19 +76,17 @@ def run(args, cwd, stdin=None, timeout=120, signal_at=None):
                 os.kill(p.pid, signal_at[0])
     t = threading.Thread(target=read)
     t.start()
-    deadline = time.time() + timeout
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.time() > deadline:
-            p.kill()
-            pid, status, ru = os.wait4(p.pid, 0)
-            break
-        time.sleep(0.02)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
     t.join()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, b"".join(err).decode("utf-8", "replace"), ru.ru_maxrss / 1024
+    report = os.read(r, 100).decode().split()
+    os.close(r)
+    if len(report) != 2:
+        return -9, b"".join(err).decode("utf-8", "replace") + " (timed out)", 0
+    return int(report[0]), b"".join(err).decode("utf-8", "replace"), int(report[1]) / 1024
 
 
 def digest(paths):
@@ -654,6 +678,31 @@ def _(d):
     return dict(args=pca(m, d, "--labels", lab), code=4, needles=["l.tsv", "C4", "empty label"])
 
 
+@case("a cell name listed twice")
+def _(d):
+    cells = [f"C{i}" for i in range(60)]
+    cells[7] = "C2"
+    m = write_mtx(d / "mtx", barcodes=cells)
+    return dict(args=pca(m, d, "-k", "2"), code=5, needles=["'C2' appears twice", "cells 2 and 7"])
+
+
+@case("duplicate gene names are made unique with a warning")
+def _(d):
+    genes = [f"G{j}" for j in range(40)]
+    genes[9] = "G3"
+    m = write_mtx(d / "mtx", genes=genes)
+    a = pca(m, d, "-k", "2")
+    a.remove("-q")
+    return dict(args=a, code=0, needles=["1 duplicate gene names made unique", "'G3' -> 'G3-1'"])
+
+
+@case("one gene, -k 5")
+def _(d):
+    p = d / "t.csv"
+    p.write_text("cell,G1\n" + "".join(f"c{i},{(i * 7) % 21}\n" for i in range(100)))
+    return dict(args=pca(p, d, "-k", "5"), code=5, needles=["distinct points", "5 clusters"])
+
+
 # --- valid inputs on odd paths
 
 
@@ -849,11 +898,9 @@ PY_CASES = {"nan": ("DataError", "NaN"), "inf": ("DataError", "infinite"), "nega
 
 
 def python_package():
-    try:
-        import scdeep  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    # find_spec, not import: importing scdeep maps libtorch into this process.
+    import importlib.util
+    return importlib.util.find_spec("scdeep") is not None
 
 
 @pytest.mark.skipif(not python_package(), reason="install the Python package first (make python)")

@@ -308,7 +308,9 @@ impl ClusterFlags {
         let mut v = Vec::new();
         if let Some(a) = &self.algorithm { v.push(("cluster.algorithm", json!(a))); }
         if let Some(r) = self.resolution {
-            v.push(("cluster.resolution", json!(r)));
+            // JSON has no NaN or infinity (json! would turn them into null).
+            let r = if r.is_finite() { json!(r) } else { json!(r.to_string()) };
+            v.push(("cluster.resolution", r));
             v.push(("cluster.resolution_choice", json!("fixed")));
         }
         if let Some(n) = self.n_neighbors { v.push(("cluster.n_neighbors", json!(n))); }

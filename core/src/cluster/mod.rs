@@ -186,6 +186,15 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
         let k = k.ok_or_else(|| Error::config("cluster.n_clusters", "null", "K-means needs the number of clusters (--n-clusters), or use cluster.algorithm = leiden"))?;
         progress.message(&format!("K-means, k = {k}, {} starts", cfg.n_init));
         let km = kmeans(x, &KMeansParams { k, n_init: cfg.n_init, max_iter: cfg.max_iter, tol: cfg.tol, seed })?;
+        let found = km.labels.iter().collect::<std::collections::HashSet<_>>().len();
+        if found < k {
+            // Only possible when the points do not allow k clusters; say why.
+            let (u, _, _) = x.unique_dim(0, false, false, false);
+            let distinct = u.size()[0];
+            return Err(Error::data(format!(
+                "the embedding of {n} cells has only {distinct} distinct points, too few for the {k} clusters asked for (too few genes, or cells with identical profiles?); ask for fewer clusters"
+            )));
+        }
         return Ok(Clustering { labels: km.labels, info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}) });
     }
     let g = build_graph(x, cfg, n_neighbors, seed, progress)?;

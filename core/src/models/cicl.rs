@@ -96,7 +96,7 @@ impl Default for CiclParams {
 
 impl CiclParams {
     pub fn from_json(v: &Value) -> Result<CiclParams> {
-        let p: CiclParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: CiclParams = crate::config::from_json_at("params", v.clone())?;
         if !(0.0..1.0).contains(&p.dropout) {
             return Err(Error::config("params.dropout", p.dropout, "must be in [0, 1)"));
         }

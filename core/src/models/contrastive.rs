@@ -40,7 +40,7 @@ impl Default for ContrastiveParams {
 
 impl ContrastiveParams {
     pub fn from_json(v: &Value) -> Result<ContrastiveParams> {
-        let p: ContrastiveParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: ContrastiveParams = crate::config::from_json_at("params", v.clone())?;
         p.validate()?;
         Ok(p)
     }

@@ -86,7 +86,7 @@ impl Default for MaskclassParams {
 
 impl MaskclassParams {
     pub fn from_json(v: &Value) -> Result<MaskclassParams> {
-        let p: MaskclassParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: MaskclassParams = crate::config::from_json_at("params", v.clone())?;
         for (n, v) in [("hidden_dim", p.hidden_dim), ("latent_dim", p.latent_dim)] {
             if v == 0 {
                 return Err(Error::config(&format!("params.{n}"), 0, "must be >= 1"));

@@ -106,7 +106,7 @@ struct Arch {
 
 impl MaskscParams {
     pub fn from_json(v: &Value) -> Result<MaskscParams> {
-        let p: MaskscParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: MaskscParams = crate::config::from_json_at("params", v.clone())?;
         if p.target == Target::Seqfeat && p.seqfeat_epochs == 0 {
             return Err(Error::config("params.seqfeat_epochs", 0, "must be >= 1 with target \"seqfeat\""));
         }

@@ -14,7 +14,7 @@ use super::contrastive::{self, ContrastiveParams};
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::preprocess::Prepared;
 use crate::train::{self, random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ impl Default for MlpParams {
 
 impl MlpParams {
     pub fn from_json(v: &Value) -> Result<MlpParams> {
-        let p: MlpParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: MlpParams = crate::config::from_json_at("params", v.clone())?;
         p.encoder()?;
         Ok(p)
     }

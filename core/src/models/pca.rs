@@ -35,7 +35,7 @@ pub struct Pca {
 
 impl Pca {
     pub fn from_params(v: &serde_json::Value) -> Result<Pca> {
-        let p: PcaParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: PcaParams = crate::config::from_json_at("params", v.clone())?;
         if p.n_comps == 0 {
             return Err(Error::config("params.n_comps", 0, "must be >= 1"));
         }

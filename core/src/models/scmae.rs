@@ -52,7 +52,7 @@ impl Default for ScmaeParams {
 
 impl ScmaeParams {
     pub fn from_json(v: &Value) -> Result<ScmaeParams> {
-        let p: ScmaeParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: ScmaeParams = crate::config::from_json_at("params", v.clone())?;
         for (name, val) in [("params.mask_rate", p.mask_rate), ("params.lambda", p.lambda), ("params.gamma", p.gamma)] {
             if !(0.0..=1.0).contains(&val) {
                 return Err(Error::config(name, val, "must be in [0, 1]"));

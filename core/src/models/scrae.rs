@@ -107,7 +107,7 @@ impl Default for ScraeParams {
 
 impl ScraeParams {
     pub fn from_json(v: &Value) -> Result<ScraeParams> {
-        let p: ScraeParams = serde_json::from_value(v.clone()).map_err(|e| Error::config("params", v, e.to_string()))?;
+        let p: ScraeParams = crate::config::from_json_at("params", v.clone())?;
         if p.hidden_dims.is_empty() || p.hidden_dims.contains(&0) {
             return Err(Error::config("params.hidden_dims", format!("{:?}", p.hidden_dims), "needs at least one layer, every width >= 1"));
         }

@@ -131,7 +131,11 @@ impl TrainedModel {
     /// Embed new counts: the model's preprocessing, then its encoder.
     pub fn embed(&self, ds: &Dataset, device: tch::Device, progress: &mut dyn crate::progress::Progress) -> Result<Embedded> {
         ds.validate()?;
-        let (prepared, missing) = preprocess::prepare_with(ds, &self.preprocess)?;
+        let (ds, renamed) = ds.with_unique_genes();
+        if let Some(w) = renamed {
+            progress.message(&w);
+        }
+        let (prepared, missing) = preprocess::prepare_with(&ds, &self.preprocess)?;
         if missing > 0 {
             progress.message(&format!("warning: {missing} of the model's {} genes are missing from {}; they are filled with zeros", self.preprocess.genes.len(), ds.source));
         }
