@@ -76,6 +76,17 @@ def test_model_save_load_and_pickle(tmp_path):
     with pytest.raises(scdeep.ScdeepIOError, match="genes.tsv"):
         os.remove(tmp_path / "model" / "genes.tsv")
         scdeep.Model.load(tmp_path / "model")
+    # a folder of the user's is not written into unless overwrite=True, which keeps its files
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "config.json").write_text("{}")
+    (user / "notes.txt").write_text("keep")
+    with pytest.raises(scdeep.ScdeepIOError, match="overwrite"):
+        m.save(user)
+    assert (user / "config.json").read_text() == "{}"
+    m.save(user, overwrite=True)
+    assert (user / "notes.txt").read_text() == "keep"
+    assert np.array_equal(scdeep.Model.load(user, device="cpu").transform(a), e)
 
 
 def test_errors_name_the_argument():

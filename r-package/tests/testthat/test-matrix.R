@@ -48,6 +48,14 @@ test_that("a saved model embeds new data as in training", {
   emb <- EmbedScdeep(x, m, verbose = FALSE)
   expect_equal(unname(emb), unname(res$embedding), tolerance = 1e-5, ignore_attr = TRUE)
   expect_error(LoadScdeepModel(dir, method = "pca"), class = "scdeep_error")
+  # a folder of the user's is refused unless overwrite = TRUE, which keeps its other files
+  mine <- file.path(tempfile(), "mine")
+  dir.create(mine, recursive = TRUE)
+  writeLines("keep", file.path(mine, "notes.txt"))
+  expect_error(SaveScdeepModel(res$model, mine), "overwrite", class = "scdeep_error_io")
+  SaveScdeepModel(res$model, mine, overwrite = TRUE)
+  expect_equal(readLines(file.path(mine, "notes.txt")), "keep")
+  expect_true(file.exists(file.path(mine, "model.safetensors")))
   # readRDS() gives back a model without weights: a clear error, not a crash
   f <- tempfile(fileext = ".rds")
   saveRDS(m, f)
