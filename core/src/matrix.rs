@@ -336,11 +336,11 @@ impl Dataset {
         // before any work, rather than fail while writing results.
         for (what, names) in [("cell", &self.cells), ("gene", &self.genes)] {
             if let Some((i, n)) = names.iter().enumerate().find(|(_, n)| n.contains('\0')) {
-                return Err(Error::data(format!("{src}: {what} name {i} ({:?}) contains a NUL byte", n.replace('\0', "\\0"))));
+                return Err(Error::data(format!("{src}: {what} name {i} ({n:?}) contains a NUL byte")));
             }
         }
         if let Some((i, l)) = self.labels.iter().flatten().enumerate().find(|(_, l)| l.contains('\0')) {
-            return Err(Error::data(format!("{src}: the label of cell {i} ({:?}) contains a NUL byte", l.replace('\0', "\\0"))));
+            return Err(Error::data(format!("{src}: the label of cell {i} ({l:?}) contains a NUL byte")));
         }
         {
             let mut seen = std::collections::HashMap::with_capacity(self.cells.len());

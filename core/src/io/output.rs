@@ -257,7 +257,7 @@ pub fn refuse_overlap(outputs: &[Output], inputs: &[(&str, &Path)]) -> Result<()
             let ri = resolve(ip);
             let clash = if is_dir { ri.starts_with(&ro) } else { ri == ro || same_file(op, ip) };
             if clash {
-                let how = if ri == ro { "is" } else { "contains" };
+                let how = if ri == ro || !is_dir { "is" } else { "contains" };
                 return Err(Error::config(
                     what,
                     op.display(),
