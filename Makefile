@@ -1,6 +1,6 @@
 # scdeep — the README's two commands: `make demo` and `make test`.
-# Both install what is missing (Debian libhdf5, a .venv with torch==2.13.0 and the
-# reference tools), build the workspace against the venv's libtorch with an rpath,
+# Both install what is missing (Debian pkg-config, a .venv with torch==2.13.0, CMake and
+# the reference tools), build the workspace against the venv's libtorch with an rpath,
 # and are quick when everything is already there.
 
 SHELL := /bin/bash
@@ -19,11 +19,11 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check
+.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check fuzz fuzz-seeds
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
-SYSTEM_PKGS := libhdf5-dev pkg-config cmake
+SYSTEM_PKGS := pkg-config cmake
 # What only the tests need: R and its packages (the R package's check) and Groovy (the
 # Nextflow module harness; Nextflow itself cannot be fetched here).
 TEST_PKGS := r-base-dev r-cran-seurat r-cran-seuratobject r-bioc-singlecellexperiment r-cran-testthat r-cran-matrix r-cran-jsonlite groovy
@@ -126,6 +126,25 @@ r-check: build $(STAMPS)/test-system
 # Regenerate the reference fixtures with scanpy / scikit-learn / skmisc.
 fixtures: setup
 	$(PY) scripts/make_fixtures.py
+
+# Coverage-guided fuzzing of the readers (core/src/io/fuzz.rs) with libFuzzer, on stable
+# Rust: sancov instrumentation through RUSTFLAGS, for the target triple only (so build
+# scripts and proc macros are not instrumented). Results in bench/results/fuzz.json.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+FUZZ_BIN := $(CARGO_TARGET_DIR)/fuzz/$(HOST)/release/fuzz_readers
+
+fuzz: setup
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo build --release --target $(HOST)
+	$(PY) scripts/fuzz.py --bin $(FUZZ_BIN) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Rewrite the seed inputs of the fuzz corpus from ../shared/data.
+fuzz-seeds: build
+	$(PY) scripts/fuzz_seeds.py
 
 bench: build
 	$(PY) bench/run_benchmarks.py

@@ -14,13 +14,14 @@ use serde_json::Value;
 pub struct MetricsConfig {
     /// NMI/AMI normalisation: arithmetic (scikit-learn), geometric (scRAE), max (CICL's paper).
     pub nmi_average: AverageMethod,
-    /// Silhouette is exact and O(n^2); skipped above this many cells.
-    pub max_cells_silhouette: usize,
+    /// Silhouettes are O(n^2): above this many cells they are computed on this many,
+    /// drawn by a fixed seed (0 = every cell).
+    pub silhouette_sample: usize,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { nmi_average: AverageMethod::Arithmetic, max_cells_silhouette: 20_000 }
+        MetricsConfig { nmi_average: AverageMethod::Arithmetic, silhouette_sample: 5_000 }
     }
 }
 

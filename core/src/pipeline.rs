@@ -134,7 +134,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         Some(truth) => {
             progress.stage("metrics");
             let t = Instant::now();
-            let s = crate::metrics::evaluate(truth, &km.labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.max_cells_silhouette)?;
+            let s = crate::metrics::evaluate(truth, &km.labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.silhouette_sample)?;
             timings.push(("metrics".to_string(), t.elapsed().as_secs_f64()));
             Some(s)
         }

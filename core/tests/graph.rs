@@ -169,13 +169,79 @@ fn approximate_knn_recall_against_exact() {
     let again = cluster::knn_hnsw(&x, 15, Metric::Euclidean, ef, 0, 1).unwrap();
     assert_eq!(approx.indices, again.indices, "one-thread HNSW is deterministic");
     let c = cluster::ClusterConfig::default();
-    let ivf = cluster::knn_ivf(&x, 15, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, 0).unwrap();
+    let ivf = cluster::knn_ivf(&x, 15, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.knn_refine, 0).unwrap();
     let r = cluster::recall(&exact, &ivf);
     eprintln!("IVF recall@14 vs exact on 6000 x 30 (nprobe {}): {r:.4}", c.ivf_nprobe);
     assert!(r >= 0.95, "IVF recall {r}");
     assert!((0..6000).all(|i| ivf.indices[i * 15] == i as u32), "each cell is its own first neighbour");
-    let coarse = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 1, 0).unwrap();
-    assert!(cluster::recall(&exact, &coarse) < r, "probing one list should lose neighbours");
+    let one = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 1, 0, 0).unwrap();
+    assert!(cluster::recall(&exact, &one) < r, "probing one list should lose neighbours");
+    let coarse = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 2, 0, 0).unwrap();
+    let rc = cluster::recall(&exact, &coarse);
+    // the estimate on a sample of cells (what a run reports) follows the true recall
+    let est = cluster::graph::sampled_recall(&x, &coarse, Metric::Euclidean, 1000, 0).unwrap();
+    assert!((est - rc).abs() < 0.03, "recall {rc:.4}, estimated on 1000 cells {est:.4}");
+    // refinement by neighbours of neighbours only adds neighbours
+    let mut refined = coarse.clone();
+    cluster::graph::refine_by_neighbours(&x, &mut refined, Metric::Euclidean).unwrap();
+    let rr = cluster::recall(&exact, &refined);
+    eprintln!("IVF with two lists: recall {rc:.4}, after one refinement {rr:.4}");
+    assert!(rr > rc, "refinement {rr} <= {rc}");
+    assert!((0..6000).all(|i| refined.indices[i * 15] == i as u32), "each cell is still its own first neighbour");
+}
+
+/// 50 000 points: the default approximate search (what `auto` uses above 20 000 cells)
+/// keeps n_neighbors and finds >= 95 % of the exact neighbours (measured on 2000 cells).
+#[test]
+fn default_knn_recall_on_50k_points() {
+    let mut rng = scdeep_core::train::rng_for(9, 0);
+    let centers = scdeep_core::train::random::normal(&mut rng, &[40, 30], tch::Device::Cpu);
+    let which = Tensor::from_slice(&(0..50_000i64).map(|i| (i * 7919) % 40).collect::<Vec<_>>());
+    let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[50_000, 30], tch::Device::Cpu);
+    let c = cluster::ClusterConfig::default();
+    assert!(50_000 > c.knn_exact_max_cells, "auto uses the approximate search here");
+    let knn = cluster::knn_ivf(&x, c.n_neighbors, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.knn_refine, 0).unwrap();
+    assert_eq!(knn.k, c.n_neighbors);
+    for i in 0..50_000 {
+        let row: std::collections::HashSet<u32> = knn.indices[i * knn.k..(i + 1) * knn.k].iter().copied().collect();
+        assert_eq!(row.len(), knn.k, "cell {i}: {} distinct neighbours", row.len());
+    }
+    let r = cluster::graph::sampled_recall(&x, &knn, Metric::Euclidean, 2000, 1).unwrap();
+    eprintln!("default approximate kNN recall on 50 000 x 30, 2000 cells checked: {r:.4}");
+    assert!(r >= 0.95, "recall {r}");
+}
+
+/// The bisection search for k clusters (match_k) hits k at least as often as scMAE's grid
+/// of 125 resolutions, in at most 12 Leiden runs, on one graph per data set.
+#[test]
+fn resolution_search_hits_k_at_least_as_often_as_the_grid() {
+    let (mut hits_bisect, mut hits_grid, mut cases) = (0, 0, 0);
+    for (groups, seed) in [(5i64, 1u64), (8, 2), (12, 3)] {
+        let mut rng = scdeep_core::train::rng_for(seed, 0);
+        let centers = scdeep_core::train::random::normal(&mut rng, &[groups, 20], tch::Device::Cpu) * 1.5;
+        // unequal group sizes, as in real data
+        let which: Vec<i64> = (0..3000i64).map(|i| ((i * i) % (groups * groups)) % groups).collect();
+        let x = centers.index_select(0, &Tensor::from_slice(&which)) + scdeep_core::train::random::normal(&mut rng, &[3000, 20], tch::Device::Cpu);
+        for k in [groups as usize - 2, groups as usize, groups as usize + 3] {
+            cases += 1;
+            let run = |choice| {
+                let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, resolution_choice: choice, ..Default::default() };
+                let c = cluster::run(&x, &cfg, Some(k), 0, &mut scdeep_core::progress::Silent).unwrap();
+                (c.info["n_clusters"].as_u64().unwrap() as usize, c.info["resolutions_tried"].as_u64().unwrap() as usize)
+            };
+            let (nb, runs) = run(cluster::ResolutionChoice::MatchK);
+            let (ng, grid_runs) = run(cluster::ResolutionChoice::Grid);
+            eprintln!("{groups} groups, k = {k}: bisection {nb} clusters in {runs} runs, grid {ng} in {grid_runs}");
+            assert!(runs <= cluster::MAX_SEARCH_RUNS);
+            hits_bisect += (nb == k) as usize;
+            hits_grid += (ng == k) as usize;
+            if k == groups as usize {
+                assert_eq!(nb, k, "the true number of groups is found");
+            }
+        }
+    }
+    eprintln!("hits: bisection {hits_bisect} / {cases}, grid {hits_grid} / {cases}");
+    assert!(hits_bisect >= hits_grid);
 }
 
 #[test]
@@ -194,3 +260,5 @@ fn snn_is_the_jaccard_index_of_neighbourhoods() {
     assert_eq!(w, [(1, 0.5), (2, 0.5), (3, 0.5)].into_iter().collect());
     assert_eq!(cluster::snn(&knn, 0.6).n_edges(), 0, "pruned below 0.6");
 }
+
+

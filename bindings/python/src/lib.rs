@@ -302,7 +302,7 @@ fn evaluate(truth: Vec<String>, pred: Vec<i64>, embedding: Option<PyReadonlyArra
         Some(e) => Some((e.as_slice()?, dims)),
         None => None,
     };
-    let s = scdeep_core::metrics::evaluate(&truth, &pred, emb, avg, 20_000).map_err(err)?;
+    let s = scdeep_core::metrics::evaluate(&truth, &pred, emb, avg, scdeep_core::config::MetricsConfig::default().silhouette_sample).map_err(err)?;
     Ok(serde_json::to_string(&s).unwrap())
 }
 

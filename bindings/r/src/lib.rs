@@ -277,7 +277,7 @@ fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average:
         } else {
             Some(embedding.as_real_slice().ok_or_else(|| arg_fail("embedding", "expected a numeric matrix"))?.iter().map(|&v| v as f32).collect())
         };
-        let s = scdeep_core::metrics::evaluate(&truth, &pred, emb.as_deref().map(|e| (e, dims as usize)), avg, 20_000).map_err(core_fail)?;
+        let s = scdeep_core::metrics::evaluate(&truth, &pred, emb.as_deref().map(|e| (e, dims as usize)), avg, scdeep_core::config::MetricsConfig::default().silhouette_sample).map_err(core_fail)?;
         Ok(r!(serde_json::to_string(&s).unwrap()))
     })
 }

@@ -94,14 +94,19 @@ pub fn knn_exact(x: &Tensor, k: usize, metric: Metric, block: usize) -> Result<K
     Ok(out)
 }
 
-/// Approximate kNN by an inverted file on the device: K-means into `nlist` lists (√n
-/// when 0), then the cells of each list search the members of the `nprobe` lists whose
-/// centres are nearest to their own list's centre. Deterministic for a seed.
-pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, seed: u64) -> Result<Knn> {
+/// Approximate kNN by an inverted file on the device, then refinement by neighbours of
+/// neighbours. K-means (on a sample) splits the cells into `nlist` lists (0: one per
+/// ~`IVF_LIST_CELLS` cells, at least √n); every cell takes the `nprobe` lists whose
+/// centres are nearest to it, and the cells of one list search together the members of
+/// every list any of them takes (so each cell sees at least its own lists). `refine`
+/// rounds then replace each cell's neighbours by the nearest among its neighbours and
+/// their neighbours, which recovers most of what the lists missed at a cost linear in
+/// the cells. Deterministic for a seed.
+pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, refine: usize, seed: u64) -> Result<Knn> {
     let x = prepare(x, k, metric)?;
     let n = x.size()[0] as usize;
     let dev = x.device();
-    let nlist = if nlist == 0 { (n as f64).sqrt().round() as usize } else { nlist }.clamp(1, n);
+    let nlist = if nlist == 0 { (n / IVF_LIST_CELLS).max((n as f64).sqrt().round() as usize) } else { nlist }.clamp(1, n);
     let nprobe = nprobe.clamp(1, nlist);
     // centres from a sample of at most 64 cells per list
     let mut rng = crate::train::rng_for(seed, 7);
@@ -115,24 +120,39 @@ pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize
     let km = super::kmeans(&xs, &super::KMeansParams { k: nlist, n_init: 1, max_iter: 20, tol: 1e-4, seed })?;
     let cent = Tensor::from_slice(&km.centroids).view([nlist as i64, -1]).to_device(dev);
     let csq = cent.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
-    let assign = Vec::<i64>::try_from(&csq.addmm(&(&x * -2.0), &cent.transpose(0, 1)).argmin(1, false).to_device(tch::Device::Cpu))?;
-    let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
-    for (i, &l) in assign.iter().enumerate() {
-        members[l as usize].push(i as i64);
+    // each cell's nprobe nearest centres, nearest first, in blocks of cells
+    let mut probes: Vec<i64> = Vec::with_capacity(n * nprobe);
+    let block = ((1usize << 24) / nlist.max(1)).clamp(256, 65536);
+    for s in (0..n).step_by(block) {
+        let len = block.min(n - s) as i64;
+        let d = csq.addmm(&(x.narrow(0, s as i64, len) * -2.0), &cent.transpose(0, 1));
+        let (_, p) = d.topk(nprobe as i64, 1, false, true);
+        probes.extend(Vec::<i64>::try_from(&p.to_device(tch::Device::Cpu).contiguous().view([-1]))?);
     }
-    let (_, probe) = csq.addmm(&(&cent * -2.0), &cent.transpose(0, 1)).topk(nprobe as i64, 1, false, true);
-    let probe = Vec::<i64>::try_from(&probe.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+    let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
+    for i in 0..n {
+        members[probes[i * nprobe] as usize].push(i as i64);
+    }
     let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
     let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
+    let mut taken = vec![false; nlist];
     for l in 0..nlist {
         if members[l].is_empty() {
             continue;
         }
-        let mut cand = members[l].clone();
-        for &p in &probe[l * nprobe..(l + 1) * nprobe] {
-            if p as usize != l {
-                cand.extend_from_slice(&members[p as usize]);
+        let mut lists = vec![l];
+        taken[l] = true;
+        for &i in &members[l] {
+            for &p in &probes[i as usize * nprobe..(i as usize + 1) * nprobe] {
+                if !taken[p as usize] {
+                    taken[p as usize] = true;
+                    lists.push(p as usize);
+                }
             }
+        }
+        let mut cand: Vec<i64> = lists.iter().flat_map(|&m| members[m].iter().copied()).collect();
+        for &m in &lists {
+            taken[m] = false;
         }
         if cand.len() < k {
             // tiny neighbourhood: fall back to every cell for these queries
@@ -142,7 +162,88 @@ pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize
         let q = Tensor::from_slice(&members[l]).to_device(dev);
         nearest_among(&x, &sq, &q, &Tensor::from_slice(&cand).to_device(dev), k, metric, &mut out)?;
     }
+    for _ in 0..refine {
+        refine_by_neighbours(&x, &mut out, metric)?;
+    }
     Ok(out)
+}
+
+/// Cells per inverted-file list when `ivf_nlist` is 0 (at least √n lists): lists of a
+/// fixed size keep the search linear in the cells.
+pub const IVF_LIST_CELLS: usize = 512;
+
+/// One round of neighbour-of-neighbour refinement (the local join of NN-descent, done for
+/// all cells at once from the current graph): each cell's new neighbours are the nearest
+/// among its neighbours and their neighbours. Returns how many neighbours changed.
+pub fn refine_by_neighbours(x: &Tensor, knn: &mut Knn, metric: Metric) -> Result<usize> {
+    let (n, k) = (knn.n, knn.k);
+    let dev = x.device();
+    let d = x.size()[1] as usize;
+    let w = k + k * k;
+    let graph = Tensor::from_slice(&knn.indices.iter().map(|&i| i as i64).collect::<Vec<_>>()).view([n as i64, k as i64]).to_device(dev);
+    let block = ((1usize << 24) / (w * d.max(1))).clamp(16, 8192);
+    let mut changed = 0usize;
+    let (mut new_idx, mut new_dist) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
+    for s in (0..n).step_by(block) {
+        let len = block.min(n - s) as i64;
+        let cur = graph.narrow(0, s as i64, len);
+        let nn = graph.index_select(0, &cur.reshape([-1])).view([len, (k * k) as i64]);
+        let (cand, _) = Tensor::cat(&[cur, nn], 1).sort(1, false);
+        let xq = x.narrow(0, s as i64, len);
+        let xc = x.index_select(0, &cand.reshape([-1])).view([len, w as i64, d as i64]);
+        let mut d2 = (xc - xq.unsqueeze(1)).square().sum_dim_intlist(2, false, Kind::Float);
+        // the cell itself comes first; a candidate listed twice counts once
+        let me = Tensor::arange_start(s as i64, s as i64 + len, (Kind::Int64, dev)).unsqueeze(1);
+        let _ = d2.masked_fill_(&cand.eq_tensor(&me), -1.0);
+        let dup = cand.narrow(1, 1, w as i64 - 1).eq_tensor(&cand.narrow(1, 0, w as i64 - 1));
+        let _ = d2.narrow(1, 1, w as i64 - 1).masked_fill_(&dup, f64::INFINITY);
+        let (dist, pos) = d2.topk(k as i64, 1, false, true);
+        let idx = cand.gather(1, &pos, false);
+        let dist = dist.clamp_min(0.0).to_kind(Kind::Double);
+        let dist = match metric {
+            Metric::Euclidean => dist.sqrt(),
+            Metric::Cosine => dist / 2.0,
+        };
+        new_idx.extend(Vec::<i64>::try_from(&idx.to_device(tch::Device::Cpu).contiguous().view([-1]))?);
+        new_dist.extend(Vec::<f32>::try_from(&dist.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?);
+    }
+    for i in 0..n {
+        let old: std::collections::HashSet<u32> = knn.indices[i * k..(i + 1) * k].iter().copied().collect();
+        changed += new_idx[i * k..(i + 1) * k].iter().filter(|&&j| !old.contains(&(j as u32))).count();
+    }
+    knn.indices = new_idx.into_iter().map(|i| i as u32).collect();
+    knn.distances = new_dist;
+    Ok(changed)
+}
+
+/// Recall of `approx` (kNN of the rows of `x`) estimated on `queries` cells drawn by
+/// `seed`: the fraction of their exact neighbours (the cell itself excluded) it holds.
+/// Costs `queries` x n distances, so it can be reported for every approximate graph.
+pub fn sampled_recall(x: &Tensor, approx: &Knn, metric: Metric, queries: usize, seed: u64) -> Result<f64> {
+    let (n, k) = (approx.n, approx.k);
+    let x = prepare(x, k, metric)?;
+    let dev = x.device();
+    let q = queries.min(n);
+    let mut rng = crate::train::rng_for(seed, 11);
+    let mut pick: Vec<i64> = rand::seq::index::sample(&mut rng, n, q).into_iter().map(|i| i as i64).collect();
+    pick.sort_unstable();
+    let sq = x.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
+    let chunk = ((1usize << 24) / n).max(1);
+    let mut hit = 0usize;
+    for c in pick.chunks(chunk) {
+        let qi = Tensor::from_slice(c).to_device(dev);
+        let mut d2 = sq.addmm(&(x.index_select(0, &qi) * -2.0), &x.transpose(0, 1));
+        let rows = Tensor::arange(c.len() as i64, (Kind::Int64, dev));
+        let _ = d2.index_put_(&[Some(rows), Some(qi)], &Tensor::from(f32::NEG_INFINITY).to_device(dev), false);
+        let (_, nb) = d2.topk(k as i64, 1, false, true);
+        let nb = Vec::<i64>::try_from(&nb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+        for (r, &i) in c.iter().enumerate() {
+            let i = i as usize;
+            let e: std::collections::HashSet<u32> = nb[r * k + 1..(r + 1) * k].iter().map(|&j| j as u32).collect();
+            hit += approx.indices[i * k + 1..(i + 1) * k].iter().filter(|j| e.contains(j)).count();
+        }
+    }
+    Ok(hit as f64 / (q * (k - 1)).max(1) as f64)
 }
 
 #[derive(Clone)]

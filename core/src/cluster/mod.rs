@@ -54,9 +54,13 @@ pub enum ResolutionChoice {
     Auto,
     /// Always `resolution`.
     Fixed,
-    /// scMAE's search: resolutions 2.49, 2.47, ..., 0.01; the first giving exactly k
-    /// clusters, else the first with the smallest |#clusters − k|.
+    /// Bisection on the resolution (in log scale, from 1.0, the graph built once) for
+    /// exactly k clusters, at most `MAX_SEARCH_RUNS` Leiden runs; else the partition whose
+    /// number of clusters was nearest to k.
     MatchK,
+    /// scMAE's search: resolutions 2.49, 2.47, ..., 0.01; the first giving exactly k
+    /// clusters, else the first with the smallest |#clusters − k| (up to 125 runs).
+    Grid,
     /// The resolution in `resolutions` whose partition has the best silhouette.
     Silhouette,
 }
@@ -77,9 +81,15 @@ pub struct ClusterConfig {
     pub knn: KnnMethod,
     /// `auto`: exact kNN up to this many cells, the inverted file above.
     pub knn_exact_max_cells: usize,
-    /// Inverted-file lists (0 = √cells) and lists searched per cell.
+    /// Inverted-file lists (0 = one per 512 cells, at least √cells) and the lists nearest
+    /// to each cell that it searches.
     pub ivf_nlist: usize,
     pub ivf_nprobe: usize,
+    /// Rounds of neighbour-of-neighbour refinement after the inverted file.
+    pub knn_refine: usize,
+    /// Cells on which the recall of an approximate kNN graph is measured against exact
+    /// search, and reported (0 = not measured).
+    pub knn_recall_cells: usize,
     /// HNSW search and construction breadth.
     pub hnsw_ef: usize,
     pub weights: Weights,
@@ -110,6 +120,8 @@ impl Default for ClusterConfig {
             knn_exact_max_cells: 20_000,
             ivf_nlist: 0,
             ivf_nprobe: 10,
+            knn_refine: 0,
+            knn_recall_cells: 256,
             hnsw_ef: 32,
             weights: Weights::Umap,
             snn_prune: 1.0 / 15.0,
@@ -140,6 +152,9 @@ impl ClusterConfig {
         }
         if self.ivf_nprobe == 0 {
             return Err(Error::config(&f("ivf_nprobe"), 0, "must be >= 1"));
+        }
+        if self.knn_refine > 10 {
+            return Err(Error::config(&f("knn_refine"), self.knn_refine, "must be at most 10 (each round rarely changes anything after the second)"));
         }
         if self.hnsw_ef < 8 {
             return Err(Error::config(&f("hnsw_ef"), self.hnsw_ef, "must be >= 8"));
@@ -197,7 +212,7 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
         }
         return Ok(Clustering { labels: km.labels, info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}) });
     }
-    let g = build_graph(x, cfg, n_neighbors, seed, progress)?;
+    let (g, knn_info) = build_graph(x, cfg, n_neighbors, seed, progress)?;
     let (_, n_comp) = g.components();
     let choice = match choice {
         ResolutionChoice::Auto if k.is_some() => ResolutionChoice::MatchK,
@@ -224,23 +239,19 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
     let (labels, res, q, tried) = match choice {
         ResolutionChoice::MatchK => {
             let k = k.ok_or_else(|| Error::config("cluster.resolution_choice", "match_k", "needs the number of clusters (--n-clusters)"))?;
-            let mut best: Option<(Vec<usize>, f64, f64, usize)> = None;
-            let mut tried = 0;
+            search_resolution(k, MAX_SEARCH_RUNS, |r, attempt| communities(&g, &CommunityParams { seed: seed.wrapping_add(attempt), ..params(r) }))
+        }
+        ResolutionChoice::Grid => {
+            let k = k.ok_or_else(|| Error::config("cluster.resolution_choice", "grid", "needs the number of clusters (--n-clusters)"))?;
+            let mut best = NearestK::new(k);
             for i in 0..125 {
                 let r = 2.49 - 0.02 * i as f64;
                 let (l, q) = communities(&g, &params(r));
-                tried += 1;
-                let nc = l.iter().max().map_or(0, |m| m + 1);
-                let diff = nc.abs_diff(k);
-                if best.as_ref().is_none_or(|b| diff < b.3) {
-                    best = Some((l, r, q, diff));
-                }
-                if diff == 0 {
+                if best.offer(l, r, q) == 0 {
                     break;
                 }
             }
-            let (l, r, q, _) = best.unwrap();
-            (l, r, q, tried)
+            best.result()
         }
         ResolutionChoice::Silhouette => {
             let emb = Vec::<f32>::try_from(&x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
@@ -268,32 +279,125 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
         info: json!({
             "algorithm": name, "n_neighbors": n_neighbors, "weights": cfg.weights, "quality": cfg.quality,
             "resolution": res, "resolutions_tried": tried, "quality_value": q, "n_clusters": nc,
-            "graph_components": n_comp,
+            "graph_components": n_comp, "knn": knn_info,
         }),
     })
 }
 
-/// The kNN graph of `x` with the configured weights.
-pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u64, progress: &mut dyn Progress) -> Result<Graph> {
+/// Most Leiden runs of the `match_k` resolution search.
+pub const MAX_SEARCH_RUNS: usize = 12;
+
+/// The resolution whose partition has `k` clusters, by bisection in log scale: from 1.0,
+/// doubled or halved until k is bracketed, then the geometric mean of the bracket, at
+/// most `max_runs` runs of `cluster(resolution, attempt) -> (labels, quality)`. The number
+/// of clusters grows with the resolution but not strictly, and near a jump (10 to 12
+/// clusters, say) it depends on Leiden's seed: once the bracket is narrower than 2 %, each
+/// further run at its centre takes the next `attempt` (a seed offset). The partition whose
+/// count was nearest to k is kept (the first of equals). Returns (labels, resolution,
+/// quality, runs).
+pub fn search_resolution(k: usize, max_runs: usize, mut cluster: impl FnMut(f64, u64) -> (Vec<usize>, f64)) -> (Vec<usize>, f64, f64, usize) {
+    let mut best = NearestK::new(k);
+    let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
+    let (mut r, mut attempt) = (1.0f64, 0u64);
+    while best.runs < max_runs.max(1) {
+        let (l, q) = cluster(r, attempt);
+        let nc = l.iter().max().map_or(0, |m| m + 1);
+        if best.offer(l, r, q) == 0 {
+            break;
+        }
+        if nc < k {
+            lo = Some(lo.map_or(r, |a: f64| a.max(r)));
+        } else {
+            hi = Some(hi.map_or(r, |b: f64| b.min(r)));
+        }
+        r = match (lo, hi) {
+            (Some(a), Some(b)) => {
+                if b / a < 1.02 {
+                    attempt += 1;
+                }
+                (a * b).sqrt()
+            }
+            (Some(a), None) => a * 2.0,
+            (None, Some(b)) => b / 2.0,
+            (None, None) => break, // one bound is always set above
+        };
+        if !(1e-4..=1e4).contains(&r) {
+            break;
+        }
+    }
+    best.result()
+}
+
+/// The partition of a resolution search whose number of clusters is nearest to k (the
+/// first of equals), and how many were tried.
+struct NearestK {
+    k: usize,
+    best: Option<(Vec<usize>, f64, f64, usize)>,
+    runs: usize,
+}
+
+impl NearestK {
+    fn new(k: usize) -> Self {
+        NearestK { k, best: None, runs: 0 }
+    }
+
+    /// Consider the partition of resolution `r` (quality `q`); returns |#clusters - k|.
+    fn offer(&mut self, labels: Vec<usize>, r: f64, q: f64) -> usize {
+        self.runs += 1;
+        let diff = labels.iter().max().map_or(0, |m| m + 1).abs_diff(self.k);
+        if self.best.as_ref().is_none_or(|b| diff < b.3) {
+            self.best = Some((labels, r, q, diff));
+        }
+        diff
+    }
+
+    /// (labels, resolution, quality, runs).
+    fn result(self) -> (Vec<usize>, f64, f64, usize) {
+        match self.best {
+            Some((l, r, q, _)) => (l, r, q, self.runs),
+            None => (Vec::new(), 1.0, 0.0, 0),
+        }
+    }
+}
+
+/// The kNN graph of `x` with the configured weights, and how its neighbours were found
+/// (method; for an approximate search, its recall measured on `knn_recall_cells` cells).
+pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u64, progress: &mut dyn Progress) -> Result<(Graph, Value)> {
     let n = x.size()[0] as usize;
     let method = match cfg.knn {
         KnnMethod::Auto if n > cfg.knn_exact_max_cells => KnnMethod::Ivf,
         KnnMethod::Auto => KnnMethod::Exact,
         m => m,
     };
-    let knn = match method {
+    let (knn, mut info) = match method {
         KnnMethod::Ivf => {
-            progress.message(&format!("approximate kNN of {n} cells (inverted file, {} lists probed)", cfg.ivf_nprobe));
-            knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, cfg.ivf_nprobe, seed)?
+            progress.message(&format!(
+                "approximate kNN of {n} cells: inverted file ({} nearest lists per cell), {} refinement round(s)",
+                cfg.ivf_nprobe, cfg.knn_refine
+            ));
+            let knn = knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, cfg.ivf_nprobe, cfg.knn_refine, seed)?;
+            (knn, json!({"method": "ivf", "nprobe": cfg.ivf_nprobe, "refine": cfg.knn_refine}))
         }
         KnnMethod::Hnsw => {
             progress.message(&format!("approximate kNN of {n} cells (HNSW, ef {})", cfg.hnsw_ef));
-            knn_hnsw(x, n_neighbors, cfg.metric, cfg.hnsw_ef, seed, tch::get_num_threads().max(1) as usize)?
+            let knn = knn_hnsw(x, n_neighbors, cfg.metric, cfg.hnsw_ef, seed, tch::get_num_threads().max(1) as usize)?;
+            (knn, json!({"method": "hnsw", "ef": cfg.hnsw_ef}))
         }
-        _ => knn_exact(x, n_neighbors, cfg.metric, 512)?,
+        _ => (knn_exact(x, n_neighbors, cfg.metric, 512)?, json!({"method": "exact"})),
     };
-    Ok(match cfg.weights {
+    info["n_neighbors"] = json!(n_neighbors);
+    if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 {
+        let r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+        progress.message(&format!("kNN recall against exact search, measured on {} cells: {r:.3}", cfg.knn_recall_cells.min(n)));
+        if r < 0.9 {
+            progress.message("warning: the approximate kNN graph misses many neighbours; raise cluster.ivf_nprobe or cluster.knn_refine, or use cluster.knn = \"exact\"");
+        }
+        info["recall"] = json!(r);
+        info["recall_cells"] = json!(cfg.knn_recall_cells.min(n));
+    }
+    let g = match cfg.weights {
         Weights::Umap => umap_connectivities(&knn),
         Weights::Snn => snn(&knn, cfg.snn_prune),
-    })
+    };
+    Ok((g, info))
 }

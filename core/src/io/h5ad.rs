@@ -36,9 +36,9 @@ fn attr_string(loc: &hdf5::Location, name: &str) -> Option<String> {
 }
 
 /// Read a 1-d string dataset whatever its string type (variable or fixed length).
-pub(crate) fn read_strings(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<String>> {
+pub(crate) fn read_strings(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str) -> Result<Vec<String>> {
     let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| h5err(path, what, e))?;
-    guard(path, ds, what, 16, &Limits::default())?;
+    guard(path, ds, what, 16, lim)?;
     let r: hdf5::Result<Vec<String>> = match td {
         TypeDescriptor::VarLenUnicode => ds.read_raw::<VarLenUnicode>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
         TypeDescriptor::VarLenAscii => ds.read_raw::<VarLenAscii>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
@@ -67,13 +67,13 @@ pub(crate) fn guard(path: &Path, ds: &hdf5::Dataset, what: &str, elem_bytes: u12
     Ok(())
 }
 
-pub(crate) fn read_f32(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<f32>> {
-    guard(path, ds, what, 4, &Limits::default())?;
+pub(crate) fn read_f32(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str) -> Result<Vec<f32>> {
+    guard(path, ds, what, 4, lim)?;
     ds.read_raw::<f32>().map_err(|e| h5err(path, what, e))
 }
 /// Non-negative integer indices, each below `bound` (u32 column indices, or offsets).
-fn read_index_array(path: &Path, ds: &hdf5::Dataset, what: &str, bound: u64) -> Result<Vec<i64>> {
-    guard(path, ds, what, 8, &Limits::default())?;
+fn read_index_array(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str, bound: u64) -> Result<Vec<i64>> {
+    guard(path, ds, what, 8, lim)?;
     let v = ds.read_raw::<i64>().map_err(|e| h5err(path, what, e))?;
     if let Some(x) = v.iter().find(|&&x| x < 0) {
         return Err(Error::format(path, format!("{what}: negative index {x}")));
@@ -83,15 +83,15 @@ fn read_index_array(path: &Path, ds: &hdf5::Dataset, what: &str, bound: u64) -> 
     }
     Ok(v)
 }
-pub(crate) fn read_usize(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<usize>> {
-    Ok(read_index_array(path, ds, what, usize::MAX as u64)?.into_iter().map(|x| x as usize).collect())
+pub(crate) fn read_usize(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str) -> Result<Vec<usize>> {
+    Ok(read_index_array(path, lim, ds, what, usize::MAX as u64)?.into_iter().map(|x| x as usize).collect())
 }
-pub(crate) fn read_u32(path: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<u32>> {
-    Ok(read_index_array(path, ds, what, u32::MAX as u64)?.into_iter().map(|x| x as u32).collect())
+pub(crate) fn read_u32(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str) -> Result<Vec<u32>> {
+    Ok(read_index_array(path, lim, ds, what, u32::MAX as u64)?.into_iter().map(|x| x as u32).collect())
 }
 
 /// Read a sparse group (csr_matrix / csc_matrix) or a dense dataset as cells x genes CSR.
-pub(crate) fn read_matrix(path: &Path, parent: &hdf5::Group, name: &str) -> Result<Csr> {
+pub(crate) fn read_matrix(path: &Path, lim: &Limits, parent: &hdf5::Group, name: &str) -> Result<Csr> {
     if !parent.link_exists(name) {
         return Err(Error::format(path, format!("no '{}/{}' in the file", parent.name().trim_end_matches('/'), name)));
     }
@@ -112,9 +112,9 @@ pub(crate) fn read_matrix(path: &Path, parent: &hdf5::Group, name: &str) -> Resu
             return Err(Error::format(path, format!("{full}: shape attribute has {} dimensions, expected 2", shape.len())));
         }
         let get = |n: &str| g.dataset(n).map_err(|e| h5err(path, &format!("{full}/{n}"), e));
-        let data = read_f32(path, &get("data")?, &format!("{full}/data"))?;
-        let indices: Vec<u32> = read_u32(path, &get("indices")?, &format!("{full}/indices"))?;
-        let indptr = read_usize(path, &get("indptr")?, &format!("{full}/indptr"))?;
+        let data = read_f32(path, lim, &get("data")?, &format!("{full}/data"))?;
+        let indices: Vec<u32> = read_u32(path, lim, &get("indices")?, &format!("{full}/indices"))?;
+        let indptr = read_usize(path, lim, &get("indptr")?, &format!("{full}/indptr"))?;
         let m = match enc.as_str() {
             "csr_matrix" => Csr { n_rows: shape[0], n_cols: shape[1], indptr, indices, data },
             "csc_matrix" => Csr { n_rows: shape[1], n_cols: shape[0], indptr, indices, data },
@@ -128,13 +128,13 @@ pub(crate) fn read_matrix(path: &Path, parent: &hdf5::Group, name: &str) -> Resu
     if shape.len() != 2 {
         return Err(Error::format(path, format!("{full}: dense array has {} dimensions, expected 2", shape.len())));
     }
-    read_dense_rows(path, &ds, &full, shape[0], shape[1])
+    read_dense_rows(path, lim, &ds, &full, shape[0], shape[1])
 }
 
 /// A dense 2-d dataset read in blocks of rows into CSR: memory for one block and the
 /// non-zeros, not for the whole dense array.
-fn read_dense_rows(path: &Path, ds: &hdf5::Dataset, what: &str, n_rows: usize, n_cols: usize) -> Result<Csr> {
-    guard(path, ds, what, 4, &Limits::default())?;
+fn read_dense_rows(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str, n_rows: usize, n_cols: usize) -> Result<Csr> {
+    guard(path, ds, what, 4, lim)?;
     let block = ((16usize << 20) / n_cols.max(1)).clamp(1, n_rows.max(1));
     let (mut indptr, mut indices, mut data) = (Vec::with_capacity(n_rows + 1), Vec::new(), Vec::new());
     indptr.push(0usize);
@@ -157,14 +157,14 @@ fn read_dense_rows(path: &Path, ds: &hdf5::Dataset, what: &str, n_rows: usize, n
 }
 
 /// Names of a dataframe group (obs / var): the `_index` attribute names the column.
-pub(crate) fn read_index(path: &Path, df: &hdf5::Group) -> Result<Vec<String>> {
+pub(crate) fn read_index(path: &Path, lim: &Limits, df: &hdf5::Group) -> Result<Vec<String>> {
     let col = attr_string(df, "_index").unwrap_or_else(|| "_index".to_string());
     let ds = df.dataset(&col).map_err(|e| h5err(path, &format!("{}/{col} (dataframe index)", df.name()), e))?;
-    read_strings(path, &ds, &format!("{}/{col}", df.name()))
+    read_strings(path, lim, &ds, &format!("{}/{col}", df.name()))
 }
 
 /// An obs column as strings: categorical (codes + categories), strings, or numbers.
-pub(crate) fn read_obs_column(path: &Path, obs: &hdf5::Group, key: &str) -> Result<Vec<String>> {
+pub(crate) fn read_obs_column(path: &Path, lim: &Limits, obs: &hdf5::Group, key: &str) -> Result<Vec<String>> {
     if !obs.link_exists(key) {
         let mut cols: Vec<String> = obs.member_names().unwrap_or_default();
         let idx = attr_string(obs, "_index").unwrap_or_default();
@@ -174,12 +174,12 @@ pub(crate) fn read_obs_column(path: &Path, obs: &hdf5::Group, key: &str) -> Resu
     let what = format!("obs/{key}");
     if let Ok(g) = obs.group(key) {
         let cats_ds = g.dataset("categories").map_err(|e| h5err(path, &format!("{what}/categories"), e))?;
-        let cats = match read_strings(path, &cats_ds, &format!("{what}/categories")) {
+        let cats = match read_strings(path, lim, &cats_ds, &format!("{what}/categories")) {
             Ok(c) => c,
-            Err(_) => read_f32(path, &cats_ds, &format!("{what}/categories"))?.iter().map(|v| v.to_string()).collect(),
+            Err(_) => read_f32(path, lim, &cats_ds, &format!("{what}/categories"))?.iter().map(|v| v.to_string()).collect(),
         };
         let codes_ds = g.dataset("codes").map_err(|e| h5err(path, &format!("{what}/codes"), e))?;
-        guard(path, &codes_ds, &format!("{what}/codes"), 8, &Limits::default())?;
+        guard(path, &codes_ds, &format!("{what}/codes"), 8, lim)?;
         let codes = codes_ds.read_raw::<i64>().map_err(|e| h5err(path, &format!("{what}/codes"), e))?;
         return codes
             .iter()
@@ -194,13 +194,14 @@ pub(crate) fn read_obs_column(path: &Path, obs: &hdf5::Group, key: &str) -> Resu
             .collect();
     }
     let ds = obs.dataset(key).map_err(|e| h5err(path, &what, e))?;
-    match read_strings(path, &ds, &what) {
+    match read_strings(path, lim, &ds, &what) {
         Ok(s) => Ok(s),
-        Err(_) => Ok(read_f32(path, &ds, &what)?.iter().map(|v| v.to_string()).collect()),
+        Err(_) => Ok(read_f32(path, lim, &ds, &what)?.iter().map(|v| v.to_string()).collect()),
     }
 }
 
 pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    let lim = &opts.limits;
     let f = open(path)?;
     let root: &hdf5::Group = &f;
     if opts.use_raw && opts.layer.is_some() {
@@ -208,9 +209,9 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     }
     let (x, genes) = if opts.use_raw {
         let raw = root.group("raw").map_err(|_| Error::format(path, "use_raw: the file has no 'raw' group"))?;
-        let x = read_matrix(path, &raw, "X")?;
+        let x = read_matrix(path, lim, &raw, "X")?;
         let var = raw.group("var").map_err(|e| h5err(path, "raw/var", e))?;
-        (x, read_index(path, &var)?)
+        (x, read_index(path, lim, &var)?)
     } else {
         let x = match &opts.layer {
             Some(l) => {
@@ -219,17 +220,17 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
                     let names = layers.member_names().unwrap_or_default();
                     return Err(Error::format(path, format!("no layer '{l}' (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") })));
                 }
-                read_matrix(path, &layers, l)?
+                read_matrix(path, lim, &layers, l)?
             }
-            None => read_matrix(path, root, "X")?,
+            None => read_matrix(path, lim, root, "X")?,
         };
         let var = root.group("var").map_err(|e| h5err(path, "var", e))?;
-        (x, read_index(path, &var)?)
+        (x, read_index(path, lim, &var)?)
     };
     let obs = root.group("obs").map_err(|e| h5err(path, "obs", e))?;
-    let cells = read_index(path, &obs)?;
+    let cells = read_index(path, lim, &obs)?;
     let labels = match &opts.label_key {
-        Some(k) => Some(read_obs_column(path, &obs, k)?),
+        Some(k) => Some(read_obs_column(path, lim, &obs, k)?),
         None => None,
     };
     if cells.len() != x.n_rows || genes.len() != x.n_cols {
@@ -335,7 +336,7 @@ pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Resul
     let n_obs = {
         let f = open(input)?;
         let obs = f.group("obs").map_err(|e| h5err(input, "obs", e))?;
-        read_index(input, &obs)?.len()
+        read_index(input, &Limits::default(), &obs)?.len()
     };
     check_sizes(input, n_obs, r)?;
     let out = super::AtomicFile::new(output)?;
@@ -400,7 +401,7 @@ fn add_results(path: &Path, output: &Path, n_obs: usize, r: &H5adResults) -> Res
         }
         write_csr(&layers, name, m).map_err(we)?;
         let var = f.group("var").map_err(we)?;
-        let n_var = read_index(output, &var)?.len();
+        let n_var = read_index(output, &Limits::default(), &var)?.len();
         if n_var != m.n_cols {
             return Err(Error::data(format!("{}: the imputed matrix has {} genes, var has {n_var} (was the input read from raw/X?); the imputed values are in the run's imputed/ folder", output.display(), m.n_cols)));
         }

@@ -2,6 +2,8 @@
 //! and writers (TSV, .npy, JSON, .h5ad with results). Every writer goes through
 //! [`AtomicFile`]: a temporary name renamed on success, so no half-written output.
 
+#[doc(hidden)]
+pub mod fuzz;
 mod h5ad;
 mod mtx;
 pub mod output;
@@ -153,7 +155,7 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let lim = &opts.limits;
     let mut ds = match fmt {
         Format::Mtx => mtx::read_10x_mtx(path, lim)?,
-        Format::TenxH5 => tenx_h5::read_10x_h5(path)?,
+        Format::TenxH5 => tenx_h5::read_10x_h5(path, &opts.limits)?,
         Format::H5ad => h5ad::read_h5ad(path, opts)?,
         Format::Csv => text::read_dense_table(path, b',', opts.orientation, lim)?,
         Format::Tsv => text::read_dense_table(path, b'\t', opts.orientation, lim)?,
@@ -177,12 +179,12 @@ pub(crate) fn open_maybe_gz(path: &Path, lim: &Limits) -> Result<Box<dyn std::io
     }
     let counted = Counted { inner: f, n: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)) };
     let read_so_far = counted.n.clone();
-    let mut b = BufReader::with_capacity(1 << 20, counted);
+    let mut b = BufReader::with_capacity(1 << 16, counted);
     let magic = b.fill_buf().map_err(|e| Error::io(path, e))?;
     if magic.len() >= 2 && magic[..2] == [0x1f, 0x8b] {
         let gz = flate2::read::MultiGzDecoder::new(b);
         let bounded = Bounded { inner: gz, out: 0, compressed: read_so_far, lim: *lim };
-        Ok(Box::new(BufReader::with_capacity(1 << 20, bounded)))
+        Ok(Box::new(BufReader::with_capacity(1 << 16, bounded)))
     } else {
         Ok(Box::new(b))
     }
@@ -294,8 +296,14 @@ pub fn check_memory(what: &str, bytes: u128) -> Result<()> {
     Ok(())
 }
 
-/// Total memory available to this process: MemTotal, or the cgroup v2 limit if lower.
+/// Total memory available to this process: MemTotal, or the cgroup v2 limit if lower
+/// (read once).
 pub fn memory_limit_bytes() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(read_memory_limit)
+}
+
+fn read_memory_limit() -> u64 {
     let mut total = u64::MAX;
     if let Ok(s) = std::fs::read_to_string("/proc/meminfo") {
         if let Some(kb) = s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()) {

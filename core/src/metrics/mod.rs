@@ -241,27 +241,42 @@ pub fn accuracy(truth: &[usize], pred: &[usize]) -> Result<f64> {
 /// Mean silhouette (Euclidean) of `x` (n x d, row-major) under `labels`.
 /// Computed exactly in blocks of rows (O(n^2 d) time, O(block x n) memory).
 pub fn silhouette(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
-    let n = labels.len();
+    Ok(silhouettes(x, d, &[labels])?[0])
+}
+
+/// The mean silhouettes of several labellings of the same cells, sharing one pass over
+/// the pairwise distances.
+pub fn silhouettes(x: &[f32], d: usize, labelings: &[&[usize]]) -> Result<Vec<f64>> {
+    let n = labelings.first().map_or(0, |l| l.len());
     if x.len() != n * d {
         return Err(Error::data(format!("embedding has {} values, expected {} x {}", x.len(), n, d)));
     }
-    let (codes, k) = encode(labels);
-    if k < 2 || k > n - 1 {
-        return Err(Error::data(format!("silhouette needs 2 <= clusters <= cells-1, got {k} clusters for {n} cells")));
-    }
-    let mut sizes = vec![0usize; k];
-    for &c in &codes {
-        sizes[c] += 1;
+    let mut codes = Vec::new();
+    let mut ks = Vec::new();
+    for labels in labelings {
+        if labels.len() != n {
+            return Err(Error::data(format!("labellings of {} and {n} cells", labels.len())));
+        }
+        let (c, k) = encode(labels);
+        if k < 2 || k > n - 1 {
+            return Err(Error::data(format!("silhouette needs 2 <= clusters <= cells-1, got {k} clusters for {n} cells")));
+        }
+        codes.push(c);
+        ks.push(k);
     }
     // Distances in float64 blocks with BLAS: ||xi||^2 + ||xj||^2 - 2 xi.xj, then
-    // per-cluster sums through a one-hot matrix.
+    // per-cluster sums through one one-hot matrix holding every labelling's columns.
     use tch::{Kind, Tensor};
     let xt = Tensor::from_slice(x).view([n as i64, d as i64]).to_kind(Kind::Double);
     let sq = xt.square().sum_dim_intlist(1, false, Kind::Double);
-    let code_t = Tensor::from_slice(&codes.iter().map(|&c| c as i64).collect::<Vec<_>>());
-    let onehot = code_t.one_hot(k as i64).to_kind(Kind::Double);
+    let onehot = Tensor::cat(
+        &codes.iter().zip(&ks).map(|(c, &k)| Tensor::from_slice(&c.iter().map(|&c| c as i64).collect::<Vec<_>>()).one_hot(k as i64)).collect::<Vec<_>>(),
+        1,
+    )
+    .to_kind(Kind::Double);
+    let width: usize = ks.iter().sum();
     let block = 1024usize;
-    let mut sums_all: Vec<f64> = Vec::with_capacity(n * k);
+    let mut sums_all: Vec<f64> = Vec::with_capacity(n * width);
     for s0 in (0..n).step_by(block) {
         let len = block.min(n - s0) as i64;
         let xb = xt.narrow(0, s0 as i64, len);
@@ -272,19 +287,44 @@ pub fn silhouette(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
         let _ = dist.index_put_(&[Some(Tensor::arange(len, (Kind::Int64, tch::Device::Cpu))), Some(diag)], &Tensor::from(0.0f64), false);
         sums_all.extend(Vec::<f64>::try_from(&dist.matmul(&onehot).view([-1]))?);
     }
-    let mut total = 0.0;
-    for i in 0..n {
-        let sums = &sums_all[i * k..(i + 1) * k];
-        let own = codes[i];
-        if sizes[own] <= 1 {
-            continue; // sklearn: silhouette 0 for singletons
+    let mut out = Vec::with_capacity(codes.len());
+    let mut off = 0;
+    for (codes, &k) in codes.iter().zip(&ks) {
+        let mut sizes = vec![0usize; k];
+        for &c in codes {
+            sizes[c] += 1;
         }
-        let a = sums[own] / (sizes[own] - 1) as f64;
-        let b = (0..k).filter(|&c| c != own).map(|c| sums[c] / sizes[c] as f64).fold(f64::INFINITY, f64::min);
-        let s = (b - a) / a.max(b);
-        total += if s.is_nan() { 0.0 } else { s };
+        let mut total = 0.0;
+        for i in 0..n {
+            let sums = &sums_all[i * width + off..i * width + off + k];
+            let own = codes[i];
+            if sizes[own] <= 1 {
+                continue; // sklearn: silhouette 0 for singletons
+            }
+            let a = sums[own] / (sizes[own] - 1) as f64;
+            let b = (0..k).filter(|&c| c != own).map(|c| sums[c] / sizes[c] as f64).fold(f64::INFINITY, f64::min);
+            let s = (b - a) / a.max(b);
+            total += if s.is_nan() { 0.0 } else { s };
+        }
+        out.push(total / n as f64);
+        off += k;
     }
-    Ok(total / n as f64)
+    Ok(out)
+}
+
+/// The cells a silhouette of `n` cells is computed on: every cell when `sample` is 0 or
+/// at least `n`, else `sample` cells drawn without replacement by a fixed seed (the same
+/// cells for every run on the same data, whatever the run's seed), as scikit-learn's
+/// `silhouette_score(sample_size=, random_state=)`.
+pub fn silhouette_cells(n: usize, sample: usize) -> Vec<usize> {
+    if sample == 0 || sample >= n {
+        return (0..n).collect();
+    }
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5111_0e77e);
+    let mut v = rand::seq::index::sample(&mut rng, n, sample).into_vec();
+    v.sort_unstable();
+    v
 }
 
 pub fn calinski_harabasz(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
@@ -344,6 +384,8 @@ pub struct Scores {
     /// Silhouette and Calinski-Harabasz with the predicted labels.
     pub asw_pred: Option<f64>,
     pub calinski_harabasz: Option<f64>,
+    /// How many cells the silhouettes were computed on (`metrics.silhouette_sample`).
+    pub silhouette_cells: Option<usize>,
     pub n_clusters: usize,
     pub n_classes: usize,
 }
@@ -355,14 +397,15 @@ impl Scores {
     }
 }
 
-/// Score predicted labels against truth. The silhouette is exact and O(n^2): it is
-/// skipped above `max_cells_silhouette` cells (None in the result).
+/// Score predicted labels against truth. The silhouettes (O(m^2) for m cells) are
+/// computed on the cells of [`silhouette_cells`]`(n, silhouette_sample)`; `silhouette_cells`
+/// in the result says how many.
 pub fn evaluate(
     truth: &[String],
     pred: &[i64],
     embedding: Option<(&[f32], usize)>,
     nmi_average: AverageMethod,
-    max_cells_silhouette: usize,
+    silhouette_sample: usize,
 ) -> Result<Scores> {
     let (t, kt) = encode(truth);
     let (p, kp) = encode(pred);
@@ -383,15 +426,29 @@ pub fn evaluate(
     };
     if let Some((x, d)) = embedding {
         let n = t.len();
-        if n <= max_cells_silhouette {
-            if kt >= 2 && kt < n {
-                let a = silhouette(x, d, &t)?;
-                s.asw_truth = Some(a);
-                s.asw_truth_scaled = Some((a + 1.0) / 2.0);
-            }
-            if kp >= 2 && kp < n {
-                s.asw_pred = Some(silhouette(x, d, &p)?);
-            }
+        let cells = silhouette_cells(n, silhouette_sample);
+        let m = cells.len();
+        let xs: Vec<f32> = if m == n { x.to_vec() } else { cells.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect() };
+        let ts: Vec<usize> = cells.iter().map(|&i| t[i]).collect();
+        let ps: Vec<usize> = cells.iter().map(|&i| p[i]).collect();
+        let ok = |l: &[usize]| (2..m).contains(&encode(l).1);
+        let mut which: Vec<&[usize]> = Vec::new();
+        if ok(&ts) {
+            which.push(&ts);
+        }
+        if ok(&ps) {
+            which.push(&ps);
+        }
+        let mut got = silhouettes(&xs, d, &which)?.into_iter();
+        if ok(&ts) {
+            s.asw_truth = got.next();
+            s.asw_truth_scaled = s.asw_truth.map(|a| (a + 1.0) / 2.0);
+        }
+        if ok(&ps) {
+            s.asw_pred = got.next();
+        }
+        if !which.is_empty() {
+            s.silhouette_cells = Some(m);
         }
         if kp >= 2 && kp < n {
             s.calinski_harabasz = Some(calinski_harabasz(x, d, &p)?);
