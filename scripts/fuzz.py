@@ -90,7 +90,7 @@ def where(binary: Path, target: str, path: Path, env: dict) -> str:
         out = subprocess.run(["gdb", "-batch", "-ex", "run", "-ex", "bt 40", "--args", str(binary), "-runs=1", str(path)],
                              env=env, capture_output=True, text=True).stdout
     frames = [f for f in re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?([A-Za-z_][\w:]*)", out, re.M)
-              if not f.startswith(("std::", "core::", "alloc::", "__GI_", "_int_", "__libc", "malloc", "free"))]
+              if not f.startswith(("std::", "core::", "alloc::", "__GI_", "_int_", "__libc", "__mem", "malloc", "free"))]
     return " < ".join(frames[:4]) if frames else "(no stack: it did not reproduce)"
 
 
@@ -100,6 +100,7 @@ def main():
     ap.add_argument("--bin", type=Path, required=True, help="the fuzz_readers binary (make fuzz builds it)")
     ap.add_argument("--seconds", type=int, default=60, help="per target")
     ap.add_argument("--work", type=Path, default=ROOT / "target" / "fuzz")
+    ap.add_argument("--triage", action="store_true", help="no fuzzing: say again where the kept inputs of the targets stop the reader")
     a = ap.parse_args()
     known = ["mtx", "tenx_tsv", "csv", "npy", "config", "h5ad", "tenx_h5"]  # core/src/io/fuzz.rs TARGETS
     seconds = {}
@@ -111,6 +112,16 @@ def main():
     targets = list(seconds)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault("targets", {})
+    if a.triage:
+        for t in targets:
+            r = results["targets"].get(t, {})
+            env = dict(os.environ, SCDEEP_FUZZ_TARGET=t, LD_LIBRARY_PATH=torch_lib())
+            kept = sorted(p for p in (a.work / "artifacts" / t).glob("*") if str(p.relative_to(ROOT)) in r.get("inputs", []))
+            r["where"] = {p.name: where(a.bin, t, p, env) for p in kept}
+            r["in_hdf5_library"] = sum(1 for w in r["where"].values() if w.startswith("H5"))
+            print(f"{t}: {r['in_hdf5_library']} of {len(kept)} inputs stop inside libhdf5", flush=True)
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        return
     for t in targets:
         print(f"fuzz {t}: {seconds[t]} s ...", flush=True)
         r = run_target(a.bin, t, seconds[t], a.work)

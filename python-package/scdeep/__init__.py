@@ -65,5 +65,6 @@ def simulate(n_cells=1000, n_genes=2000, group_prob=(1.0,), seed=0, **params):
 
     obs = pd.DataFrame({"group": pd.Categorical(s["groups"]), "batch": pd.Categorical(s["batches"])}, index=s["cells"])
     a = ad.AnnData(X=csr(s["counts"]), obs=obs, var=pd.DataFrame(index=s["genes"]))
-    a.layers["true_counts"] = csr(s["true_counts"])
+    if s["true_counts"] is not None:  # params={"true_counts": False} skips them
+        a.layers["true_counts"] = csr(s["true_counts"])
     return a

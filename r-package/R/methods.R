@@ -93,7 +93,9 @@ ScdeepSimulate <- function(n.cells = 1000, n.genes = 2000, groups = c(0.5, 0.3, 
     },
     SingleCellExperiment = {
       .need("SingleCellExperiment")
-      SingleCellExperiment::SingleCellExperiment(list(counts = counts, true_counts = mk(s$true_counts)), colData = meta)
+      assays <- list(counts = counts)
+      if (!is.null(s$true_counts)) assays$true_counts <- mk(s$true_counts)
+      SingleCellExperiment::SingleCellExperiment(assays, colData = meta)
     }
   )
 }

@@ -224,6 +224,9 @@ struct SimArgs {
     /// Write into an existing output folder that scdeep did not write (other files are kept).
     #[arg(long)]
     overwrite: bool,
+    /// Do not write the counts before dropout (true_counts): half the memory and the file.
+    #[arg(long)]
+    no_true_counts: bool,
 }
 
 #[derive(Args)]
@@ -452,6 +455,7 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     if let Some(d) = &a.dropout_mid { v["dropout_mid"] = json!(csv_list::<f64>("--dropout-mid", d)?); }
     if let Some(d) = &a.dropout_shape { v["dropout_shape"] = json!(csv_list::<f64>("--dropout-shape", d)?); }
     if let Some(s) = a.seed { v["seed"] = json!(s); }
+    if a.no_true_counts { v["true_counts"] = json!(false); }
     let p = SimParams::from_json(&v)?;
     let out = &a.out;
     let name = out.to_string_lossy().to_lowercase();
@@ -461,11 +465,12 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     let stage = if is_file { None } else { Some(StagedDir::new(out, a.overwrite, &|_| false)?) };
     let sim = simulate(&p)?;
     if name.ends_with(".h5ad") {
-        io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &[("true_counts", &sim.true_counts)])?;
+        let layers: Vec<(&str, &scdeep_core::matrix::Csr)> = sim.true_counts.iter().map(|t| ("true_counts", t)).collect();
+        io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &layers)?;
     } else if name.ends_with(".csv") || name.ends_with(".tsv") {
         let sep = if name.ends_with(".csv") { ',' } else { '\t' };
         let tpath = out.with_file_name(format!("{}.true_counts.{}", out.file_stem().unwrap().to_string_lossy(), if sep == ',' { "csv" } else { "tsv" }));
-        for (m, path) in [(&sim.counts, out.clone()), (&sim.true_counts, tpath)] {
+        for (m, path) in std::iter::once((&sim.counts, out.clone())).chain(sim.true_counts.as_ref().map(|t| (t, tpath))) {
             let dense = m.to_dense();
             write::AtomicFile::write_with(&path, |w| {
                 write!(w, "cell")?;
@@ -483,9 +488,11 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     } else if let Some(stage) = stage {
         let dir = stage.path();
         write::write_10x_mtx(dir, &sim.counts, &sim.cells, &sim.genes)?;
-        let tdir = dir.join("true_counts");
-        std::fs::create_dir_all(&tdir).map_err(|e| Error::io(&tdir, e))?;
-        write::write_10x_mtx(&tdir, &sim.true_counts, &sim.cells, &sim.genes)?;
+        if let Some(t) = &sim.true_counts {
+            let tdir = dir.join("true_counts");
+            std::fs::create_dir_all(&tdir).map_err(|e| Error::io(&tdir, e))?;
+            write::write_10x_mtx(&tdir, t, &sim.cells, &sim.genes)?;
+        }
         write::write_labels_tsv(&dir.join("labels.tsv"), &sim.cells, "cell_type", &sim.groups)?;
         write::write_labels_tsv(&dir.join("batches.tsv"), &sim.cells, "batch", &sim.batches)?;
         signals::check()?;

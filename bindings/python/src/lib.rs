@@ -314,7 +314,10 @@ fn simulate<'py>(py: Python<'py>, params_json: &str) -> PyResult<Bound<'py, PyDi
     let s = py.detach(|| scdeep_core::simulate::simulate(&p)).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("counts", csr_dict(py, &s.counts)?)?;
-    d.set_item("true_counts", csr_dict(py, &s.true_counts)?)?;
+    match &s.true_counts {
+        Some(t) => d.set_item("true_counts", csr_dict(py, t)?)?,
+        None => d.set_item("true_counts", py.None())?,
+    }
     d.set_item("cells", s.cells)?;
     d.set_item("genes", s.genes)?;
     d.set_item("groups", s.groups)?;

@@ -299,7 +299,8 @@ fn scdeep_simulate(params_json: &str) -> Robj {
         let over: serde_json::Value = serde_json::from_str(params_json).map_err(|e| arg_fail("...", e))?;
         let p = scdeep_core::simulate::SimParams::from_json(&over).map_err(core_fail)?;
         let s = scdeep_core::simulate::simulate(&p).map_err(core_fail)?;
-        Ok(list!(counts = csc_parts(&s.counts), true_counts = csc_parts(&s.true_counts), cells = s.cells, genes = s.genes, groups = s.groups, batches = s.batches).into())
+        let true_counts: Robj = s.true_counts.as_ref().map_or(().into(), |t| csc_parts(t).into());
+        Ok(list!(counts = csc_parts(&s.counts), true_counts = true_counts, cells = s.cells, genes = s.genes, groups = s.groups, batches = s.batches).into())
     })
 }
 

@@ -56,7 +56,10 @@ pub(crate) fn guard(path: &Path, ds: &hdf5::Dataset, what: &str, elem_bytes: u12
     let elems: u128 = ds.shape().iter().map(|&d| d as u128).product();
     let declared = elems * elem_bytes;
     check_memory(&format!("{}: {what} ({elems} values)", path.display()), declared)?;
-    let stored = ds.storage_size() as u128;
+    // What HDF5 says it stores, but never more than the file holds: a corrupt header can
+    // declare a contiguous dataset far beyond the end of the file (read as zeros).
+    let file_len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len()) as u128;
+    let stored = (ds.storage_size() as u128).min(file_len);
     let allowed = (stored * lim.max_decompression_ratio as u128).max(lim.min_decompressed_bytes as u128);
     if declared > allowed {
         return Err(Error::format(

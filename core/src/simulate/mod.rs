@@ -1,7 +1,8 @@
 //! Splatter-style simulation (Zappia et al. 2017): gamma gene means with outliers,
 //! group DE factors, batch factors, log-normal library sizes, biological coefficient of
-//! variation, Poisson sampling of true counts, and logistic dropout. Rows are generated
-//! one cell at a time, so memory stays proportional to the non-zeros.
+//! variation, Poisson sampling of true counts, and logistic dropout. Cells are generated
+//! in parallel blocks, each cell from its own random stream (the same counts for a seed
+//! whatever the thread count), so memory stays proportional to the non-zeros.
 
 use crate::error::{Error, Result};
 use crate::matrix::Csr;
@@ -50,6 +51,8 @@ pub struct SimParams {
     pub dropout_mid: Vec<f64>,
     pub dropout_shape: Vec<f64>,
     pub seed: u64,
+    /// Also return the counts before dropout (`true_counts`); false halves the memory.
+    pub true_counts: bool,
 }
 
 impl Default for SimParams {
@@ -79,13 +82,15 @@ impl Default for SimParams {
             dropout_mid: vec![2.0],
             dropout_shape: vec![-1.0],
             seed: 0,
+            true_counts: true,
         }
     }
 }
 
 pub struct Simulated {
     pub counts: Csr,
-    pub true_counts: Csr,
+    /// The counts before dropout (None when `SimParams::true_counts` is false).
+    pub true_counts: Option<Csr>,
     pub cells: Vec<String>,
     pub genes: Vec<String>,
     pub groups: Vec<String>,
@@ -147,8 +152,14 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
     // Observed and true counts are kept sparse, but a cell's dense row and its share of
     // both matrices cost about 14 bytes per cell and gene (measured: 2.7 GB per 100k
     // cells x 2000 genes).
-    crate::io::check_memory(&format!("simulating {} cells x {} genes", p.n_cells, p.n_genes), p.n_cells as u128 * p.n_genes as u128 * 14)?;
     p.validate()?;
+    // What is certain before any cell is drawn: names, row offsets and labels per cell,
+    // factors per gene; the counts are estimated from the first block below.
+    let groups_and_batches = p.group_prob.len() + p.batch_cells.len().max(1);
+    crate::io::check_memory(
+        &format!("simulating {} cells x {} genes", p.n_cells, p.n_genes),
+        p.n_cells as u128 * 128 + p.n_genes as u128 * 8 * (groups_and_batches as u128 + 2),
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let g = p.n_genes;
     let ng = p.group_prob.len();
@@ -195,27 +206,23 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
     }
     let lib = lognormal(p.lib_loc, p.lib_scale);
     let chi = ChiSquared::new(p.bcv_df).unwrap();
+    let batch_end: Vec<usize> = batch_cells.iter().scan(0, |acc, &b| {
+        *acc += b;
+        Some(*acc)
+    }).collect();
 
-    let (mut obs_ptr, mut obs_idx, mut obs_val) = (vec![0usize], Vec::new(), Vec::new());
-    let (mut tru_ptr, mut tru_idx, mut tru_val) = (vec![0usize], Vec::new(), Vec::new());
-    let mut groups = Vec::with_capacity(p.n_cells);
-    let mut batches = Vec::with_capacity(p.n_cells);
-    let mut cell_mean = vec![0f64; g];
-    let mut batch = 0usize;
-    let mut left_in_batch = batch_cells[0];
-    for _cell in 0..p.n_cells {
-        while left_in_batch == 0 {
-            batch += 1;
-            left_in_batch = batch_cells[batch];
-        }
-        left_in_batch -= 1;
+    // One cell: its group, batch, and (gene, count) pairs observed and before dropout.
+    let cell = |i: usize, row: &mut Row| {
+        let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+        rng.set_stream(i as u64 + 1); // stream 0 drew the gene parameters above
+        let batch = batch_end.partition_point(|&e| e <= i).min(nb - 1);
         let u: f64 = rng.random();
         let grp = cum.partition_point(|&c| c < u).min(ng - 1);
         let l = lib.sample(&mut rng);
         let mut sum = 0.0;
         for j in 0..g {
-            cell_mean[j] = base[j] * batch_fac[batch][j] * de_fac[grp][j];
-            sum += cell_mean[j];
+            row.mean[j] = base[j] * batch_fac[batch][j] * de_fac[grp][j];
+            sum += row.mean[j];
         }
         let bcv_scale = (p.bcv_df / chi.sample(&mut rng)).sqrt();
         let (mid, shape) = match p.dropout_type {
@@ -225,7 +232,7 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
             DropoutType::Batch => (p.dropout_mid[batch], p.dropout_shape[batch]),
         };
         for j in 0..g {
-            let m = cell_mean[j] / sum * l;
+            let m = row.mean[j] / sum * l;
             let bcv = (p.bcv_common + 1.0 / m.sqrt()) * bcv_scale;
             let shape_g = 1.0 / (bcv * bcv);
             let tm = if shape_g.is_finite() && shape_g > 0.0 {
@@ -235,8 +242,9 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
             };
             let c = if tm > 0.0 { Poisson::new(tm).map(|d| d.sample(&mut rng)).unwrap_or(0.0) } else { 0.0 };
             if c > 0.0 {
-                tru_idx.push(j as u32);
-                tru_val.push(c as f32);
+                if p.true_counts {
+                    row.tru.push((j as u32, c as f32));
+                }
                 let drop = match p.dropout_type {
                     DropoutType::None => false,
                     _ => {
@@ -245,18 +253,50 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
                     }
                 };
                 if !drop {
-                    obs_idx.push(j as u32);
-                    obs_val.push(c as f32);
+                    row.obs.push((j as u32, c as f32));
                 }
             }
         }
-        obs_ptr.push(obs_val.len());
-        tru_ptr.push(tru_val.len());
-        groups.push(format!("Group{}", grp + 1));
-        batches.push(format!("Batch{}", batch + 1));
+        (grp, batch)
+    };
+    // Blocks of cells in parallel; each block's rows are appended in order.
+    use rayon::prelude::*;
+    const BLOCK: usize = 2048;
+    let make_block = |b: usize| {
+            let mut row = Row { mean: vec![0.0; g], obs: Vec::new(), tru: Vec::new() };
+            let mut out = Block::default();
+            for i in b * BLOCK..((b + 1) * BLOCK).min(p.n_cells) {
+                row.obs.clear();
+                row.tru.clear();
+                let (grp, batch) = cell(i, &mut row);
+                out.obs.push_row(&row.obs);
+                out.tru.push_row(&row.tru);
+                out.groups.push(grp);
+                out.batches.push(batch);
+            }
+            out
+    };
+    let n_blocks = p.n_cells.div_ceil(BLOCK);
+    let first = make_block(0);
+    let per_cell = (first.obs.val.len() + first.tru.val.len()) as f64 / first.groups.len().max(1) as f64;
+    crate::io::check_memory(
+        &format!("the counts of {} cells x {} genes ({per_cell:.0} non-zeros per cell in the first {})", p.n_cells, p.n_genes, first.groups.len()),
+        (per_cell * 8.0 * 1.1 * p.n_cells as f64) as u128,
+    )?;
+    let blocks: Vec<Block> = std::iter::once(first).chain((1..n_blocks).into_par_iter().map(make_block).collect::<Vec<_>>()).collect();
+    let (n_obs, n_tru): (usize, usize) = blocks.iter().fold((0, 0), |(a, b), x| (a + x.obs.val.len(), b + x.tru.val.len()));
+    let mut obs = Parts::with_capacity(p.n_cells, n_obs);
+    let mut tru = Parts::with_capacity(if p.true_counts { p.n_cells } else { 0 }, n_tru);
+    let mut groups = Vec::with_capacity(p.n_cells);
+    let mut batches = Vec::with_capacity(p.n_cells);
+    for b in blocks {
+        obs.append(b.obs);
+        tru.append(b.tru);
+        groups.extend(b.groups.into_iter().map(|grp| format!("Group{}", grp + 1)));
+        batches.extend(b.batches.into_iter().map(|bt| format!("Batch{}", bt + 1)));
     }
-    let counts = Csr { n_rows: p.n_cells, n_cols: g, indptr: obs_ptr, indices: obs_idx, data: obs_val };
-    let true_counts = Csr { n_rows: p.n_cells, n_cols: g, indptr: tru_ptr, indices: tru_idx, data: tru_val };
+    let counts = obs.into_csr(p.n_cells, g);
+    let true_counts = if p.true_counts { Some(tru.into_csr(p.n_cells, g)) } else { None };
     Ok(Simulated {
         counts,
         true_counts,
@@ -265,4 +305,52 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
         groups,
         batches,
     })
+}
+
+/// Scratch of one cell.
+struct Row {
+    mean: Vec<f64>,
+    obs: Vec<(u32, f32)>,
+    tru: Vec<(u32, f32)>,
+}
+
+/// CSR parts of consecutive rows (row lengths, not offsets, so blocks concatenate).
+#[derive(Default)]
+struct Parts {
+    len: Vec<usize>,
+    idx: Vec<u32>,
+    val: Vec<f32>,
+}
+
+impl Parts {
+    fn with_capacity(rows: usize, nnz: usize) -> Parts {
+        Parts { len: Vec::with_capacity(rows), idx: Vec::with_capacity(nnz), val: Vec::with_capacity(nnz) }
+    }
+    fn push_row(&mut self, row: &[(u32, f32)]) {
+        self.len.push(row.len());
+        self.idx.extend(row.iter().map(|e| e.0));
+        self.val.extend(row.iter().map(|e| e.1));
+    }
+    fn append(&mut self, other: Parts) {
+        self.len.extend(other.len);
+        self.idx.extend(other.idx);
+        self.val.extend(other.val);
+    }
+    fn into_csr(self, n_rows: usize, n_cols: usize) -> Csr {
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        for l in self.len {
+            indptr.push(indptr[indptr.len() - 1] + l);
+        }
+        Csr { n_rows, n_cols, indptr, indices: self.idx, data: self.val }
+    }
+}
+
+/// The rows of one block of cells.
+#[derive(Default)]
+struct Block {
+    obs: Parts,
+    tru: Parts,
+    groups: Vec<usize>,
+    batches: Vec<usize>,
 }
