@@ -800,6 +800,10 @@ def execute(name, d):
 def test_hostile(name, tmp_path):
     spec, before, out, existed, code, err, rss = execute(name, tmp_path)
     CLI_RESULTS[name] = (code, err)
+    if os.environ.get("SCDEEP_HOSTILE_TABLE"):  # one JSON line per case, for reports
+        line = next((l for l in err.splitlines() if l.strip()), "")
+        with open(os.environ["SCDEEP_HOSTILE_TABLE"], "a") as f:
+            f.write(json.dumps({"case": name, "exit": code, "message": line[:200], "peak_rss_mb": round(rss)}) + "\n")
     assert "panicked" not in err and code >= 0, f"crash (exit {code}): {err}"
     assert code == spec["code"], f"exit {code}, expected {spec['code']}: {err}"
     for n in spec.get("needles", []):
