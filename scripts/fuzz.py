@@ -102,7 +102,9 @@ def main():
     ap.add_argument("--work", type=Path, default=ROOT / "target" / "fuzz")
     ap.add_argument("--triage", action="store_true", help="no fuzzing: say again where the kept inputs of the targets stop the reader")
     a = ap.parse_args()
-    known = ["mtx", "tenx_tsv", "csv", "npy", "config", "h5ad", "tenx_h5"]  # core/src/io/fuzz.rs TARGETS
+    # the targets as core/src/io/fuzz.rs names them (TARGETS), not a second list
+    src = (ROOT / "core" / "src" / "io" / "fuzz.rs").read_text()
+    known = re.findall(r'"(\w+)"', re.search(r"pub const TARGETS: \[&str; \d+\] = \[([^\]]*)\]", src).group(1))
     seconds = {}
     for spec in a.targets or known:
         name, _, secs = spec.partition(":")

@@ -431,20 +431,15 @@ pub fn evaluate(
         let xs: Vec<f32> = if m == n { x.to_vec() } else { cells.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect() };
         let ts: Vec<usize> = cells.iter().map(|&i| t[i]).collect();
         let ps: Vec<usize> = cells.iter().map(|&i| p[i]).collect();
-        let ok = |l: &[usize]| (2..m).contains(&encode(l).1);
-        let mut which: Vec<&[usize]> = Vec::new();
-        if ok(&ts) {
-            which.push(&ts);
-        }
-        if ok(&ps) {
-            which.push(&ps);
-        }
+        // a silhouette needs 2 <= clusters < cells among the sampled cells
+        let (t_ok, p_ok) = ((2..m).contains(&encode(&ts).1), (2..m).contains(&encode(&ps).1));
+        let which: Vec<&[usize]> = [(t_ok, &ts), (p_ok, &ps)].into_iter().filter(|w| w.0).map(|w| w.1.as_slice()).collect();
         let mut got = silhouettes(&xs, d, &which)?.into_iter();
-        if ok(&ts) {
+        if t_ok {
             s.asw_truth = got.next();
             s.asw_truth_scaled = s.asw_truth.map(|a| (a + 1.0) / 2.0);
         }
-        if ok(&ps) {
+        if p_ok {
             s.asw_pred = got.next();
         }
         if !which.is_empty() {
