@@ -122,3 +122,115 @@ pub fn libtorch_version() -> String {
     // torch-sys is built against exactly this version (tch 0.26 <-> torch 2.13.0).
     "2.13.0".to_string()
 }
+
+thread_local! {
+    /// Set while [`torch_guard`] runs on this thread: its panics are errors, not reports.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Install (once) a panic hook that stays silent for panics inside [`torch_guard`]
+/// and hands every other panic to the hook that was there before.
+fn install_quiet_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// libtorch's own message without tch's wrapping (`Torch("...")`, escaped), the C++
+/// backtrace or the enforce prefix: "DefaultCPUAllocator: can't allocate memory: ...".
+fn first_line(msg: &str) -> &str {
+    let mut m = msg.trim().trim_start_matches("called `Result::unwrap()` on an `Err` value: ");
+    if let Some(rest) = m.strip_prefix("Torch(\"") {
+        m = rest.split("\\n").next().unwrap_or(rest).trim_end_matches("\")");
+    }
+    m = m.lines().next().unwrap_or(m);
+    if m.starts_with("[enforce fail") {
+        if let Some(i) = m.find("] ") {
+            m = &m[i + 2..];
+            m = m.strip_prefix("err == 0. ").unwrap_or(m);
+        }
+    }
+    m.trim()
+}
+
+fn is_oom(msg: &str) -> bool {
+    let low = msg.to_lowercase();
+    ["out of memory", "can't allocate memory", "not enough memory", "failed to allocate"].iter().any(|s| low.contains(s))
+}
+
+/// The message of a libtorch failure as an error, with what to do when it is memory.
+pub fn torch_error(what: &str, device: tch::Device, msg: &str) -> Error {
+    let first = first_line(msg);
+    if is_oom(msg) {
+        let hint = match device {
+            tch::Device::Cuda(_) => "lower train.batch_size (--batch-size) or train.embed_batch_size, or run on the CPU (--device cpu)",
+            _ => "lower train.batch_size (--batch-size) or train.embed_batch_size, or the model's layer sizes",
+        };
+        return Error::Torch(format!("out of memory on {} while {what}: {first}; {hint}", device_name(device)));
+    }
+    Error::Torch(format!("{what} on {}: {first}", device_name(device)))
+}
+
+/// Run `f`, which calls libtorch on `device`: a libtorch failure that tch reports by
+/// panicking (its infallible calls; CUDA out of memory in a layer, say) becomes
+/// `Error::Torch` naming `what` and, for memory, what to lower. Explicit allocations use
+/// tch's fallible `f_*` calls and arrive here as errors already.
+pub fn torch_guard<T>(what: &str, device: tch::Device, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    install_quiet_hook();
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        // An `f_*` call's error: memory gets the hint (once, however deep the guards).
+        Ok(Err(Error::Torch(m))) if !m.starts_with("out of memory on ") && is_oom(&m) => Err(torch_error(what, device, &m)),
+        Ok(Err(e)) => Err(e),
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "a panic without a message".into());
+            if msg.contains("Torch(") || msg.contains("Torch error") || is_oom(&msg) {
+                Err(torch_error(what, device, &msg))
+            } else {
+                // Not libtorch: a bug of ours, reported as such (and still no unwinding
+                // across a door).
+                Err(Error::Numeric(format!("internal error while {what}: {msg} (please report it)")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Kind, Tensor};
+
+    #[test]
+    fn a_failed_allocation_is_a_typed_error_with_a_hint() {
+        // Through an infallible call (tch panics): caught, silent, typed.
+        let r: Result<()> = torch_guard("testing", tch::Device::Cpu, || {
+            let _ = Tensor::zeros([1i64 << 50], (Kind::Float, tch::Device::Cpu));
+            Ok(())
+        });
+        match r {
+            Err(Error::Torch(m)) => {
+                assert!(m.starts_with("out of memory on cpu while testing: DefaultCPUAllocator: can't allocate memory"), "{m}");
+                assert!(m.contains("batch_size") && !m.contains("frame #"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Through a fallible call: the same error.
+        let r: Result<()> = torch_guard("testing", tch::Device::Cpu, || {
+            let _big = Tensor::f_zeros([1i64 << 50], (Kind::Float, tch::Device::Cpu))?;
+            Ok(())
+        });
+        assert!(matches!(&r, Err(Error::Torch(m)) if m.starts_with("out of memory on cpu while testing")), "{r:?}");
+        // A panic that is not libtorch's is an internal error, not a crash.
+        let r: Result<()> = torch_guard("testing", tch::Device::Cpu, || panic!("index out of bounds"));
+        assert!(matches!(&r, Err(Error::Numeric(m)) if m.contains("internal error while testing")), "{r:?}");
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     /// A file could not be opened, read or written.
     #[error("{path}: {msg}")]

@@ -57,9 +57,11 @@ impl RunResult {
 
 /// What must match for a checkpoint to be resumed: everything that shapes training.
 fn fingerprint(cfg: &RunConfig, prep: &crate::preprocess::Prepared) -> Value {
-    let mut train = serde_json::to_value(&cfg.train).unwrap();
-    for k in ["checkpoint_every", "checkpoint_dir", "resume", "embed_batch_size"] {
-        train.as_object_mut().unwrap().remove(k);
+    let mut train = serde_json::to_value(&cfg.train).unwrap_or_default();
+    if let Some(t) = train.as_object_mut() {
+        for k in ["checkpoint_every", "checkpoint_dir", "resume", "embed_batch_size"] {
+            t.remove(k);
+        }
     }
     json!({
         "method": cfg.method, "params": cfg.params, "preprocess": cfg.preprocess, "train": train,
@@ -107,13 +109,14 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let mut method = crate::models::build(&cfg)?;
     let (emb, imputed) = {
         let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, n_clusters: k, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
-        method.fit(&prep, &mut ctx)?;
+        use crate::device::torch_guard as guard;
+        guard(&format!("training {}", cfg.method), device, || method.fit(&prep, &mut ctx))?;
         timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
         let t = Instant::now();
-        let e = method.embed(&prep, &mut ctx)?;
+        let e = guard("embedding the cells", device, || method.embed(&prep, &mut ctx))?;
         timings.push(("embed".to_string(), t.elapsed().as_secs_f64()));
         let t = Instant::now();
-        let imputed = method.impute(&prep, &mut ctx)?;
+        let imputed = guard("imputing", device, || method.impute(&prep, &mut ctx))?;
         if imputed.is_some() {
             timings.push(("impute".to_string(), t.elapsed().as_secs_f64()));
         }
@@ -125,10 +128,10 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
 
     progress.stage("cluster");
     let t = Instant::now();
-    let km = crate::cluster::run(&emb, &cfg.cluster, k, cfg.seed, &mut *progress)?;
+    let km = crate::device::torch_guard("clustering", device, || crate::cluster::run(&emb, &cfg.cluster, k, cfg.seed, &mut *progress))?;
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
     let dims = emb.size()[1] as usize;
-    let embedding = Vec::<f32>::try_from(&emb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+    let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
 
     let scores = match &prep.labels {
         Some(truth) => {

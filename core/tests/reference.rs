@@ -58,10 +58,10 @@ fn metrics_match_scikit_learn() {
     }
 }
 
-fn log_prepared(name: &str) -> (preprocess::Prepared, scdeep_core::Dataset) {
+fn log_prepared(name: &str) -> (preprocess::Prepared<'static>, scdeep_core::Dataset) {
     let ds = io::read(&data(name), &ReadOptions::default()).unwrap();
     let cfg = PreprocessConfig { hvg_flavor: None, scale: false, ..PreprocessConfig::recipe(Recipe::Scanpy) };
-    (preprocess::prepare(&ds, &cfg).unwrap(), ds)
+    (preprocess::prepare(&ds, &cfg).unwrap().into_owned(), ds)
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn kmeans_and_pca_match_scikit_learn() {
     let cells: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let prep = preprocess::Prepared {
         x: scdeep_core::Csr::from_dense(n as usize, d as usize, &x),
-        counts: scdeep_core::Csr::from_dense(n as usize, d as usize, &x),
+        counts: std::borrow::Cow::Owned(scdeep_core::Csr::from_dense(n as usize, d as usize, &x)),
         cells,
         genes: (0..d).map(|j| j.to_string()).collect(),
         labels: None,

@@ -166,3 +166,15 @@ fn bad_input_gets_clear_errors() {
     let e = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 50, "optimizer": {"lr": 1e30}}})), &mut Silent).unwrap_err().to_string();
     assert!(e.contains("epoch") && e.contains("loss"), "{e}");
 }
+
+#[test]
+fn an_allocation_libtorch_cannot_make_is_a_typed_error_not_a_panic() {
+    // A 2^40-wide hidden layer: terabytes for every tensor of that width, refused by libtorch's allocator
+    // (tch reports it by panicking; the pipeline's guard makes it Error::Torch).
+    let ds = sim(200, 1);
+    let c = cfg(json!({"params": {"hidden_dim": 1u64 << 40}, "train": {"epochs": 1}}));
+    match pipeline::run(&ds, &c, &mut Silent) {
+        Err(Error::Torch(m)) => assert!(m.starts_with("out of memory on cpu while training scmae") && m.contains("batch_size"), "{m}"),
+        other => panic!("expected Error::Torch, got {other:?}"),
+    }
+}

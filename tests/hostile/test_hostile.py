@@ -551,6 +551,44 @@ def _(d):
     return dict(args=pca(p, d, "-k", "2"), code=4, needles=["x.h5ad"])
 
 
+def corrupt_heap(p, kind):
+    """libhdf5 bugs fuzzing found, made on purpose: a global heap (variable-length
+    strings) whose first object has index 0 and size 0 (the parser steps 0 bytes, for
+    ever), or a local heap (link names) whose free list points at itself (a node
+    allocated per turn, without end)."""
+    import struct
+    b = bytearray(p.read_bytes())
+    if kind == "global":
+        i = b.index(b"GCOL")
+        b[i + 16:i + 18] = bytes(2)
+        b[i + 24:i + 32] = bytes(8)
+    else:
+        j = b.index(b"HEAP")
+        _, head, addr = struct.unpack_from("<QQQ", b, j + 8)
+        struct.pack_into("<QQ", b, addr + head, head, 16)
+    p.write_bytes(bytes(b))
+    return p
+
+
+@case("h5ad whose global heap makes libhdf5 loop")
+def _(d):
+    p = corrupt_heap(write_h5ad(d / "x.h5ad", counts()), "global")
+    return dict(args=pca(p, d, "-k", "2", "--hdf5-timeout", "3"), code=4, needles=["x.h5ad", "did not finish", "hdf5_timeout"], protect=[p])
+
+
+@case("h5ad whose local-heap free list is a cycle")
+def _(d):
+    p = corrupt_heap(write_h5ad(d / "x.h5ad", counts()), "local")
+    return dict(args=pca(p, d, "-k", "2", "--hdf5-timeout", "3"), code=4, needles=["x.h5ad"], protect=[p])
+
+
+@case("a model layer too large to allocate")
+def _(d):
+    m = write_mtx(d / "m")
+    return dict(args=pca(m, d, "-k", "2", "--method", "scmae", "--epochs", "1", "--set", "params.hidden_dim=1099511627776"),
+                code=6, needles=["out of memory", "batch"])
+
+
 @case("random bytes named .h5ad")
 def _(d):
     p = d / "x.h5ad"

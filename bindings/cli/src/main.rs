@@ -88,6 +88,10 @@ struct InputArgs {
     /// real 10x files expand 2-11x).
     #[arg(long, value_name = "RATIO")]
     max_decompression_ratio: Option<u64>,
+    /// HDF5 input (.h5ad, 10x .h5) is parsed in a child process that may take this many
+    /// seconds plus one per 10 MB of file (a corrupt file can make libhdf5 loop).
+    #[arg(long, value_name = "SECONDS")]
+    hdf5_timeout: Option<f64>,
 }
 
 impl InputArgs {
@@ -101,6 +105,7 @@ impl InputArgs {
             orientation: if self.genes_in_rows { Orientation::GenesByCells } else { Orientation::CellsByGenes },
             limits: io::Limits {
                 max_decompression_ratio: self.max_decompression_ratio.unwrap_or(io::Limits::default().max_decompression_ratio),
+                hdf5_timeout_s: self.hdf5_timeout.unwrap_or(io::Limits::default().hdf5_timeout_s),
                 ..Default::default()
             },
         })

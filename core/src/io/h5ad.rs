@@ -335,22 +335,27 @@ fn write_str_array(g: &hdf5::Group, name: &str, values: &[String]) -> hdf5::Resu
 
 /// Write `input` + results to `output` atomically (temp file, then rename).
 pub fn write_h5ad_results(input: &Path, output: &Path, r: &H5adResults) -> Result<()> {
-    // Validate the input is an h5ad we understand before copying it.
-    let n_obs = {
-        let f = open(input)?;
-        let obs = f.group("obs").map_err(|e| h5err(input, "obs", e))?;
-        read_index(input, &Limits::default(), &obs)?.len()
-    };
-    check_sizes(input, n_obs, r)?;
     let out = super::AtomicFile::new(output)?;
-    // A byte copy into a new file: the output gets the usual mode (0666 less the umask),
-    // not the input's (a read-only input would give a copy HDF5 cannot open to write).
-    {
-        let mut src = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
-        let mut dst = std::fs::File::create(out.tmp_path()).map_err(|e| Error::io(output, e))?;
-        std::io::copy(&mut src, &mut dst).map_err(|e| Error::io(output, e))?;
-    }
-    add_results(out.tmp_path(), output, n_obs, r)?;
+    let tmp = out.tmp_path().to_path_buf();
+    // libhdf5 parses the input again here (obs, and the groups results go to): bounded
+    // in a child process as the readers are.
+    super::isolate::run(input, &Limits::default(), || {
+        // Validate the input is an h5ad we understand before copying it.
+        let n_obs = {
+            let f = open(input)?;
+            let obs = f.group("obs").map_err(|e| h5err(input, "obs", e))?;
+            read_index(input, &Limits::default(), &obs)?.len()
+        };
+        check_sizes(input, n_obs, r)?;
+        // A byte copy into a new file: the output gets the usual mode (0666 less the umask),
+        // not the input's (a read-only input would give a copy HDF5 cannot open to write).
+        {
+            let mut src = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
+            let mut dst = std::fs::File::create(&tmp).map_err(|e| Error::io(output, e))?;
+            std::io::copy(&mut src, &mut dst).map_err(|e| Error::io(output, e))?;
+        }
+        add_results(&tmp, output, n_obs, r)
+    })?;
     out.commit()
 }
 

@@ -5,6 +5,7 @@
 #[doc(hidden)]
 pub mod fuzz;
 mod h5ad;
+mod isolate;
 mod mtx;
 pub mod output;
 mod tenx_h5;
@@ -92,11 +93,17 @@ pub struct Limits {
     pub min_decompressed_bytes: u64,
     /// Longest line of a text file (MTX, TSV/CSV tables, names, labels).
     pub max_line_bytes: usize,
+    /// Read (and add results to) HDF5 files in a child process bounded in memory and
+    /// time, so that a corrupt file that makes libhdf5 loop or allocate without end
+    /// gives an error instead of a hung or killed run (Linux; elsewhere in process).
+    pub hdf5_child: bool,
+    /// Seconds that child may take, plus one per 10 MB of file.
+    pub hdf5_timeout_s: f64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_decompression_ratio: 100, min_decompressed_bytes: 64 << 20, max_line_bytes: 64 << 20 }
+        Limits { max_decompression_ratio: 100, min_decompressed_bytes: 64 << 20, max_line_bytes: 64 << 20, hdf5_child: true, hdf5_timeout_s: 30.0 }
     }
 }
 
@@ -107,6 +114,9 @@ impl Limits {
         }
         if self.max_line_bytes < 1024 {
             return Err(Error::config("limits.max_line_bytes", self.max_line_bytes, "must be >= 1024"));
+        }
+        if !(self.hdf5_timeout_s.is_finite() && self.hdf5_timeout_s > 0.0) {
+            return Err(Error::config("limits.hdf5_timeout_s", self.hdf5_timeout_s, "must be a number of seconds > 0"));
         }
         Ok(())
     }
@@ -155,8 +165,8 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let lim = &opts.limits;
     let mut ds = match fmt {
         Format::Mtx => mtx::read_10x_mtx(path, lim)?,
-        Format::TenxH5 => tenx_h5::read_10x_h5(path, &opts.limits)?,
-        Format::H5ad => h5ad::read_h5ad(path, opts)?,
+        Format::TenxH5 => isolate::run(path, lim, || tenx_h5::read_10x_h5(path, lim))?,
+        Format::H5ad => isolate::run(path, lim, || h5ad::read_h5ad(path, opts))?,
         Format::Csv => text::read_dense_table(path, b',', opts.orientation, lim)?,
         Format::Tsv => text::read_dense_table(path, b'\t', opts.orientation, lim)?,
         Format::Auto => return Err(Error::format(path, "unknown input format")),

@@ -47,7 +47,7 @@ impl std::fmt::Debug for TrainedModel {
 /// Result of embedding new data with a trained model.
 #[derive(Debug)]
 pub struct Embedded {
-    pub prepared: Prepared,
+    pub prepared: Prepared<'static>,
     /// cells x dims, row-major.
     pub embedding: Vec<f32>,
     pub dims: usize,
@@ -124,7 +124,7 @@ impl TrainedModel {
         let wpath = dir.join("model.safetensors");
         let named: Named = Tensor::read_safetensors(&wpath).map_err(|e| Error::format(&wpath, e.to_string()))?.into_iter().collect();
         let mut method = super::build(&config)?;
-        method.load_tensors(pre.genes.len(), device, &named, &wpath.display().to_string())?;
+        crate::device::torch_guard("loading the model", device, || method.load_tensors(pre.genes.len(), device, &named, &wpath.display().to_string()))?;
         Ok(TrainedModel { config, method, preprocess: pre })
     }
 
@@ -140,9 +140,9 @@ impl TrainedModel {
             progress.message(&format!("warning: {missing} of the model's {} genes are missing from {}; they are filled with zeros", self.preprocess.genes.len(), ds.source));
         }
         let mut ctx = Context { device, seed: self.config.seed, train: &self.config.train, n_clusters: self.config.cluster.n_clusters, fingerprint: Value::Null, progress };
-        let emb = self.method.embed(&prepared, &mut ctx)?;
+        let emb = crate::device::torch_guard("embedding the cells", device, || self.method.embed(&prepared, &mut ctx))?;
         let dims = emb.size()[1] as usize;
-        let embedding = Vec::<f32>::try_from(&emb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+        let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
         Ok(Embedded { prepared, embedding, dims, missing_genes: missing })
     }
 }

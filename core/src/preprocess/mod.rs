@@ -165,11 +165,12 @@ impl PreprocessConfig {
 
 /// A prepared matrix: sparse log-normalised values of the selected genes + scaler.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub struct Prepared<'a> {
     /// cells x selected genes (log-normalised, not scaled).
     pub x: Csr,
-    /// Raw counts of the kept cells and selected genes (for count likelihoods).
-    pub counts: Csr,
+    /// Raw counts of the kept cells and selected genes (for count likelihoods): the
+    /// input's own matrix, borrowed, when no filter or selection changed it.
+    pub counts: Cow<'a, Csr>,
     pub cells: Vec<String>,
     pub genes: Vec<String>,
     pub labels: Option<Vec<String>>,
@@ -186,7 +187,12 @@ pub struct Prepared {
     pub norm_genes: Vec<String>,
 }
 
-impl Prepared {
+impl Prepared<'_> {
+    /// The same, owning its counts (a copy when they were borrowed from the input).
+    pub fn into_owned(self) -> Prepared<'static> {
+        let Prepared { x, counts, cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = self;
+        Prepared { x, counts: Cow::Owned(counts.into_owned()), cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes }
+    }
     pub fn n_cells(&self) -> usize {
         self.x.n_rows
     }
@@ -224,11 +230,11 @@ fn ceil_if_fractional(x: &mut Cow<'_, Csr>) {
 
 /// Run the configured preprocessing on a validated dataset (on `device::set_threads`'
 /// thread count; the result does not depend on it).
-pub fn prepare(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
+pub fn prepare<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepared<'a>> {
     crate::device::with_threads(|| prepare_in_pool(ds, cfg))
 }
 
-fn prepare_in_pool(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
+fn prepare_in_pool<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepared<'a>> {
     cfg.validate()?;
     if cfg.hvg_flavor.is_some() && cfg.n_top_genes > ds.n_genes() && !cfg.n_top_genes_is_default {
         return Err(Error::config(
@@ -276,11 +282,11 @@ fn prepare_in_pool(ds: &Dataset, cfg: &PreprocessConfig) -> Result<Prepared> {
             let r = highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?;
             let sel = r.selected();
             genes = sel.iter().map(|&j| genes[j].clone()).collect();
-            let out = (x.select_cols(&sel), counts.select_cols(&sel));
+            let out = (x.select_cols(&sel), Cow::Owned(counts.select_cols(&sel)));
             hvg = Some(r);
             out
         }
-        _ => (x, counts.into_owned()),
+        _ => (x, counts),
     };
     let scaler = if cfg.scale { Some(Scaler::fit(&x, true, cfg.max_value)) } else { None };
     Ok(Prepared {
@@ -320,11 +326,11 @@ impl SavedPreprocess {
 /// Prepare new data for a trained model: same cell filter, normalisation to the training
 /// library size, log1p, the model's genes in the model's order (genes the data lacks are
 /// zero columns; their count is returned) and the training scaler.
-pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, usize)> {
+pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared<'static>, usize)> {
     crate::device::with_threads(|| prepare_with_in_pool(ds, saved))
 }
 
-fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared, usize)> {
+fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared<'static>, usize)> {
     let cfg = &saved.config;
     // Library sizes over the training data's filtered genes (see Prepared::norm_genes).
     let (mut x, data_genes) = if saved.norm_genes.is_empty() {
@@ -370,7 +376,7 @@ fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepar
             cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
             labels: ds.labels.as_ref().map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
             x: place(&x),
-            counts: place(&counts_all),
+            counts: Cow::Owned(place(&counts_all)),
             genes: saved.genes.clone(),
             size_factors,
             cell_index: cells_keep,

@@ -1,6 +1,7 @@
 //! Mini-batches from the sparse CSR matrix, densified on the device and scaled there
 //! with the preprocessing's per-gene scaler. The whole matrix is never densified.
 
+use crate::error::Result;
 use crate::matrix::Csr;
 use crate::preprocess::{Prepared, Scaler};
 use tch::{Device, Kind, Tensor};
@@ -40,11 +41,19 @@ impl<'a> Batcher<'a> {
         self.device
     }
 
-    /// Dense, scaled rows (rows.len() x genes, float, on the device).
+    /// Dense, scaled rows (rows.len() x genes, float, on the device); a libtorch
+    /// failure (out of memory) panics with its message, which `device::torch_guard`
+    /// turns into `Error::Torch`. See [`Batcher::try_dense`].
     pub fn dense(&self, rows: &[usize]) -> Tensor {
+        self.try_dense(rows).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Dense, scaled rows through tch's fallible calls: an allocation that fails on the
+    /// device is an error.
+    pub fn try_dense(&self, rows: &[usize]) -> Result<Tensor> {
         let (b, g) = (rows.len() as i64, self.x.n_cols as i64);
         let raw = if self.device == Device::Cpu {
-            Tensor::from_slice(&self.x.dense_rows(rows)).view([b, g])
+            Tensor::f_from_slice(&self.x.dense_rows(rows))?.f_view([b, g])?
         } else {
             // Ship the batch's non-zeros (COO) and scatter them into a dense block there.
             let nnz: usize = rows.iter().map(|&r| self.x.indptr[r + 1] - self.x.indptr[r]).sum();
@@ -55,28 +64,27 @@ impl<'a> Batcher<'a> {
                 flat.extend(idx.iter().map(|&j| i as i64 * g + j as i64));
                 vals.extend_from_slice(v);
             }
-            let out = Tensor::zeros([b * g], (Kind::Float, self.device));
-            let flat = Tensor::from_slice(&flat).to_device(self.device);
-            let vals = Tensor::from_slice(&vals).to_device(self.device);
-            out.index_put(&[Some(flat)], &vals, false).view([b, g])
+            let out = Tensor::f_zeros([b * g], (Kind::Float, self.device))?;
+            let flat = Tensor::f_from_slice(&flat)?.f_to_device(self.device)?;
+            let vals = Tensor::f_from_slice(&vals)?.f_to_device(self.device)?;
+            out.f_index_put(&[Some(flat)], &vals, false)?.f_view([b, g])?
         };
-        self.scale(raw)
+        self.f_scale(raw)
     }
 
-    // not `x -= m`: Tensor's `-=` works in place, and x may share storage with the data
-    #[allow(clippy::assign_op_pattern)]
-    fn scale(&self, mut x: Tensor) -> Tensor {
+    fn f_scale(&self, mut x: Tensor) -> Result<Tensor> {
+        // not `x -= m`: Tensor's `-=` works in place, and x may share storage with the data
         if let Some(m) = &self.mean {
-            x = x - m;
+            x = x.f_sub(m)?;
         }
         if let Some(s) = &self.std {
-            x = x / s;
+            x = x.f_div(s)?;
         }
-        match self.clip {
-            Some((c, true)) => x.clamp(-c, c),
-            Some((c, false)) => x.clamp_max(c),
+        Ok(match self.clip {
+            Some((c, true)) => x.f_clamp(-c, c)?,
+            Some((c, false)) => x.f_clamp_max(c)?,
             None => x,
-        }
+        })
     }
 
     /// Every row in blocks of `block` rows, in order (for embedding passes).

@@ -327,7 +327,7 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
         let mut names: Vec<&'static str> = Vec::new();
         let mut sums: Vec<Tensor> = Vec::new();
         for (b, rows) in order.chunks(bs).take(n_batches).enumerate() {
-            let x = batcher.dense(rows);
+            let x = batcher.try_dense(rows)?;
             let terms = model.losses(&x, rows, &mut StepCtx { batcher, rng: &mut rng, epoch })?;
             if terms.is_empty() {
                 return Err(Error::Numeric("the model returned no loss term".into()));

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The CUDA checks of issue 22 (item 7) in one run, for a machine with an NVIDIA GPU:
+#   bash bench/gpu_check.sh            # writes $OUT/gpu.json (OUT defaults to bench/results)
+# 1. environment: GPU, driver, torch (version, CUDA build), cargo;
+# 2. build the CLI against that torch (LIBTORCH_USE_PYTORCH=1; a torch other than 2.13.0
+#    needs LIBTORCH_BYPASS_VERSION_CHECK=1, which is set and reported);
+# 3. `scdeep version` must report CUDA;
+# 4. scMAE on PBMC with --device cuda and with --device cpu: ARI of each against the
+#    labels and the agreement (ARI) of the two label sets;
+# 5. seconds per epoch of every method on cuda (2 epochs on PBMC); the mask-sc ViT trained
+#    in full on PBMC (small preset, then the paper's), which these CPUs cannot;
+# 6. the atlas-scale run on cuda: 1M simulated cells x 2000 genes, pca + K-means and
+#    scmae for 1 epoch (SCALE_CELLS to change the size, 0 to skip).
+# Each step is timed and bounded (STEP_TIMEOUT seconds); a failing step is recorded with
+# the tail of its output and the script goes on, so one run gives every answer it can.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+WORK=${WORK:-target/gpu_check}
+mkdir -p "$WORK"
+STEP_TIMEOUT=${STEP_TIMEOUT:-240}
+SCALE_CELLS=${SCALE_CELLS:-1000000}
+PY=${PY:-$(command -v python3 || command -v python)}
+# DEVICE=cpu FULL_EPOCHS=1 SCALE_CELLS=2000 checks this script itself on a CPU machine.
+DEVICE=${DEVICE:-cuda}
+FULL=()
+[ -n "${FULL_EPOCHS:-}" ] && FULL=(--epochs "$FULL_EPOCHS")
+DATA=${DATA:-}
+for d in ../shared/data shared/data; do
+  [ -z "$DATA" ] && [ -d "$d/10x_pbmc_top2000" ] && DATA=$d
+done
+LOG=$WORK/steps.jsonl
+: > "$LOG"
+
+# step NAME CMD...: run, time, record {name, rc, seconds, tail} as one JSON line.
+step() {
+  local name=$1; shift
+  local t0; t0=$(date +%s.%N)
+  timeout "$STEP_TIMEOUT" "$@" > "$WORK/$name.log" 2>&1
+  local rc=$?
+  local t1; t1=$(date +%s.%N)
+  "$PY" - "$name" "$rc" "$t0" "$t1" "$WORK/$name.log" >> "$LOG" <<'EOF'
+import json, sys
+name, rc, t0, t1, log = sys.argv[1:]
+tail = open(log, errors="replace").read()[-1500:]
+print(json.dumps({"name": name, "rc": int(rc), "seconds": round(float(t1) - float(t0), 2), "tail": tail}))
+EOF
+  return $rc
+}
+
+step env bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.is_available())"; cargo --version; rustc --version'
+
+TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || echo none)
+export LIBTORCH_USE_PYTORCH=1
+if [ "$TORCH_VERSION" != "2.13.0" ]; then
+  export LIBTORCH_BYPASS_VERSION_CHECK=1
+fi
+BIN=target/release/scdeep
+if command -v cargo > /dev/null; then
+  STEP_TIMEOUT=900 step build cargo build --release -p scdeep-cli
+fi
+step version "$BIN" version
+
+run() {  # run NAME ARGS...: scdeep run into $WORK/NAME
+  local name=$1; shift
+  step "$name" "$BIN" run -q --overwrite --out "$WORK/$name" "$@"
+}
+
+if [ -n "$DATA" ]; then
+  PBMC=$DATA/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
+  LAB=(--label-key cell_type)
+  run scmae_cuda --method scmae --device "$DEVICE" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
+  run scmae_cpu --method scmae --device cpu --threads "$(nproc)" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
+  for m in scmae mask-sc mask-sc-mlp maskclass cicl scrae contrastive-sc; do
+    run "epochs_$m" --method "$m" --device "$DEVICE" --epochs 2 --input "$PBMC" "${LAB[@]}" --seed 0
+  done
+  # mask-sc's ViT (small preset, the default) trained in full, then the paper's size.
+  run masksc_transformer --method mask-sc --device "$DEVICE" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
+  run masksc_paper --method mask-sc --set params.preset=paper --device "$DEVICE" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
+fi
+
+if [ "$SCALE_CELLS" -gt 0 ]; then
+  SIM=$WORK/sim_${SCALE_CELLS}.h5ad
+  [ -f "$SIM" ] || step simulate "$BIN" simulate -q --out "$SIM" --n-cells "$SCALE_CELLS" --n-genes 2000 \
+    --groups 0.25,0.2,0.15,0.12,0.1,0.08,0.06,0.04 --seed 1 --no-true-counts
+  run scale_pca_kmeans --method pca --cluster kmeans -k 8 --device "$DEVICE" --input "$SIM" --label-key group
+  run scale_scmae_epoch --method scmae -k 8 --epochs 1 --device "$DEVICE" --input "$SIM" --label-key group
+fi
+
+"$PY" - "$LOG" "$WORK" "$OUT/gpu.json" "$TORCH_VERSION" <<'EOF'
+import json, os, sys
+log, work, out, torch_version = sys.argv[1:]
+steps = [json.loads(l) for l in open(log)]
+res = {"torch": torch_version, "bypass_version_check": os.environ.get("LIBTORCH_BYPASS_VERSION_CHECK") == "1", "steps": steps}
+def run_json(name):
+    p = os.path.join(work, name, "run.json")
+    return json.load(open(p)) if os.path.exists(p) else None
+def labels(name):
+    p = os.path.join(work, name, "labels.tsv")
+    if not os.path.exists(p):
+        return None
+    rows = [l.rstrip("\n").split("\t") for l in open(p)][1:]
+    return {r[0]: r[1] for r in rows}
+runs = {}
+for s in steps:
+    j = run_json(s["name"])
+    if j:
+        hist = j.get("history") or []
+        secs = [h.get("seconds") for h in hist if isinstance(h, dict) and h.get("seconds") is not None]
+        runs[s["name"]] = {"device": j.get("versions", {}).get("device") or j.get("config", {}).get("device"),
+                           "metrics": j.get("metrics"), "timings_s": j.get("timings_s"),
+                           "seconds_per_epoch": (sum(secs) / len(secs)) if secs else None}
+res["runs"] = runs
+a, b = labels("scmae_cuda"), labels("scmae_cpu")
+if a and b:
+    from sklearn.metrics import adjusted_rand_score
+    cells = sorted(set(a) & set(b))
+    res["scmae_cuda_vs_cpu_label_ari"] = adjusted_rand_score([a[c] for c in cells], [b[c] for c in cells])
+json.dump(res, open(out, "w"), indent=1)
+print(json.dumps({k: v for k, v in res.items() if k != "steps"}, indent=1)[:6000])
+for s in steps:
+    print(s["name"], "rc", s["rc"], f'{s["seconds"]} s')
+EOF
