@@ -1,5 +1,5 @@
 //! Recall and time of the approximate kNN settings against exact search (development aid):
-//! `cargo run --release --example knn_sweep -- (EMB.npy | random:N) [ivf:NPROBE:REFINE[:NLIST] | hnsw:EF ...]`.
+//! `cargo run --release --example knn_sweep -- (EMB.npy | random:N) [ivf:NPROBE:REFINE[:NLIST[:SEARCH]] | hnsw:EF ...]`.
 //! random:N is N points around 30 overlapping centres in 30 dimensions. One thread.
 //! NO_EXACT=1 skips the exact search and estimates recall on 2000 cells instead.
 use scdeep_core::cluster::{self, Metric};
@@ -30,7 +30,7 @@ fn main() {
         let a = match p[0] {
             "ivf" => {
                 let nlist = p.get(3).map_or(0, |s| s.parse().unwrap());
-                cluster::knn_ivf(&x, 15, Metric::Euclidean, nlist, p[1].parse().unwrap(), p[2].parse().unwrap(), 0).unwrap()
+                cluster::knn_ivf(&x, 15, Metric::Euclidean, nlist, p[1].parse().unwrap(), p.get(4).map_or(0, |s| s.parse().unwrap()), p[2].parse().unwrap(), 0).unwrap()
             }
             "hnsw" => cluster::knn_hnsw(&x, 15, Metric::Euclidean, p[1].parse().unwrap(), 0, 1).unwrap(),
             other => panic!("unknown search '{other}'"),

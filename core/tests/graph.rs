@@ -169,14 +169,14 @@ fn approximate_knn_recall_against_exact() {
     let again = cluster::knn_hnsw(&x, 15, Metric::Euclidean, ef, 0, 1).unwrap();
     assert_eq!(approx.indices, again.indices, "one-thread HNSW is deterministic");
     let c = cluster::ClusterConfig::default();
-    let ivf = cluster::knn_ivf(&x, 15, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.knn_refine, 0).unwrap();
+    let ivf = cluster::knn_ivf(&x, 15, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.ivf_search, c.knn_refine, 0).unwrap();
     let r = cluster::recall(&exact, &ivf);
     eprintln!("IVF recall@14 vs exact on 6000 x 30 (nprobe {}): {r:.4}", c.ivf_nprobe);
     assert!(r >= 0.95, "IVF recall {r}");
     assert!((0..6000).all(|i| ivf.indices[i * 15] == i as u32), "each cell is its own first neighbour");
-    let one = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 1, 0, 0).unwrap();
+    let one = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 1, 0, 0, 0).unwrap();
     assert!(cluster::recall(&exact, &one) < r, "probing one list should lose neighbours");
-    let coarse = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 2, 0, 0).unwrap();
+    let coarse = cluster::knn_ivf(&x, 15, Metric::Euclidean, 0, 2, 0, 0, 0).unwrap();
     let rc = cluster::recall(&exact, &coarse);
     // the estimate on a sample of cells (what a run reports) follows the true recall
     let est = cluster::graph::sampled_recall(&x, &coarse, Metric::Euclidean, 1000, 0).unwrap();
@@ -200,7 +200,7 @@ fn default_knn_recall_on_50k_points() {
     let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[50_000, 30], tch::Device::Cpu);
     let c = cluster::ClusterConfig::default();
     assert!(50_000 > c.knn_exact_max_cells, "auto uses the approximate search here");
-    let knn = cluster::knn_ivf(&x, c.n_neighbors, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.knn_refine, 0).unwrap();
+    let knn = cluster::knn_ivf(&x, c.n_neighbors, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.ivf_search, c.knn_refine, 0).unwrap();
     assert_eq!(knn.k, c.n_neighbors);
     for i in 0..50_000 {
         let row: std::collections::HashSet<u32> = knn.indices[i * knn.k..(i + 1) * knn.k].iter().copied().collect();
@@ -209,6 +209,12 @@ fn default_knn_recall_on_50k_points() {
     let r = cluster::graph::sampled_recall(&x, &knn, Metric::Euclidean, 2000, 1).unwrap();
     eprintln!("default approximate kNN recall on 50 000 x 30, 2000 cells checked: {r:.4}");
     assert!(r >= 0.95, "recall {r}");
+    // 400 lists: above IVF_FLAT_MAX_LISTS the centres are trained in two levels
+    assert!(400 > cluster::graph::IVF_FLAT_MAX_LISTS);
+    let two = cluster::knn_ivf(&x, c.n_neighbors, Metric::Euclidean, 400, c.ivf_nprobe, c.ivf_search, 0, 0).unwrap();
+    let r2 = cluster::graph::sampled_recall(&x, &two, Metric::Euclidean, 2000, 1).unwrap();
+    eprintln!("with 400 lists (two-level centres): {r2:.4}");
+    assert!(r2 >= 0.95, "recall {r2}");
 }
 
 /// The bisection search for k clusters (match_k) hits k at least as often as scMAE's grid

@@ -94,33 +94,117 @@ pub fn knn_exact(x: &Tensor, k: usize, metric: Metric, block: usize) -> Result<K
     Ok(out)
 }
 
-/// Approximate kNN by an inverted file on the device, then refinement by neighbours of
-/// neighbours. K-means (on a sample) splits the cells into `nlist` lists (0: one per
-/// ~`IVF_LIST_CELLS` cells, at least √n); every cell takes the `nprobe` lists whose
-/// centres are nearest to it, and the cells of one list search together the members of
-/// every list any of them takes (so each cell sees at least its own lists). `refine`
-/// rounds then replace each cell's neighbours by the nearest among its neighbours and
-/// their neighbours, which recovers most of what the lists missed at a cost linear in
-/// the cells. Deterministic for a seed.
-pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, refine: usize, seed: u64) -> Result<Knn> {
+/// Approximate kNN by an inverted file on the device, then (optionally) refinement by
+/// neighbours of neighbours. K-means on a sample splits the cells into `nlist` lists (0:
+/// one per ~`IVF_LIST_CELLS` cells), trained in two levels above `IVF_FLAT_MAX_LISTS`
+/// lists. Every cell takes the `nprobe` lists whose centres are nearest to it; the cells of one list search together
+/// their own list and the `search` lists (0: 3 x nprobe) that they take most often, which
+/// keeps the work per cell fixed whatever the number of lists. `refine` rounds then
+/// replace each cell's neighbours by the nearest among its neighbours and theirs.
+/// Deterministic for a seed.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, search: usize, refine: usize, seed: u64) -> Result<Knn> {
     let x = prepare(x, k, metric)?;
     let n = x.size()[0] as usize;
     let dev = x.device();
-    let nlist = if nlist == 0 { (n / IVF_LIST_CELLS).max((n as f64).sqrt().round() as usize) } else { nlist }.clamp(1, n);
+    let nlist = if nlist == 0 { n / IVF_LIST_CELLS } else { nlist }.clamp(1, n);
     let nprobe = nprobe.clamp(1, nlist);
-    // centres from a sample of at most 64 cells per list
+    let search = if search == 0 { 3 * nprobe } else { search };
     let mut rng = crate::train::rng_for(seed, 7);
     let sample: Vec<i64> = {
         let mut all: Vec<i64> = (0..n as i64).collect();
         rand::seq::SliceRandom::shuffle(all.as_mut_slice(), &mut rng);
-        all.truncate((64 * nlist).min(n));
+        all.truncate((IVF_SAMPLE_PER_LIST * nlist).min(n));
         all
     };
     let xs = x.index_select(0, &Tensor::from_slice(&sample).to_device(dev));
-    let km = super::kmeans(&xs, &super::KMeansParams { k: nlist, n_init: 1, max_iter: 20, tol: 1e-4, seed })?;
-    let cent = Tensor::from_slice(&km.centroids).view([nlist as i64, -1]).to_device(dev);
+    let cent = ivf_centres(&xs, nlist, seed)?;
+    let nlist = cent.size()[0] as usize;
+    let nprobe = nprobe.min(nlist);
+    let probes = nearest_centres(&x, &cent, nprobe)?;
+    let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
+    for i in 0..n {
+        members[probes[i * nprobe] as usize].push(i as i64);
+    }
+    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+    let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
+    let mut count = vec![0u32; nlist];
+    for l in 0..nlist {
+        if members[l].is_empty() {
+            continue;
+        }
+        // the lists these cells take most often (ties: the lower list), after their own
+        let mut seen: Vec<usize> = Vec::new();
+        for &i in &members[l] {
+            for &p in &probes[i as usize * nprobe + 1..(i as usize + 1) * nprobe] {
+                let p = p as usize;
+                if p != l {
+                    if count[p] == 0 {
+                        seen.push(p);
+                    }
+                    count[p] += 1;
+                }
+            }
+        }
+        seen.sort_by(|&a, &b| count[b].cmp(&count[a]).then(a.cmp(&b)));
+        for &p in &seen {
+            count[p] = 0;
+        }
+        seen.truncate(search);
+        let mut cand: Vec<i64> = members[l].iter().copied().chain(seen.iter().flat_map(|&m| members[m].iter().copied())).collect();
+        if cand.len() < k {
+            // tiny neighbourhood: fall back to every cell for these queries
+            let rest: Vec<i64> = (0..n as i64).filter(|i| !members[l].contains(i)).collect();
+            cand = members[l].iter().copied().chain(rest).collect();
+        }
+        let qi = Tensor::from_slice(&members[l]).to_device(dev);
+        nearest_among(&x, &sq, &qi, &Tensor::from_slice(&cand).to_device(dev), k, metric, &mut out)?;
+    }
+    for _ in 0..refine {
+        refine_by_neighbours(&x, &mut out, metric)?;
+    }
+    Ok(out)
+}
+
+/// Sampled cells per inverted-file list for training its centres.
+const IVF_SAMPLE_PER_LIST: usize = 48;
+/// Up to this many lists the centres are one K-means on the sample; above, K-means finds
+/// √nlist groups first and then each group's share of the lists among its cells (so the
+/// training costs sample x (√nlist + lists per group), not sample x nlist x k-means++).
+pub const IVF_FLAT_MAX_LISTS: usize = 256;
+
+fn kmeans_centres(xs: &Tensor, k: usize, seed: u64) -> Result<(Tensor, Vec<i64>)> {
+    let km = super::kmeans(xs, &super::KMeansParams { k, n_init: 1, max_iter: 20, tol: 1e-4, seed })?;
+    Ok((Tensor::from_slice(&km.centroids).view([k as i64, -1]).to_device(xs.device()), km.labels))
+}
+
+/// About `nlist` list centres from the sampled cells `xs` (exactly `nlist` up to
+/// `IVF_FLAT_MAX_LISTS`; above, each group's share rounded).
+fn ivf_centres(xs: &Tensor, nlist: usize, seed: u64) -> Result<Tensor> {
+    let s = xs.size()[0] as usize;
+    if nlist <= IVF_FLAT_MAX_LISTS {
+        return Ok(kmeans_centres(xs, nlist, seed)?.0);
+    }
+    let nc = ((nlist as f64).sqrt().round() as usize).clamp(2, s);
+    let (_, lab) = kmeans_centres(xs, nc, seed)?;
+    let mut parts = Vec::with_capacity(nc);
+    for g in 0..nc {
+        let rows: Vec<i64> = (0..s as i64).filter(|&i| lab[i as usize] == g as i64).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let kg = ((nlist as f64 * rows.len() as f64 / s as f64).round() as usize).clamp(1, rows.len());
+        let xg = xs.index_select(0, &Tensor::from_slice(&rows).to_device(xs.device()));
+        parts.push(kmeans_centres(&xg, kg, crate::train::mix_seed(seed, g as u64))?.0);
+    }
+    Ok(Tensor::cat(&parts, 0))
+}
+
+/// Each row's `nprobe` nearest centres, nearest first (rows x nprobe, row-major): matrix
+/// products and top-k in blocks of rows.
+fn nearest_centres(x: &Tensor, cent: &Tensor, nprobe: usize) -> Result<Vec<i64>> {
+    let (n, nlist) = (x.size()[0] as usize, cent.size()[0] as usize);
     let csq = cent.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
-    // each cell's nprobe nearest centres, nearest first, in blocks of cells
     let mut probes: Vec<i64> = Vec::with_capacity(n * nprobe);
     let block = ((1usize << 24) / nlist.max(1)).clamp(256, 65536);
     for s in (0..n).step_by(block) {
@@ -129,47 +213,11 @@ pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize
         let (_, p) = d.topk(nprobe as i64, 1, false, true);
         probes.extend(Vec::<i64>::try_from(&p.to_device(tch::Device::Cpu).contiguous().view([-1]))?);
     }
-    let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
-    for i in 0..n {
-        members[probes[i * nprobe] as usize].push(i as i64);
-    }
-    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
-    let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
-    let mut taken = vec![false; nlist];
-    for l in 0..nlist {
-        if members[l].is_empty() {
-            continue;
-        }
-        let mut lists = vec![l];
-        taken[l] = true;
-        for &i in &members[l] {
-            for &p in &probes[i as usize * nprobe..(i as usize + 1) * nprobe] {
-                if !taken[p as usize] {
-                    taken[p as usize] = true;
-                    lists.push(p as usize);
-                }
-            }
-        }
-        let mut cand: Vec<i64> = lists.iter().flat_map(|&m| members[m].iter().copied()).collect();
-        for &m in &lists {
-            taken[m] = false;
-        }
-        if cand.len() < k {
-            // tiny neighbourhood: fall back to every cell for these queries
-            let rest: Vec<i64> = (0..n as i64).filter(|i| !members[l].contains(i)).collect();
-            cand = members[l].iter().copied().chain(rest).collect();
-        }
-        let q = Tensor::from_slice(&members[l]).to_device(dev);
-        nearest_among(&x, &sq, &q, &Tensor::from_slice(&cand).to_device(dev), k, metric, &mut out)?;
-    }
-    for _ in 0..refine {
-        refine_by_neighbours(&x, &mut out, metric)?;
-    }
-    Ok(out)
+    Ok(probes)
 }
 
-/// Cells per inverted-file list when `ivf_nlist` is 0 (at least √n lists): lists of a
-/// fixed size keep the search linear in the cells.
+/// Cells per inverted-file list when `ivf_nlist` is 0: lists of a fixed size keep the
+/// search linear in the cells.
 pub const IVF_LIST_CELLS: usize = 512;
 
 /// One round of neighbour-of-neighbour refinement (the local join of NN-descent, done for

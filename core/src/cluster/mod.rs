@@ -85,6 +85,9 @@ pub struct ClusterConfig {
     /// to each cell that it searches.
     pub ivf_nlist: usize,
     pub ivf_nprobe: usize,
+    /// Lists the cells of one list search besides their own: those they take most
+    /// often among their probes (0 = 3 x ivf_nprobe). Fixed, so the search stays linear.
+    pub ivf_search: usize,
     /// Rounds of neighbour-of-neighbour refinement after the inverted file.
     pub knn_refine: usize,
     /// Cells on which the recall of an approximate kNN graph is measured against exact
@@ -120,6 +123,7 @@ impl Default for ClusterConfig {
             knn_exact_max_cells: 20_000,
             ivf_nlist: 0,
             ivf_nprobe: 10,
+            ivf_search: 0,
             knn_refine: 0,
             knn_recall_cells: 256,
             hnsw_ef: 32,
@@ -375,7 +379,7 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
                 "approximate kNN of {n} cells: inverted file ({} nearest lists per cell), {} refinement round(s)",
                 cfg.ivf_nprobe, cfg.knn_refine
             ));
-            let knn = knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, cfg.ivf_nprobe, cfg.knn_refine, seed)?;
+            let knn = knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, cfg.ivf_nprobe, cfg.ivf_search, cfg.knn_refine, seed)?;
             (knn, json!({"method": "ivf", "nprobe": cfg.ivf_nprobe, "refine": cfg.knn_refine}))
         }
         KnnMethod::Hnsw => {
