@@ -187,9 +187,12 @@ fn ivf_centres(xs: &Tensor, nlist: usize, seed: u64) -> Result<Tensor> {
     }
     let nc = ((nlist as f64).sqrt().round() as usize).clamp(2, s);
     let (_, lab) = kmeans_centres(xs, nc, seed)?;
+    let mut groups: Vec<Vec<i64>> = vec![Vec::new(); nc];
+    for (i, &g) in lab.iter().enumerate() {
+        groups[g as usize].push(i as i64);
+    }
     let mut parts = Vec::with_capacity(nc);
-    for g in 0..nc {
-        let rows: Vec<i64> = (0..s as i64).filter(|&i| lab[i as usize] == g as i64).collect();
+    for (g, rows) in groups.into_iter().enumerate() {
         if rows.is_empty() {
             continue;
         }

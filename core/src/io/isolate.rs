@@ -76,11 +76,12 @@ fn get_vec<T: Pod>(r: &mut dyn Read, budget: u64) -> std::io::Result<Vec<T>> {
 
 fn put_strings(w: &mut dyn Write, v: &[String]) -> std::io::Result<()> {
     put_u64(w, v.len() as u64)?;
-    for s in v {
-        put_u64(w, s.len() as u64)?;
-        w.write_all(s.as_bytes())?;
-    }
-    Ok(())
+    v.iter().try_for_each(|s| put_string(w, s))
+}
+
+fn put_string(w: &mut dyn Write, s: &str) -> std::io::Result<()> {
+    put_u64(w, s.len() as u64)?;
+    w.write_all(s.as_bytes())
 }
 
 fn get_string(r: &mut dyn Read, budget: u64) -> std::io::Result<String> {
@@ -117,7 +118,7 @@ impl Wire for Dataset {
             }
             None => put_u64(w, 0)?,
         }
-        put_strings(w, std::slice::from_ref(&self.source))
+        put_string(w, &self.source)
     }
 
     fn get(r: &mut dyn Read, budget: u64) -> std::io::Result<Dataset> {
@@ -129,10 +130,13 @@ impl Wire for Dataset {
         let cells = get_strings(r, budget)?;
         let genes = get_strings(r, budget)?;
         let labels = if get_u64(r)? == 1 { Some(get_strings(r, budget)?) } else { None };
-        let source = get_strings(r, budget)?.pop().unwrap_or_default();
+        let source = get_string(r, budget)?;
         Ok(Dataset { x: Csr { n_rows, n_cols, indptr, indices, data }, cells, genes, labels, source })
     }
 }
+
+/// How `memory_budget` is set, for messages.
+const BUDGET_RULE: &str = "128 MiB + 2 x limits.max_decompression_ratio x the file size";
 
 /// The memory a child may take beyond what it inherits: 128 MiB, plus twice what the
 /// file may expand to under `lim` (values, then their conversion), at most the machine's.
@@ -258,7 +262,7 @@ mod linux {
         let r = match r {
             Err(e) if cur > 0 && vm("VmPeak:") + (16 << 20) >= cur.saturating_add(budget) => Err(Error::format(
                 path,
-                format!("reading it with the HDF5 library needed more than its {:.0} MiB memory budget: a corrupt file? ({e}; budget: 128 MiB + 2 x limits.max_decompression_ratio x the file size)", budget as f64 / 1048576.0),
+                format!("reading it with the HDF5 library needed more than its {:.0} MiB memory budget: a corrupt file? ({e}; budget: {BUDGET_RULE})", budget as f64 / 1048576.0),
             )),
             r => r,
         };
@@ -267,7 +271,7 @@ mod linux {
             Ok(v) => w.write_all(&[OK]).and_then(|_| v.put(&mut w)),
             Err(e) => {
                 let json = serde_json::to_string(e).unwrap_or_default();
-                w.write_all(&[ERR]).and_then(|_| put_strings(&mut w, &[json]))
+                w.write_all(&[ERR]).and_then(|_| put_string(&mut w, &json))
             }
         };
         let ok = sent.and_then(|_| w.flush()).is_ok();
@@ -333,7 +337,7 @@ mod linux {
                 return v;
             }
             let why = if sig == libc::SIGABRT || sig == libc::SIGKILL || sig == libc::SIGSEGV {
-                format!("it needed more than its {mb:.0} MiB memory budget or the file is corrupt (signal {sig}; budget: 128 MiB + 2 x limits.max_decompression_ratio x the file size)")
+                format!("it needed more than its {mb:.0} MiB memory budget or the file is corrupt (signal {sig}; budget: {BUDGET_RULE})")
             } else {
                 format!("signal {sig}; a corrupt file?")
             };
@@ -352,7 +356,7 @@ mod linux {
         if tag[0] == OK {
             return Ok(Ok(T::get(r, budget)?));
         }
-        let json = get_strings(r, budget)?.pop().unwrap_or_default();
+        let json = get_string(r, budget)?;
         Ok(Err(serde_json::from_str(&json).map_err(std::io::Error::other)?))
     }
 }
