@@ -172,6 +172,63 @@ impl Csr {
         (nnz, sums)
     }
 
+    /// `select_rows` in place for increasing `rows` (no second copy of the matrix).
+    pub fn retain_rows(&mut self, rows: &[usize]) {
+        if !rows.windows(2).all(|w| w[0] < w[1]) {
+            *self = self.select_rows(rows);
+            return;
+        }
+        let mut w = 0;
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        indptr.push(0);
+        for &i in rows {
+            let (a, b) = (self.indptr[i], self.indptr[i + 1]);
+            self.indices.copy_within(a..b, w);
+            self.data.copy_within(a..b, w);
+            w += b - a;
+            indptr.push(w);
+        }
+        self.finish_in_place(indptr, self.n_cols);
+    }
+
+    /// `select_cols` in place for increasing `cols` (no second copy of the matrix).
+    pub fn retain_cols(&mut self, cols: &[usize]) {
+        if !cols.windows(2).all(|w| w[0] < w[1]) {
+            *self = self.select_cols(cols);
+            return;
+        }
+        let mut map = vec![u32::MAX; self.n_cols];
+        for (new, &old) in cols.iter().enumerate() {
+            map[old] = new as u32;
+        }
+        let mut w = 0;
+        let mut indptr = Vec::with_capacity(self.n_rows + 1);
+        indptr.push(0);
+        for i in 0..self.n_rows {
+            for k in self.indptr[i]..self.indptr[i + 1] {
+                let m = map[self.indices[k] as usize];
+                if m != u32::MAX {
+                    self.indices[w] = m;
+                    self.data[w] = self.data[k];
+                    w += 1;
+                }
+            }
+            indptr.push(w);
+        }
+        self.finish_in_place(indptr, cols.len());
+    }
+
+    fn finish_in_place(&mut self, indptr: Vec<usize>, n_cols: usize) {
+        let nnz = *indptr.last().unwrap_or(&0);
+        self.indices.truncate(nnz);
+        self.indices.shrink_to_fit();
+        self.data.truncate(nnz);
+        self.data.shrink_to_fit();
+        self.n_rows = indptr.len() - 1;
+        self.n_cols = n_cols;
+        self.indptr = indptr;
+    }
+
     pub fn select_rows(&self, rows: &[usize]) -> Csr {
         let mut indptr = Vec::with_capacity(rows.len() + 1);
         indptr.push(0);
@@ -398,10 +455,31 @@ impl Dataset {
     /// data set with unique names (borrowed when they already were) and a warning
     /// saying how many were renamed.
     pub fn with_unique_genes(&self) -> (std::borrow::Cow<'_, Dataset>, Option<String>) {
+        match self.unique_gene_names() {
+            None => (std::borrow::Cow::Borrowed(self), None),
+            Some((genes, msg)) => (std::borrow::Cow::Owned(Dataset { genes, ..self.clone() }), Some(msg)),
+        }
+    }
+
+    /// Whether some gene name repeats.
+    pub fn has_duplicate_genes(&self) -> bool {
+        let mut seen = std::collections::HashSet::with_capacity(self.genes.len());
+        !self.genes.iter().all(|g| seen.insert(g.as_str()))
+    }
+
+    /// `with_unique_genes` in place.
+    pub fn make_genes_unique(&mut self) -> Option<String> {
+        let (genes, msg) = self.unique_gene_names()?;
+        self.genes = genes;
+        Some(msg)
+    }
+
+    /// The unique names and the warning, when some names repeat.
+    fn unique_gene_names(&self) -> Option<(Vec<String>, String)> {
         use std::collections::{HashMap, HashSet};
         let distinct: HashSet<&str> = self.genes.iter().map(String::as_str).collect();
         if distinct.len() == self.genes.len() {
-            return (std::borrow::Cow::Borrowed(self), None);
+            return None;
         }
         let mut taken: HashSet<String> = self.genes.iter().cloned().collect();
         let mut next: HashMap<&str, usize> = HashMap::new();
@@ -431,7 +509,7 @@ impl Dataset {
             self.genes.len() - distinct.len(),
             example.unwrap_or_default()
         );
-        (std::borrow::Cow::Owned(Dataset { genes, ..self.clone() }), Some(msg))
+        Some((genes, msg))
     }
 
     /// True when every stored value is an integer (raw counts).

@@ -7,6 +7,7 @@ use crate::metrics::Scores;
 use crate::models::Context;
 use crate::progress::Progress;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -69,7 +70,18 @@ fn fingerprint(cfg: &RunConfig, prep: &crate::preprocess::Prepared) -> Value {
     })
 }
 
+/// Run on a dataset the caller keeps.
 pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    run_input(Cow::Borrowed(ds), cfg, progress)
+}
+
+/// Run on a dataset the run may consume: its matrix is normalised in place and the raw
+/// counts dropped when the method does not read them (peak memory one input matrix less).
+pub fn run_owned(ds: Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    run_input(Cow::Owned(ds), cfg, progress)
+}
+
+fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     cfg.validate()?;
     let device = crate::device::parse_device(&cfg.device)?;
     crate::device::set_threads(cfg.threads)?;
@@ -80,13 +92,18 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);
 
-    let (ds, renamed) = ds.with_unique_genes();
-    if let Some(w) = renamed {
-        progress.message(&w);
+    if ds.has_duplicate_genes() {
+        if let Some(w) = ds.to_mut().make_genes_unique() {
+            progress.message(&w);
+        }
     }
+    let mut method = crate::models::build(&cfg)?;
     progress.stage("preprocess");
     let t = Instant::now();
-    let prep = crate::preprocess::prepare(&ds, &cfg.preprocess)?;
+    let prep = match ds {
+        Cow::Owned(ds) => crate::preprocess::prepare_owned(ds, &cfg.preprocess, method.needs_counts())?,
+        Cow::Borrowed(ds) => crate::preprocess::prepare(ds, &cfg.preprocess)?,
+    };
     timings.push(("preprocess".to_string(), t.elapsed().as_secs_f64()));
     progress.message(&format!("{} cells x {} genes after preprocessing", prep.n_cells(), prep.n_genes()));
 
@@ -106,7 +123,6 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
 
     progress.stage(&cfg.method);
     let t = Instant::now();
-    let mut method = crate::models::build(&cfg)?;
     let (emb, imputed) = {
         let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, n_clusters: k, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
         use crate::device::torch_guard as guard;
@@ -132,6 +148,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
     let dims = emb.size()[1] as usize;
     let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
+    drop(emb);
 
     let scores = match &prep.labels {
         Some(truth) => {

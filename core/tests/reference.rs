@@ -99,7 +99,7 @@ fn preprocessing_matches_scanpy() {
         }
 
         // seurat_v3: our loess is skmisc's exact ("direct") fit ...
-        let (mean, var) = preprocess::hvg::mean_var(&prep.counts, false);
+        let (mean, var) = preprocess::hvg::mean_var(prep.counts().unwrap(), false);
         let keep: Vec<usize> = (0..var.len()).filter(|&j| var[j] > 0.0).collect();
         let lx: Vec<f64> = keep.iter().map(|&j| mean[j].log10()).collect();
         let ly: Vec<f64> = keep.iter().map(|&j| var[j].log10()).collect();
@@ -117,7 +117,7 @@ fn preprocessing_matches_scanpy() {
         // ... while scanpy uses skmisc's interpolated surface: the HVG sets may differ at
         // the cut-off by the genes whose normalised variances the two surfaces order
         // differently. Require >= 98 % overlap and report it.
-        let r = preprocess::highly_variable_genes(&prep.counts, HvgFlavor::SeuratV3, n_top, 20, 0.3).unwrap();
+        let r = preprocess::highly_variable_genes(prep.counts().unwrap(), HvgFlavor::SeuratV3, n_top, 20, 0.3).unwrap();
         let want: std::collections::HashSet<usize> = usizes(&fx["seurat_v3"]["selected"]).into_iter().collect();
         let overlap = r.selected().iter().filter(|j| want.contains(j)).count() as f64 / n_top as f64;
         eprintln!("{name}: seurat_v3 HVG overlap with scanpy {:.4}", overlap);
@@ -156,7 +156,7 @@ fn kmeans_and_pca_match_scikit_learn() {
     let cells: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let prep = preprocess::Prepared {
         x: scdeep_core::Csr::from_dense(n as usize, d as usize, &x),
-        counts: std::borrow::Cow::Owned(scdeep_core::Csr::from_dense(n as usize, d as usize, &x)),
+        counts: Some(std::borrow::Cow::Owned(scdeep_core::Csr::from_dense(n as usize, d as usize, &x))),
         cells,
         genes: (0..d).map(|j| j.to_string()).collect(),
         labels: None,
@@ -406,5 +406,39 @@ fn preprocessing_does_not_depend_on_the_thread_count() {
         assert_eq!(p.x, out[0].x);
         assert_eq!(p.counts, out[0].counts);
         assert_eq!(p.size_factors, out[0].size_factors);
+    }
+}
+
+#[test]
+fn preprocessing_a_consumed_input_equals_preprocessing_a_borrowed_one() {
+    use scdeep_core::simulate::{simulate, SimParams};
+    let a = simulate(&SimParams { n_cells: 1500, n_genes: 600, seed: 5, ..Default::default() }).unwrap();
+    let mut ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), source: "sim".into() };
+    // an empty cell, so that the cell filter removes something
+    for v in &mut ds.x.data[ds.x.indptr[7]..ds.x.indptr[8]] {
+        *v = 0.0;
+    }
+    let recipes = [preprocess::Recipe::Scanpy, preprocess::Recipe::Dca, preprocess::Recipe::Scrae, preprocess::Recipe::Maskclass];
+    for r in recipes {
+        for flavor in [None, Some(preprocess::HvgFlavor::SeuratV3)] {
+            let mut cfg = preprocess::PreprocessConfig::recipe(r);
+            cfg.n_top_genes = 200;
+            if flavor.is_some() {
+                cfg.hvg_flavor = flavor;
+            }
+            let borrowed = preprocess::prepare(&ds, &cfg).unwrap();
+            for keep in [true, false] {
+                let owned = preprocess::prepare_owned(ds.clone(), &cfg, keep).unwrap();
+                let what = format!("{r:?} {flavor:?} keep_counts {keep}");
+                assert!(borrowed.cell_index.len() < ds.n_cells(), "{what}: the filter removed a cell");
+                assert_eq!(owned.x, borrowed.x, "{what}");
+                assert_eq!((&owned.genes, &owned.cells, &owned.labels), (&borrowed.genes, &borrowed.cells, &borrowed.labels), "{what}");
+                assert_eq!((&owned.cell_index, &owned.size_factors, &owned.scaler), (&borrowed.cell_index, &borrowed.size_factors, &borrowed.scaler), "{what}");
+                assert_eq!(owned.counts.is_some(), keep, "{what}");
+                if keep {
+                    assert_eq!(owned.counts().unwrap(), borrowed.counts().unwrap(), "{what}");
+                }
+            }
+        }
     }
 }

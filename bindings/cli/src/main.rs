@@ -520,7 +520,7 @@ fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
     let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess)?;
     let labels: Vec<(&str, &[String])> = match &prep.labels { Some(l) => vec![("labels", l.as_slice())], None => vec![] };
-    io::write_h5ad_new(&a.out, &prep.x, &prep.cells, &prep.genes, &labels, &[("counts", &prep.counts)])?;
+    io::write_h5ad_new(&a.out, &prep.x, &prep.cells, &prep.genes, &labels, &[("counts", prep.counts()?)])?;
     if !quiet {
         eprintln!("scdeep: {} cells x {} genes -> {}", prep.n_cells(), prep.n_genes(), a.out.display());
     }
@@ -573,10 +573,20 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
-    let ds = io::read(&a.input.input, &a.input.read_options()?)?;
+    let mut ds = io::read(&a.input.input, &a.input.read_options()?)?;
     signals::check()?;
     prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
-    let res = scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?;
+    if let Some(w) = ds.make_genes_unique() {
+        prog.line(&w);
+    }
+    // The run consumes the input (normalised in place) unless the output .h5ad is a new
+    // file that needs its counts.
+    let shape = InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
+    let (res, kept) = if a.no_h5ad || is_h5ad_input(&a) {
+        (scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog)?, None)
+    } else {
+        (scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?, Some(ds))
+    };
     prog.finish();
     let out = stage.path().to_path_buf();
     let method = &res.config.method;
@@ -602,7 +612,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         write::write_10x_mtx(&dir, &m, &res.cells, &imp.genes)?;
     }
     if !a.no_h5ad {
-        write_h5ad_out(&a, &out, &ds, &res, method, &info)?;
+        write_h5ad_out(&a, &out, &shape, kept.as_ref(), &res, method, &info)?;
     }
     signals::check()?;
     stage.commit()?;
@@ -643,11 +653,18 @@ fn write_metrics_tsv(dest: &Path, method: &str, seed: u64, s: &scdeep_core::metr
     })
 }
 
+/// What the outputs need of an input the run consumed.
+struct InputShape {
+    n_cells: usize,
+    /// Gene names as the run saw them (made unique).
+    genes: Vec<String>,
+}
+
 /// `<stem>.scdeep.h5ad` in the output folder: a copy of an .h5ad input, or for other
-/// inputs a new file with the counts in X, with `obsm['X_<method>']`,
+/// inputs a new file with the counts (`ds`) in X, with `obsm['X_<method>']`,
 /// `obs['<method>_clusters']` and `uns['scdeep']` added. Cells removed by the method's
 /// filter get NaN embeddings and a missing cluster.
-fn write_h5ad_out(a: &RunArgs, out: &Path, ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResult, method: &str, info: &Value) -> Result<()> {
+fn write_h5ad_out(a: &RunArgs, out: &Path, shape: &InputShape, ds: Option<&scdeep_core::Dataset>, res: &scdeep_core::pipeline::RunResult, method: &str, info: &Value) -> Result<()> {
     let input = &a.input.input;
     let name = input.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
     let stem = name.trim_end_matches(".gz").trim_end_matches('/');
@@ -656,7 +673,7 @@ fn write_h5ad_out(a: &RunArgs, out: &Path, ds: &scdeep_core::Dataset, res: &scde
     let stem: String = stem.chars().take(200).collect();
     let stem = if stem.len() > 200 { stem.chars().take(50).collect() } else { stem };
     let dest = out.join(format!("{stem}.scdeep.h5ad"));
-    let n = ds.n_cells();
+    let n = shape.n_cells;
     let mut emb = vec![f32::NAN; n * res.dims];
     let mut labels = vec![-1i64; n];
     for (row, &i) in res.cell_index.iter().enumerate() {
@@ -665,13 +682,14 @@ fn write_h5ad_out(a: &RunArgs, out: &Path, ds: &scdeep_core::Dataset, res: &scde
     }
     let uns = serde_json::to_string(info).map_err(|e| Error::Numeric(e.to_string()))?;
     let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
-    let imputed = res.imputed.as_ref().filter(|_| imputed_layer_fits(a)).map(|imp| imputed_layer(ds, res, imp));
+    let imputed = res.imputed.as_ref().filter(|_| imputed_layer_fits(a)).map(|imp| imputed_layer(shape, res, imp));
     let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
     let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics, imputed: imputed_ref };
     if is_h5ad_input(a) {
         return io::write_h5ad_results(input, &dest, &results);
     }
     // A new file with the counts (and ground truth) and the results, written once.
+    let ds = ds.ok_or_else(|| Error::Numeric("internal: the input's counts were not kept for the new .h5ad".into()))?;
     let truth: Vec<(&str, &[String])> = match &ds.labels { Some(l) => vec![("truth", l.as_slice())], None => vec![] };
     io::write_h5ad_new_with_results(&dest, &ds.x, &ds.cells, &ds.genes, &truth, &results)
 }
@@ -688,7 +706,7 @@ fn imputed_layer_fits(a: &RunArgs) -> bool {
 
 /// The imputed matrix placed in the input's shape (cells removed by the filter and genes
 /// the method did not use are empty), and which genes it covers.
-fn imputed_layer(ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResult, imp: &scdeep_core::models::Imputed) -> (scdeep_core::Csr, Vec<bool>) {
+fn imputed_layer(ds: &InputShape, res: &scdeep_core::pipeline::RunResult, imp: &scdeep_core::models::Imputed) -> (scdeep_core::Csr, Vec<bool>) {
     let mut index = std::collections::HashMap::new();
     for (j, g) in ds.genes.iter().enumerate() {
         index.entry(g.as_str()).or_insert(j);
@@ -696,9 +714,9 @@ fn imputed_layer(ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResu
     let cols: Vec<usize> = imp.genes.iter().map(|g| index[g.as_str()]).collect();
     let mut order: Vec<usize> = (0..cols.len()).collect();
     order.sort_by_key(|&k| cols[k]);
-    let mut covered = vec![false; ds.n_genes()];
+    let mut covered = vec![false; ds.genes.len()];
     cols.iter().for_each(|&j| covered[j] = true);
-    let mut row_of = vec![usize::MAX; ds.n_cells()];
+    let mut row_of = vec![usize::MAX; ds.n_cells];
     for (r, &i) in res.cell_index.iter().enumerate() {
         row_of[i] = r;
     }
@@ -716,7 +734,7 @@ fn imputed_layer(ds: &scdeep_core::Dataset, res: &scdeep_core::pipeline::RunResu
         }
         indptr.push(data.len());
     }
-    (scdeep_core::Csr { n_rows: ds.n_cells(), n_cols: ds.n_genes(), indptr, indices, data }, covered)
+    (scdeep_core::Csr { n_rows: ds.n_cells, n_cols: ds.genes.len(), indptr, indices, data }, covered)
 }
 
 fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {

@@ -216,7 +216,7 @@ fn run<'py>(
     let ds = dataset(x, cells, genes, labels)?;
     let cfg = RunConfig::from_json_str(config_json).map_err(err)?;
     let mut p = PyProgress { cb: progress, interrupted: None };
-    let r = py.detach(|| scdeep_core::pipeline::run(&ds, &cfg, &mut p));
+    let r = py.detach(|| scdeep_core::pipeline::run_owned(ds, &cfg, &mut p));
     let r = finish(r, &mut p)?;
     let d = PyDict::new(py);
     let info = serde_json::to_string(&r.info_json()).unwrap();
@@ -261,7 +261,7 @@ fn prepare<'py>(py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String
     let p = py.detach(|| scdeep_core::preprocess::prepare(&ds, &cfg)).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("x", csr_dict(py, &p.x)?)?;
-    d.set_item("counts", csr_dict(py, &p.counts)?)?;
+    d.set_item("counts", csr_dict(py, p.counts().map_err(err)?)?)?;
     d.set_item("genes", p.genes.clone())?;
     d.set_item("cell_index", p.cell_index.clone())?;
     d.set_item("size_factors", PyArray1::from_vec(py, p.size_factors.clone()))?;

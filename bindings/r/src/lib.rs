@@ -168,7 +168,7 @@ fn scdeep_run(p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, labels: Robj,
         let ds = dataset(&p, &i, &x, &cells, &genes, &labels, source)?;
         let cfg = RunConfig::from_json_str(config_json).map_err(core_fail)?;
         let mut prog = RProgress { verbose, interrupted: false };
-        let r = scdeep_core::pipeline::run(&ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
+        let r = scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
         let info = serde_json::to_string(&r.info_json()).unwrap();
         let metrics = r.scores.as_ref().map(|s| serde_json::to_string(s).unwrap());
         let (imputed, imputed_genes) = match &r.imputed {

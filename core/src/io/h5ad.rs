@@ -74,23 +74,37 @@ pub(crate) fn read_f32(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str
     guard(path, ds, what, 4, lim)?;
     ds.read_raw::<f32>().map_err(|e| h5err(path, what, e))
 }
-/// Non-negative integer indices, each below `bound` (u32 column indices, or offsets).
-fn read_index_array(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str, bound: u64) -> Result<Vec<i64>> {
+/// Values per read of an index array (its i64 form is never held whole).
+const INDEX_CHUNK: usize = 1 << 22;
+
+/// Non-negative integer indices, each below `bound` (u32 column indices, or offsets),
+/// read as i64 in chunks and converted chunk by chunk.
+fn read_index_array<T>(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str, bound: u64, conv: fn(i64) -> T) -> Result<Vec<T>> {
     guard(path, ds, what, 8, lim)?;
-    let v = ds.read_raw::<i64>().map_err(|e| h5err(path, what, e))?;
-    if let Some(x) = v.iter().find(|&&x| x < 0) {
-        return Err(Error::format(path, format!("{what}: negative index {x}")));
+    if ds.ndim() != 1 {
+        return Err(Error::format(path, format!("{what}: {} dimensions, expected 1", ds.ndim())));
     }
-    if let Some(x) = v.iter().find(|&&x| x as u64 > bound) {
-        return Err(Error::format(path, format!("{what}: index {x} is out of range (at most {bound})")));
+    let n = ds.size();
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(INDEX_CHUNK) {
+        let v = ds.read_slice_1d::<i64, _>(start..(start + INDEX_CHUNK).min(n)).map_err(|e| h5err(path, what, e))?;
+        for &x in v.iter() {
+            if x < 0 {
+                return Err(Error::format(path, format!("{what}: negative index {x}")));
+            }
+            if x as u64 > bound {
+                return Err(Error::format(path, format!("{what}: index {x} is out of range (at most {bound})")));
+            }
+            out.push(conv(x));
+        }
     }
-    Ok(v)
+    Ok(out)
 }
 pub(crate) fn read_usize(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str) -> Result<Vec<usize>> {
-    Ok(read_index_array(path, lim, ds, what, usize::MAX as u64)?.into_iter().map(|x| x as usize).collect())
+    read_index_array(path, lim, ds, what, usize::MAX as u64, |x| x as usize)
 }
 pub(crate) fn read_u32(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: &str) -> Result<Vec<u32>> {
-    Ok(read_index_array(path, lim, ds, what, u32::MAX as u64)?.into_iter().map(|x| x as u32).collect())
+    read_index_array(path, lim, ds, what, u32::MAX as u64, |x| x as u32)
 }
 
 /// Read a sparse group (csr_matrix / csc_matrix) or a dense dataset as cells x genes CSR.

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 /// What a child sends back.
 pub(crate) trait Wire: Sized {
-    fn put(&self, w: &mut dyn Write) -> std::io::Result<()>;
+    /// Send the value, freeing what is sent as it goes (the child and the parent then do
+    /// not both hold the whole value).
+    fn put(self, w: &mut dyn Write) -> std::io::Result<()>;
     fn get(r: &mut dyn Read, budget: u64) -> std::io::Result<Self>;
 }
 
 impl Wire for () {
-    fn put(&self, _: &mut dyn Write) -> std::io::Result<()> {
+    fn put(self, _: &mut dyn Write) -> std::io::Result<()> {
         Ok(())
     }
     fn get(_: &mut dyn Read, _: u64) -> std::io::Result<()> {
@@ -103,22 +105,27 @@ fn get_strings(r: &mut dyn Read, budget: u64) -> std::io::Result<Vec<String>> {
 }
 
 impl Wire for Dataset {
-    fn put(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        put_u64(w, self.x.n_rows as u64)?;
-        put_u64(w, self.x.n_cols as u64)?;
-        put_vec(w, &self.x.indptr)?;
-        put_vec(w, &self.x.indices)?;
-        put_vec(w, &self.x.data)?;
-        put_strings(w, &self.cells)?;
-        put_strings(w, &self.genes)?;
-        match &self.labels {
+    fn put(self, w: &mut dyn Write) -> std::io::Result<()> {
+        let Dataset { x, cells, genes, labels, source } = self;
+        let Csr { n_rows, n_cols, indptr, indices, data } = x;
+        put_u64(w, n_rows as u64)?;
+        put_u64(w, n_cols as u64)?;
+        put_vec(w, &indptr)?;
+        drop(indptr);
+        put_vec(w, &indices)?;
+        drop(indices);
+        put_vec(w, &data)?;
+        drop(data);
+        put_strings(w, &cells)?;
+        put_strings(w, &genes)?;
+        match &labels {
             Some(l) => {
                 put_u64(w, 1)?;
                 put_strings(w, l)?;
             }
             None => put_u64(w, 0)?,
         }
-        put_string(w, &self.source)
+        put_string(w, &source)
     }
 
     fn get(r: &mut dyn Read, budget: u64) -> std::io::Result<Dataset> {
@@ -267,10 +274,10 @@ mod linux {
             r => r,
         };
         let mut w = std::io::BufWriter::with_capacity(1 << 20, Fd(wfd));
-        let sent = match &r {
+        let sent = match r {
             Ok(v) => w.write_all(&[OK]).and_then(|_| v.put(&mut w)),
             Err(e) => {
-                let json = serde_json::to_string(e).unwrap_or_default();
+                let json = serde_json::to_string(&e).unwrap_or_default();
                 w.write_all(&[ERR]).and_then(|_| put_string(&mut w, &json))
             }
         };

@@ -12,6 +12,8 @@ use tch::{nn, Tensor};
 pub trait DeepNet: Sized + Send {
     type Params: Send;
     const NAME: &'static str;
+    /// Whether training or embedding reads `Prepared::counts` (see `Method::needs_counts`).
+    const NEEDS_COUNTS: bool = false;
     /// The network for `n_genes` inputs, initialised from `seed`.
     fn build(p: &Self::Params, n_genes: i64, device: tch::Device, seed: u64) -> Self;
     fn vs(&self) -> &nn::VarStore;
@@ -21,8 +23,8 @@ pub trait DeepNet: Sized + Send {
     fn embed(&self, x: &Tensor) -> Tensor;
     /// The embedding of every cell of `data` (networks whose input is not the prepared
     /// values override it).
-    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Tensor {
-        ctx.embed_blocks(data, |x| self.embed(x))
+    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Result<Tensor> {
+        Ok(ctx.embed_blocks(data, |x| self.embed(x)))
     }
     /// The imputed matrix of `data`, for networks that impute.
     fn impute(&self, _data: &Prepared, _ctx: &Context) -> Option<Imputed> {
@@ -60,7 +62,11 @@ impl<N: DeepNet> Method for Deep<N> {
 
     fn embed(&self, data: &Prepared, ctx: &mut Context) -> Result<Tensor> {
         let net = self.net()?;
-        Ok(net.embed_data(data, ctx))
+        net.embed_data(data, ctx)
+    }
+
+    fn needs_counts(&self) -> bool {
+        N::NEEDS_COUNTS
     }
 
     fn impute(&self, data: &Prepared, ctx: &mut Context) -> Result<Option<Imputed>> {

@@ -401,8 +401,8 @@ impl DeepNet for Net {
         self.encode(&self.scale(x))
     }
 
-    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Tensor {
-        ctx.embed_batcher(&Batcher::with_scaler(&data.x, None, ctx.device), |x| self.embed(x))
+    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Result<Tensor> {
+        Ok(ctx.embed_batcher(&Batcher::with_scaler(&data.x, None, ctx.device), |x| self.embed(x)))
     }
 
     fn impute(&self, data: &Prepared, ctx: &Context) -> Option<Imputed> {

@@ -63,6 +63,11 @@ pub trait Method: Send {
     fn fit(&mut self, data: &Prepared, ctx: &mut Context) -> Result<()>;
     /// Embedding of `data` (cells x dims, float, on ctx.device) with the fitted model.
     fn embed(&self, data: &Prepared, ctx: &mut Context) -> Result<Tensor>;
+    /// Whether fit/embed read the raw counts (`Prepared::counts`); when not, a run on an
+    /// input it owns drops them and normalises the input in place (one matrix, not two).
+    fn needs_counts(&self) -> bool {
+        false
+    }
     /// Loss terms per epoch (empty for non-iterative methods).
     fn history(&self) -> Vec<Value> {
         Vec::new()

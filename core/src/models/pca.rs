@@ -1,10 +1,14 @@
 //! PCA on libtorch. Exact: accumulate X^T X over row blocks and take `eigh` (genes <=
-//! `exact_max_genes`). Randomized (Halko et al.): range finder with power iterations,
-//! all products done block-wise. The sparse matrix is never densified whole.
+//! `exact_max_genes` and cells <= `exact_max_cells`). Randomized (Halko et al.): range
+//! finder with power iterations. The sparse matrix is never densified whole: on a GPU the
+//! products go block-wise through dense blocks; on the CPU they go through `Implicit`
+//! (X = a constant row + a sparse part), O(non-zeros) instead of O(cells x genes).
 
 use super::{Context, Method, Named};
 use crate::error::{Error, Result};
-use crate::preprocess::Prepared;
+use crate::matrix::Csr;
+use crate::preprocess::{Prepared, Scaler};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -15,6 +19,8 @@ pub struct PcaParams {
     /// auto | full | randomized
     pub solver: String,
     pub exact_max_genes: usize,
+    /// Above this many cells `auto` is randomized (the exact covariance costs cells x genes^2).
+    pub exact_max_cells: usize,
     pub power_iterations: usize,
     pub oversamples: usize,
     pub block_rows: usize,
@@ -22,7 +28,7 @@ pub struct PcaParams {
 
 impl Default for PcaParams {
     fn default() -> Self {
-        PcaParams { n_comps: 50, solver: "auto".into(), exact_max_genes: 4000, power_iterations: 4, oversamples: 10, block_rows: 8192 }
+        PcaParams { n_comps: 50, solver: "auto".into(), exact_max_genes: 4000, exact_max_cells: 50_000, power_iterations: 4, oversamples: 10, block_rows: 8192 }
     }
 }
 
@@ -59,6 +65,129 @@ impl Pca {
     }
 }
 
+/// The matrix mini-batches see (the scaled log values) as a constant row plus a sparse
+/// part: X = 1 z^T + S, with z_j the value a zero of gene j takes and S non-zero only where
+/// the log matrix is. Products cost O(non-zeros x columns). Row blocks are fixed by the
+/// size of the data, so results do not depend on the thread count.
+struct Implicit<'a> {
+    x: &'a Csr,
+    scaler: Option<&'a Scaler>,
+    z: Vec<f32>,
+}
+
+impl<'a> Implicit<'a> {
+    fn new(p: &'a Prepared) -> Implicit<'a> {
+        let z = (0..p.n_genes()).map(|j| p.scaler.as_ref().map_or(0.0, |s| s.value(j, 0.0))).collect();
+        Implicit { x: &p.x, scaler: p.scaler.as_ref(), z }
+    }
+
+    /// S's entry for log value `v` of gene `j`.
+    #[inline]
+    fn s(&self, j: usize, v: f32) -> f32 {
+        match self.scaler {
+            Some(sc) => sc.value(j, v) - self.z[j],
+            None => v,
+        }
+    }
+
+    /// Rows per block of `tmul`'s partial sums (at most ~64 blocks).
+    fn block_rows(&self) -> usize {
+        (self.x.n_rows / 64 + 1).max(16_384)
+    }
+
+    /// S^T q for q (cells x l, row-major), in f64.
+    fn tmul(&self, q: &[f32], l: usize) -> Vec<f64> {
+        let (n, g) = (self.x.n_rows, self.x.n_cols);
+        let br = self.block_rows();
+        let starts: Vec<usize> = (0..n).step_by(br).collect();
+        let partial = |&r0: &usize| {
+            let mut acc = vec![0f64; g * l];
+            let mut row = vec![0f32; l];
+            for i in r0..(r0 + br).min(n) {
+                let (idx, val) = self.x.row(i);
+                let qi = &q[i * l..(i + 1) * l];
+                for (&j, &v) in idx.iter().zip(val) {
+                    let s = self.s(j as usize, v);
+                    row.iter_mut().zip(qi).for_each(|(r, &qv)| *r = s * qv);
+                    acc[j as usize * l..(j as usize + 1) * l].iter_mut().zip(&row).for_each(|(a, &r)| *a += r as f64);
+                }
+            }
+            acc
+        };
+        let parts: Vec<Vec<f64>> = crate::device::with_threads(|| starts.par_iter().map(partial).collect());
+        let mut out = vec![0f64; g * l];
+        for p in parts {
+            out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+        }
+        out
+    }
+
+    /// The column means of X.
+    fn mean(&self) -> Vec<f64> {
+        let n = self.x.n_rows;
+        let sums = self.tmul(&vec![1f32; n], 1);
+        self.z.iter().zip(sums).map(|(&z, s)| z as f64 + s / n as f64).collect()
+    }
+
+    /// (X - 1 mean^T) m for m (genes x l): S m + 1 ((z - mean)^T m).
+    fn centred_mul(&self, mean: &[f32], m: &Tensor) -> Result<Tensor> {
+        let (n, l) = (self.x.n_rows, m.size()[1] as usize);
+        let md = cpu_floats(m)?;
+        let mv = floats(&md);
+        // the constant row (z - mean)^T m
+        let mut c = vec![0f32; l];
+        for (j, (z, mu)) in self.z.iter().zip(mean).enumerate() {
+            c.iter_mut().zip(&mv[j * l..(j + 1) * l]).for_each(|(a, &b)| *a += (z - mu) * b);
+        }
+        let out = Tensor::f_empty([n as i64, l as i64], (Kind::Float, tch::Device::Cpu))?;
+        // SAFETY: `out` is a new contiguous float CPU tensor of n * l values that nothing
+        // else reads or writes until this function returns it.
+        let buf = unsafe { std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, n * l) };
+        crate::device::with_threads(|| {
+            buf.par_chunks_mut(l * 1024).enumerate().for_each(|(b, chunk)| {
+                for (r, o) in chunk.chunks_mut(l).enumerate() {
+                    o.copy_from_slice(&c);
+                    let (idx, val) = self.x.row(b * 1024 + r);
+                    for (&j, &v) in idx.iter().zip(val) {
+                        let s = self.s(j as usize, v);
+                        o.iter_mut().zip(&mv[j as usize * l..(j as usize + 1) * l]).for_each(|(a, &b)| *a += s * b);
+                    }
+                }
+            })
+        });
+        Ok(out)
+    }
+
+    /// (X - 1 mean^T)^T q for q (cells x l): S^T q + (z - mean) (1^T q).
+    fn centred_tmul(&self, mean: &[f32], q: &Tensor) -> Result<Tensor> {
+        let (g, l) = (self.x.n_cols, q.size()[1] as usize);
+        let qd = cpu_floats(q)?;
+        let qv = floats(&qd);
+        let mut acc = self.tmul(qv, l);
+        let mut colsum = vec![0f64; l];
+        for row in qv.chunks(l) {
+            colsum.iter_mut().zip(row).for_each(|(a, &b)| *a += b as f64);
+        }
+        for j in 0..g {
+            let wj = (self.z[j] - mean[j]) as f64;
+            acc[j * l..(j + 1) * l].iter_mut().zip(&colsum).for_each(|(a, &c)| *a += wj * c);
+        }
+        Ok(Tensor::from_slice(&acc).view([g as i64, l as i64]).to_kind(Kind::Float))
+    }
+}
+
+/// `t` as a contiguous float tensor on the CPU (itself when it already is one).
+fn cpu_floats(t: &Tensor) -> Result<Tensor> {
+    Ok(t.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?)
+}
+
+/// The values of a tensor from `cpu_floats`, borrowed.
+fn floats(t: &Tensor) -> &[f32] {
+    // SAFETY: `t` is contiguous, float and on the CPU (cpu_floats) and outlives the slice;
+    // nothing writes to it while the slice is read.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
 /// Make each component's largest-magnitude loading positive (deterministic signs).
 fn flip_signs(v: &Tensor) -> Tensor {
     // v: g x k
@@ -81,18 +210,26 @@ impl Method for Pca {
             return Err(Error::data("PCA needs at least 2 cells"));
         }
         let blocks = self.blocks(data);
-        // mean
-        let mut sum = Tensor::zeros([g as i64], (Kind::Double, dev));
-        for b in &blocks {
-            sum += Self::block(data, b, dev).sum_dim_intlist(0, false, Kind::Double);
-        }
-        let mean = (sum / n as f64).to_kind(Kind::Float);
         let exact = match self.p.solver.as_str() {
             "full" => true,
             "randomized" => false,
-            _ => g <= self.p.exact_max_genes,
+            _ => g <= self.p.exact_max_genes && n <= self.p.exact_max_cells,
         };
-        ctx.progress.message(&format!("PCA ({}) of {n} cells x {g} genes, {k} components", if exact { "exact" } else { "randomized" }));
+        let implicit = (!exact && dev == tch::Device::Cpu).then(|| Implicit::new(data));
+        ctx.progress.message(&format!(
+            "PCA ({}) of {n} cells x {g} genes, {k} components",
+            if exact { "exact" } else if implicit.is_some() { "randomized, sparse products" } else { "randomized" }
+        ));
+        let mean = match &implicit {
+            Some(im) => Tensor::from_slice(&im.mean()).to_kind(Kind::Float),
+            None => {
+                let mut sum = Tensor::zeros([g as i64], (Kind::Double, dev));
+                for b in &blocks {
+                    sum += Self::block(data, b, dev).sum_dim_intlist(0, false, Kind::Double);
+                }
+                (sum / n as f64).to_kind(Kind::Float)
+            }
+        };
         let comps = if exact {
             let mut cov = Tensor::zeros([g as i64, g as i64], (Kind::Double, dev));
             for b in &blocks {
@@ -111,11 +248,18 @@ impl Method for Pca {
             let mut rng = crate::train::rng_for(ctx.seed, crate::train::INIT_STREAM);
             let omega = crate::train::random::normal(&mut rng, &[g as i64, l], dev);
             // Y = Xc * omega, then power iterations Q <- orth(Xc Xc^T Q)
-            let xc_mul = |m: &Tensor| -> Tensor {
+            let mean_v = Vec::<f32>::try_from(&mean)?;
+            let xc_mul = |m: &Tensor| -> Result<Tensor> {
+                if let Some(im) = &implicit {
+                    return im.centred_mul(&mean_v, m);
+                }
                 let parts: Vec<Tensor> = blocks.iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(m)).collect();
-                Tensor::cat(&parts, 0)
+                Ok(Tensor::cat(&parts, 0))
             };
-            let xct_mul = |q: &Tensor| -> Tensor {
+            let xct_mul = |q: &Tensor| -> Result<Tensor> {
+                if let Some(im) = &implicit {
+                    return im.centred_tmul(&mean_v, q);
+                }
                 let mut acc = Tensor::zeros([g as i64, q.size()[1]], opts);
                 let mut start = 0i64;
                 for b in &blocks {
@@ -123,14 +267,15 @@ impl Method for Pca {
                     acc += (Self::block(data, b, dev) - &mean).transpose(0, 1).matmul(&qb);
                     start += b.len() as i64;
                 }
-                acc
+                Ok(acc)
             };
-            let mut q = Tensor::linalg_qr(&xc_mul(&omega), "reduced").0;
+            let mut q = Tensor::linalg_qr(&xc_mul(&omega)?, "reduced").0;
             for _ in 0..self.p.power_iterations {
-                let z = Tensor::linalg_qr(&xct_mul(&q), "reduced").0;
-                q = Tensor::linalg_qr(&xc_mul(&z), "reduced").0;
+                let z = Tensor::linalg_qr(&xct_mul(&q)?, "reduced").0;
+                drop(q); // cells x l: one fewer alive at the peak
+                q = Tensor::linalg_qr(&xc_mul(&z)?, "reduced").0;
             }
-            let bt = xct_mul(&q); // g x l  (= B^T)
+            let bt = xct_mul(&q)?; // g x l  (= B^T)
             // SVD of the small l x g matrix B through the eigendecomposition of B B^T
             // (tch's linalg_svd passes a driver string that CPU tensors reject).
             let btd = bt.to_kind(Kind::Double);
@@ -154,6 +299,10 @@ impl Method for Pca {
             return Err(Error::data("pca: the model is not fitted or loaded"));
         };
         let dev = ctx.device;
+        if dev == tch::Device::Cpu && data.n_cells() > self.p.exact_max_cells {
+            let mean_v = Vec::<f32>::try_from(&mean.to_kind(Kind::Float).to_device(dev).contiguous())?;
+            return Implicit::new(data).centred_mul(&mean_v, &comps.to_kind(Kind::Float).to_device(dev));
+        }
         let (comps, mean) = (comps.to_device(dev), mean.to_device(dev));
         let parts: Vec<Tensor> = self.blocks(data).iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(&comps)).collect();
         Ok(Tensor::cat(&parts, 0))
@@ -177,5 +326,101 @@ impl Method for Pca {
         self.mean = Some(m.to_kind(Kind::Float).to_device(device));
         self.explained_variance = get("explained_variance").ok().and_then(|e| Vec::<f64>::try_from(e).ok()).unwrap_or_default();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preprocess::Scaler;
+
+    /// A sparse log-like matrix (about a third non-zero) with a scaler that clips hard
+    /// (max 0.8, so zeros of dense genes and large values are both clipped), with two strong
+    /// components.
+    fn prepared(n: usize, g: usize, zero_center: bool) -> Prepared<'static> {
+        let mut s = 12345u64;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as f32 / (1u64 << 31) as f32
+        };
+        // genes 0..3 are expressed in almost every cell (their zeros clip at -0.8)
+        // three groups of cells, each raising genes 3..12 of its own residue (two strong components)
+        let dense: Vec<f32> = (0..n * g)
+            .map(|k| {
+                let (i, j) = (k / g, k % g);
+                let up = (3..12).contains(&j) && i % 3 == j % 3;
+                if next() < if j < 3 || up { 0.97 } else { 0.3 } { 1.0 + 3.0 * next() + if up { 4.0 } else { 0.0 } } else { 0.0 }
+            })
+            .collect();
+        let x = Csr::from_dense(n, g, &dense);
+        let mut scaler = Scaler::fit(&x, true, Some(0.8));
+        scaler.zero_center = zero_center;
+        Prepared {
+            counts: None,
+            cells: (0..n).map(|i| i.to_string()).collect(),
+            genes: (0..g).map(|j| j.to_string()).collect(),
+            labels: None,
+            size_factors: vec![1.0; n],
+            cell_index: (0..n).collect(),
+            scaler: Some(scaler),
+            hvg: None,
+            target_sum: 1.0,
+            norm_genes: Vec::new(),
+            x,
+        }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn implicit_products_equal_the_dense_ones() {
+        for zero_center in [true, false] {
+            let p = prepared(700, 23, zero_center);
+            let (n, g) = (p.n_cells() as i64, p.n_genes() as i64);
+            let dense = Tensor::from_slice(&p.dense_rows(&(0..p.n_cells()).collect::<Vec<_>>())).view([n, g]);
+            let im = Implicit::new(&p);
+            let mean = Tensor::from_slice(&im.mean()).to_kind(Kind::Float);
+            assert!(max_diff(&mean, &dense.mean_dim(0, false, Kind::Float)) < 1e-5, "column means");
+            let mean_v = Vec::<f32>::try_from(&mean).unwrap();
+            let xc = &dense - &mean;
+            let m = Tensor::randn([g, 7], (Kind::Float, tch::Device::Cpu));
+            let q = Tensor::randn([n, 7], (Kind::Float, tch::Device::Cpu));
+            assert!(max_diff(&im.centred_mul(&mean_v, &m).unwrap(), &xc.matmul(&m)) < 1e-3, "X_c m (zero_center {zero_center})");
+            assert!(max_diff(&im.centred_tmul(&mean_v, &q).unwrap(), &xc.transpose(0, 1).matmul(&q)) < 1e-3, "X_c^T q (zero_center {zero_center})");
+        }
+    }
+
+    #[test]
+    fn sparse_randomized_pca_matches_the_dense_blocks_and_exact() {
+        let p = prepared(900, 30, true);
+        let fit = |params: serde_json::Value| {
+            let mut pca = Pca::from_params(&params).unwrap();
+            let mut prog = crate::progress::Silent;
+            let train = crate::train::TrainConfig::default();
+            let mut ctx = Context { device: tch::Device::Cpu, seed: 3, train: &train, n_clusters: None, fingerprint: serde_json::Value::Null, progress: &mut prog };
+            pca.fit(&p, &mut ctx).unwrap();
+            let e = pca.embed(&p, &mut ctx).unwrap();
+            (pca.explained_variance.clone(), e)
+        };
+        let (ev_full, e_full) = fit(serde_json::json!({"n_comps": 4, "solver": "full"}));
+        // above exact_max_cells: randomized fit, sparse embedding
+        let (ev_rand, e_rand) = fit(serde_json::json!({"n_comps": 4, "exact_max_cells": 100, "power_iterations": 8}));
+        for (a, b) in ev_full.iter().zip(&ev_rand).take(2) {
+            assert!((a - b).abs() <= 1e-3 * a, "explained variance: exact {a} randomized {b}");
+        }
+        // same components up to float error: the embeddings agree (signs are fixed)
+        assert!(max_diff(&e_full.narrow(1, 0, 2), &e_rand.narrow(1, 0, 2)) < 1e-2, "embeddings");
+        // the sparse embedding of a fitted model equals its dense-block embedding
+        let mut pca = Pca::from_params(&serde_json::json!({"n_comps": 4, "exact_max_cells": 100})).unwrap();
+        let mut prog = crate::progress::Silent;
+        let train = crate::train::TrainConfig::default();
+        let mut ctx = Context { device: tch::Device::Cpu, seed: 3, train: &train, n_clusters: None, fingerprint: serde_json::Value::Null, progress: &mut prog };
+        pca.fit(&p, &mut ctx).unwrap();
+        let sparse = pca.embed(&p, &mut ctx).unwrap();
+        pca.p.exact_max_cells = usize::MAX;
+        let blocks = pca.embed(&p, &mut ctx).unwrap();
+        assert!(max_diff(&sparse, &blocks) < 1e-4, "sparse vs block embedding");
     }
 }

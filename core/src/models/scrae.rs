@@ -415,6 +415,7 @@ fn gan_adam(params: Vec<(String, Tensor)>) -> Adam {
 impl DeepNet for Net {
     type Params = ScraeParams;
     const NAME: &'static str = "scrae";
+    const NEEDS_COUNTS: bool = true;
 
     fn build(p: &ScraeParams, n_genes: i64, device: tch::Device, seed: u64) -> Net {
         Net::new(p, n_genes, device, seed)
@@ -428,7 +429,7 @@ impl DeepNet for Net {
         if ctx.train.checkpoint_every > 0 || ctx.train.resume {
             return Err(Error::config("train.checkpoint_every", ctx.train.checkpoint_every, "scRAE does not support checkpoints or resume (its critic and generator are trained outside the checkpointed optimiser)"));
         }
-        if p.zinb_target == ZinbTarget::Counts && data.counts.data.iter().any(|v| v.fract() != 0.0) {
+        if p.zinb_target == ZinbTarget::Counts && data.counts()?.data.iter().any(|v| v.fract() != 0.0) {
             ctx.progress.message("scrae: the input has non-integer values (RPKM/TPM?); the ZINB likelihood treats them as counts, which it is not meant for");
         }
         let n = data.n_cells();
@@ -442,8 +443,8 @@ impl DeepNet for Net {
         if train_rows.len() < 2 {
             return Err(Error::data(format!("scrae: {n} cells leave {} for training; lower params.test_fraction", train_rows.len())));
         }
-        let (x_tr, c_tr) = (data.x.select_rows(&train_rows), data.counts.select_rows(&train_rows));
-        let (x_te, c_te) = (data.x.select_rows(&test_rows), data.counts.select_rows(&test_rows));
+        let (x_tr, c_tr) = (data.x.select_rows(&train_rows), data.counts()?.select_rows(&train_rows));
+        let (x_te, c_te) = (data.x.select_rows(&test_rows), data.counts()?.select_rows(&test_rows));
         let scaler = data.scaler.as_ref();
         let dev = ctx.device;
         let counts = Batcher::with_scaler(&c_tr, None, dev);
@@ -479,10 +480,10 @@ impl DeepNet for Net {
         self.encode(x, None).1
     }
 
-    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Tensor {
-        match self.target {
+    fn embed_data(&self, data: &Prepared, ctx: &Context) -> Result<Tensor> {
+        Ok(match self.target {
             ZinbTarget::Counts => ctx.embed_blocks(data, |x| self.embed(x)),
-            ZinbTarget::ScaledLog => ctx.embed_batcher(&Batcher::with_scaler(&data.counts, None, ctx.device), |c| self.embed(&scaled_log(c, &self.input_max))),
-        }
+            ZinbTarget::ScaledLog => ctx.embed_batcher(&Batcher::with_scaler(data.counts()?, None, ctx.device), |c| self.embed(&scaled_log(c, &self.input_max))),
+        })
     }
 }

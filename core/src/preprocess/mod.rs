@@ -169,8 +169,9 @@ pub struct Prepared<'a> {
     /// cells x selected genes (log-normalised, not scaled).
     pub x: Csr,
     /// Raw counts of the kept cells and selected genes (for count likelihoods): the
-    /// input's own matrix, borrowed, when no filter or selection changed it.
-    pub counts: Cow<'a, Csr>,
+    /// input's own matrix, borrowed, when no filter or selection changed it; None when
+    /// the run's method does not read them (`prepare_owned`).
+    pub counts: Option<Cow<'a, Csr>>,
     pub cells: Vec<String>,
     pub genes: Vec<String>,
     pub labels: Option<Vec<String>>,
@@ -191,7 +192,11 @@ impl Prepared<'_> {
     /// The same, owning its counts (a copy when they were borrowed from the input).
     pub fn into_owned(self) -> Prepared<'static> {
         let Prepared { x, counts, cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = self;
-        Prepared { x, counts: Cow::Owned(counts.into_owned()), cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes }
+        Prepared { x, counts: counts.map(|c| Cow::Owned(c.into_owned())), cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes }
+    }
+    /// The raw counts (see `counts`).
+    pub fn counts(&self) -> Result<&Csr> {
+        self.counts.as_deref().ok_or_else(|| Error::data("the raw counts were not kept for this run (Method::needs_counts)"))
     }
     pub fn n_cells(&self) -> usize {
         self.x.n_rows
@@ -216,7 +221,14 @@ fn filter_cells<'a>(x: Cow<'a, Csr>, cfg: &PreprocessConfig, source: &str) -> Re
         return Err(Error::data(format!("{source}: no cell passes the cell filter")));
     }
     if keep.len() < x.n_rows {
-        return Ok((Cow::Owned(x.select_rows(&keep)), keep));
+        let x = match x {
+            Cow::Owned(mut x) => {
+                x.retain_rows(&keep);
+                x
+            }
+            Cow::Borrowed(x) => x.select_rows(&keep),
+        };
+        return Ok((Cow::Owned(x), keep));
     }
     Ok((x, keep))
 }
@@ -231,25 +243,56 @@ fn ceil_if_fractional(x: &mut Cow<'_, Csr>) {
 /// Run the configured preprocessing on a validated dataset (on `device::set_threads`'
 /// thread count; the result does not depend on it).
 pub fn prepare<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepared<'a>> {
-    crate::device::with_threads(|| prepare_in_pool(ds, cfg))
+    crate::device::with_threads(|| prepare_in_pool(Cow::Borrowed(&ds.x), &Names::of(ds), cfg, true))
 }
 
-fn prepare_in_pool<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepared<'a>> {
+/// `prepare` on a dataset it may consume: the input's matrix is normalised in place and,
+/// unless `keep_counts`, the raw counts are not kept (`Prepared::counts` is then an
+/// error), so the run holds one matrix of the input's size instead of two.
+pub fn prepare_owned(ds: Dataset, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'static>> {
+    let Dataset { x, cells, genes, labels, source, .. } = ds;
+    let names = Names { cells: &cells, genes: &genes, labels: labels.as_deref(), source: &source };
+    crate::device::with_threads(|| prepare_in_pool(Cow::Owned(x), &names, cfg, keep_counts))
+}
+
+/// What `prepare` reads of a dataset besides its matrix.
+struct Names<'n> {
+    cells: &'n [String],
+    genes: &'n [String],
+    labels: Option<&'n [String]>,
+    source: &'n str,
+}
+
+impl<'n> Names<'n> {
+    fn of(ds: &'n Dataset) -> Names<'n> {
+        Names { cells: &ds.cells, genes: &ds.genes, labels: ds.labels.as_deref(), source: &ds.source }
+    }
+}
+
+fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'a>> {
     cfg.validate()?;
-    if cfg.hvg_flavor.is_some() && cfg.n_top_genes > ds.n_genes() && !cfg.n_top_genes_is_default {
+    let n_genes = ds.genes.len();
+    if cfg.hvg_flavor.is_some() && cfg.n_top_genes > n_genes && !cfg.n_top_genes_is_default {
         return Err(Error::config(
             "preprocess.n_top_genes",
             cfg.n_top_genes,
-            format!("{} has only {} genes; ask for at most {} highly variable genes (--n-top-genes) or turn selection off (preprocess.hvg_flavor = null)", ds.source, ds.n_genes(), ds.n_genes()),
+            format!("{} has only {} genes; ask for at most {} highly variable genes (--n-top-genes) or turn selection off (preprocess.hvg_flavor = null)", ds.source, n_genes, n_genes),
         ));
     }
     // Filter genes first, then cells (the DCA recipe's order), remembering cell indices.
-    let genes_keep = normalize::genes_passing(&ds.x, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
+    let genes_keep = normalize::genes_passing(&input, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
     if genes_keep.is_empty() {
         return Err(Error::data(format!("{}: no gene has >= {} counts in >= {} cells", ds.source, cfg.min_counts_per_gene, cfg.min_cells_per_gene)));
     }
     // The counts stay borrowed from the input until a filter or ceil changes them.
-    let mut counts = if genes_keep.len() == ds.n_genes() { Cow::Borrowed(&ds.x) } else { Cow::Owned(ds.x.select_cols(&genes_keep)) };
+    let mut counts = match input {
+        x if genes_keep.len() == n_genes => x,
+        Cow::Owned(mut x) => {
+            x.retain_cols(&genes_keep);
+            Cow::Owned(x)
+        }
+        Cow::Borrowed(x) => Cow::Owned(x.select_cols(&genes_keep)),
+    };
     if cfg.ceil_counts {
         ceil_if_fractional(&mut counts);
     }
@@ -257,41 +300,40 @@ fn prepare_in_pool<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepar
     // a saved model repeats them on new data.
     let drops_expressed = cfg.min_cells_per_gene > 1 || cfg.min_counts_per_gene > 1.0;
     let norm_genes = if drops_expressed { genes_keep.iter().map(|&j| ds.genes[j].clone()).collect() } else { Vec::new() };
-    let (counts, cells_keep) = filter_cells(counts, cfg, &ds.source)?;
-    let mut x = counts.as_ref().clone();
+    let (counts, cells_keep) = filter_cells(counts, cfg, ds.source)?;
+    // seurat_v3 ranks genes on the counts: they are kept until the genes are selected.
+    let hvg_on_counts = cfg.hvg_flavor == Some(HvgFlavor::SeuratV3) && cfg.n_top_genes < counts.n_cols;
+    let (mut x, mut counts) = if keep_counts || hvg_on_counts { (counts.as_ref().clone(), Some(counts)) } else { (counts.into_owned(), None) };
     let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
         normalize::log1p(&mut x, cfg.log_base);
     }
     let mut genes: Vec<String> = genes_keep.iter().map(|&j| ds.genes[j].clone()).collect();
     let mut hvg = None;
-    let (x, counts) = match cfg.hvg_flavor {
-        Some(fl) if cfg.n_top_genes < x.n_cols => {
-            // 'seurat' undoes the log with expm1: scanpy first rescales other bases to e
-            let natural;
-            let src = match (fl, cfg.log_base) {
-                (HvgFlavor::SeuratV3, _) => &counts,
-                (HvgFlavor::Seurat, Some(b)) if cfg.log1p => {
-                    let mut m = x.clone();
-                    m.data.iter_mut().for_each(|v| *v *= (b as f32).ln());
-                    natural = m;
-                    &natural
-                }
-                _ => &x,
-            };
-            let r = highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?;
-            let sel = r.selected();
-            genes = sel.iter().map(|&j| genes[j].clone()).collect();
-            let out = (x.select_cols(&sel), Cow::Owned(counts.select_cols(&sel)));
-            hvg = Some(r);
-            out
-        }
-        _ => (x, counts),
-    };
+    if let Some(fl) = cfg.hvg_flavor.filter(|_| cfg.n_top_genes < x.n_cols) {
+        // 'seurat' undoes the log with expm1: scanpy first rescales other bases to e
+        let natural;
+        let src = match (fl, cfg.log_base, &counts) {
+            (HvgFlavor::SeuratV3, _, Some(c)) => c.as_ref(),
+            (HvgFlavor::Seurat, Some(b), _) if cfg.log1p => {
+                let mut m = x.clone();
+                m.data.iter_mut().for_each(|v| *v *= (b as f32).ln());
+                natural = m;
+                &natural
+            }
+            _ => &x,
+        };
+        let r = highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?;
+        let sel = r.selected();
+        genes = sel.iter().map(|&j| genes[j].clone()).collect();
+        x = x.select_cols(&sel);
+        counts = if keep_counts { counts.map(|c| Cow::Owned(c.select_cols(&sel))) } else { None };
+        hvg = Some(r);
+    }
     let scaler = if cfg.scale { Some(Scaler::fit(&x, true, cfg.max_value)) } else { None };
     Ok(Prepared {
         cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
-        labels: ds.labels.as_ref().map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
+        labels: ds.labels.map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
         x,
         counts,
         genes,
@@ -376,7 +418,7 @@ fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepar
             cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
             labels: ds.labels.as_ref().map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
             x: place(&x),
-            counts: Cow::Owned(place(&counts_all)),
+            counts: Some(Cow::Owned(place(&counts_all))),
             genes: saved.genes.clone(),
             size_factors,
             cell_index: cells_keep,

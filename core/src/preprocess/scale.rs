@@ -26,21 +26,26 @@ impl Scaler {
         }
     }
 
+    /// The scaled value of gene `j`'s log value `v`.
+    #[inline]
+    pub fn value(&self, j: usize, v: f32) -> f32 {
+        let mut v = v;
+        if self.zero_center {
+            v -= self.mean[j];
+        }
+        v /= self.std[j];
+        if let Some(c) = self.max_value {
+            v = if self.zero_center { v.clamp(-c, c) } else { v.min(c) };
+        }
+        v
+    }
+
     /// Scale a dense row-major block (rows x genes) in place.
-    #[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
     pub fn apply(&self, block: &mut [f32]) {
         let g = self.mean.len();
         for row in block.chunks_mut(g) {
-            for j in 0..g {
-                let mut v = row[j];
-                if self.zero_center {
-                    v -= self.mean[j];
-                }
-                v /= self.std[j];
-                if let Some(c) = self.max_value {
-                    v = if self.zero_center { v.clamp(-c, c) } else { v.min(c) };
-                }
-                row[j] = v;
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = self.value(j, *v);
             }
         }
     }
