@@ -268,3 +268,23 @@ fn snn_is_the_jaccard_index_of_neighbourhoods() {
 }
 
 
+
+/// A search that misses neighbours (one probe) is repeated more broadly until the measured
+/// recall reaches knn_min_recall, and that is reported; with the floor at 0 it is not.
+#[test]
+fn low_recall_is_searched_again_up_to_the_floor() {
+    let mut rng = scdeep_core::train::rng_for(4, 0);
+    let centers = scdeep_core::train::random::normal(&mut rng, &[40, 30], tch::Device::Cpu);
+    let which = Tensor::from_slice(&(0..30_000i64).map(|i| (i * 7919) % 40).collect::<Vec<_>>());
+    let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[30_000, 30], tch::Device::Cpu);
+    let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ivf_nprobe: 1, ivf_search: 1, ..Default::default() };
+    let (_, off) = cluster::build_graph(&x, &cluster::ClusterConfig { knn_min_recall: 0.0, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    let base = off["recall"].as_f64().unwrap();
+    assert!(base < c.knn_min_recall, "the one-probe search should miss neighbours here (recall {base})");
+    assert!(off.get("breadth_scale").is_none());
+    let (_, on) = cluster::build_graph(&x, &c, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    let r = on["recall"].as_f64().unwrap();
+    eprintln!("one probe: recall {base:.3}; searched {}x as broadly: {r:.3}", on["breadth_scale"]);
+    assert!(on["breadth_scale"].as_u64().unwrap() >= 2);
+    assert!(r >= c.knn_min_recall, "recall after the broader search {r}");
+}

@@ -337,6 +337,17 @@ def _(d):
     return dict(args=["embed", "-q", "--model", d / "res" / "model", "--input", m, "--out", d / "res"], code=2, needles=["--out", "--model"], protect=[d / "res"], out=None)
 
 
+@case("a model folder whose config.json holds parameters that do not build")
+def _(d):
+    m = write_mtx(d / "mtx")
+    assert run(pca(m, d, "-k", "2", "--save-model", d / "model", out=d / "r0"), d)[0] == 0
+    cfg = d / "model" / "config.json"
+    c = json.loads(cfg.read_text())
+    c["config"]["params"]["n_comps"] = 0
+    cfg.write_text(json.dumps(c))
+    return dict(args=["embed", "-q", "--model", d / "model", "--input", m, "--out", d / "emb"], code=4, needles=[str(cfg), "n_comps"], protect=[d / "model"], out=d / "emb")
+
+
 @case("simulate into a foreign folder")
 def _(d):
     o = d / "out"

@@ -93,6 +93,11 @@ pub struct ClusterConfig {
     /// Cells on which the recall of an approximate kNN graph is measured against exact
     /// search, and reported (0 = not measured).
     pub knn_recall_cells: usize,
+    /// While the measured recall is below this, the approximate search runs again twice
+    /// as broadly (IVF probes and lists searched, HNSW ef), at most `knn_max_retries`
+    /// times, each logged; 0 = never.
+    pub knn_min_recall: f64,
+    pub knn_max_retries: u32,
     /// HNSW search and construction breadth.
     pub hnsw_ef: usize,
     pub weights: Weights,
@@ -126,6 +131,8 @@ impl Default for ClusterConfig {
             ivf_search: 0,
             knn_refine: 0,
             knn_recall_cells: 256,
+            knn_min_recall: 0.95,
+            knn_max_retries: 3,
             hnsw_ef: 32,
             weights: Weights::Umap,
             snn_prune: 1.0 / 15.0,
@@ -153,6 +160,9 @@ impl ClusterConfig {
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(Error::config(&f("tol"), self.tol, "must be >= 0"));
+        }
+        if !(0.0..=1.0).contains(&self.knn_min_recall) {
+            return Err(Error::config(&f("knn_min_recall"), self.knn_min_recall, "must be in [0, 1]"));
         }
         if self.ivf_nprobe == 0 {
             return Err(Error::config(&f("ivf_nprobe"), 0, "must be >= 1"));
@@ -373,26 +383,43 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
         KnnMethod::Auto => KnnMethod::Exact,
         m => m,
     };
-    let (knn, mut info) = match method {
-        KnnMethod::Ivf => {
-            progress.message(&format!(
-                "approximate kNN of {n} cells: inverted file ({} nearest lists per cell), {} refinement round(s)",
-                cfg.ivf_nprobe, cfg.knn_refine
-            ));
-            let knn = knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, cfg.ivf_nprobe, cfg.ivf_search, cfg.knn_refine, seed)?;
-            (knn, json!({"method": "ivf", "nprobe": cfg.ivf_nprobe, "refine": cfg.knn_refine}))
-        }
-        KnnMethod::Hnsw => {
-            progress.message(&format!("approximate kNN of {n} cells (HNSW, ef {})", cfg.hnsw_ef));
-            let knn = knn_hnsw(x, n_neighbors, cfg.metric, cfg.hnsw_ef, seed, tch::get_num_threads().max(1) as usize)?;
-            (knn, json!({"method": "hnsw", "ef": cfg.hnsw_ef}))
-        }
-        _ => (knn_exact(x, n_neighbors, cfg.metric, 512)?, json!({"method": "exact"})),
+    // An approximate search at `scale` times its configured breadth.
+    let search = |scale: usize, progress: &mut dyn Progress| -> Result<(Knn, Value)> {
+        Ok(match method {
+            KnnMethod::Ivf => {
+                let (nprobe, wide) = (cfg.ivf_nprobe * scale, cfg.ivf_search * scale);
+                progress.message(&format!("approximate kNN of {n} cells: inverted file ({nprobe} nearest lists per cell), {} refinement round(s)", cfg.knn_refine));
+                let knn = knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, nprobe, wide, cfg.knn_refine, seed)?;
+                (knn, json!({"method": "ivf", "nprobe": nprobe, "refine": cfg.knn_refine}))
+            }
+            KnnMethod::Hnsw => {
+                let ef = cfg.hnsw_ef * scale;
+                progress.message(&format!("approximate kNN of {n} cells (HNSW, ef {ef})"));
+                let knn = knn_hnsw(x, n_neighbors, cfg.metric, ef, seed, tch::get_num_threads().max(1) as usize)?;
+                (knn, json!({"method": "hnsw", "ef": ef}))
+            }
+            _ => (knn_exact(x, n_neighbors, cfg.metric, 512)?, json!({"method": "exact"})),
+        })
     };
+    let (mut knn, mut info) = search(1, progress)?;
     info["n_neighbors"] = json!(n_neighbors);
     if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 {
-        let r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+        let mut r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
         progress.message(&format!("kNN recall against exact search, measured on {} cells: {r:.3}", cfg.knn_recall_cells.min(n)));
+        // Below the floor, search again twice as broadly (a few times at most).
+        let mut scale = 1;
+        while r < cfg.knn_min_recall && scale < 1 << cfg.knn_max_retries {
+            scale *= 2;
+            progress.message(&format!("kNN recall {r:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly", cfg.knn_min_recall));
+            let (k2, i2) = search(scale, progress)?;
+            (knn, info) = (k2, i2);
+            info["n_neighbors"] = json!(n_neighbors);
+            r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+            progress.message(&format!("kNN recall now {r:.3}"));
+        }
+        if scale > 1 {
+            info["breadth_scale"] = json!(scale);
+        }
         if r < 0.9 {
             progress.message("warning: the approximate kNN graph misses many neighbours; raise cluster.ivf_nprobe or cluster.knn_refine, or use cluster.knn = \"exact\"");
         }

@@ -123,7 +123,8 @@ impl TrainedModel {
         }
         let wpath = dir.join("model.safetensors");
         let named: Named = Tensor::read_safetensors(&wpath).map_err(|e| Error::format(&wpath, e.to_string()))?.into_iter().collect();
-        let mut method = super::build(&config)?;
+        // a model folder's parameters that do not build are the file's fault, not an option's
+        let mut method = super::build(&config).map_err(|e| Error::format(&cpath, format!("field `config`: {e}")))?;
         crate::device::torch_guard("loading the model", device, || method.load_tensors(pre.genes.len(), device, &named, &wpath.display().to_string()))?;
         Ok(TrainedModel { config, method, preprocess: pre })
     }
