@@ -192,12 +192,17 @@ fn approximate_knn_recall_against_exact() {
 
 /// 50 000 points: the default approximate search (what `auto` uses above 20 000 cells)
 /// keeps n_neighbors and finds >= 95 % of the exact neighbours (measured on 2000 cells).
+/// `n` points in 30 dimensions around 40 standard-normal centres, unit noise.
+fn gaussian_groups(seed: u64, n: i64) -> Tensor {
+    let mut rng = scdeep_core::train::rng_for(seed, 0);
+    let centers = scdeep_core::train::random::normal(&mut rng, &[40, 30], tch::Device::Cpu);
+    let which = Tensor::from_slice(&(0..n).map(|i| (i * 7919) % 40).collect::<Vec<_>>());
+    centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[n, 30], tch::Device::Cpu)
+}
+
 #[test]
 fn default_knn_recall_on_50k_points() {
-    let mut rng = scdeep_core::train::rng_for(9, 0);
-    let centers = scdeep_core::train::random::normal(&mut rng, &[40, 30], tch::Device::Cpu);
-    let which = Tensor::from_slice(&(0..50_000i64).map(|i| (i * 7919) % 40).collect::<Vec<_>>());
-    let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[50_000, 30], tch::Device::Cpu);
+    let x = gaussian_groups(9, 50_000);
     let c = cluster::ClusterConfig::default();
     assert!(50_000 > c.knn_exact_max_cells, "auto uses the approximate search here");
     let knn = cluster::knn_ivf(&x, c.n_neighbors, Metric::Euclidean, c.ivf_nlist, c.ivf_nprobe, c.ivf_search, c.knn_refine, 0).unwrap();
@@ -273,10 +278,7 @@ fn snn_is_the_jaccard_index_of_neighbourhoods() {
 /// recall reaches knn_min_recall, and that is reported; with the floor at 0 it is not.
 #[test]
 fn low_recall_is_searched_again_up_to_the_floor() {
-    let mut rng = scdeep_core::train::rng_for(4, 0);
-    let centers = scdeep_core::train::random::normal(&mut rng, &[40, 30], tch::Device::Cpu);
-    let which = Tensor::from_slice(&(0..30_000i64).map(|i| (i * 7919) % 40).collect::<Vec<_>>());
-    let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[30_000, 30], tch::Device::Cpu);
+    let x = gaussian_groups(4, 30_000);
     let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ivf_nprobe: 1, ivf_search: 1, ..Default::default() };
     let (_, off) = cluster::build_graph(&x, &cluster::ClusterConfig { knn_min_recall: 0.0, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
     let base = off["recall"].as_f64().unwrap();
