@@ -402,7 +402,6 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
         })
     };
     let (mut knn, mut info) = search(1, progress)?;
-    info["n_neighbors"] = json!(n_neighbors);
     if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 {
         let mut r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
         progress.message(&format!("kNN recall against exact search, measured on {} cells: {r:.3}", cfg.knn_recall_cells.min(n)));
@@ -411,9 +410,7 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
         while r < cfg.knn_min_recall && scale < 1 << cfg.knn_max_retries {
             scale *= 2;
             progress.message(&format!("kNN recall {r:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly", cfg.knn_min_recall));
-            let (k2, i2) = search(scale, progress)?;
-            (knn, info) = (k2, i2);
-            info["n_neighbors"] = json!(n_neighbors);
+            (knn, info) = search(scale, progress)?;
             r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
             progress.message(&format!("kNN recall now {r:.3}"));
         }
@@ -426,6 +423,7 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
         info["recall"] = json!(r);
         info["recall_cells"] = json!(cfg.knn_recall_cells.min(n));
     }
+    info["n_neighbors"] = json!(n_neighbors);
     let g = match cfg.weights {
         Weights::Umap => umap_connectivities(&knn),
         Weights::Snn => snn(&knn, cfg.snn_prune),

@@ -220,14 +220,18 @@ impl Method for Pca {
             "PCA ({}) of {n} cells x {g} genes, {k} components",
             if exact { "exact" } else if implicit.is_some() { "randomized, sparse products" } else { "randomized" }
         ));
-        let mean = match &implicit {
-            Some(im) => Tensor::from_slice(&im.mean()).to_kind(Kind::Float),
+        // The column means, also as a host vector when the sparse products use them.
+        let (mean, mean_v) = match &implicit {
+            Some(im) => {
+                let v: Vec<f32> = im.mean().iter().map(|&m| m as f32).collect();
+                (Tensor::from_slice(&v), v)
+            }
             None => {
                 let mut sum = Tensor::zeros([g as i64], (Kind::Double, dev));
                 for b in &blocks {
                     sum += Self::block(data, b, dev).sum_dim_intlist(0, false, Kind::Double);
                 }
-                (sum / n as f64).to_kind(Kind::Float)
+                ((sum / n as f64).to_kind(Kind::Float), Vec::new())
             }
         };
         let comps = if exact {
@@ -248,7 +252,6 @@ impl Method for Pca {
             let mut rng = crate::train::rng_for(ctx.seed, crate::train::INIT_STREAM);
             let omega = crate::train::random::normal(&mut rng, &[g as i64, l], dev);
             // Y = Xc * omega, then power iterations Q <- orth(Xc Xc^T Q)
-            let mean_v = Vec::<f32>::try_from(&mean)?;
             let xc_mul = |m: &Tensor| -> Result<Tensor> {
                 if let Some(im) = &implicit {
                     return im.centred_mul(&mean_v, m);
