@@ -181,6 +181,19 @@ fn approximate_knn_recall_against_exact() {
     // the estimate on a sample of cells (what a run reports) follows the true recall
     let est = cluster::graph::sampled_recall(&x, &coarse, Metric::Euclidean, 1000, 0).unwrap();
     assert!((est - rc).abs() < 0.03, "recall {rc:.4}, estimated on 1000 cells {est:.4}");
+    // the recall a breadth would have on sampled cells, known before searching, is what
+    // the search then has on them
+    let index = cluster::graph::IvfIndex::build(&x, 15, Metric::Euclidean, 0, 4, 0).unwrap();
+    let (pick, nb) = cluster::graph::exact_neighbours_of_sample(&x, 15, Metric::Euclidean, 500, 3).unwrap();
+    let mut last = 0.0;
+    for np in [1, 2, 4] {
+        let pred = index.recall_on(&pick, &nb, np, 0).unwrap();
+        let got = cluster::graph::sampled_recall(&x, &index.search(np, 0).unwrap(), Metric::Euclidean, 500, 3).unwrap();
+        eprintln!("{np} lists per cell: recall predicted {pred:.4}, measured {got:.4}");
+        assert!((pred - got).abs() < 1e-3, "{np} lists: predicted {pred}, measured {got}");
+        assert!(pred > last, "{np} lists: recall {pred} not above {last}");
+        last = pred;
+    }
     // refinement by neighbours of neighbours only adds neighbours
     let mut refined = coarse.clone();
     cluster::graph::refine_by_neighbours(&x, &mut refined, Metric::Euclidean).unwrap();
@@ -289,4 +302,46 @@ fn low_recall_is_searched_again_up_to_the_floor() {
     eprintln!("one probe: recall {base:.3}; searched {}x as broadly: {r:.3}", on["breadth_scale"]);
     assert!(on["breadth_scale"].as_u64().unwrap() >= 2);
     assert!(r >= c.knn_min_recall, "recall after the broader search {r}");
+}
+
+/// NN-descent keeps n_neighbors distinct neighbours, the cell first, finds most exact
+/// neighbours from a poor start, and gives the same graph on one thread and two.
+#[test]
+fn nn_descent_improves_a_poor_graph_the_same_on_any_thread_count() {
+    let x = gaussian_groups(6, 20_000);
+    let exact = cluster::knn_exact(&x, 15, Metric::Euclidean, 1024).unwrap();
+    let init = cluster::knn_ivf(&x, 31, Metric::Euclidean, 0, 1, 1, 0, 0).unwrap();
+    let mut start = init.clone();
+    start.k = 15;
+    start.indices = (0..20_000).flat_map(|i| init.indices[i * 31..i * 31 + 15].to_vec()).collect();
+    let r0 = cluster::recall(&exact, &start);
+    let p = cluster::descent::DescentParams { max_rounds: 20, max_candidates: 30, delta: cluster::descent::DELTA, width: 30, seed: 3, threads: 1 };
+    let (one, rep) = cluster::descent::knn_descent(&x, 15, init.clone(), Metric::Euclidean, &p).unwrap();
+    let r = cluster::recall(&exact, &one);
+    eprintln!("NN-descent on 20 000 x 30: recall {r0:.4} -> {r:.4} in {} rounds {:?}", rep.updates.len(), rep.updates);
+    assert!(r >= 0.95 && r > r0 + 0.05, "recall {r0} -> {r}");
+    for i in 0..20_000 {
+        let row = &one.indices[i * 15..(i + 1) * 15];
+        assert_eq!(row[0], i as u32, "cell {i} first");
+        assert_eq!(row.iter().collect::<std::collections::HashSet<_>>().len(), 15, "cell {i}: duplicate neighbours");
+        assert!(one.distances[i * 15..(i + 1) * 15].windows(2).all(|w| w[0] <= w[1]), "cell {i}: distances not sorted");
+    }
+    let (two, _) = cluster::descent::knn_descent(&x, 15, init, Metric::Euclidean, &cluster::descent::DescentParams { threads: 2, ..p }).unwrap();
+    assert_eq!(one.indices, two.indices, "one thread and two give the same graph");
+}
+
+/// `auto` turns to NN-descent when no breadth of the inverted file reaches the floor (here:
+/// one list per cell and no broadening allowed), and says so in clustering.knn.
+#[test]
+fn auto_uses_nn_descent_when_the_inverted_file_cannot_reach_the_floor() {
+    let x = gaussian_groups(4, 30_000);
+    let c = cluster::ClusterConfig { ivf_nprobe: 1, ivf_search: 1, knn_max_retries: 0, ..Default::default() };
+    let (_, info) = cluster::build_graph(&x, &c, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    eprintln!("{info}");
+    assert_eq!(info["method"], "nn_descent");
+    assert_eq!(info["n_neighbors"], 15);
+    assert!(info["recall"].as_f64().unwrap() >= c.knn_min_recall, "{info}");
+    let (_, ivf) = cluster::build_graph(&x, &cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    assert_eq!(ivf["method"], "ivf", "asked for the inverted file, it is kept");
+    assert!(ivf["recall"].as_f64().unwrap() < c.knn_min_recall);
 }

@@ -31,7 +31,7 @@ pub struct Knn {
 }
 
 /// Checked, float, unit rows for cosine.
-fn prepare(x: &Tensor, k: usize, metric: Metric) -> Result<Tensor> {
+pub(super) fn prepare(x: &Tensor, k: usize, metric: Metric) -> Result<Tensor> {
     check_k(k, x.size()[0] as usize)?;
     let x = x.to_kind(Kind::Float);
     if x.isfinite().all().int64_value(&[]) != 1 {
@@ -43,19 +43,28 @@ fn prepare(x: &Tensor, k: usize, metric: Metric) -> Result<Tensor> {
     })
 }
 
-/// The k nearest of `cand` (global row ids) for each of `query` (global row ids), where
-/// query i sits at position i of `cand` (so it comes first). Writes rows into `out`.
-fn nearest_among(x: &Tensor, sq: &Tensor, query: &Tensor, cand: &Tensor, k: usize, metric: Metric, out: &mut Knn) -> Result<()> {
+/// The k nearest of `cand` (global row ids; None: every row) for each of `query` (global
+/// row ids), the query itself first whenever it is a candidate: indices and distances,
+/// query-major.
+fn nearest_among(x: &Tensor, sq: &Tensor, query: &Tensor, cand: Option<&Tensor>, k: usize, metric: Metric) -> Result<(Vec<i64>, Vec<f32>)> {
     let dev = x.device();
     let len = query.size()[0];
     let xq = x.index_select(0, query);
-    let xc = x.index_select(0, cand);
     // ||x_j||^2 - 2 x_i.x_j ranks the neighbours of row i (||x_i||^2 is constant per row)
-    let mut d2 = sq.index_select(0, cand).unsqueeze(0).addmm(&(&xq * -2.0), &xc.transpose(0, 1));
-    let rows = Tensor::arange(len, (Kind::Int64, dev));
-    let _ = d2.index_put_(&[Some(rows.shallow_clone()), Some(rows)], &Tensor::from(f32::NEG_INFINITY).to_device(dev), false);
-    let (_, pos) = d2.topk(k as i64, 1, false, true);
-    let idx = cand.index_select(0, &pos.view([-1])).view([len, k as i64]);
+    let idx = match cand {
+        Some(cand) => {
+            let mut d2 = sq.index_select(0, cand).unsqueeze(0).addmm(&(&xq * -2.0), &x.index_select(0, cand).transpose(0, 1));
+            let _ = d2.masked_fill_(&cand.unsqueeze(0).eq_tensor(&query.unsqueeze(1)), f64::NEG_INFINITY);
+            let (_, pos) = d2.topk(k as i64, 1, false, true);
+            cand.index_select(0, &pos.view([-1])).view([len, k as i64])
+        }
+        None => {
+            let mut d2 = sq.unsqueeze(0).addmm(&(&xq * -2.0), &x.transpose(0, 1));
+            let rows = Tensor::arange(len, (Kind::Int64, dev));
+            let _ = d2.index_put_(&[Some(rows), Some(query.shallow_clone())], &Tensor::from(f32::NEG_INFINITY).to_device(dev), false);
+            d2.topk(k as i64, 1, false, true).1
+        }
+    };
     // The expansion above loses digits for near neighbours: recompute the chosen
     // distances from the differences, in float64.
     let nb = x.index_select(0, &idx.view([-1])).view([len, k as i64, -1]).to_kind(Kind::Double);
@@ -66,15 +75,19 @@ fn nearest_among(x: &Tensor, sq: &Tensor, query: &Tensor, cand: &Tensor, k: usiz
     };
     let dist = Vec::<f32>::try_from(&dist.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
     let idx = Vec::<i64>::try_from(&idx.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-    let q = Vec::<i64>::try_from(&query.to_device(tch::Device::Cpu))?;
-    for (r, &row) in q.iter().enumerate() {
+    Ok((idx, dist))
+}
+
+/// Writes the rows found for `query` (global row ids) into `out`.
+fn scatter(out: &mut Knn, query: &[i64], (idx, dist): (Vec<i64>, Vec<f32>)) {
+    let k = out.k;
+    for (r, &row) in query.iter().enumerate() {
         let o = row as usize * k;
         for t in 0..k {
             out.indices[o + t] = idx[r * k + t] as u32;
             out.distances[o + t] = dist[r * k + t];
         }
     }
-    Ok(())
 }
 
 /// Exact kNN of the rows of `x` (n x d, any device), `k` including the row itself:
@@ -86,57 +99,78 @@ pub fn knn_exact(x: &Tensor, k: usize, metric: Metric, block: usize) -> Result<K
     let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
     let all = Tensor::arange(n as i64, (Kind::Int64, x.device()));
     for s in (0..n).step_by(block.max(1)) {
-        let len = block.max(1).min(n - s) as i64;
-        // put the block's own rows first among the candidates
-        let cand = Tensor::cat(&[all.narrow(0, s as i64, len), all.narrow(0, 0, s as i64), all.narrow(0, s as i64 + len, n as i64 - s as i64 - len)], 0);
-        nearest_among(&x, &sq, &all.narrow(0, s as i64, len), &cand, k, metric, &mut out)?;
+        let len = block.max(1).min(n - s);
+        let q: Vec<i64> = (s as i64..(s + len) as i64).collect();
+        let found = nearest_among(&x, &sq, &all.narrow(0, s as i64, len as i64), None, k, metric)?;
+        scatter(&mut out, &q, found);
     }
     Ok(out)
 }
 
-/// Approximate kNN by an inverted file on the device, then (optionally) refinement by
-/// neighbours of neighbours. K-means on a sample splits the cells into `nlist` lists (0:
-/// one per ~`IVF_LIST_CELLS` cells), trained in two levels above `IVF_FLAT_MAX_LISTS`
-/// lists. Every cell takes the `nprobe` lists whose centres are nearest to it; the cells of one list search together
-/// their own list and the `search` lists (0: 3 x nprobe) that they take most often, which
-/// keeps the work per cell fixed whatever the number of lists. `refine` rounds then
-/// replace each cell's neighbours by the nearest among its neighbours and theirs.
-/// Deterministic for a seed.
-#[allow(clippy::too_many_arguments)]
-pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, search: usize, refine: usize, seed: u64) -> Result<Knn> {
-    let x = prepare(x, k, metric)?;
-    let n = x.size()[0] as usize;
-    let dev = x.device();
-    let nlist = if nlist == 0 { n / IVF_LIST_CELLS } else { nlist }.clamp(1, n);
-    let nprobe = nprobe.clamp(1, nlist);
-    let search = if search == 0 { 3 * nprobe } else { search };
-    let mut rng = crate::train::rng_for(seed, 7);
-    let sample: Vec<i64> = {
-        let mut all: Vec<i64> = (0..n as i64).collect();
-        rand::seq::SliceRandom::shuffle(all.as_mut_slice(), &mut rng);
-        all.truncate((IVF_SAMPLE_PER_LIST * nlist).min(n));
-        all
-    };
-    let xs = x.index_select(0, &Tensor::from_slice(&sample).to_device(dev));
-    let cent = ivf_centres(&xs, nlist, seed)?;
-    let nlist = cent.size()[0] as usize;
-    let nprobe = nprobe.min(nlist);
-    let probes = nearest_centres(&x, &cent, nprobe)?;
-    let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
-    for i in 0..n {
-        members[probes[i * nprobe] as usize].push(i as i64);
-    }
-    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
-    let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
-    let mut count = vec![0u32; nlist];
-    for l in 0..nlist {
-        if members[l].is_empty() {
-            continue;
+/// An inverted file over the rows of an embedding, for approximate kNN on the device.
+/// K-means on a sample splits the cells into `nlist` lists (0: one per ~`IVF_LIST_CELLS`
+/// cells), trained in two levels above `IVF_FLAT_MAX_LISTS` lists, and every cell keeps its
+/// `max_probes` nearest list centres. A search with `nprobe` (<= `max_probes`) lets the
+/// cells of one list search together their own list and the `search` lists (0: 3 x nprobe)
+/// they take most often among their `nprobe` nearest, which keeps the work per cell fixed
+/// whatever the number of lists. Deterministic for a seed.
+pub struct IvfIndex {
+    x: Tensor,
+    sq: Tensor,
+    k: usize,
+    metric: Metric,
+    max_probes: usize,
+    /// n x max_probes, nearest first
+    probes: Vec<u32>,
+    members: Vec<Vec<i64>>,
+}
+
+impl IvfIndex {
+    pub fn build(x: &Tensor, k: usize, metric: Metric, nlist: usize, max_probes: usize, seed: u64) -> Result<IvfIndex> {
+        let x = prepare(x, k, metric)?;
+        let n = x.size()[0] as usize;
+        let dev = x.device();
+        let nlist = if nlist == 0 { n / IVF_LIST_CELLS } else { nlist }.clamp(1, n);
+        let mut rng = crate::train::rng_for(seed, 7);
+        let sample: Vec<i64> = {
+            let mut all: Vec<i64> = (0..n as i64).collect();
+            rand::seq::SliceRandom::shuffle(all.as_mut_slice(), &mut rng);
+            all.truncate((IVF_SAMPLE_PER_LIST * nlist).min(n));
+            all
+        };
+        let xs = x.index_select(0, &Tensor::from_slice(&sample).to_device(dev));
+        let cent = ivf_centres(&xs, nlist, seed)?;
+        let nlist = cent.size()[0] as usize;
+        let max_probes = max_probes.clamp(1, nlist);
+        let probes = nearest_centres(&x, &cent, max_probes)?;
+        let mut members: Vec<Vec<i64>> = vec![Vec::new(); nlist];
+        for i in 0..n {
+            members[probes[i * max_probes] as usize].push(i as i64);
         }
-        // the lists these cells take most often (ties: the lower list), after their own
+        let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+        Ok(IvfIndex { x, sq, k, metric, max_probes, probes, members })
+    }
+
+    /// Searches for `k` neighbours from now on (below the number of cells).
+    pub fn set_k(&mut self, k: usize) -> Result<()> {
+        check_k(k, self.sq.size()[0] as usize)?;
+        self.k = k;
+        Ok(())
+    }
+
+    pub fn n_lists(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The candidates searched by the cells of list `l`: its members first, then the members
+    /// of the `search` lists they take most often among their `nprobe` nearest (ties: the
+    /// lower list); every cell when that makes fewer than k.
+    fn candidates(&self, l: usize, nprobe: usize, search: usize, count: &mut [u32]) -> Vec<i64> {
+        let (pm, nprobe) = (self.max_probes, nprobe.clamp(1, self.max_probes));
+        let search = if search == 0 { 3 * nprobe } else { search };
         let mut seen: Vec<usize> = Vec::new();
-        for &i in &members[l] {
-            for &p in &probes[i as usize * nprobe + 1..(i as usize + 1) * nprobe] {
+        for &i in &self.members[l] {
+            for &p in &self.probes[i as usize * pm + 1..i as usize * pm + nprobe] {
                 let p = p as usize;
                 if p != l {
                     if count[p] == 0 {
@@ -151,17 +185,68 @@ pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize
             count[p] = 0;
         }
         seen.truncate(search);
-        let mut cand: Vec<i64> = members[l].iter().copied().chain(seen.iter().flat_map(|&m| members[m].iter().copied())).collect();
-        if cand.len() < k {
-            // tiny neighbourhood: fall back to every cell for these queries
-            let rest: Vec<i64> = (0..n as i64).filter(|i| !members[l].contains(i)).collect();
-            cand = members[l].iter().copied().chain(rest).collect();
+        let mut cand: Vec<i64> = self.members[l].iter().copied().chain(seen.iter().flat_map(|&m| self.members[m].iter().copied())).collect();
+        if cand.len() < self.k {
+            let n = self.sq.size()[0];
+            cand = self.members[l].iter().copied().chain((0..n).filter(|i| !self.members[l].contains(i))).collect();
         }
-        let qi = Tensor::from_slice(&members[l]).to_device(dev);
-        nearest_among(&x, &sq, &qi, &Tensor::from_slice(&cand).to_device(dev), k, metric, &mut out)?;
+        cand
     }
+
+    /// kNN of every cell with `nprobe` nearest lists (at most `max_probes`).
+    pub fn search(&self, nprobe: usize, search: usize) -> Result<Knn> {
+        let n = self.sq.size()[0] as usize;
+        let (k, dev) = (self.k, self.x.device());
+        let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
+        let mut count = vec![0u32; self.n_lists()];
+        for l in 0..self.n_lists() {
+            if self.members[l].is_empty() {
+                continue;
+            }
+            let cand = self.candidates(l, nprobe, search, &mut count);
+            let qi = Tensor::from_slice(&self.members[l]).to_device(dev);
+            let found = nearest_among(&self.x, &self.sq, &qi, Some(&Tensor::from_slice(&cand).to_device(dev)), k, self.metric)?;
+            scatter(&mut out, &self.members[l], found);
+        }
+        Ok(out)
+    }
+
+    /// The recall `search(nprobe, search)` would have on `sample` (whose exact
+    /// neighbours are `exact`, from `exact_neighbours`), found by searching only their lists'
+    /// candidates for them: the same number as measuring that search on these cells.
+    pub fn recall_on(&self, sample: &[i64], exact: &[i64], nprobe: usize, search: usize) -> Result<f64> {
+        let (k, dev, pm) = (self.k, self.x.device(), self.max_probes);
+        let mut by_list: std::collections::BTreeMap<u32, Vec<(usize, i64)>> = Default::default();
+        for (r, &i) in sample.iter().enumerate() {
+            by_list.entry(self.probes[i as usize * pm]).or_default().push((r, i));
+        }
+        let mut count = vec![0u32; self.n_lists()];
+        let mut hit = 0usize;
+        for (l, qs) in by_list {
+            let cand = self.candidates(l as usize, nprobe, search, &mut count);
+            let q: Vec<i64> = qs.iter().map(|a| a.1).collect();
+            let (idx, _) = nearest_among(&self.x, &self.sq, &Tensor::from_slice(&q).to_device(dev), Some(&Tensor::from_slice(&cand).to_device(dev)), k, self.metric)?;
+            for (t, &(r, _)) in qs.iter().enumerate() {
+                hit += overlap(&exact[r * k + 1..(r + 1) * k], &idx[t * k + 1..(t + 1) * k]);
+            }
+        }
+        Ok(hit as f64 / (sample.len() * (k - 1)).max(1) as f64)
+    }
+}
+
+/// How many of `b` are in `a` (short neighbour lists).
+fn overlap(a: &[i64], b: &[i64]) -> usize {
+    b.iter().filter(|j| a.contains(j)).count()
+}
+
+/// Approximate kNN by an inverted file (`IvfIndex`) searched with `nprobe` lists per cell,
+/// then `refine` rounds of neighbour-of-neighbour refinement.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, search: usize, refine: usize, seed: u64) -> Result<Knn> {
+    let index = IvfIndex::build(x, k, metric, nlist, nprobe, seed)?;
+    let mut out = index.search(nprobe, search)?;
     for _ in 0..refine {
-        refine_by_neighbours(&x, &mut out, metric)?;
+        refine_by_neighbours(&index.x, &mut out, metric)?;
     }
     Ok(out)
 }
@@ -205,16 +290,16 @@ fn ivf_centres(xs: &Tensor, nlist: usize, seed: u64) -> Result<Tensor> {
 
 /// Each row's `nprobe` nearest centres, nearest first (rows x nprobe, row-major): matrix
 /// products and top-k in blocks of rows.
-fn nearest_centres(x: &Tensor, cent: &Tensor, nprobe: usize) -> Result<Vec<i64>> {
+fn nearest_centres(x: &Tensor, cent: &Tensor, nprobe: usize) -> Result<Vec<u32>> {
     let (n, nlist) = (x.size()[0] as usize, cent.size()[0] as usize);
     let csq = cent.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
-    let mut probes: Vec<i64> = Vec::with_capacity(n * nprobe);
+    let mut probes: Vec<u32> = Vec::with_capacity(n * nprobe);
     let block = ((1usize << 24) / nlist.max(1)).clamp(256, 65536);
     for s in (0..n).step_by(block) {
         let len = block.min(n - s) as i64;
         let d = csq.addmm(&(x.narrow(0, s as i64, len) * -2.0), &cent.transpose(0, 1));
         let (_, p) = d.topk(nprobe as i64, 1, false, true);
-        probes.extend(Vec::<i64>::try_from(&p.to_device(tch::Device::Cpu).contiguous().view([-1]))?);
+        probes.extend(Vec::<i64>::try_from(&p.to_device(tch::Device::Cpu).contiguous().view([-1]))?.into_iter().map(|p| p as u32));
     }
     Ok(probes)
 }
@@ -267,34 +352,41 @@ pub fn refine_by_neighbours(x: &Tensor, knn: &mut Knn, metric: Metric) -> Result
     Ok(changed)
 }
 
+/// `queries` cells drawn by `seed` (sorted) and their exact k nearest neighbours (queries x
+/// k, the cell itself first). Costs `queries` x n distances.
+pub fn exact_neighbours_of_sample(x: &Tensor, k: usize, metric: Metric, queries: usize, seed: u64) -> Result<(Vec<i64>, Vec<i64>)> {
+    let x = prepare(x, k, metric)?;
+    let n = x.size()[0] as usize;
+    let dev = x.device();
+    let mut rng = crate::train::rng_for(seed, 11);
+    let mut pick: Vec<i64> = rand::seq::index::sample(&mut rng, n, queries.min(n)).into_iter().map(|i| i as i64).collect();
+    pick.sort_unstable();
+    let sq = x.square().sum_dim_intlist(1, false, Kind::Float);
+    let mut nb = Vec::with_capacity(pick.len() * k);
+    for c in pick.chunks(((1usize << 25) / n).max(1)) {
+        nb.extend(nearest_among(&x, &sq, &Tensor::from_slice(c).to_device(dev), None, k, metric)?.0);
+    }
+    Ok((pick, nb))
+}
+
 /// Recall of `approx` (kNN of the rows of `x`) estimated on `queries` cells drawn by
 /// `seed`: the fraction of their exact neighbours (the cell itself excluded) it holds.
 /// Costs `queries` x n distances, so it can be reported for every approximate graph.
 pub fn sampled_recall(x: &Tensor, approx: &Knn, metric: Metric, queries: usize, seed: u64) -> Result<f64> {
-    let (n, k) = (approx.n, approx.k);
-    let x = prepare(x, k, metric)?;
-    let dev = x.device();
-    let q = queries.min(n);
-    let mut rng = crate::train::rng_for(seed, 11);
-    let mut pick: Vec<i64> = rand::seq::index::sample(&mut rng, n, q).into_iter().map(|i| i as i64).collect();
-    pick.sort_unstable();
-    let sq = x.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0);
-    let chunk = ((1usize << 24) / n).max(1);
+    let (pick, nb) = exact_neighbours_of_sample(x, approx.k, metric, queries, seed)?;
+    Ok(recall_on_sample(approx, &pick, &nb))
+}
+
+/// Fraction of the exact neighbours of `pick` (`exact`, from `exact_neighbours_of_sample`;
+/// the cell itself excluded) that `approx` holds.
+pub fn recall_on_sample(approx: &Knn, pick: &[i64], exact: &[i64]) -> f64 {
+    let k = approx.k;
     let mut hit = 0usize;
-    for c in pick.chunks(chunk) {
-        let qi = Tensor::from_slice(c).to_device(dev);
-        let mut d2 = sq.addmm(&(x.index_select(0, &qi) * -2.0), &x.transpose(0, 1));
-        let rows = Tensor::arange(c.len() as i64, (Kind::Int64, dev));
-        let _ = d2.index_put_(&[Some(rows), Some(qi)], &Tensor::from(f32::NEG_INFINITY).to_device(dev), false);
-        let (_, nb) = d2.topk(k as i64, 1, false, true);
-        let nb = Vec::<i64>::try_from(&nb.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-        for (r, &i) in c.iter().enumerate() {
-            let i = i as usize;
-            let e: std::collections::HashSet<u32> = nb[r * k + 1..(r + 1) * k].iter().map(|&j| j as u32).collect();
-            hit += approx.indices[i * k + 1..(i + 1) * k].iter().filter(|j| e.contains(j)).count();
-        }
+    for (r, &i) in pick.iter().enumerate() {
+        let found: Vec<i64> = approx.indices[i as usize * k + 1..(i as usize + 1) * k].iter().map(|&j| j as i64).collect();
+        hit += overlap(&exact[r * k + 1..(r + 1) * k], &found);
     }
-    Ok(hit as f64 / (q * (k - 1)).max(1) as f64)
+    hit as f64 / (pick.len() * (k - 1)).max(1) as f64
 }
 
 #[derive(Clone)]

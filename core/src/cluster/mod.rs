@@ -1,6 +1,7 @@
 //! Clustering of embeddings: K-means, and Leiden/Louvain on a kNN graph (UMAP or SNN
 //! weights). K-means and the kNN search run as tensor code on the embedding's device.
 
+pub mod descent;
 pub mod graph;
 pub mod kmeans;
 pub mod leiden;
@@ -29,13 +30,16 @@ pub enum Algorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KnnMethod {
-    /// Exact up to `knn_exact_max_cells` cells, the inverted file above.
+    /// Exact up to `knn_exact_max_cells` cells; above, the inverted file when one of its
+    /// breadths reaches `knn_min_recall` on the sampled cells, else NN-descent.
     Auto,
     Exact,
     /// Inverted file (K-means lists) searched with matrix products on the device.
     Ivf,
     /// HNSW graph index on the CPU (instant-distance).
     Hnsw,
+    /// NN-descent on the CPU, from the inverted file's graph at `descent_init_nprobe`.
+    NnDescent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,13 +97,20 @@ pub struct ClusterConfig {
     /// Cells on which the recall of an approximate kNN graph is measured against exact
     /// search, and reported (0 = not measured).
     pub knn_recall_cells: usize,
-    /// While the measured recall is below this, the approximate search runs again twice
-    /// as broadly (IVF probes and lists searched, HNSW ef), at most `knn_max_retries`
-    /// times, each logged; 0 = never.
+    /// Below this recall the approximate search is made twice as broad (IVF probes and
+    /// lists searched, HNSW ef), at most `knn_max_retries` times, each logged; 0 = never.
+    /// The inverted file knows each breadth's recall on the sampled cells beforehand and
+    /// searches once; HNSW searches again.
     pub knn_min_recall: f64,
     pub knn_max_retries: u32,
     /// HNSW search and construction breadth.
     pub hnsw_ef: usize,
+    /// NN-descent: neighbours kept per cell while descending (0 = 2 x n_neighbors; the
+    /// nearest n_neighbors are used), at most `descent_rounds` rounds, and the lists per
+    /// cell of the inverted-file graph it starts from.
+    pub descent_width: usize,
+    pub descent_rounds: usize,
+    pub descent_init_nprobe: usize,
     pub weights: Weights,
     /// SNN edges below this Jaccard index are removed (Seurat: 1/15).
     pub snn_prune: f64,
@@ -134,6 +145,9 @@ impl Default for ClusterConfig {
             knn_min_recall: 0.95,
             knn_max_retries: 3,
             hnsw_ef: 32,
+            descent_width: 0,
+            descent_rounds: 20,
+            descent_init_nprobe: 3,
             weights: Weights::Umap,
             snn_prune: 1.0 / 15.0,
             quality: Quality::Modularity,
@@ -169,6 +183,12 @@ impl ClusterConfig {
         }
         if self.knn_refine > 10 {
             return Err(Error::config(&f("knn_refine"), self.knn_refine, "must be at most 10 (each round rarely changes anything after the second)"));
+        }
+        if self.descent_rounds == 0 {
+            return Err(Error::config(&f("descent_rounds"), 0, "must be >= 1"));
+        }
+        if self.descent_init_nprobe == 0 {
+            return Err(Error::config(&f("descent_init_nprobe"), 0, "must be >= 1"));
         }
         if self.hnsw_ef < 8 {
             return Err(Error::config(&f("hnsw_ef"), self.hnsw_ef, "must be >= 8"));
@@ -383,45 +403,105 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
         KnnMethod::Auto => KnnMethod::Exact,
         m => m,
     };
-    // An approximate search at `scale` times its configured breadth.
-    let search = |scale: usize, progress: &mut dyn Progress| -> Result<(Knn, Value)> {
-        Ok(match method {
-            KnnMethod::Ivf => {
-                let (nprobe, wide) = (cfg.ivf_nprobe * scale, cfg.ivf_search * scale);
-                progress.message(&format!("approximate kNN of {n} cells: inverted file ({nprobe} nearest lists per cell), {} refinement round(s)", cfg.knn_refine));
-                let knn = knn_ivf(x, n_neighbors, cfg.metric, cfg.ivf_nlist, nprobe, wide, cfg.knn_refine, seed)?;
-                (knn, json!({"method": "ivf", "nprobe": nprobe, "refine": cfg.knn_refine}))
+    let floor = cfg.knn_recall_cells > 0 && cfg.knn_min_recall > 0.0;
+    let top = if floor { 1usize << cfg.knn_max_retries } else { 1 };
+    let cells = cfg.knn_recall_cells.min(n);
+    let (knn, mut info, recall) = match method {
+        KnnMethod::Ivf | KnnMethod::NnDescent => {
+            // The recall of each breadth is known on the sampled cells before the search
+            // (their lists' candidates searched for them alone): search once, at the
+            // narrowest breadth that reaches the floor.
+            let probes = if method == KnnMethod::Ivf { cfg.ivf_nprobe * top } else { cfg.descent_init_nprobe };
+            let mut index = graph::IvfIndex::build(x, n_neighbors, cfg.metric, cfg.ivf_nlist, probes, seed)?;
+            let sample = if cfg.knn_recall_cells > 0 { Some(graph::exact_neighbours_of_sample(x, n_neighbors, cfg.metric, cfg.knn_recall_cells, seed)?) } else { None };
+            let mut scale = 1;
+            let mut r = None;
+            let mut descend = method == KnnMethod::NnDescent;
+            if let (Some((pick, exact)), false) = (&sample, descend) {
+                loop {
+                    let rr = index.recall_on(pick, exact, cfg.ivf_nprobe * scale, cfg.ivf_search * scale)?;
+                    r = Some(rr);
+                    if rr >= cfg.knn_min_recall || !floor {
+                        break;
+                    }
+                    if scale >= top {
+                        // `auto`: no breadth of the inverted file is enough here
+                        descend = cfg.knn == KnnMethod::Auto;
+                        if descend {
+                            progress.message(&format!("kNN recall of the inverted file would be {rr:.3} on {cells} cells even with {} nearest lists per cell: using NN-descent", cfg.ivf_nprobe * scale));
+                        }
+                        break;
+                    }
+                    progress.message(&format!("kNN recall with {} nearest lists per cell would be {rr:.3} on {cells} cells, below cluster.knn_min_recall {}: searching {}x as broadly", cfg.ivf_nprobe * scale, cfg.knn_min_recall, scale * 2));
+                    scale *= 2;
+                }
             }
-            KnnMethod::Hnsw => {
-                let ef = cfg.hnsw_ef * scale;
+            if descend {
+                let width = if cfg.descent_width == 0 { 2 * n_neighbors } else { cfg.descent_width.max(n_neighbors) }.min(n - 1);
+                let nprobe = cfg.descent_init_nprobe;
+                progress.message(&format!("approximate kNN of {n} cells: NN-descent ({width} neighbours per cell, at most {} rounds) from the inverted file's graph ({} lists, {nprobe} nearest per cell)", cfg.descent_rounds, index.n_lists()));
+                index.set_k((width + 1).min(n - 1))?;
+                let init = index.search(nprobe, 0)?;
+                drop(index); // its probes (cells x lists) are not needed by the descent
+                let p = descent::DescentParams { max_rounds: cfg.descent_rounds, max_candidates: width, delta: descent::DELTA, width, seed, threads: tch::get_num_threads().max(1) as usize };
+                let (knn, rep) = descent::knn_descent(x, n_neighbors, init, cfg.metric, &p)?;
+                progress.message(&format!("NN-descent: {} rounds, neighbours improved per round {:?}", rep.updates.len(), rep.updates));
+                if let Some((pick, exact)) = &sample {
+                    r = Some(graph::recall_on_sample(&knn, pick, exact));
+                }
+                (knn, json!({"method": "nn_descent", "width": width, "rounds": rep.updates.len(), "init_nprobe": nprobe}), r)
+            } else {
+                let nprobe = cfg.ivf_nprobe * scale;
+                progress.message(&format!("approximate kNN of {n} cells: inverted file ({} lists, {nprobe} nearest per cell), {} refinement round(s)", index.n_lists(), cfg.knn_refine));
+                let mut knn = index.search(nprobe, cfg.ivf_search * scale)?;
+                for _ in 0..cfg.knn_refine {
+                    graph::refine_by_neighbours(x, &mut knn, cfg.metric)?;
+                }
+                if let (Some((pick, exact)), true) = (&sample, cfg.knn_refine > 0) {
+                    r = Some(graph::recall_on_sample(&knn, pick, exact));
+                }
+                let mut info = json!({"method": "ivf", "nprobe": nprobe, "refine": cfg.knn_refine});
+                if scale > 1 {
+                    info["breadth_scale"] = json!(scale);
+                }
+                (knn, info, r)
+            }
+        }
+        KnnMethod::Hnsw => {
+            let hnsw = |ef: usize, progress: &mut dyn Progress| {
                 progress.message(&format!("approximate kNN of {n} cells (HNSW, ef {ef})"));
-                let knn = knn_hnsw(x, n_neighbors, cfg.metric, ef, seed, tch::get_num_threads().max(1) as usize)?;
-                (knn, json!({"method": "hnsw", "ef": ef}))
+                knn_hnsw(x, n_neighbors, cfg.metric, ef, seed, tch::get_num_threads().max(1) as usize)
+            };
+            let mut scale = 1;
+            let mut knn = hnsw(cfg.hnsw_ef, progress)?;
+            let mut r = None;
+            if cfg.knn_recall_cells > 0 {
+                let mut rr = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+                // Below the floor, search again twice as broadly (a few times at most).
+                while floor && rr < cfg.knn_min_recall && scale < top {
+                    scale *= 2;
+                    progress.message(&format!("kNN recall {rr:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly", cfg.knn_min_recall));
+                    knn = hnsw(cfg.hnsw_ef * scale, progress)?;
+                    rr = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+                }
+                r = Some(rr);
             }
-            _ => (knn_exact(x, n_neighbors, cfg.metric, 512)?, json!({"method": "exact"})),
-        })
+            let mut info = json!({"method": "hnsw", "ef": cfg.hnsw_ef * scale});
+            if scale > 1 {
+                info["breadth_scale"] = json!(scale);
+            }
+            (knn, info, r)
+        }
+        _ => (knn_exact(x, n_neighbors, cfg.metric, 512)?, json!({"method": "exact"}), None),
     };
-    let (mut knn, mut info) = search(1, progress)?;
-    if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 {
-        let mut r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
-        progress.message(&format!("kNN recall against exact search, measured on {} cells: {r:.3}", cfg.knn_recall_cells.min(n)));
-        // Below the floor, search again twice as broadly (a few times at most).
-        let mut scale = 1;
-        while r < cfg.knn_min_recall && scale < 1 << cfg.knn_max_retries {
-            scale *= 2;
-            progress.message(&format!("kNN recall {r:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly", cfg.knn_min_recall));
-            (knn, info) = search(scale, progress)?;
-            r = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
-            progress.message(&format!("kNN recall now {r:.3}"));
-        }
-        if scale > 1 {
-            info["breadth_scale"] = json!(scale);
-        }
+    if let Some(r) = recall {
+        progress.message(&format!("kNN recall against exact search, measured on {cells} cells: {r:.3}"));
         if r < 0.9 {
-            progress.message("warning: the approximate kNN graph misses many neighbours; raise cluster.ivf_nprobe or cluster.knn_refine, or use cluster.knn = \"exact\"");
+            let raise = if info["method"] == "nn_descent" { "cluster.descent_width" } else { "cluster.ivf_nprobe or cluster.knn_refine" };
+            progress.message(&format!("warning: the approximate kNN graph misses many neighbours; raise {raise}, or use cluster.knn = \"exact\""));
         }
         info["recall"] = json!(r);
-        info["recall_cells"] = json!(cfg.knn_recall_cells.min(n));
+        info["recall_cells"] = json!(cells);
     }
     info["n_neighbors"] = json!(n_neighbors);
     let g = match cfg.weights {
