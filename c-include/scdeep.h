@@ -216,6 +216,14 @@ enum ScdeepStatus scdeep_result_info_json(const struct ScdeepResult *r, const ch
  */
 enum ScdeepStatus scdeep_result_save_model(const struct ScdeepResult *r, const char *dir);
 
+/**
+ * As scdeep_result_save_model; with `overwrite` also into a non-empty folder that scdeep
+ * did not write (its model files are replaced, other files kept), like `--overwrite`.
+ */
+enum ScdeepStatus scdeep_result_save_model_overwrite(const struct ScdeepResult *r,
+                                                     const char *dir,
+                                                     bool overwrite);
+
 void scdeep_result_free(struct ScdeepResult *r);
 
 /**

@@ -100,7 +100,7 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
     let mut method = crate::models::build(&cfg)?;
     progress.stage("preprocess");
     let t = Instant::now();
-    let prep = match ds {
+    let mut prep = match ds {
         Cow::Owned(ds) => crate::preprocess::prepare_owned(ds, &cfg.preprocess, method.needs_counts())?,
         Cow::Borrowed(ds) => crate::preprocess::prepare(ds, &cfg.preprocess)?,
     };
@@ -141,6 +141,11 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
     if !progress.should_continue() {
         return Err(Error::Cancelled);
     }
+    // Nothing reads the matrices after embedding and imputing: free them before the
+    // clustering, whose neighbour search is the largest allocation left.
+    let n_genes_used = prep.n_genes();
+    prep.x = crate::matrix::Csr { n_rows: 0, n_cols: 0, indptr: vec![0], indices: Vec::new(), data: Vec::new() };
+    prep.counts = None;
 
     progress.stage("cluster");
     let t = Instant::now();
@@ -164,7 +169,7 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
     let model = crate::models::TrainedModel { preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess), config: cfg.clone(), method };
     Ok(RunResult {
         model,
-        n_genes_used: prep.n_genes(),
+        n_genes_used,
         cells: prep.cells,
         cell_index: prep.cell_index,
         embedding,

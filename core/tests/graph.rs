@@ -292,7 +292,7 @@ fn snn_is_the_jaccard_index_of_neighbourhoods() {
 #[test]
 fn low_recall_is_searched_again_up_to_the_floor() {
     let x = gaussian_groups(4, 30_000);
-    let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ivf_nprobe: 1, ivf_search: 1, ..Default::default() };
+    let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ivf_nprobe: 1, ivf_search: 1, knn_max_retries: 3, ..Default::default() };
     let (_, off) = cluster::build_graph(&x, &cluster::ClusterConfig { knn_min_recall: 0.0, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
     let base = off["recall"].as_f64().unwrap();
     assert!(base < c.knn_min_recall, "the one-probe search should miss neighbours here (recall {base})");

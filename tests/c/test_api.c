@@ -10,9 +10,12 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "scdeep.h"
 
@@ -84,6 +87,21 @@ static void default_method_matches_cli(const char *h5ad, const char *cli_labels,
     CHECK(r1 == r2 && c1 == c2 && memcmp(e1, e2, r1 * c1 * sizeof(float)) == 0, "embedding after save/load differs");
     expect(scdeep_model_load(dir, "pca", NULL, &model), SCDEEP_STATUS_ERR_ARGUMENT, "holds a `scmae` model", "load as another method");
     CHECK(model == NULL, "out pointer cleared on failure");
+    /* a non-empty folder scdeep did not write is refused, unless overwrite; its other
+       files are kept */
+    char foreign[1024], mine[1100];
+    snprintf(foreign, sizeof foreign, "%s/c-foreign-%ld", tmp, (long)getpid());
+    snprintf(mine, sizeof mine, "%s/notes.txt", foreign);
+    mkdir(foreign, 0755);
+    FILE *nf = fopen(mine, "w");
+    CHECK(nf != NULL, "create %s", mine);
+    fputs("not scdeep's", nf);
+    fclose(nf);
+    expect(scdeep_result_save_model(res, foreign), SCDEEP_STATUS_ERR_IO, "refusing", "save into a foreign folder");
+    CHECK(scdeep_result_save_model_overwrite(res, foreign, true) == SCDEEP_STATUS_OK, "save with overwrite");
+    nf = fopen(mine, "r");
+    CHECK(nf != NULL, "overwrite removed a file scdeep did not write");
+    fclose(nf);
     scdeep_result_free(again);
     scdeep_model_free(model);
     scdeep_result_free(res);

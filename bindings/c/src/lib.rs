@@ -540,11 +540,18 @@ pub unsafe extern "C" fn scdeep_result_info_json(r: *const ScdeepResult, json: *
 /// Save the trained model of a run to a folder (see scdeep_model_load).
 #[no_mangle]
 pub unsafe extern "C" fn scdeep_result_save_model(r: *const ScdeepResult, dir: *const c_char) -> ScdeepStatus {
+    scdeep_result_save_model_overwrite(r, dir, false)
+}
+
+/// As scdeep_result_save_model; with `overwrite` also into a non-empty folder that scdeep
+/// did not write (its model files are replaced, other files kept), like `--overwrite`.
+#[no_mangle]
+pub unsafe extern "C" fn scdeep_result_save_model_overwrite(r: *const ScdeepResult, dir: *const c_char, overwrite: bool) -> ScdeepStatus {
     guard(|| {
         let r = handle(r, Kind::Result, "result")?;
         let dir = cstr(dir, "dir")?;
         let m = r.model.as_ref().ok_or_else(|| arg("result", "holds no trained model (it comes from scdeep_model_embed)"))?;
-        m.save(std::path::Path::new(dir), false)?;
+        m.save(std::path::Path::new(dir), overwrite)?;
         Ok(())
     })
 }

@@ -100,7 +100,9 @@ pub struct ClusterConfig {
     /// Below this recall the approximate search is made twice as broad (IVF probes and
     /// lists searched, HNSW ef), at most `knn_max_retries` times, each logged; 0 = never.
     /// The inverted file knows each breadth's recall on the sampled cells beforehand and
-    /// searches once; HNSW searches again.
+    /// searches once; HNSW searches again. Each doubling doubles the search's cost, so
+    /// `auto` allows one and then turns to NN-descent, whose cost does not grow with the
+    /// breadth a cell type would need.
     pub knn_min_recall: f64,
     pub knn_max_retries: u32,
     /// HNSW search and construction breadth.
@@ -143,7 +145,7 @@ impl Default for ClusterConfig {
             knn_refine: 0,
             knn_recall_cells: 256,
             knn_min_recall: 0.95,
-            knn_max_retries: 3,
+            knn_max_retries: 1,
             hnsw_ef: 32,
             descent_width: 0,
             descent_rounds: 20,
