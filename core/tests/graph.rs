@@ -345,3 +345,14 @@ fn auto_uses_nn_descent_when_the_inverted_file_cannot_reach_the_floor() {
     assert_eq!(ivf["method"], "ivf", "asked for the inverted file, it is kept");
     assert!(ivf["recall"].as_f64().unwrap() < c.knn_min_recall);
 }
+
+/// build_graph refines the inverted file's cosine graph on unit rows, as knn_ivf does
+/// (refining on the raw embedding would rank and weigh by Euclidean distance).
+#[test]
+fn refinement_in_build_graph_uses_the_metric_of_the_search() {
+    let x = gaussian_groups(2, 25_000) + 3.0;
+    let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, metric: Metric::Cosine, knn_refine: 1, knn_min_recall: 0.0, ..Default::default() };
+    let (g, _) = cluster::build_graph(&x, &c, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    let knn = cluster::knn_ivf(&x, 15, Metric::Cosine, c.ivf_nlist, c.ivf_nprobe, c.ivf_search, 1, 0).unwrap();
+    assert!(g == cluster::umap_connectivities(&knn), "build_graph's refined cosine graph differs from knn_ivf's");
+}

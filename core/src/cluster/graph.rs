@@ -211,6 +211,15 @@ impl IvfIndex {
         Ok(out)
     }
 
+    /// `rounds` of neighbour-of-neighbour refinement of `knn`, on the index's rows (unit
+    /// rows for cosine).
+    pub fn refine(&self, knn: &mut Knn, rounds: usize) -> Result<()> {
+        for _ in 0..rounds {
+            refine_by_neighbours(&self.x, knn, self.metric)?;
+        }
+        Ok(())
+    }
+
     /// The recall `search(nprobe, search)` would have on `sample` (whose exact
     /// neighbours are `exact`, from `exact_neighbours`), found by searching only their lists'
     /// candidates for them: the same number as measuring that search on these cells.
@@ -245,9 +254,7 @@ fn overlap(a: &[i64], b: &[i64]) -> usize {
 pub fn knn_ivf(x: &Tensor, k: usize, metric: Metric, nlist: usize, nprobe: usize, search: usize, refine: usize, seed: u64) -> Result<Knn> {
     let index = IvfIndex::build(x, k, metric, nlist, nprobe, seed)?;
     let mut out = index.search(nprobe, search)?;
-    for _ in 0..refine {
-        refine_by_neighbours(&index.x, &mut out, metric)?;
-    }
+    index.refine(&mut out, refine)?;
     Ok(out)
 }
 

@@ -408,6 +408,8 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
     let floor = cfg.knn_recall_cells > 0 && cfg.knn_min_recall > 0.0;
     let top = if floor { 1usize << cfg.knn_max_retries } else { 1 };
     let cells = cfg.knn_recall_cells.min(n);
+    // The sampled cells' exact neighbours, for every recall an approximate search reports.
+    let sample = if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 { Some(graph::exact_neighbours_of_sample(x, n_neighbors, cfg.metric, cfg.knn_recall_cells, seed)?) } else { None };
     let (knn, mut info, recall) = match method {
         KnnMethod::Ivf | KnnMethod::NnDescent => {
             // The recall of each breadth is known on the sampled cells before the search
@@ -415,7 +417,6 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
             // narrowest breadth that reaches the floor.
             let probes = if method == KnnMethod::Ivf { cfg.ivf_nprobe * top } else { cfg.descent_init_nprobe };
             let mut index = graph::IvfIndex::build(x, n_neighbors, cfg.metric, cfg.ivf_nlist, probes, seed)?;
-            let sample = if cfg.knn_recall_cells > 0 { Some(graph::exact_neighbours_of_sample(x, n_neighbors, cfg.metric, cfg.knn_recall_cells, seed)?) } else { None };
             let mut scale = 1;
             let mut r = None;
             let mut descend = method == KnnMethod::NnDescent;
@@ -456,9 +457,7 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
                 let nprobe = cfg.ivf_nprobe * scale;
                 progress.message(&format!("approximate kNN of {n} cells: inverted file ({} lists, {nprobe} nearest per cell), {} refinement round(s)", index.n_lists(), cfg.knn_refine));
                 let mut knn = index.search(nprobe, cfg.ivf_search * scale)?;
-                for _ in 0..cfg.knn_refine {
-                    graph::refine_by_neighbours(x, &mut knn, cfg.metric)?;
-                }
+                index.refine(&mut knn, cfg.knn_refine)?;
                 if let (Some((pick, exact)), true) = (&sample, cfg.knn_refine > 0) {
                     r = Some(graph::recall_on_sample(&knn, pick, exact));
                 }
@@ -477,14 +476,14 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
             let mut scale = 1;
             let mut knn = hnsw(cfg.hnsw_ef, progress)?;
             let mut r = None;
-            if cfg.knn_recall_cells > 0 {
-                let mut rr = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+            if let Some((pick, exact)) = &sample {
+                let mut rr = graph::recall_on_sample(&knn, pick, exact);
                 // Below the floor, search again twice as broadly (a few times at most).
                 while floor && rr < cfg.knn_min_recall && scale < top {
                     scale *= 2;
                     progress.message(&format!("kNN recall {rr:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly", cfg.knn_min_recall));
                     knn = hnsw(cfg.hnsw_ef * scale, progress)?;
-                    rr = graph::sampled_recall(x, &knn, cfg.metric, cfg.knn_recall_cells, seed)?;
+                    rr = graph::recall_on_sample(&knn, pick, exact);
                 }
                 r = Some(rr);
             }
