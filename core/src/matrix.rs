@@ -163,13 +163,19 @@ impl Csr {
     pub fn col_nnz_and_sums(&self) -> (Vec<usize>, Vec<f64>) {
         let mut nnz = vec![0usize; self.n_cols];
         let mut sums = vec![0f64; self.n_cols];
+        self.add_col_nnz_and_sums(&mut nnz, &mut sums);
+        (nnz, sums)
+    }
+
+    /// `col_nnz_and_sums` added to running totals, value by value in row order (so a
+    /// matrix read in consecutive row blocks gives the same totals).
+    pub fn add_col_nnz_and_sums(&self, nnz: &mut [usize], sums: &mut [f64]) {
         for (&j, &v) in self.indices.iter().zip(&self.data) {
             if v != 0.0 {
                 nnz[j as usize] += 1;
             }
             sums[j as usize] += v as f64;
         }
-        (nnz, sums)
     }
 
     /// `select_rows` in place for increasing `rows` (no second copy of the matrix).
@@ -338,6 +344,53 @@ impl Csr {
 /// their partial results in the same order whatever the thread count.
 pub const ROW_BLOCK: usize = 2048;
 
+/// `Csr::col_sums_and_squares` of rows pushed one at a time (a matrix streamed from a
+/// file): the rows are gathered into blocks of `ROW_BLOCK` and each block's partial sums
+/// added in order, so the totals equal those of the whole matrix bit for bit.
+pub struct ColMoments {
+    block: Csr,
+    sums: Vec<f64>,
+    squares: Vec<f64>,
+    expm1: bool,
+    rows: usize,
+}
+
+impl ColMoments {
+    pub fn new(n_cols: usize, expm1: bool) -> ColMoments {
+        let block = Csr { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() };
+        ColMoments { block, sums: vec![0.0; n_cols], squares: vec![0.0; n_cols], expm1, rows: 0 }
+    }
+
+    pub fn push_row(&mut self, idx: &[u32], vals: &[f32]) {
+        self.block.indices.extend_from_slice(idx);
+        self.block.data.extend_from_slice(vals);
+        self.block.indptr.push(self.block.data.len());
+        self.block.n_rows += 1;
+        self.rows += 1;
+        if self.block.n_rows == ROW_BLOCK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let (s, q) = self.block.col_sums_and_squares(self.expm1);
+        self.sums.iter_mut().zip(s).for_each(|(o, v)| *o += v);
+        self.squares.iter_mut().zip(q).for_each(|(o, v)| *o += v);
+        self.block.n_rows = 0;
+        self.block.indptr.truncate(1);
+        self.block.indices.clear();
+        self.block.data.clear();
+    }
+
+    /// Rows pushed, and the per-column sums and sums of squares.
+    pub fn finish(mut self) -> (usize, Vec<f64>, Vec<f64>) {
+        if self.block.n_rows > 0 {
+            self.flush();
+        }
+        (self.rows, self.sums, self.squares)
+    }
+}
+
 /// Split a CSR array (indices or values) into disjoint slices per block of rows r0..r1.
 fn split_rows<'a, T>(indptr: &[usize], mut rest: &'a mut [T]) -> Vec<(usize, usize, &'a mut [T])> {
     let n = indptr.len() - 1;
@@ -376,60 +429,13 @@ impl Dataset {
     pub fn validate(&self) -> Result<()> {
         let src = &self.source;
         self.x.validate_structure().map_err(|e| Error::data(format!("{src}: {e}")))?;
-        if self.cells.len() != self.x.n_rows {
-            return Err(Error::data(format!(
-                "{src}: {} cell names for a matrix with {} cells", self.cells.len(), self.x.n_rows)));
-        }
-        if self.genes.len() != self.x.n_cols {
-            return Err(Error::data(format!(
-                "{src}: {} gene names for a matrix with {} genes", self.genes.len(), self.x.n_cols)));
-        }
-        if let Some(l) = &self.labels {
-            if l.len() != self.x.n_rows {
-                return Err(Error::data(format!("{src}: {} labels for {} cells", l.len(), self.x.n_rows)));
-            }
-        }
-        // A NUL byte cannot be stored in HDF5 strings (or passed to C): refuse it here,
-        // before any work, rather than fail while writing results.
-        for (what, names) in [("cell", &self.cells), ("gene", &self.genes)] {
-            if let Some((i, n)) = names.iter().enumerate().find(|(_, n)| n.contains('\0')) {
-                return Err(Error::data(format!("{src}: {what} name {i} ({n:?}) contains a NUL byte")));
-            }
-        }
-        if let Some((i, l)) = self.labels.iter().flatten().enumerate().find(|(_, l)| l.contains('\0')) {
-            return Err(Error::data(format!("{src}: the label of cell {i} ({l:?}) contains a NUL byte")));
-        }
-        {
-            let mut seen = std::collections::HashMap::with_capacity(self.cells.len());
-            for (i, c) in self.cells.iter().enumerate() {
-                if let Some(j) = seen.insert(c.as_str(), i) {
-                    return Err(Error::data(format!("{src}: cell name '{c}' appears twice (cells {j} and {i}); cell names must be unique")));
-                }
-            }
-        }
-        if let Some(i) = self.labels.iter().flatten().position(|l| l.trim().is_empty()) {
-            return Err(Error::data(format!("{src}: cell '{}' has an empty label; label every cell or leave out the labels", self.cells[i])));
-        }
-        if self.x.n_rows == 0 || self.x.n_cols == 0 {
-            return Err(Error::data(format!("{src}: empty matrix ({} cells x {} genes)", self.x.n_rows, self.x.n_cols)));
-        }
-        for i in 0..self.x.n_rows {
-            let (idx, val) = self.x.row(i);
-            for (&j, &v) in idx.iter().zip(val) {
-                if !v.is_finite() || v < 0.0 {
-                    let what = if v.is_nan() { "NaN" } else if !v.is_finite() { "infinite" } else { "negative" };
-                    return Err(Error::data(format!(
-                        "{src}: {what} value {v} at cell '{}' (row {i}), gene '{}' (column {j}); counts must be finite and >= 0",
-                        self.cells[i], self.genes[j as usize])));
-                }
-            }
-        }
+        validate_names(src, &self.cells, &self.genes, self.labels.as_deref(), self.x.n_rows, self.x.n_cols)?;
+        validate_values(src, &self.x, 0, &self.cells, &self.genes)?;
         if self.x.data.iter().all(|&v| v == 0.0) {
-            return Err(Error::data(format!("{src}: the matrix is all zeros")));
+            return Err(all_zeros(src));
         }
         Ok(())
     }
-
     pub fn select_cells(&self, rows: &[usize]) -> Dataset {
         Dataset {
             x: self.x.select_rows(rows),
@@ -476,44 +482,112 @@ impl Dataset {
 
     /// The unique names and the warning, when some names repeat.
     fn unique_gene_names(&self) -> Option<(Vec<String>, String)> {
-        use std::collections::{HashMap, HashSet};
-        let distinct: HashSet<&str> = self.genes.iter().map(String::as_str).collect();
-        if distinct.len() == self.genes.len() {
-            return None;
-        }
-        let mut taken: HashSet<String> = self.genes.iter().cloned().collect();
-        let mut next: HashMap<&str, usize> = HashMap::new();
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut genes = Vec::with_capacity(self.genes.len());
-        let mut example = None;
-        for g in &self.genes {
-            if seen.insert(g.as_str()) {
-                genes.push(g.clone());
-                continue;
-            }
-            let k = next.entry(g.as_str()).or_insert(0);
-            let name = loop {
-                *k += 1;
-                let c = format!("{g}-{k}");
-                if !taken.contains(&c) {
-                    break c;
-                }
-            };
-            taken.insert(name.clone());
-            example.get_or_insert_with(|| format!("'{g}' -> '{name}'"));
-            genes.push(name);
-        }
-        let msg = format!(
-            "warning: {}: {} duplicate gene names made unique as anndata's var_names_make_unique does (e.g. {})",
-            self.source,
-            self.genes.len() - distinct.len(),
-            example.unwrap_or_default()
-        );
-        Some((genes, msg))
+        unique_gene_names(&self.source, &self.genes)
     }
 
     /// True when every stored value is an integer (raw counts).
     pub fn is_integer(&self) -> bool {
         self.x.data.iter().all(|v| v.fract() == 0.0)
     }
+}
+
+/// The names of a matrix (`n_rows` cells x `n_cols` genes) and its labels: as many as the
+/// matrix has, no NUL byte, unique cell names, no empty label, not empty.
+pub fn validate_names(src: &str, cells: &[String], genes: &[String], labels: Option<&[String]>, n_rows: usize, n_cols: usize) -> Result<()> {
+    if cells.len() != n_rows {
+        return Err(Error::data(format!("{src}: {} cell names for a matrix with {n_rows} cells", cells.len())));
+    }
+    if genes.len() != n_cols {
+        return Err(Error::data(format!("{src}: {} gene names for a matrix with {n_cols} genes", genes.len())));
+    }
+    if let Some(l) = labels {
+        if l.len() != n_rows {
+            return Err(Error::data(format!("{src}: {} labels for {n_rows} cells", l.len())));
+        }
+    }
+    // A NUL byte cannot be stored in HDF5 strings (or passed to C): refuse it here,
+    // before any work, rather than fail while writing results.
+    for (what, names) in [("cell", cells), ("gene", genes)] {
+        if let Some((i, n)) = names.iter().enumerate().find(|(_, n)| n.contains('\0')) {
+            return Err(Error::data(format!("{src}: {what} name {i} ({n:?}) contains a NUL byte")));
+        }
+    }
+    if let Some((i, l)) = labels.iter().copied().flatten().enumerate().find(|(_, l)| l.contains('\0')) {
+        return Err(Error::data(format!("{src}: the label of cell {i} ({l:?}) contains a NUL byte")));
+    }
+    let mut seen = std::collections::HashMap::with_capacity(cells.len());
+    for (i, c) in cells.iter().enumerate() {
+        if let Some(j) = seen.insert(c.as_str(), i) {
+            return Err(Error::data(format!("{src}: cell name '{c}' appears twice (cells {j} and {i}); cell names must be unique")));
+        }
+    }
+    if let Some(i) = labels.iter().copied().flatten().position(|l| l.trim().is_empty()) {
+        return Err(Error::data(format!("{src}: cell '{}' has an empty label; label every cell or leave out the labels", cells[i])));
+    }
+    if n_rows == 0 || n_cols == 0 {
+        return Err(Error::data(format!("{src}: empty matrix ({n_rows} cells x {n_cols} genes)")));
+    }
+    Ok(())
+}
+
+/// Every value of `x` (rows `first_row..` of the matrix `cells` x `genes` names) finite
+/// and >= 0.
+pub fn validate_values(src: &str, x: &Csr, first_row: usize, cells: &[String], genes: &[String]) -> Result<()> {
+    for i in 0..x.n_rows {
+        let (idx, val) = x.row(i);
+        for (&j, &v) in idx.iter().zip(val) {
+            if !v.is_finite() || v < 0.0 {
+                let what = if v.is_nan() { "NaN" } else if !v.is_finite() { "infinite" } else { "negative" };
+                let r = first_row + i;
+                return Err(Error::data(format!(
+                    "{src}: {what} value {v} at cell '{}' (row {r}), gene '{}' (column {j}); counts must be finite and >= 0",
+                    cells[r], genes[j as usize])));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gene names made unique as `Dataset::make_genes_unique` does, and its warning (None when
+/// they already are).
+pub fn unique_gene_names(src: &str, names: &[String]) -> Option<(Vec<String>, String)> {
+    use std::collections::{HashMap, HashSet};
+    let distinct: HashSet<&str> = names.iter().map(String::as_str).collect();
+    if distinct.len() == names.len() {
+        return None;
+    }
+    let mut taken: HashSet<String> = names.iter().cloned().collect();
+    let mut next: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut genes = Vec::with_capacity(names.len());
+    let mut example = None;
+    for g in names {
+        if seen.insert(g.as_str()) {
+            genes.push(g.clone());
+            continue;
+        }
+        let k = next.entry(g.as_str()).or_insert(0);
+        let name = loop {
+            *k += 1;
+            let c = format!("{g}-{k}");
+            if !taken.contains(&c) {
+                break c;
+            }
+        };
+        taken.insert(name.clone());
+        example.get_or_insert_with(|| format!("'{g}' -> '{name}'"));
+        genes.push(name);
+    }
+    let msg = format!(
+        "warning: {}: {} duplicate gene names made unique as anndata's var_names_make_unique does (e.g. {})",
+        src,
+        names.len() - distinct.len(),
+        example.unwrap_or_default()
+    );
+    Some((genes, msg))
+}
+
+/// The error for a matrix without a non-zero value.
+pub fn all_zeros(src: &str) -> Error {
+    Error::data(format!("{src}: the matrix is all zeros"))
 }

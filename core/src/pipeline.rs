@@ -81,30 +81,63 @@ pub fn run_owned(ds: Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> R
     run_input(Cow::Owned(ds), cfg, progress)
 }
 
-fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+/// Run on an input preprocessed while it was read (`io::read_for_run`; its `keep_counts`
+/// must be `needs_counts(cfg)`).
+pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    let (cfg, device, method) = start(cfg, progress)?;
+    for n in &input.notes {
+        progress.message(n);
+    }
+    if input.prep.counts.is_none() && method.needs_counts() {
+        return Err(Error::data(format!("{} reads the raw counts, which were not kept while reading", cfg.method)));
+    }
+    run_prepared(input.prep, cfg, device, method, vec![("preprocess".to_string(), input.seconds)], progress)
+}
+
+/// Whether the method `cfg` asks for reads the raw counts (what `io::read_for_run` keeps).
+pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
+    Ok(crate::models::build(cfg)?.needs_counts())
+}
+
+/// The run's checked options (with the device resolved), device and method.
+fn start(cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(RunConfig, tch::Device, Box<dyn crate::models::Method>)> {
     cfg.validate()?;
     let device = crate::device::parse_device(&cfg.device)?;
     crate::device::set_threads(cfg.threads)?;
     if let Some(w) = crate::device::threads_note(cfg.threads) {
         progress.message(&w);
     }
-    let mut timings = Vec::new();
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);
+    let method = crate::models::build(&cfg)?;
+    Ok((cfg, device, method))
+}
 
+fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    let (cfg, device, method) = start(cfg, progress)?;
     if ds.has_duplicate_genes() {
         if let Some(w) = ds.to_mut().make_genes_unique() {
             progress.message(&w);
         }
     }
-    let mut method = crate::models::build(&cfg)?;
     progress.stage("preprocess");
     let t = Instant::now();
-    let mut prep = match ds {
+    let prep = match ds {
         Cow::Owned(ds) => crate::preprocess::prepare_owned(ds, &cfg.preprocess, method.needs_counts())?,
         Cow::Borrowed(ds) => crate::preprocess::prepare(ds, &cfg.preprocess)?,
     };
-    timings.push(("preprocess".to_string(), t.elapsed().as_secs_f64()));
+    run_prepared(prep, cfg, device, method, vec![("preprocess".to_string(), t.elapsed().as_secs_f64())], progress)
+}
+
+/// The run from the preprocessed cells on: training, embedding, clustering, scores.
+fn run_prepared(
+    mut prep: crate::preprocess::Prepared<'_>,
+    mut cfg: RunConfig,
+    device: tch::Device,
+    mut method: Box<dyn crate::models::Method>,
+    mut timings: Vec<(String, f64)>,
+    progress: &mut dyn Progress,
+) -> Result<RunResult> {
     progress.message(&format!("{} cells x {} genes after preprocessing", prep.n_cells(), prep.n_genes()));
 
     let k = match (cfg.cluster.n_clusters, &prep.labels) {

@@ -101,3 +101,28 @@ def test_imputed_from_raw_goes_to_mtx_not_a_layer(tmp_path):
     assert "scdeep_imputed" not in res.layers and "X_maskclass" in res.obsm
     m = sc.read_10x_mtx(out / "imputed")
     assert m.n_vars == 1000 and m.n_obs == a.n_obs
+
+
+def _run(args):
+    return subprocess.run([BIN, "run", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("method,extra", [("pca", []), ("scrae", ["--epochs", "1", "--set", "preprocess.exclude_highly_expressed=false"])])
+def test_wide_h5ad_read_in_row_blocks_gives_the_same_run(tmp_path, method, extra):
+    """An .h5ad preprocessed while it is read in row blocks (--stream-min-nnz 0) gives
+    the run that reading it whole gives: same embedding, labels and .h5ad results."""
+    p = tmp_path / "wide.h5ad"
+    subprocess.run([BIN, "simulate", "-q", "--out", str(p), "--n-cells", "2500", "--n-genes", "5000", "--seed", "3"], check=True)
+    outs = {}
+    for mode in ("0", "none"):
+        out = tmp_path / f"out_{mode}"
+        r = _run(["--input", str(p), "--label-key", "group", "--method", method, "-k", "4", "--out", str(out), "--stream-min-nnz", mode, *extra])
+        assert ("in blocks of rows" in r.stderr) == (mode == "0"), r.stderr
+        outs[mode] = out
+    a, b = outs["0"], outs["none"]
+    np.testing.assert_array_equal(np.load(a / "embedding.npy"), np.load(b / "embedding.npy"))
+    assert open(a / "labels.tsv").read() == open(b / "labels.tsv").read()
+    ha, hb = ad.read_h5ad(a / "wide.scdeep.h5ad"), ad.read_h5ad(b / "wide.scdeep.h5ad")
+    np.testing.assert_array_equal(ha.obsm[f"X_{method}"], hb.obsm[f"X_{method}"])
+    assert ha.obs[f"{method}_clusters"].equals(hb.obs[f"{method}_clusters"])
+    assert json.load(open(a / "run.json"))["config"] == json.load(open(b / "run.json"))["config"]

@@ -92,6 +92,11 @@ struct InputArgs {
     /// seconds plus one per 10 MB of file (a corrupt file can make libhdf5 loop).
     #[arg(long, value_name = "SECONDS")]
     hdf5_timeout: Option<f64>,
+    /// `run`: an .h5ad whose X is a csr_matrix of at least this many values, and whose HVG
+    /// selection keeps at most half of the genes, is preprocessed in blocks of rows and
+    /// never held at full width (same result); `none` always reads it whole.
+    #[arg(long, value_name = "VALUES")]
+    stream_min_nnz: Option<String>,
 }
 
 impl InputArgs {
@@ -107,6 +112,11 @@ impl InputArgs {
                 max_decompression_ratio: self.max_decompression_ratio.unwrap_or(io::Limits::default().max_decompression_ratio),
                 hdf5_timeout_s: self.hdf5_timeout.unwrap_or(io::Limits::default().hdf5_timeout_s),
                 ..Default::default()
+            },
+            stream_min_nnz: match self.stream_min_nnz.as_deref() {
+                None => ReadOptions::default().stream_min_nnz,
+                Some("none") => None,
+                Some(v) => Some(v.parse().map_err(|_| Error::config("--stream-min-nnz", v, "expected a number of values or none"))?),
             },
         })
     }
@@ -573,19 +583,28 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
-    let mut ds = io::read(&a.input.input, &a.input.read_options()?)?;
+    let keep_counts = scdeep_core::pipeline::needs_counts(&cfg)?;
+    let input = io::read_for_run(&a.input.input, &a.input.read_options()?, &cfg.preprocess, keep_counts)?;
     signals::check()?;
-    prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
-    if let Some(w) = ds.make_genes_unique() {
-        prog.line(&w);
-    }
-    // The run consumes the input (normalised in place) unless the output .h5ad is a new
-    // file that needs its counts.
-    let shape = InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
-    let (res, kept) = if a.no_h5ad || is_h5ad_input(&a) {
-        (scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog)?, None)
-    } else {
-        (scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?, Some(ds))
+    let (res, kept, shape) = match input {
+        io::Input::Prepared(s) => {
+            let shape = InputShape { n_cells: s.n_cells, genes: s.genes.clone() };
+            (scdeep_core::pipeline::run_streamed(*s, &cfg, &mut prog)?, None, shape)
+        }
+        io::Input::Whole(mut ds) => {
+            prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
+            if let Some(w) = ds.make_genes_unique() {
+                prog.line(&w);
+            }
+            // The run consumes the input (normalised in place) unless the output .h5ad is
+            // a new file that needs its counts.
+            let shape = InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
+            if a.no_h5ad || is_h5ad_input(&a) {
+                (scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog)?, None, shape)
+            } else {
+                (scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?, Some(ds), shape)
+            }
+        }
     };
     prog.finish();
     let out = stage.path().to_path_buf();

@@ -217,46 +217,170 @@ pub(crate) fn read_obs_column(path: &Path, lim: &Limits, obs: &hdf5::Group, key:
     }
 }
 
-pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
-    let lim = &opts.limits;
-    let f = open(path)?;
-    let root: &hdf5::Group = &f;
+/// Where the matrix `opts` asks for lives: its parent group and name, and the var
+/// dataframe naming its columns.
+fn locate(path: &Path, root: &hdf5::Group, opts: &ReadOptions) -> Result<(hdf5::Group, String, hdf5::Group)> {
     if opts.use_raw && opts.layer.is_some() {
-        return Err(Error::config("layer", opts.layer.clone().unwrap(), "use either a layer or raw, not both"));
+        return Err(Error::config("layer", opts.layer.clone().unwrap_or_default(), "use either a layer or raw, not both"));
     }
-    let (x, genes) = if opts.use_raw {
+    if opts.use_raw {
         let raw = root.group("raw").map_err(|_| Error::format(path, "use_raw: the file has no 'raw' group"))?;
-        let x = read_matrix(path, lim, &raw, "X")?;
         let var = raw.group("var").map_err(|e| h5err(path, "raw/var", e))?;
-        (x, read_index(path, lim, &var)?)
-    } else {
-        let x = match &opts.layer {
-            Some(l) => {
-                let layers = root.group("layers").map_err(|_| Error::format(path, "the file has no 'layers' group"))?;
-                if !layers.link_exists(l) {
-                    let names = layers.member_names().unwrap_or_default();
-                    return Err(Error::format(path, format!("no layer '{l}' (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") })));
-                }
-                read_matrix(path, lim, &layers, l)?
+        return Ok((raw, "X".into(), var));
+    }
+    let var = root.group("var").map_err(|e| h5err(path, "var", e))?;
+    match &opts.layer {
+        Some(l) => {
+            let layers = root.group("layers").map_err(|_| Error::format(path, "the file has no 'layers' group"))?;
+            if !layers.link_exists(l) {
+                let names = layers.member_names().unwrap_or_default();
+                return Err(Error::format(path, format!("no layer '{l}' (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") })));
             }
-            None => read_matrix(path, lim, root, "X")?,
-        };
-        let var = root.group("var").map_err(|e| h5err(path, "var", e))?;
-        (x, read_index(path, lim, &var)?)
-    };
+            Ok((layers, l.clone(), var))
+        }
+        None => Ok((root.clone(), "X".into(), var)),
+    }
+}
+
+/// Cell names, gene names and labels (an obs column) of the file, checked against the
+/// matrix's shape.
+fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::Group, n_rows: usize, n_cols: usize) -> Result<(Vec<String>, Vec<String>, Option<Vec<String>>)> {
+    let lim = &opts.limits;
+    let genes = read_index(path, lim, var)?;
     let obs = root.group("obs").map_err(|e| h5err(path, "obs", e))?;
     let cells = read_index(path, lim, &obs)?;
     let labels = match &opts.label_key {
         Some(k) => Some(read_obs_column(path, lim, &obs, k)?),
         None => None,
     };
-    if cells.len() != x.n_rows || genes.len() != x.n_cols {
+    if cells.len() != n_rows || genes.len() != n_cols {
         return Err(Error::format(
             path,
-            format!("names do not match the matrix: {} obs names and {} var names for a {} x {} matrix", cells.len(), genes.len(), x.n_rows, x.n_cols),
+            format!("names do not match the matrix: {} obs names and {} var names for a {n_rows} x {n_cols} matrix", cells.len(), genes.len()),
         ));
     }
+    Ok((cells, genes, labels))
+}
+
+pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    let f = open(path)?;
+    let (parent, name, var) = locate(path, &f, opts)?;
+    let x = read_matrix(path, &opts.limits, &parent, &name)?;
+    let (cells, genes, labels) = read_names(path, opts, &f, &var, x.n_rows, x.n_cols)?;
     Ok(Dataset { x, cells, genes, labels, source: path.display().to_string() })
+}
+
+/// A csr_matrix group read in blocks of rows of about `block_nnz` values each.
+pub(crate) struct CsrRows {
+    path: std::path::PathBuf,
+    what: String,
+    data: hdf5::Dataset,
+    indices: hdf5::Dataset,
+    indptr: Vec<usize>,
+    n_cols: usize,
+    block_nnz: usize,
+}
+
+impl CsrRows {
+    /// The matrix `opts` asks for as row blocks, when it is a csr_matrix group of at least
+    /// `min_nnz` values (None: another encoding, or small enough to read whole).
+    fn open(path: &Path, lim: &Limits, parent: &hdf5::Group, name: &str, min_nnz: u64) -> Result<Option<CsrRows>> {
+        let Ok(g) = parent.group(name) else { return Ok(None) };
+        if attr_string(&g, "encoding-type").as_deref() != Some("csr_matrix") {
+            return Ok(None);
+        }
+        let what = format!("{}/{}", parent.name().trim_end_matches('/'), name);
+        let get = |n: &str| g.dataset(n).map_err(|e| h5err(path, &format!("{what}/{n}"), e));
+        let (data, indices) = (get("data")?, get("indices")?);
+        if (data.size() as u64) < min_nnz {
+            return Ok(None);
+        }
+        let shape: Vec<i64> = g.attr("shape").and_then(|a| a.read_raw::<i64>()).map_err(|e| h5err(path, &format!("{what}: 'shape' attribute"), e))?;
+        let (n_rows, n_cols) = match shape[..] {
+            [r, c] if r >= 0 && c >= 0 && c <= u32::MAX as i64 => (r as usize, c as usize),
+            _ => return Err(Error::format(path, format!("{what}: shape attribute {shape:?} is not two sizes"))),
+        };
+        guard(path, &data, &format!("{what}/data"), 4, lim)?;
+        guard(path, &indices, &format!("{what}/indices"), 4, lim)?;
+        let indptr = read_usize(path, lim, &get("indptr")?, &format!("{what}/indptr"))?;
+        let nnz = data.size();
+        if indptr.len() != n_rows + 1 || indptr[0] != 0 || indptr[n_rows] != nnz || indices.size() != nnz || indptr.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::format(path, format!("{what}: indptr ({} entries, ending at {:?}) does not describe {n_rows} rows of {nnz} values and {} indices", indptr.len(), indptr.last(), indices.size())));
+        }
+        Ok(Some(CsrRows { path: path.to_path_buf(), what, data, indices, indptr, n_cols, block_nnz: 1 << 22 }))
+    }
+}
+
+impl crate::preprocess::stream::RowBlocks for CsrRows {
+    fn n_rows(&self) -> usize {
+        self.indptr.len() - 1
+    }
+    fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+    fn for_each_block(&mut self, f: &mut dyn FnMut(usize, &Csr) -> Result<()>) -> Result<()> {
+        let (path, what, n) = (&self.path, &self.what, self.n_rows());
+        let mut r0 = 0;
+        while r0 < n {
+            let a = self.indptr[r0];
+            // at least one row, then as many as fit in block_nnz values
+            let r1 = (r0 + 1).max(self.indptr.partition_point(|&p| p <= a + self.block_nnz).saturating_sub(1)).min(n);
+            let b = self.indptr[r1];
+            let data = self.data.read_slice_1d::<f32, _>(a..b).map_err(|e| h5err(path, &format!("{what}/data"), e))?.to_vec();
+            let raw = self.indices.read_slice_1d::<i64, _>(a..b).map_err(|e| h5err(path, &format!("{what}/indices"), e))?;
+            let mut indices = Vec::with_capacity(raw.len());
+            for &j in raw.iter() {
+                if j < 0 || j as u64 >= self.n_cols as u64 {
+                    return Err(Error::format(path, format!("{what}/indices: column index {j} is out of range for {} columns", self.n_cols)));
+                }
+                indices.push(j as u32);
+            }
+            let block = Csr { n_rows: r1 - r0, n_cols: self.n_cols, indptr: self.indptr[r0..=r1].iter().map(|p| p - a).collect(), indices, data };
+            f(r0, &block)?;
+            r0 = r1;
+        }
+        Ok(())
+    }
+}
+
+/// What `super::read_for_run` reads from an .h5ad: the matrix whole, or (a csr_matrix of
+/// at least `opts.stream_min_nnz` values whose HVG selection keeps at most half of the
+/// genes) preprocessed block by block, holding only the kept cells and selected genes.
+pub(crate) fn read_h5ad_for_run(path: &Path, opts: &ReadOptions, pre: &crate::preprocess::PreprocessConfig, keep_counts: bool) -> Result<super::Input> {
+    use crate::preprocess::stream::{prepare_streamed, streamable, RowBlocks};
+    let start = std::time::Instant::now();
+    let f = open(path)?;
+    let (parent, name, var) = locate(path, &f, opts)?;
+    let rows = match opts.stream_min_nnz {
+        Some(min) if streamable(pre) && pre.hvg_flavor.is_some() => CsrRows::open(path, &opts.limits, &parent, &name, min)?.filter(|r| pre.n_top_genes.saturating_mul(2) <= r.n_cols()),
+        _ => None,
+    };
+    let Some(mut rows) = rows else {
+        let x = read_matrix(path, &opts.limits, &parent, &name)?;
+        let (cells, genes, labels) = read_names(path, opts, &f, &var, x.n_rows, x.n_cols)?;
+        return Ok(super::Input::Whole(Dataset { x, cells, genes, labels, source: path.display().to_string() }));
+    };
+    let (cells, mut genes, mut labels) = read_names(path, opts, &f, &var, rows.n_rows(), rows.n_cols())?;
+    let source = path.display().to_string();
+    if let Some(l) = &opts.labels_file {
+        labels = Some(super::text::labels_for_cells(Path::new(l), &cells, &opts.limits)?);
+    }
+    crate::matrix::validate_names(&source, &cells, &genes, labels.as_deref(), rows.n_rows(), rows.n_cols())?;
+    let mut notes = Vec::new();
+    if let Some((unique, msg)) = crate::matrix::unique_gene_names(&source, &genes) {
+        genes = unique;
+        notes.push(msg);
+    }
+    let names = crate::preprocess::Names { cells: &cells, genes: &genes, labels: labels.as_deref(), source: &source };
+    let prep = crate::device::with_threads(|| prepare_streamed(&mut rows, &names, pre, keep_counts))?;
+    notes.push(format!(
+        "read {} cells x {} genes in blocks of rows: kept {} cells x {} selected genes",
+        cells.len(),
+        genes.len(),
+        prep.n_cells(),
+        prep.n_genes()
+    ));
+    Ok(super::Input::Prepared(Box::new(super::StreamedInput { prep, n_cells: cells.len(), genes, notes, seconds: start.elapsed().as_secs_f64() })))
 }
 
 // ---------------------------------------------------------------- writing

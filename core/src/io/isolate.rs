@@ -9,6 +9,7 @@
 use super::Limits;
 use crate::error::{Error, Result};
 use crate::matrix::{Csr, Dataset};
+use crate::preprocess::{HvgResult, Prepared, Scaler};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ impl Pod for u32 {}
 impl Pod for f32 {}
 impl Pod for u64 {}
 impl Pod for usize {}
+impl Pod for f64 {}
+impl Pod for u8 {}
 
 fn bytes_of<T: Pod>(v: &[T]) -> &[u8] {
     // SAFETY: T is a plain number type without padding; the slice covers v exactly.
@@ -104,41 +107,129 @@ fn get_strings(r: &mut dyn Read, budget: u64) -> std::io::Result<Vec<String>> {
     (0..n).map(|_| get_string(r, budget)).collect()
 }
 
+fn put_csr(w: &mut dyn Write, x: Csr) -> std::io::Result<()> {
+    let Csr { n_rows, n_cols, indptr, indices, data } = x;
+    put_u64(w, n_rows as u64)?;
+    put_u64(w, n_cols as u64)?;
+    put_vec(w, &indptr)?;
+    drop(indptr);
+    put_vec(w, &indices)?;
+    drop(indices);
+    put_vec(w, &data)
+}
+
+fn get_csr(r: &mut dyn Read, budget: u64) -> std::io::Result<Csr> {
+    let n_rows = get_u64(r)? as usize;
+    let n_cols = get_u64(r)? as usize;
+    let indptr = get_vec(r, budget)?;
+    let indices = get_vec(r, budget)?;
+    let data = get_vec(r, budget)?;
+    Ok(Csr { n_rows, n_cols, indptr, indices, data })
+}
+
+/// A flag (0 or 1), then the value when there is one.
+fn put_opt<T>(w: &mut dyn Write, v: Option<T>, put: impl FnOnce(&mut dyn Write, T) -> std::io::Result<()>) -> std::io::Result<()> {
+    match v {
+        Some(v) => {
+            put_u64(w, 1)?;
+            put(w, v)
+        }
+        None => put_u64(w, 0),
+    }
+}
+
+fn get_opt<T>(r: &mut dyn Read, get: impl FnOnce(&mut dyn Read) -> std::io::Result<T>) -> std::io::Result<Option<T>> {
+    Ok(if get_u64(r)? == 1 { Some(get(r)?) } else { None })
+}
+
 impl Wire for Dataset {
     fn put(self, w: &mut dyn Write) -> std::io::Result<()> {
         let Dataset { x, cells, genes, labels, source } = self;
-        let Csr { n_rows, n_cols, indptr, indices, data } = x;
-        put_u64(w, n_rows as u64)?;
-        put_u64(w, n_cols as u64)?;
-        put_vec(w, &indptr)?;
-        drop(indptr);
-        put_vec(w, &indices)?;
-        drop(indices);
-        put_vec(w, &data)?;
-        drop(data);
+        put_csr(w, x)?;
         put_strings(w, &cells)?;
         put_strings(w, &genes)?;
-        match &labels {
-            Some(l) => {
-                put_u64(w, 1)?;
-                put_strings(w, l)?;
-            }
-            None => put_u64(w, 0)?,
-        }
+        put_opt(w, labels, |w, l| put_strings(w, &l))?;
         put_string(w, &source)
     }
 
     fn get(r: &mut dyn Read, budget: u64) -> std::io::Result<Dataset> {
-        let n_rows = get_u64(r)? as usize;
-        let n_cols = get_u64(r)? as usize;
-        let indptr = get_vec(r, budget)?;
-        let indices = get_vec(r, budget)?;
-        let data = get_vec(r, budget)?;
+        let x = get_csr(r, budget)?;
         let cells = get_strings(r, budget)?;
         let genes = get_strings(r, budget)?;
-        let labels = if get_u64(r)? == 1 { Some(get_strings(r, budget)?) } else { None };
+        let labels = get_opt(r, |r| get_strings(r, budget))?;
         let source = get_string(r, budget)?;
-        Ok(Dataset { x: Csr { n_rows, n_cols, indptr, indices, data }, cells, genes, labels, source })
+        Ok(Dataset { x, cells, genes, labels, source })
+    }
+}
+
+impl Wire for super::Input {
+    fn put(self, w: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            super::Input::Whole(ds) => {
+                put_u64(w, 0)?;
+                ds.put(w)
+            }
+            super::Input::Prepared(s) => {
+                put_u64(w, 1)?;
+                let super::StreamedInput { prep, n_cells, genes, notes, seconds } = *s;
+                let Prepared { x, counts, cells, genes: kept, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = prep;
+                put_csr(w, x)?;
+                put_opt(w, counts, |w, c| put_csr(w, c.into_owned()))?;
+                put_strings(w, &cells)?;
+                put_strings(w, &kept)?;
+                put_opt(w, labels, |w, l| put_strings(w, &l))?;
+                put_vec(w, &size_factors)?;
+                put_vec(w, &cell_index)?;
+                put_opt(w, scaler, |w, s| {
+                    put_vec(w, &s.mean)?;
+                    put_vec(w, &s.std)?;
+                    put_vec(w, &s.max_value.into_iter().collect::<Vec<f32>>())?;
+                    put_u64(w, s.zero_center as u64)
+                })?;
+                put_opt(w, hvg, |w, h| {
+                    put_vec(w, &h.means)?;
+                    put_vec(w, &h.dispersions)?;
+                    put_vec(w, &h.dispersions_norm)?;
+                    put_vec(w, &h.highly_variable.iter().map(|&b| b as u8).collect::<Vec<u8>>())
+                })?;
+                put_u64(w, target_sum.to_bits())?;
+                put_strings(w, &norm_genes)?;
+                put_u64(w, n_cells as u64)?;
+                put_strings(w, &genes)?;
+                put_strings(w, &notes)?;
+                put_u64(w, seconds.to_bits())
+            }
+        }
+    }
+
+    fn get(r: &mut dyn Read, budget: u64) -> std::io::Result<super::Input> {
+        if get_u64(r)? == 0 {
+            return Dataset::get(r, budget).map(super::Input::Whole);
+        }
+        let x = get_csr(r, budget)?;
+        let counts = get_opt(r, |r| get_csr(r, budget))?.map(std::borrow::Cow::Owned);
+        let cells = get_strings(r, budget)?;
+        let kept = get_strings(r, budget)?;
+        let labels = get_opt(r, |r| get_strings(r, budget))?;
+        let size_factors = get_vec(r, budget)?;
+        let cell_index = get_vec(r, budget)?;
+        let scaler = get_opt(r, |r| {
+            let (mean, std, max) = (get_vec(r, budget)?, get_vec(r, budget)?, get_vec::<f32>(r, budget)?);
+            Ok(Scaler { mean, std, max_value: max.first().copied(), zero_center: get_u64(r)? == 1 })
+        })?;
+        let hvg = get_opt(r, |r| {
+            let (means, dispersions, dispersions_norm) = (get_vec(r, budget)?, get_vec(r, budget)?, get_vec(r, budget)?);
+            let highly_variable = get_vec::<u8>(r, budget)?.into_iter().map(|b| b == 1).collect();
+            Ok(HvgResult { means, dispersions, dispersions_norm, highly_variable })
+        })?;
+        let target_sum = f64::from_bits(get_u64(r)?);
+        let norm_genes = get_strings(r, budget)?;
+        let prep = Prepared { x, counts, cells, genes: kept, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes };
+        let n_cells = get_u64(r)? as usize;
+        let genes = get_strings(r, budget)?;
+        let notes = get_strings(r, budget)?;
+        let seconds = f64::from_bits(get_u64(r)?);
+        Ok(super::Input::Prepared(Box::new(super::StreamedInput { prep, n_cells, genes, notes, seconds })))
     }
 }
 

@@ -63,7 +63,7 @@ pub enum Orientation {
 }
 
 /// What to read and from where inside the file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReadOptions {
     pub format: Format,
@@ -79,6 +79,45 @@ pub struct ReadOptions {
     pub orientation: Orientation,
     /// Bounds on what a file may expand to (gzip ratio, line length).
     pub limits: Limits,
+    /// `read_for_run`: an .h5ad whose X is a csr_matrix of at least this many values, and
+    /// whose HVG selection keeps at most half of its genes, is preprocessed in blocks of
+    /// rows, never held at full width (the same result as reading it whole). None: always
+    /// read whole.
+    pub stream_min_nnz: Option<u64>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            format: Format::Auto,
+            layer: None,
+            use_raw: false,
+            label_key: None,
+            labels_file: None,
+            orientation: Orientation::CellsByGenes,
+            limits: Limits::default(),
+            stream_min_nnz: Some(1 << 24),
+        }
+    }
+}
+
+/// What `read_for_run` gives: the dataset, or its preprocessed cells when it was read in
+/// blocks of rows.
+pub enum Input {
+    Whole(Dataset),
+    Prepared(Box<StreamedInput>),
+}
+
+/// An input preprocessed while it was read (`ReadOptions::stream_min_nnz`).
+pub struct StreamedInput {
+    pub prep: crate::preprocess::Prepared<'static>,
+    /// The input's cells and (unique) gene names, for placing results back on them.
+    pub n_cells: usize,
+    pub genes: Vec<String>,
+    /// What the reader has to say (genes renamed, the blocks read).
+    pub notes: Vec<String>,
+    /// Seconds the read and the preprocessing took.
+    pub seconds: f64,
 }
 
 /// What a reader accepts before it allocates: hostile or broken files get an error
@@ -146,8 +185,21 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     }
 }
 
-/// Read a count matrix with names (and labels when asked) and validate it.
-pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+/// `read` for a run with the preprocessing `pre` (and the counts kept when
+/// `keep_counts`): a large, wide .h5ad (`ReadOptions::stream_min_nnz`) is preprocessed
+/// while it is read; anything else is read whole.
+pub fn read_for_run(path: &Path, opts: &ReadOptions, pre: &crate::preprocess::PreprocessConfig, keep_counts: bool) -> Result<Input> {
+    if check_request(path, opts)? == Format::H5ad && opts.stream_min_nnz.is_some() {
+        return match isolate::run(path, &opts.limits, || h5ad::read_h5ad_for_run(path, opts, pre, keep_counts))? {
+            Input::Whole(ds) => finish(ds, opts).map(Input::Whole),
+            streamed => Ok(streamed),
+        };
+    }
+    read(path, opts).map(Input::Whole)
+}
+
+/// The input's format, once the path exists and the options fit it.
+fn check_request(path: &Path, opts: &ReadOptions) -> Result<Format> {
     if !path.exists() {
         return Err(Error::io(path, "no such file or directory"));
     }
@@ -162,8 +214,23 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
         }
     }
     opts.limits.validate()?;
+    Ok(fmt)
+}
+
+/// Labels from `labels_file`, and the dataset's checks.
+fn finish(mut ds: Dataset, opts: &ReadOptions) -> Result<Dataset> {
+    if let Some(f) = &opts.labels_file {
+        ds.labels = Some(text::labels_for_cells(Path::new(f), &ds.cells, &opts.limits)?);
+    }
+    ds.validate()?;
+    Ok(ds)
+}
+
+/// Read a count matrix with names (and labels when asked) and validate it.
+pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    let fmt = check_request(path, opts)?;
     let lim = &opts.limits;
-    let mut ds = match fmt {
+    let ds = match fmt {
         Format::Mtx => mtx::read_10x_mtx(path, lim)?,
         Format::TenxH5 => isolate::run(path, lim, || tenx_h5::read_10x_h5(path, lim))?,
         Format::H5ad => isolate::run(path, lim, || h5ad::read_h5ad(path, opts))?,
@@ -171,11 +238,7 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
         Format::Tsv => text::read_dense_table(path, b'\t', opts.orientation, lim)?,
         Format::Auto => return Err(Error::format(path, "unknown input format")),
     };
-    if let Some(f) = &opts.labels_file {
-        ds.labels = Some(text::labels_for_cells(Path::new(f), &ds.cells, lim)?);
-    }
-    ds.validate()?;
-    Ok(ds)
+    finish(ds, opts)
 }
 
 /// Open a possibly gzip-compressed file for buffered reading (opened once, so pipes

@@ -50,14 +50,15 @@ impl HvgResult {
 /// pass of sums and sums of squares, as scanpy's `_get_mean_var` (mean of squares less
 /// the squared mean, in float64).
 pub fn mean_var(x: &Csr, expm1: bool) -> (Vec<f64>, Vec<f64>) {
-    let n = x.n_rows as f64;
     let (s, sq) = x.col_sums_and_squares(expm1);
+    mean_var_of_sums(x.n_rows, &s, &sq)
+}
+
+/// `mean_var` from the column sums and sums of squares of `rows` rows.
+pub fn mean_var_of_sums(rows: usize, s: &[f64], sq: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let n = rows as f64;
     let mean: Vec<f64> = s.iter().map(|v| v / n).collect();
-    let var = mean
-        .iter()
-        .zip(&sq)
-        .map(|(m, q)| if x.n_rows > 1 { ((q / n - m * m) * n / (n - 1.0)).max(0.0) } else { 0.0 })
-        .collect();
+    let var = mean.iter().zip(sq).map(|(m, q)| if rows > 1 { ((q / n - m * m) * n / (n - 1.0)).max(0.0) } else { 0.0 }).collect();
     (mean, var)
 }
 
@@ -171,14 +172,36 @@ fn top_n_mask(values: &[f64], n: usize) -> Vec<bool> {
 /// scanpy `highly_variable_genes(flavor=..., n_top_genes=n)` on one batch.
 /// `x` is log1p data for seurat/cell_ranger and raw counts for seurat_v3.
 pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: usize, span: f64) -> Result<HvgResult> {
+    let (mean, var) = mean_var(x, flavor == HvgFlavor::Seurat);
+    select_from_moments(flavor, x.n_rows, mean, var, n_top, n_bins, span, |clip, s, sq| {
+        super::seurat_v3::add_clipped(&x.indices, &x.data, clip, s, sq);
+        Ok(())
+    })
+}
+
+/// `highly_variable_genes` from the per-gene mean and variance of the values it ranks
+/// (`mean_var(x, flavor == Seurat)` over `rows` cells); seurat_v3 also needs the sums of
+/// clipped counts, which `clipped(clip, sums, squares)` adds up (`seurat_v3::add_clipped`
+/// over every value of the counts, in row order).
+#[allow(clippy::too_many_arguments)] // the options of highly_variable_genes, plus the pass
+pub fn select_from_moments(
+    flavor: HvgFlavor,
+    rows: usize,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    n_top: usize,
+    n_bins: usize,
+    span: f64,
+    clipped: impl FnOnce(&[f64], &mut [f64], &mut [f64]) -> Result<()>,
+) -> Result<HvgResult> {
     if n_top == 0 {
         return Err(Error::config("preprocess.n_top_genes", 0, "must be >= 1"));
     }
-    let n_top = n_top.min(x.n_cols);
+    let n_top = n_top.min(mean.len());
     match flavor {
         HvgFlavor::Seurat | HvgFlavor::CellRanger => {
             let seurat = flavor == HvgFlavor::Seurat;
-            let (mut mean, var) = mean_var(x, seurat);
+            let mut mean = mean;
             for m in &mut mean {
                 if *m == 0.0 {
                     *m = 1e-12;
@@ -214,9 +237,8 @@ pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: u
             let hv = top_n_mask(&norm, n_top);
             Ok(HvgResult { means: mean, dispersions: disp, dispersions_norm: norm, highly_variable: hv })
         }
-        HvgFlavor::SeuratV3 => super::seurat_v3::hvg_seurat_v3(x, n_top, span),
+        HvgFlavor::SeuratV3 => super::seurat_v3::hvg_seurat_v3(rows, mean, var, n_top, span, clipped),
         HvgFlavor::Trend => {
-            let (mean, var) = mean_var(x, false);
             let keep: Vec<usize> = (0..var.len()).filter(|&j| var[j] > 0.0).collect();
             let fit = super::seurat_v3::loess_fit(&keep.iter().map(|&j| mean[j]).collect::<Vec<_>>(), &keep.iter().map(|&j| var[j]).collect::<Vec<_>>(), span);
             let mut resid = vec![f64::NEG_INFINITY; var.len()];
@@ -232,7 +254,6 @@ pub fn highly_variable_genes(x: &Csr, flavor: HvgFlavor, n_top: usize, n_bins: u
             Ok(HvgResult { means: mean, dispersions: var, dispersions_norm: resid, highly_variable: hv })
         }
         HvgFlavor::Variance => {
-            let (mean, var) = mean_var(x, false);
             // Strict top-n by variance, ties broken by gene order (stable).
             let mut order: Vec<usize> = (0..var.len()).collect();
             order.sort_by(|&a, &b| var[b].total_cmp(&var[a]));

@@ -10,6 +10,7 @@ pub mod hvg;
 pub mod normalize;
 pub mod scale;
 pub mod seurat_v3;
+pub mod stream;
 
 pub use hvg::{highly_variable_genes, HvgFlavor, HvgResult};
 pub use scale::{RobustScaler, Scaler};
@@ -214,11 +215,15 @@ impl Prepared<'_> {
     }
 }
 
+fn no_cell_passes(source: &str) -> Error {
+    Error::data(format!("{source}: no cell passes the cell filter"))
+}
+
 /// Keep the cells that pass the cell filter; their rows in the input.
 fn filter_cells<'a>(x: Cow<'a, Csr>, cfg: &PreprocessConfig, source: &str) -> Result<(Cow<'a, Csr>, Vec<usize>)> {
     let keep = normalize::cells_passing(&x, cfg.min_counts_per_cell, cfg.min_genes_per_cell);
     if keep.is_empty() {
-        return Err(Error::data(format!("{source}: no cell passes the cell filter")));
+        return Err(no_cell_passes(source));
     }
     if keep.len() < x.n_rows {
         let x = match x {
@@ -256,11 +261,11 @@ pub fn prepare_owned(ds: Dataset, cfg: &PreprocessConfig, keep_counts: bool) -> 
 }
 
 /// What `prepare` reads of a dataset besides its matrix.
-struct Names<'n> {
-    cells: &'n [String],
-    genes: &'n [String],
-    labels: Option<&'n [String]>,
-    source: &'n str,
+pub struct Names<'n> {
+    pub cells: &'n [String],
+    pub genes: &'n [String],
+    pub labels: Option<&'n [String]>,
+    pub source: &'n str,
 }
 
 impl<'n> Names<'n> {
@@ -269,7 +274,8 @@ impl<'n> Names<'n> {
     }
 }
 
-fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'a>> {
+/// The checks of the options against the data before any work.
+fn check_options(cfg: &PreprocessConfig, ds: &Names) -> Result<()> {
     cfg.validate()?;
     let n_genes = ds.genes.len();
     if cfg.hvg_flavor.is_some() && cfg.n_top_genes > n_genes && !cfg.n_top_genes_is_default {
@@ -279,11 +285,44 @@ fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, 
             format!("{} has only {} genes; ask for at most {} highly variable genes (--n-top-genes) or turn selection off (preprocess.hvg_flavor = null)", ds.source, n_genes, n_genes),
         ));
     }
-    // Filter genes first, then cells (the DCA recipe's order), remembering cell indices.
-    let genes_keep = normalize::genes_passing(&input, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
-    if genes_keep.is_empty() {
+    Ok(())
+}
+
+/// The genes that pass the gene filter, or an error when none does.
+fn kept_genes(cfg: &PreprocessConfig, ds: &Names, nnz: &[usize], sums: &[f64]) -> Result<Vec<usize>> {
+    let keep = normalize::genes_passing_counts(nnz, sums, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
+    if keep.is_empty() {
         return Err(Error::data(format!("{}: no gene has >= {} counts in >= {} cells", ds.source, cfg.min_counts_per_gene, cfg.min_cells_per_gene)));
     }
+    Ok(keep)
+}
+
+/// `Prepared::norm_genes`: the kept genes' names when the gene filter drops expressed genes
+/// (library sizes then depend on it, and a saved model repeats them on new data).
+fn norm_genes(cfg: &PreprocessConfig, ds: &Names, genes_keep: &[usize]) -> Vec<String> {
+    let drops_expressed = cfg.min_cells_per_gene > 1 || cfg.min_counts_per_gene > 1.0;
+    if drops_expressed { genes_keep.iter().map(|&j| ds.genes[j].clone()).collect() } else { Vec::new() }
+}
+
+/// Whether seurat_v3 selection, which ranks the counts, runs on `n_genes` kept genes.
+fn hvg_on_counts(cfg: &PreprocessConfig, n_genes: usize) -> bool {
+    cfg.hvg_flavor == Some(HvgFlavor::SeuratV3) && cfg.n_top_genes < n_genes
+}
+
+/// Logs in `base` rescaled to natural logs (as scanpy does before 'seurat' undoes them).
+fn to_natural_log(vals: &mut [f32], base: Option<f64>) {
+    if let Some(b) = base {
+        let f = (b as f32).ln();
+        vals.iter_mut().for_each(|v| *v *= f);
+    }
+}
+
+fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'a>> {
+    check_options(cfg, ds)?;
+    let n_genes = ds.genes.len();
+    // Filter genes first, then cells (the DCA recipe's order), remembering cell indices.
+    let (nnz, sums) = input.col_nnz_and_sums();
+    let genes_keep = kept_genes(cfg, ds, &nnz, &sums)?;
     // The counts stay borrowed from the input until a filter or ceil changes them.
     let mut counts = match input {
         x if genes_keep.len() == n_genes => x,
@@ -296,14 +335,10 @@ fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, 
     if cfg.ceil_counts {
         ceil_if_fractional(&mut counts);
     }
-    // Library sizes depend on the filtered genes when the filter drops expressed genes:
-    // a saved model repeats them on new data.
-    let drops_expressed = cfg.min_cells_per_gene > 1 || cfg.min_counts_per_gene > 1.0;
-    let norm_genes = if drops_expressed { genes_keep.iter().map(|&j| ds.genes[j].clone()).collect() } else { Vec::new() };
+    let norm_genes = norm_genes(cfg, ds, &genes_keep);
     let (counts, cells_keep) = filter_cells(counts, cfg, ds.source)?;
     // seurat_v3 ranks genes on the counts: they are kept until the genes are selected.
-    let hvg_on_counts = cfg.hvg_flavor == Some(HvgFlavor::SeuratV3) && cfg.n_top_genes < counts.n_cols;
-    let (mut x, mut counts) = if keep_counts || hvg_on_counts { (counts.as_ref().clone(), Some(counts)) } else { (counts.into_owned(), None) };
+    let (mut x, mut counts) = if keep_counts || hvg_on_counts(cfg, counts.n_cols) { (counts.as_ref().clone(), Some(counts)) } else { (counts.into_owned(), None) };
     let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
         normalize::log1p(&mut x, cfg.log_base);
@@ -315,9 +350,9 @@ fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, 
         let natural;
         let src = match (fl, cfg.log_base, &counts) {
             (HvgFlavor::SeuratV3, _, Some(c)) => c.as_ref(),
-            (HvgFlavor::Seurat, Some(b), _) if cfg.log1p => {
+            (HvgFlavor::Seurat, Some(_), _) if cfg.log1p => {
                 let mut m = x.clone();
-                m.data.iter_mut().for_each(|v| *v *= (b as f32).ln());
+                to_natural_log(&mut m.data, cfg.log_base);
                 natural = m;
                 &natural
             }

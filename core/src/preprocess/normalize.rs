@@ -6,21 +6,29 @@ use rayon::prelude::*;
 
 /// Indices of cells that pass `min_counts` and `min_genes` (scanpy `filter_cells`).
 pub fn cells_passing(x: &Csr, min_counts: f64, min_genes: usize) -> Vec<usize> {
-    (0..x.n_rows)
-        .into_par_iter()
-        .filter(|&i| {
-            let (_, v) = x.row(i);
-            let total: f64 = v.iter().map(|&a| a as f64).sum();
-            let genes = v.iter().filter(|&&a| a != 0.0).count();
-            total >= min_counts && genes >= min_genes
-        })
-        .collect()
+    (0..x.n_rows).into_par_iter().filter(|&i| cell_passes(x.row(i).1, min_counts, min_genes)).collect()
+}
+
+/// Whether a cell with these values passes `min_counts` and `min_genes`.
+pub fn cell_passes(v: &[f32], min_counts: f64, min_genes: usize) -> bool {
+    let genes = v.iter().filter(|&&a| a != 0.0).count();
+    row_total(v) >= min_counts && genes >= min_genes
+}
+
+/// A cell's total count, summed in f64 in column order.
+pub fn row_total(v: &[f32]) -> f64 {
+    v.iter().map(|&a| a as f64).sum()
 }
 
 /// Indices of genes that pass `min_counts` and `min_cells` (scanpy `filter_genes`).
 pub fn genes_passing(x: &Csr, min_counts: f64, min_cells: usize) -> Vec<usize> {
     let (nnz, sums) = x.col_nnz_and_sums();
-    (0..x.n_cols).filter(|&j| sums[j] >= min_counts && nnz[j] >= min_cells).collect()
+    genes_passing_counts(&nnz, &sums, min_counts, min_cells)
+}
+
+/// `genes_passing` from each gene's number of non-zero cells and total count.
+pub fn genes_passing_counts(nnz: &[usize], sums: &[f64], min_counts: f64, min_cells: usize) -> Vec<usize> {
+    (0..nnz.len()).filter(|&j| sums[j] >= min_counts && nnz[j] >= min_cells).collect()
 }
 
 /// Apply a filter, failing with a clear message if nothing is left.
@@ -59,7 +67,7 @@ pub fn median_f32(v: &[f32]) -> f32 {
 /// target sum used.
 #[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
 pub fn normalize_total(x: &mut Csr, target_sum: Option<f64>, exclude_highly_expressed: bool, max_fraction: f64) -> (Vec<f32>, f64) {
-    let mut counts: Vec<f32> = (0..x.n_rows).into_par_iter().map(|i| x.row(i).1.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
+    let mut counts: Vec<f32> = (0..x.n_rows).into_par_iter().map(|i| row_total(x.row(i).1) as f32).collect();
     if exclude_highly_expressed {
         let mut hi = vec![false; x.n_cols];
         for i in 0..x.n_rows {
@@ -76,17 +84,24 @@ pub fn normalize_total(x: &mut Csr, target_sum: Option<f64>, exclude_highly_expr
             counts[i] = idx.iter().zip(val).filter(|(&j, _)| !hi[j as usize]).map(|(_, &v)| v as f64).sum::<f64>() as f32;
         }
     }
-    // scanpy's CSR path takes the median over all cells (ours are filtered first).
-    let target = target_sum.map(|t| t as f32).unwrap_or_else(|| median_f32(&counts));
-    let factors: Vec<f32> = counts.iter().map(|&c| c / target).collect();
-    x.map_rows_mut(|i, vals| {
-        let f = factors[i];
-        if f != 0.0 {
-            // an empty cell stays zero
-            vals.iter_mut().for_each(|v| *v /= f);
-        }
-    });
-    (factors, target as f64)
+    let (factors, target) = size_factors(&counts, target_sum);
+    x.map_rows_mut(|i, vals| divide_row(vals, factors[i]));
+    (factors, target)
+}
+
+/// Per-cell factors (counts / target) for cells with these library sizes, and the target:
+/// `target_sum`, or the median library size. scanpy's CSR path takes the median over all
+/// cells (ours are filtered first).
+pub fn size_factors(counts: &[f32], target_sum: Option<f64>) -> (Vec<f32>, f64) {
+    let target = target_sum.map(|t| t as f32).unwrap_or_else(|| median_f32(counts));
+    (counts.iter().map(|&c| c / target).collect(), target as f64)
+}
+
+/// A cell's values divided by its size factor (an empty cell stays zero).
+pub fn divide_row(vals: &mut [f32], f: f32) {
+    if f != 0.0 {
+        vals.iter_mut().for_each(|v| *v /= f);
+    }
 }
 
 /// Natural log1p in place (scanpy `log1p`, base None), or with another base.

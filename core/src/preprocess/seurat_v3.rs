@@ -7,9 +7,8 @@
 //! against scanpy's; the two surfaces differ slightly, which can swap genes whose
 //! normalised variances sit at the cut-off.
 
-use super::hvg::{mean_var, HvgResult};
+use super::hvg::HvgResult;
 use crate::error::Result;
-use crate::matrix::Csr;
 
 /// Local quadratic regression with tricube weights at each x (Cleveland's loess,
 /// gaussian family, no robustness iterations), evaluated at the data points.
@@ -99,9 +98,10 @@ fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
     Some(out)
 }
 
-pub fn hvg_seurat_v3(x: &Csr, n_top: usize, span: f64) -> Result<HvgResult> {
-    let n = x.n_rows as f64;
-    let (mean, var) = mean_var(x, false);
+/// seurat_v3 from the counts' per-gene mean and variance over `rows` cells; `clipped`
+/// adds up the clipped counts and their squares (`add_clipped` over every value).
+pub fn hvg_seurat_v3(rows: usize, mean: Vec<f64>, var: Vec<f64>, n_top: usize, span: f64, clipped: impl FnOnce(&[f64], &mut [f64], &mut [f64]) -> Result<()>) -> Result<HvgResult> {
+    let n = rows as f64;
     let keep: Vec<usize> = (0..var.len()).filter(|&j| var[j] > 0.0).collect();
     let lx: Vec<f64> = keep.iter().map(|&j| mean[j].log10()).collect();
     let ly: Vec<f64> = keep.iter().map(|&j| var[j].log10()).collect();
@@ -115,12 +115,7 @@ pub fn hvg_seurat_v3(x: &Csr, n_top: usize, span: f64) -> Result<HvgResult> {
     let clip: Vec<f64> = (0..var.len()).map(|j| reg_std[j] * vmax + mean[j]).collect();
     let mut sq = vec![0f64; var.len()];
     let mut s = vec![0f64; var.len()];
-    for (&j, &v) in x.indices.iter().zip(&x.data) {
-        let j = j as usize;
-        let e = (v as f64).min(clip[j]);
-        sq[j] += e * e;
-        s[j] += e;
-    }
+    clipped(&clip, &mut s, &mut sq)?;
     let norm: Vec<f64> = (0..var.len())
         .map(|j| {
             let r = 1.0 / ((n - 1.0) * reg_std[j] * reg_std[j]);
@@ -136,4 +131,14 @@ pub fn hvg_seurat_v3(x: &Csr, n_top: usize, span: f64) -> Result<HvgResult> {
         hv[j] = true;
     }
     Ok(HvgResult { means: mean, dispersions: var, dispersions_norm: norm, highly_variable: hv })
+}
+
+/// Add each count, clipped at its gene's `clip`, to `s` and its square to `sq`.
+pub fn add_clipped(indices: &[u32], data: &[f32], clip: &[f64], s: &mut [f64], sq: &mut [f64]) {
+    for (&j, &v) in indices.iter().zip(data) {
+        let j = j as usize;
+        let e = (v as f64).min(clip[j]);
+        sq[j] += e * e;
+        s[j] += e;
+    }
 }
