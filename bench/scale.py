@@ -119,6 +119,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,30000,100000,300000,1000000")
     ap.add_argument("--no-wide", action="store_true", help="skip the 20 000-gene inputs")
+    ap.add_argument("--wide-only", action="store_true", help="only the 20 000-gene inputs (of the sizes given)")
     ap.add_argument("--exact-max", type=int, default=100_000, help="largest size run with exact kNN too")
     ap.add_argument("--scmae-max", type=int, default=1_000_000)
     ap.add_argument("--scanpy-max", type=int, default=300_000)
@@ -126,6 +127,8 @@ def main():
     cases = [(int(n), 2000) for n in a.sizes.split(",")]
     if not a.no_wide:
         cases += [(n, 20000) for n in (100_000, 300_000) if n <= max(c[0] for c in cases)]
+    if a.wide_only:
+        cases = [c for c in cases if c[1] > 2000]
     res = json.load(open(RESULTS)) if os.path.exists(RESULTS) else {}
     res.setdefault("runs", {})
     res["threads"] = int(THREADS)
