@@ -16,7 +16,8 @@
 #include <stdint.h>
 
 /**
- * Status codes. The values match the CLI's exit codes where both exist.
+ * Status codes. The core's error kinds have the values of the CLI's exit codes
+ * (scdeep_core::error::ERROR_KINDS); 1, 8 and 9 exist only here.
  */
 typedef enum ScdeepStatus {
   SCDEEP_STATUS_OK = 0,
@@ -47,7 +48,7 @@ typedef enum ScdeepStatus {
   /**
    * Cancelled through the progress callback.
    */
-  SCDEEP_STATUS_ERR_CANCELLED = 7,
+  SCDEEP_STATUS_ERR_CANCELLED = 130,
   /**
    * A handle that was freed, never created, or of another type.
    */
@@ -140,7 +141,8 @@ enum ScdeepStatus scdeep_dataset_from_dense(size_t n_cells,
 /**
  * Read a dataset from a file or 10x folder. `options_json` may be NULL or a JSON object
  * with any of: "format" (auto, mtx, 10x_h5, h5ad, csv, tsv), "layer", "use_raw",
- * "label_key", "labels_file", "genes_in_rows".
+ * "label_key", "labels_file", "genes_in_rows", "orientation", "limits" (the core's
+ * ReadOptions).
  */
 enum ScdeepStatus scdeep_dataset_read(const char *path,
                                       const char *options_json,

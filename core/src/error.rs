@@ -30,18 +30,54 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// What each door calls one kind of error: the CLI's exit code, the C status, the Python
+/// exception class and the R condition class. This table is the only place they are
+/// written; every door's tests check that it maps each kind as the table says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorKind {
+    /// The name bindings receive with the message (`Error::kind`).
+    pub kind: &'static str,
+    pub exit_code: i32,
+    /// `ScdeepStatus` in c-include/scdeep.h: its name and value.
+    pub c_status: &'static str,
+    pub c_value: i32,
+    /// In `scdeep` (Python); KeyboardInterrupt is the builtin.
+    pub python_class: &'static str,
+    /// The condition's first class (then scdeep_error, error, condition).
+    pub r_class: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn kind(kind: &'static str, exit_code: i32, c_status: &'static str, python_class: &'static str, r_class: &'static str, meaning: &'static str) -> ErrorKind {
+    ErrorKind { kind, exit_code, c_status, c_value: exit_code, python_class, r_class, meaning }
+}
+
+/// Every kind of error, in `Error`'s order. A C status has the value of the CLI's exit code.
+pub const ERROR_KINDS: [ErrorKind; 6] = [
+    kind("io", 3, "SCDEEP_STATUS_ERR_IO", "ScdeepIOError", "scdeep_error_io", "file missing or unreadable/unwritable (also an existing output folder scdeep did not write)"),
+    kind("format", 4, "SCDEEP_STATUS_ERR_FORMAT", "FileFormatError", "scdeep_error_format", "malformed or unknown file format"),
+    kind("data", 5, "SCDEEP_STATUS_ERR_DATA", "DataError", "scdeep_error_data", "unusable data (NaN/negative counts, all zeros, NUL in names, more memory than the machine has)"),
+    kind("option", 2, "SCDEEP_STATUS_ERR_ARGUMENT", "InvalidOptionError", "scdeep_error_option", "invalid option or config (also k > cells, an output that would replace an input)"),
+    kind("numeric", 6, "SCDEEP_STATUS_ERR_NUMERIC", "NumericError", "scdeep_error_numeric", "libtorch or numeric failure (out of memory, a diverging training)"),
+    kind("cancelled", 130, "SCDEEP_STATUS_ERR_CANCELLED", "KeyboardInterrupt", "scdeep_error_cancelled", "cancelled (the CLI exits 143 after SIGTERM)"),
+];
+
 impl Error {
-    /// The category bindings map to their own error classes: io, format, data, option,
-    /// numeric or cancelled.
+    /// This error's row of `ERROR_KINDS`.
+    pub fn kind_row(&self) -> &'static ErrorKind {
+        &ERROR_KINDS[match self {
+            Error::Io { .. } => 0,
+            Error::Format { .. } => 1,
+            Error::Data(_) => 2,
+            Error::Config { .. } => 3,
+            Error::Torch(_) | Error::Numeric(_) => 4,
+            Error::Cancelled => 5,
+        }]
+    }
+
+    /// The category bindings map to their own error classes (`ERROR_KINDS`).
     pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Io { .. } => "io",
-            Error::Format { .. } => "format",
-            Error::Data(_) => "data",
-            Error::Config { .. } => "option",
-            Error::Torch(_) | Error::Numeric(_) => "numeric",
-            Error::Cancelled => "cancelled",
-        }
+        self.kind_row().kind
     }
 
     pub fn io(path: &Path, err: impl std::fmt::Display) -> Self {
@@ -58,15 +94,16 @@ impl Error {
     }
     /// Stable exit code for the CLI (documented in its --help).
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Io { .. } => 3,
-            Error::Format { .. } => 4,
-            Error::Data(_) => 5,
-            Error::Config { .. } => 2,
-            Error::Torch(_) | Error::Numeric(_) => 6,
-            Error::Cancelled => 130,
-        }
+        self.kind_row().exit_code
     }
+}
+
+/// "0 ok, 2 ..., 130 cancelled": the exit codes for help texts.
+pub fn exit_codes_text() -> String {
+    let mut rows: Vec<&ErrorKind> = ERROR_KINDS.iter().collect();
+    rows.sort_by_key(|r| r.exit_code);
+    let list: Vec<String> = rows.iter().map(|r| format!("{} {}", r.exit_code, r.meaning)).collect();
+    format!("0 ok, {}", list.join(", "))
 }
 
 impl From<tch::TchError> for Error {
@@ -83,4 +120,23 @@ macro_rules! ensure {
             return Err($err);
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind, exit code and class appears once; every variant has its row.
+    #[test]
+    fn the_error_table_is_one_to_one() {
+        let distinct = |f: fn(&ErrorKind) -> String| ERROR_KINDS.iter().map(f).collect::<std::collections::HashSet<_>>().len() == ERROR_KINDS.len();
+        assert!(distinct(|k| k.kind.into()) && distinct(|k| k.exit_code.to_string()) && distinct(|k| k.c_status.into()));
+        assert!(distinct(|k| k.python_class.into()) && distinct(|k| k.r_class.into()));
+        let all = [Error::io(Path::new("f"), "x"), Error::format(Path::new("f"), "x"), Error::data("x"), Error::config("f", 1, "x"), Error::Numeric("x".into()), Error::Cancelled];
+        for (e, k) in all.iter().zip(&ERROR_KINDS) {
+            assert_eq!(e.kind_row(), k);
+        }
+        assert_eq!(Error::Torch("x".into()).kind(), "numeric");
+        assert!(exit_codes_text().starts_with("0 ok, 2 invalid option"));
+    }
 }

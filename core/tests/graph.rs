@@ -228,7 +228,7 @@ fn default_knn_recall_on_50k_points() {
     eprintln!("default approximate kNN recall on 50 000 x 30, 2000 cells checked: {r:.4}");
     assert!(r >= 0.95, "recall {r}");
     // 400 lists: above IVF_FLAT_MAX_LISTS the centres are trained in two levels
-    assert!(400 > cluster::graph::IVF_FLAT_MAX_LISTS);
+    const { assert!(400 > cluster::graph::IVF_FLAT_MAX_LISTS) };
     let two = cluster::knn_ivf(&x, c.n_neighbors, Metric::Euclidean, 400, c.ivf_nprobe, c.ivf_search, 0, 0).unwrap();
     let r2 = cluster::graph::sampled_recall(&x, &two, Metric::Euclidean, 2000, 1).unwrap();
     eprintln!("with 400 lists (two-level centres): {r2:.4}");

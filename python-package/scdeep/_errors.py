@@ -26,8 +26,18 @@ class NumericError(ScdeepError, RuntimeError):
     """libtorch failed or training diverged (NaN/inf loss)."""
 
 
-_KINDS = {"option": InvalidOptionError, "data": DataError, "format": FileFormatError, "io": ScdeepIOError,
-          "numeric": NumericError, "cancelled": KeyboardInterrupt}
+def _kinds():
+    """The core's error table (one owner: scdeep_core::error::ERROR_KINDS): kind -> class."""
+    import builtins
+    import json
+
+    from . import _scdeep
+
+    return {k["kind"]: globals().get(k["python_class"]) or getattr(builtins, k["python_class"])
+            for k in json.loads(_scdeep.error_kinds_json())}
+
+
+_KINDS = _kinds()
 
 
 def _convert(e):

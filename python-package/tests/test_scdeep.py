@@ -190,3 +190,19 @@ def test_imputing_and_count_likelihood_methods_from_anndata():
     scdeep.tl.cluster(a, method="scrae", label_key="cell_type", seed=0, verbose=False, train={"epochs": 2})
     assert a.obsm["X_scrae"].shape == (a.n_obs, 10)
     assert "gp_norm" in a.uns["scdeep"]["scrae"]["history"]
+
+
+def test_every_error_kind_maps_to_the_tables_class():
+    """The core's error table names each kind's Python class; a core error of that kind is
+    raised as it, and every class but KeyboardInterrupt is a ScdeepError."""
+    import json
+
+    from scdeep import _errors, _scdeep
+
+    kinds = json.loads(_scdeep.error_kinds_json())
+    assert {k["kind"] for k in kinds} == {"io", "format", "data", "option", "numeric", "cancelled"}
+    for k in kinds:
+        e = _errors._convert(_scdeep.CoreError(k["kind"], "msg"))
+        assert type(e).__name__ == k["python_class"], k
+        assert str(e) == "msg"
+        assert isinstance(e, scdeep.ScdeepError) or k["kind"] == "cancelled"

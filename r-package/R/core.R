@@ -21,10 +21,21 @@
   NULL
 }
 
-# Raise an error of classes scdeep_error_<kind>, scdeep_error, error, condition.
+# The core's error table (scdeep_core::error::ERROR_KINDS): one row per kind.
+.error_kinds <- local({
+  kinds <- NULL
+  function() {
+    if (is.null(kinds)) kinds <<- jsonlite::fromJSON(scdeep_error_kinds_json(), simplifyVector = FALSE)
+    kinds
+  }
+})
+
+# Raise an error of the kind's class in the core's table, then scdeep_error, error, condition.
 .scdeep_stop <- function(message, kind = "option") {
+  row <- Filter(function(k) identical(k$kind, kind), .error_kinds())
+  first <- if (length(row)) row[[1]]$r_class else "scdeep_error_numeric"
   cond <- structure(
-    class = c(paste0("scdeep_error_", kind), "scdeep_error", "error", "condition"),
+    class = c(first, "scdeep_error", "error", "condition"),
     list(message = message, call = .user_call())
   )
   stop(cond)

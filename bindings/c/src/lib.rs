@@ -19,7 +19,7 @@
 // The Safety item of the conventions above covers every `unsafe` function.
 #![allow(clippy::missing_safety_doc)]
 
-use scdeep_core::io::{Format, Orientation, ReadOptions};
+use scdeep_core::io::ReadOptions;
 use scdeep_core::models::TrainedModel;
 use scdeep_core::progress::{Progress, TrainReport};
 use scdeep_core::{Csr, Dataset, Error, RunConfig};
@@ -29,7 +29,8 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
-/// Status codes. The values match the CLI's exit codes where both exist.
+/// Status codes. The core's error kinds have the values of the CLI's exit codes
+/// (scdeep_core::error::ERROR_KINDS); 1, 8 and 9 exist only here.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScdeepStatus {
@@ -47,7 +48,7 @@ pub enum ScdeepStatus {
     /// libtorch or a numeric failure (diverging training).
     ErrNumeric = 6,
     /// Cancelled through the progress callback.
-    ErrCancelled = 7,
+    ErrCancelled = 130,
     /// A handle that was freed, never created, or of another type.
     ErrHandle = 8,
     /// An internal panic was caught (a bug: please report it with the message).
@@ -121,16 +122,14 @@ struct Fail(ScdeepStatus, String);
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Fail {
-        let s = match &e {
-            Error::Io { .. } => ScdeepStatus::ErrIo,
-            Error::Format { .. } => ScdeepStatus::ErrFormat,
-            Error::Data(_) => ScdeepStatus::ErrData,
-            Error::Config { .. } => ScdeepStatus::ErrArgument,
-            Error::Torch(_) | Error::Numeric(_) => ScdeepStatus::ErrNumeric,
-            Error::Cancelled => ScdeepStatus::ErrCancelled,
-        };
-        Fail(s, e.to_string())
+        Fail(status_of(e.kind_row()), e.to_string())
     }
+}
+
+/// The status of an error kind, by its value in the core's table.
+fn status_of(k: &scdeep_core::error::ErrorKind) -> ScdeepStatus {
+    use ScdeepStatus::*;
+    [ErrArgument, ErrIo, ErrFormat, ErrData, ErrNumeric, ErrCancelled].into_iter().find(|s| *s as i32 == k.c_value).unwrap_or(ErrPanic)
 }
 
 fn set_error(msg: &str) {
@@ -336,30 +335,17 @@ unsafe fn finish_dataset(
 
 /// Read a dataset from a file or 10x folder. `options_json` may be NULL or a JSON object
 /// with any of: "format" (auto, mtx, 10x_h5, h5ad, csv, tsv), "layer", "use_raw",
-/// "label_key", "labels_file", "genes_in_rows".
+/// "label_key", "labels_file", "genes_in_rows", "orientation", "limits" (the core's
+/// ReadOptions).
 #[no_mangle]
 pub unsafe extern "C" fn scdeep_dataset_read(path: *const c_char, options_json: *const c_char, out: *mut *mut ScdeepDataset) -> ScdeepStatus {
     guard(|| {
         out_ptr(out, "out")?;
         let path = cstr(path, "path")?;
-        let mut o = ReadOptions::default();
-        if let Some(j) = opt_cstr(options_json, "options_json")? {
-            let v: serde_json::Value = serde_json::from_str(j).map_err(|e| arg("options_json", format!("not valid JSON: {e}")))?;
-            let obj = v.as_object().ok_or_else(|| arg("options_json", "must be a JSON object"))?;
-            for (k, val) in obj {
-                let s = || val.as_str().map(str::to_string).ok_or_else(|| arg("options_json", format!("field `{k}` must be a string")));
-                let b = || val.as_bool().ok_or_else(|| arg("options_json", format!("field `{k}` must be true or false")));
-                match k.as_str() {
-                    "format" => o.format = s()?.parse::<Format>()?,
-                    "layer" => o.layer = Some(s()?),
-                    "use_raw" => o.use_raw = b()?,
-                    "label_key" => o.label_key = Some(s()?),
-                    "labels_file" => o.labels_file = Some(s()?),
-                    "genes_in_rows" => o.orientation = if b()? { Orientation::GenesByCells } else { Orientation::CellsByGenes },
-                    other => return Err(arg("options_json", format!("unknown field `{other}` (format, layer, use_raw, label_key, labels_file, genes_in_rows)"))),
-                }
-            }
-        }
+        let o = match opt_cstr(options_json, "options_json")? {
+            Some(j) => ReadOptions::from_json(&serde_json::from_str(j).map_err(|e| arg("options_json", format!("not valid JSON: {e}")))?)?,
+            None => ReadOptions::default(),
+        };
         let ds = scdeep_core::io::read(std::path::Path::new(path), &o)?;
         *out = boxed(ScdeepDataset { ds }, Kind::Dataset);
         Ok(())
@@ -624,6 +610,16 @@ mod tests {
         assert_eq!(v.to_str().unwrap(), scdeep_core::version());
         let t = unsafe { std::ffi::CStr::from_ptr(super::scdeep_libtorch_version()) };
         assert_eq!(t.to_str().unwrap(), scdeep_core::device::libtorch_version());
+    }
+
+    /// Every kind of the core's error table has its status, by name and value, in the header.
+    #[test]
+    fn every_error_kind_has_the_tables_status() {
+        let header = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/scdeep.h")).unwrap();
+        for k in scdeep_core::error::ERROR_KINDS {
+            assert_eq!(super::status_of(&k) as i32, k.c_value, "{}", k.kind);
+            assert!(header.contains(&format!("{} = {},", k.c_status, k.c_value)), "{} = {} is not in scdeep.h", k.c_status, k.c_value);
+        }
     }
 
     #[test]

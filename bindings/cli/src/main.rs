@@ -12,13 +12,12 @@ use scdeep_core::{Error, Result, RunConfig};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 2 invalid option or config (also k > cells, an output that would replace an input), \
-3 file missing or unreadable/unwritable (also an existing output folder scdeep did not write), \
-4 malformed or unknown file format, 5 unusable data (NaN/negative counts, all zeros, NUL in names, more memory than the machine has), \
-6 libtorch or numeric failure, 130 cancelled.";
+fn exit_codes() -> String {
+    format!("Exit codes: {}.", scdeep_core::error::exit_codes_text())
+}
 
 #[derive(Parser)]
-#[command(name = "scdeep", version, about = "Deep self-supervised clustering of single-cell RNA-seq counts", after_help = EXIT_CODES)]
+#[command(name = "scdeep", version, about = "Deep self-supervised clustering of single-cell RNA-seq counts", after_help = exit_codes())]
 struct Cli {
     /// No progress output (errors are still printed).
     #[arg(long, short, global = true)]

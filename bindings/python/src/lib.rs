@@ -335,11 +335,18 @@ fn libtorch_version() -> String {
     scdeep_core::device::libtorch_version()
 }
 
+/// The core's error table (`scdeep_core::error::ERROR_KINDS`) as JSON.
+#[pyfunction]
+fn error_kinds_json() -> String {
+    serde_json::to_string(&scdeep_core::error::ERROR_KINDS).unwrap_or_default()
+}
+
 #[pymodule]
 fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(error_kinds_json, m)?)?;
     m.add_function(wrap_pyfunction!(methods_json, m)?)?;
     m.add_function(wrap_pyfunction!(prepare, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_config, m)?)?;

@@ -264,6 +264,12 @@ fn scdeep_methods_json() -> Robj {
     guard(|| Ok(r!(scdeep_core::models::methods_json().map_err(core_fail)?.to_string())))
 }
 
+/// The core's error table (`scdeep_core::error::ERROR_KINDS`) as JSON.
+#[extendr]
+fn scdeep_error_kinds_json() -> Robj {
+    r!(serde_json::to_string(&scdeep_core::error::ERROR_KINDS).unwrap_or_default())
+}
+
 /// Metrics of `pred` against `truth` as JSON; silhouette when an embedding (row-major) is given.
 #[extendr]
 fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average: &str) -> Robj {
@@ -318,6 +324,7 @@ extendr_module! {
     fn scdeep_model_info;
     fn scdeep_config;
     fn scdeep_methods_json;
+    fn scdeep_error_kinds_json;
     fn scdeep_evaluate;
     fn scdeep_simulate;
     fn scdeep_version;

@@ -242,9 +242,12 @@ fn locate(path: &Path, root: &hdf5::Group, opts: &ReadOptions) -> Result<(hdf5::
     }
 }
 
+/// Cell names, gene names and labels.
+type Names = (Vec<String>, Vec<String>, Option<Vec<String>>);
+
 /// Cell names, gene names and labels (an obs column) of the file, checked against the
 /// matrix's shape.
-fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::Group, n_rows: usize, n_cols: usize) -> Result<(Vec<String>, Vec<String>, Option<Vec<String>>)> {
+fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::Group, n_rows: usize, n_cols: usize) -> Result<Names> {
     let lim = &opts.limits;
     let genes = read_index(path, lim, var)?;
     let obs = root.group("obs").map_err(|e| h5err(path, "obs", e))?;

@@ -29,7 +29,9 @@ pub enum Format {
     /// .csv/.tsv/.txt (optionally .gz) a dense table.
     #[default]
     Auto,
+    #[serde(alias = "10x")]
     Mtx,
+    #[serde(alias = "10x_h5", alias = "h5")]
     TenxH5,
     H5ad,
     Csv,
@@ -98,6 +100,22 @@ impl Default for ReadOptions {
             limits: Limits::default(),
             stream_min_nnz: Some(1 << 24),
         }
+    }
+}
+
+impl ReadOptions {
+    /// Options from a JSON object (what C's `scdeep_dataset_read` takes): ReadOptions'
+    /// fields, plus `genes_in_rows` (true: orientation genes_by_cells). A wrong field is
+    /// named with its value; unknown fields are refused.
+    pub fn from_json(v: &serde_json::Value) -> Result<ReadOptions> {
+        let shown: String = v.to_string().chars().take(200).collect();
+        let mut v = v.clone();
+        let obj = v.as_object_mut().ok_or_else(|| Error::config("read options", shown, "must be a JSON object"))?;
+        if let Some(g) = obj.remove("genes_in_rows") {
+            let rows = g.as_bool().ok_or_else(|| Error::config("genes_in_rows", &g, "must be true or false"))?;
+            obj.insert("orientation".into(), serde_json::json!(if rows { "genes_by_cells" } else { "cells_by_genes" }));
+        }
+        crate::config::from_json_at("", v)
     }
 }
 
@@ -392,4 +410,24 @@ fn read_memory_limit() -> u64 {
         total = 1 << 40;
     }
     total
+}
+
+#[cfg(test)]
+mod read_options_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// C's options: ReadOptions' fields, the CLI's format names, genes_in_rows; a wrong
+    /// or unknown field is an option error that names it.
+    #[test]
+    fn read_options_from_json() {
+        let o = ReadOptions::from_json(&json!({"format": "10x_h5", "label_key": "cell_type", "genes_in_rows": true, "limits": {"max_line_bytes": 4096}})).unwrap();
+        assert_eq!((o.format, o.orientation, o.label_key.as_deref(), o.limits.max_line_bytes), (Format::TenxH5, Orientation::GenesByCells, Some("cell_type"), 4096));
+        assert_eq!(o.stream_min_nnz, ReadOptions::default().stream_min_nnz);
+        assert_eq!(ReadOptions::from_json(&json!({"format": "10x"})).unwrap().format, Format::Mtx);
+        for (bad, field) in [(json!({"colour": 1}), "colour"), (json!({"use_raw": "yes"}), "use_raw"), (json!({"genes_in_rows": 1}), "genes_in_rows"), (json!([1]), "read options")] {
+            let e = ReadOptions::from_json(&bad).unwrap_err();
+            assert!(matches!(e, Error::Config { .. }) && e.to_string().contains(field), "{bad}: {e}");
+        }
+    }
 }

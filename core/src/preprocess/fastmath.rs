@@ -14,6 +14,7 @@ const MAGIC: f64 = 6_755_399_441_055_744.0;
 /// ln(x) for finite x >= 1: x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(f),
 /// f = (m - 1)/(m + 1), |f| <= 0.1716, series to f^17 (relative error < 1e-13).
 #[inline(always)]
+#[rustfmt::skip] // the nested polynomials are written as in fdlibm (and take rustfmt minutes)
 fn ln_ge1(x: f64) -> f64 {
     let bits = x.to_bits();
     // the exponent field as f64 without an int -> float conversion (none in SSE2 for i64)
@@ -29,6 +30,7 @@ fn ln_ge1(x: f64) -> f64 {
 }
 
 #[inline(always)]
+#[rustfmt::skip] // the nested polynomials are written as in fdlibm (and take rustfmt minutes)
 fn log1p_one(v: f32) -> f32 {
     let x = v as f64;
     let series = x * (1.0 - x * (0.5 - x * (1.0 / 3.0 - x * 0.25)));
@@ -37,6 +39,7 @@ fn log1p_one(v: f32) -> f32 {
 }
 
 #[inline(always)]
+#[rustfmt::skip] // the nested polynomials are written as in fdlibm (and take rustfmt minutes)
 fn expm1_one(v: f32) -> f32 {
     let y = v as f64;
     let kb = y * std::f64::consts::LOG2_E + MAGIC;

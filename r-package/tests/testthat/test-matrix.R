@@ -86,3 +86,12 @@ test_that("ScdeepMethods lists every method with its defaults", {
   expect_equal(m$defaults[[which(m$name == "scmae")]]$params$mask_rate, 0.4)
   expect_match(ScdeepVersion()$libtorch, "^2\\.")
 })
+
+test_that("every error kind of the core's table raises its condition class", {
+  kinds <- jsonlite::fromJSON(scdeep:::scdeep_error_kinds_json(), simplifyVector = FALSE)
+  expect_setequal(vapply(kinds, `[[`, "", "kind"), c("io", "format", "data", "option", "numeric", "cancelled"))
+  for (k in kinds) {
+    cls <- tryCatch(scdeep:::.scdeep_stop("msg", kind = k$kind), error = function(e) class(e))
+    expect_identical(cls, c(k$r_class, "scdeep_error", "error", "condition"))
+  }
+})
