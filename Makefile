@@ -19,7 +19,7 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check fuzz fuzz-seeds
+.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check fuzz fuzz-seeds fmt lint check
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -46,9 +46,26 @@ demo: build
 	bash scripts/demo.sh
 
 test: build python $(STAMPS)/test-system
+	$(MAKE) --no-print-directory lint
 	cargo test --release --workspace
 	$(PY) -m pytest -q tests/python tests/hostile python-package/tests tests/workflows
 	$(MAKE) --no-print-directory c-test cpp-test r-check
+
+# Formatting (rustfmt.toml) and lints of every Rust file of the repository: the gates of
+# `make test`. `make fmt` rewrites the files; `make check` is the quick round a developer
+# runs before each commit (the gates and the library unit tests, a few minutes).
+RS_FILES = $(shell git ls-files '*.rs' 2>/dev/null)
+fmt:
+	rustfmt --edition 2021 $(RS_FILES)
+
+lint: setup
+	@command -v rustfmt > /dev/null && cargo clippy --version > /dev/null 2>&1 || { echo "rustfmt or clippy is missing: rustup component add rustfmt clippy"; exit 1; }
+	rustfmt --check --edition 2021 $(RS_FILES)
+	cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+	cd bindings/r && cargo clippy --release --quiet -- -D warnings
+
+check: lint
+	cargo test --release --workspace --lib --quiet
 
 # The Python package (maturin; the extension shares target/ with the workspace) in .venv.
 python: build

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 static TARGET: OnceLock<String> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let t = TARGET.get_or_init(|| std::env::var("SCDEEP_FUZZ_TARGET").expect("set SCDEEP_FUZZ_TARGET to one of scdeep_core::io::fuzz::TARGETS"));
+    let t = TARGET
+        .get_or_init(|| std::env::var("SCDEEP_FUZZ_TARGET").expect("set SCDEEP_FUZZ_TARGET to one of scdeep_core::io::fuzz::TARGETS"));
     scdeep_core::io::fuzz::run(t, data);
 });

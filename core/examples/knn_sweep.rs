@@ -22,7 +22,8 @@ fn main() {
         }
     };
     let t = Instant::now();
-    let exact = if std::env::var_os("NO_EXACT").is_some() { None } else { Some(cluster::knn_exact(&x, 15, Metric::Euclidean, 512).unwrap()) };
+    let exact =
+        if std::env::var_os("NO_EXACT").is_some() { None } else { Some(cluster::knn_exact(&x, 15, Metric::Euclidean, 512).unwrap()) };
     println!("{} cells: exact {:.1} s", x.size()[0], t.elapsed().as_secs_f64());
     for spec in &args[2..] {
         let p: Vec<&str> = spec.split(':').collect();
@@ -30,13 +31,30 @@ fn main() {
         let a = match p[0] {
             "ivf" => {
                 let nlist = p.get(3).map_or(0, |s| s.parse().unwrap());
-                cluster::knn_ivf(&x, 15, Metric::Euclidean, nlist, p[1].parse().unwrap(), p.get(4).map_or(0, |s| s.parse().unwrap()), p[2].parse().unwrap(), 0).unwrap()
+                cluster::knn_ivf(
+                    &x,
+                    15,
+                    Metric::Euclidean,
+                    nlist,
+                    p[1].parse().unwrap(),
+                    p.get(4).map_or(0, |s| s.parse().unwrap()),
+                    p[2].parse().unwrap(),
+                    0,
+                )
+                .unwrap()
             }
             "nnd" => {
                 // nnd:NPROBE:ROUNDS[:MAX_CANDIDATES[:WIDTH]]: NN-descent from the inverted file's graph
                 let w: usize = p.get(4).map_or(14, |s| s.parse().unwrap());
                 let init = cluster::knn_ivf(&x, w + 1, Metric::Euclidean, 0, p[1].parse().unwrap(), 0, 0, 0).unwrap();
-                let prm = cluster::descent::DescentParams { max_rounds: p[2].parse().unwrap(), max_candidates: p.get(3).map_or(15, |s| s.parse().unwrap()), delta: 0.001, width: w, seed: 0, threads: 1 };
+                let prm = cluster::descent::DescentParams {
+                    max_rounds: p[2].parse().unwrap(),
+                    max_candidates: p.get(3).map_or(15, |s| s.parse().unwrap()),
+                    delta: 0.001,
+                    width: w,
+                    seed: 0,
+                    threads: 1,
+                };
                 let (k, rep) = cluster::descent::knn_descent(&x, 15, init, Metric::Euclidean, &prm).unwrap();
                 println!("  rounds {:?}", rep.updates);
                 k

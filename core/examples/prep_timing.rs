@@ -17,6 +17,10 @@ fn main() {
     let p = preprocess::prepare(&ds, &cfg).unwrap();
     let t_prep = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    scdeep_core::io::write_h5ad_new(std::path::Path::new(&a[2]), &p.x, &p.cells, &p.genes, &[], &[("counts", p.counts().unwrap())]).unwrap();
-    println!("{}", serde_json::json!({"read_s": t_read, "prepare_s": t_prep, "write_s": t.elapsed().as_secs_f64(), "genes": p.genes.len()}));
+    scdeep_core::io::write_h5ad_new(std::path::Path::new(&a[2]), &p.x, &p.cells, &p.genes, &[], &[("counts", p.counts().unwrap())])
+        .unwrap();
+    println!(
+        "{}",
+        serde_json::json!({"read_s": t_read, "prepare_s": t_prep, "write_s": t.elapsed().as_secs_f64(), "genes": p.genes.len()})
+    );
 }

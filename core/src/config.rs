@@ -81,7 +81,11 @@ pub fn from_json_at<T: serde::de::DeserializeOwned>(prefix: &str, v: Value) -> R
             (false, false) => format!("{prefix}.{at}"),
         };
         let pointer = format!("/{}", at.replace('.', "/"));
-        let value = if at.is_empty() { copy.to_string() } else { copy.pointer(&pointer).map(|x| x.to_string()).unwrap_or_else(|| "(missing)".into()) };
+        let value = if at.is_empty() {
+            copy.to_string()
+        } else {
+            copy.pointer(&pointer).map(|x| x.to_string()).unwrap_or_else(|| "(missing)".into())
+        };
         let shown: String = value.chars().take(200).collect();
         Error::config(&field, shown, inner)
     })
@@ -201,7 +205,10 @@ mod tests {
     #[test]
     fn options_are_sorted_into_sections_and_params() {
         let o = options_overlay("scmae", Some(5), false, &json!({"mask_rate": 0.3, "train": {"epochs": 2}, "seed": 3})).unwrap();
-        assert_eq!(o, json!({"method": "scmae", "params": {"mask_rate": 0.3}, "train": {"epochs": 2}, "seed": 3, "cluster": {"n_clusters": 5}}));
+        assert_eq!(
+            o,
+            json!({"method": "scmae", "params": {"mask_rate": 0.3}, "train": {"epochs": 2}, "seed": 3, "cluster": {"n_clusters": 5}})
+        );
         let cfg = RunConfig::from_json(&o).unwrap();
         assert_eq!((cfg.seed, cfg.train.epochs, cfg.cluster.n_clusters), (3, 2, Some(5)));
         // no k, no truth: graph clustering unless chosen

@@ -50,7 +50,11 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
         "auto" => Ok(if cuda_available() { tch::Device::Cuda(0) } else { tch::Device::Cpu }),
         "cpu" => Ok(tch::Device::Cpu),
         "cuda" | "gpu" => {
-            if cuda_available() { Ok(tch::Device::Cuda(0)) } else { Err(bad("CUDA was requested but no CUDA device is visible (no NVIDIA driver, or libtorch sees no GPU)")) }
+            if cuda_available() {
+                Ok(tch::Device::Cuda(0))
+            } else {
+                Err(bad("CUDA was requested but no CUDA device is visible (no NVIDIA driver, or libtorch sees no GPU)"))
+            }
         }
         _ => {
             if let Some(n) = s.strip_prefix("cuda:") {
@@ -192,7 +196,11 @@ pub fn torch_guard<T>(what: &str, device: tch::Device, f: impl FnOnce() -> Resul
         Ok(Err(Error::Torch(m))) if !m.starts_with("out of memory on ") && is_oom(&m) => Err(torch_error(what, device, &m)),
         Ok(Err(e)) => Err(e),
         Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "a panic without a message".into());
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into());
             if msg.contains("Torch(") || msg.contains("Torch error") || is_oom(&msg) {
                 Err(torch_error(what, device, &msg))
             } else {

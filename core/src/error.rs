@@ -48,18 +48,60 @@ pub struct ErrorKind {
     pub meaning: &'static str,
 }
 
-const fn kind(kind: &'static str, exit_code: i32, c_status: &'static str, python_class: &'static str, r_class: &'static str, meaning: &'static str) -> ErrorKind {
+const fn kind(
+    kind: &'static str,
+    exit_code: i32,
+    c_status: &'static str,
+    python_class: &'static str,
+    r_class: &'static str,
+    meaning: &'static str,
+) -> ErrorKind {
     ErrorKind { kind, exit_code, c_status, c_value: exit_code, python_class, r_class, meaning }
 }
 
 /// Every kind of error, in `Error`'s order. A C status has the value of the CLI's exit code.
 pub const ERROR_KINDS: [ErrorKind; 6] = [
-    kind("io", 3, "SCDEEP_STATUS_ERR_IO", "ScdeepIOError", "scdeep_error_io", "file missing or unreadable/unwritable (also an existing output folder scdeep did not write)"),
+    kind(
+        "io",
+        3,
+        "SCDEEP_STATUS_ERR_IO",
+        "ScdeepIOError",
+        "scdeep_error_io",
+        "file missing or unreadable/unwritable (also an existing output folder scdeep did not write)",
+    ),
     kind("format", 4, "SCDEEP_STATUS_ERR_FORMAT", "FileFormatError", "scdeep_error_format", "malformed or unknown file format"),
-    kind("data", 5, "SCDEEP_STATUS_ERR_DATA", "DataError", "scdeep_error_data", "unusable data (NaN/negative counts, all zeros, NUL in names, more memory than the machine has)"),
-    kind("option", 2, "SCDEEP_STATUS_ERR_ARGUMENT", "InvalidOptionError", "scdeep_error_option", "invalid option or config (also k > cells, an output that would replace an input)"),
-    kind("numeric", 6, "SCDEEP_STATUS_ERR_NUMERIC", "NumericError", "scdeep_error_numeric", "libtorch or numeric failure (out of memory, a diverging training)"),
-    kind("cancelled", 130, "SCDEEP_STATUS_ERR_CANCELLED", "KeyboardInterrupt", "scdeep_error_cancelled", "cancelled (the CLI exits 143 after SIGTERM)"),
+    kind(
+        "data",
+        5,
+        "SCDEEP_STATUS_ERR_DATA",
+        "DataError",
+        "scdeep_error_data",
+        "unusable data (NaN/negative counts, all zeros, NUL in names, more memory than the machine has)",
+    ),
+    kind(
+        "option",
+        2,
+        "SCDEEP_STATUS_ERR_ARGUMENT",
+        "InvalidOptionError",
+        "scdeep_error_option",
+        "invalid option or config (also k > cells, an output that would replace an input)",
+    ),
+    kind(
+        "numeric",
+        6,
+        "SCDEEP_STATUS_ERR_NUMERIC",
+        "NumericError",
+        "scdeep_error_numeric",
+        "libtorch or numeric failure (out of memory, a diverging training)",
+    ),
+    kind(
+        "cancelled",
+        130,
+        "SCDEEP_STATUS_ERR_CANCELLED",
+        "KeyboardInterrupt",
+        "scdeep_error_cancelled",
+        "cancelled (the CLI exits 143 after SIGTERM)",
+    ),
 ];
 
 impl Error {
@@ -129,10 +171,18 @@ mod tests {
     /// Each kind, exit code and class appears once; every variant has its row.
     #[test]
     fn the_error_table_is_one_to_one() {
-        let distinct = |f: fn(&ErrorKind) -> String| ERROR_KINDS.iter().map(f).collect::<std::collections::HashSet<_>>().len() == ERROR_KINDS.len();
+        let distinct =
+            |f: fn(&ErrorKind) -> String| ERROR_KINDS.iter().map(f).collect::<std::collections::HashSet<_>>().len() == ERROR_KINDS.len();
         assert!(distinct(|k| k.kind.into()) && distinct(|k| k.exit_code.to_string()) && distinct(|k| k.c_status.into()));
         assert!(distinct(|k| k.python_class.into()) && distinct(|k| k.r_class.into()));
-        let all = [Error::io(Path::new("f"), "x"), Error::format(Path::new("f"), "x"), Error::data("x"), Error::config("f", 1, "x"), Error::Numeric("x".into()), Error::Cancelled];
+        let all = [
+            Error::io(Path::new("f"), "x"),
+            Error::format(Path::new("f"), "x"),
+            Error::data("x"),
+            Error::config("f", 1, "x"),
+            Error::Numeric("x".into()),
+            Error::Cancelled,
+        ];
         for (e, k) in all.iter().zip(&ERROR_KINDS) {
             assert_eq!(e.kind_row(), k);
         }

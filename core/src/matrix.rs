@@ -1,7 +1,7 @@
 //! Sparse CSR count matrix (cells x genes, f32) with cell and gene names.
 
-use rayon::prelude::*;
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 
 /// Compressed sparse rows: row `i` holds `indices[indptr[i]..indptr[i+1]]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +32,9 @@ impl Csr {
         if self.indptr[0] != 0 || *self.indptr.last().unwrap() != self.data.len() || self.indices.len() != self.data.len() {
             return bad(format!(
                 "indptr/indices/data disagree: indptr ends at {}, {} indices, {} values",
-                self.indptr.last().unwrap(), self.indices.len(), self.data.len()
+                self.indptr.last().unwrap(),
+                self.indices.len(),
+                self.data.len()
             ));
         }
         for i in 0..self.n_rows {
@@ -258,7 +260,8 @@ impl Csr {
         }
         // Increasing columns keep each row's order; otherwise rows are re-sorted.
         let sorted = cols.windows(2).all(|w| w[0] < w[1]);
-        let lens: Vec<usize> = (0..self.n_rows).into_par_iter().map(|i| self.row(i).0.iter().filter(|&&j| map[j as usize] != u32::MAX).count()).collect();
+        let lens: Vec<usize> =
+            (0..self.n_rows).into_par_iter().map(|i| self.row(i).0.iter().filter(|&&j| map[j as usize] != u32::MAX).count()).collect();
         let mut indptr = Vec::with_capacity(self.n_rows + 1);
         indptr.push(0);
         for l in &lens {
@@ -493,7 +496,14 @@ impl Dataset {
 
 /// The names of a matrix (`n_rows` cells x `n_cols` genes) and its labels: as many as the
 /// matrix has, no NUL byte, unique cell names, no empty label, not empty.
-pub fn validate_names(src: &str, cells: &[String], genes: &[String], labels: Option<&[String]>, n_rows: usize, n_cols: usize) -> Result<()> {
+pub fn validate_names(
+    src: &str,
+    cells: &[String],
+    genes: &[String],
+    labels: Option<&[String]>,
+    n_rows: usize,
+    n_cols: usize,
+) -> Result<()> {
     if cells.len() != n_rows {
         return Err(Error::data(format!("{src}: {} cell names for a matrix with {n_rows} cells", cells.len())));
     }
@@ -537,11 +547,18 @@ pub fn validate_values(src: &str, x: &Csr, first_row: usize, cells: &[String], g
         let (idx, val) = x.row(i);
         for (&j, &v) in idx.iter().zip(val) {
             if !v.is_finite() || v < 0.0 {
-                let what = if v.is_nan() { "NaN" } else if !v.is_finite() { "infinite" } else { "negative" };
+                let what = if v.is_nan() {
+                    "NaN"
+                } else if !v.is_finite() {
+                    "infinite"
+                } else {
+                    "negative"
+                };
                 let r = first_row + i;
                 return Err(Error::data(format!(
                     "{src}: {what} value {v} at cell '{}' (row {r}), gene '{}' (column {j}); counts must be finite and >= 0",
-                    cells[r], genes[j as usize])));
+                    cells[r], genes[j as usize]
+                )));
             }
         }
     }

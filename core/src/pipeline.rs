@@ -149,15 +149,28 @@ fn run_prepared(
         if k > prep.n_cells() {
             return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
         }
-    } else if matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans) || (cfg.cluster.algorithm == crate::cluster::Algorithm::Auto && prep.n_cells() < cfg.cluster.auto_max_kmeans_cells) {
-        return Err(Error::config("cluster.n_clusters", "null", "K-means needs the number of clusters when no ground-truth labels are given (--n-clusters), or use --cluster leiden"));
+    } else if matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans)
+        || (cfg.cluster.algorithm == crate::cluster::Algorithm::Auto && prep.n_cells() < cfg.cluster.auto_max_kmeans_cells)
+    {
+        return Err(Error::config(
+            "cluster.n_clusters",
+            "null",
+            "K-means needs the number of clusters when no ground-truth labels are given (--n-clusters), or use --cluster leiden",
+        ));
     }
     cfg.cluster.n_clusters = k;
 
     progress.stage(&cfg.method);
     let t = Instant::now();
     let (emb, imputed) = {
-        let mut ctx = Context { device, seed: cfg.seed, train: &cfg.train, n_clusters: k, fingerprint: fingerprint(&cfg, &prep), progress: &mut *progress };
+        let mut ctx = Context {
+            device,
+            seed: cfg.seed,
+            train: &cfg.train,
+            n_clusters: k,
+            fingerprint: fingerprint(&cfg, &prep),
+            progress: &mut *progress,
+        };
         use crate::device::torch_guard as guard;
         guard(&format!("training {}", cfg.method), device, || method.fit(&prep, &mut ctx))?;
         timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
@@ -192,14 +205,24 @@ fn run_prepared(
         Some(truth) => {
             progress.stage("metrics");
             let t = Instant::now();
-            let s = crate::metrics::evaluate(truth, &km.labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.silhouette_sample)?;
+            let s = crate::metrics::evaluate(
+                truth,
+                &km.labels,
+                Some((&embedding, dims)),
+                cfg.metrics.nmi_average,
+                cfg.metrics.silhouette_sample,
+            )?;
             timings.push(("metrics".to_string(), t.elapsed().as_secs_f64()));
             Some(s)
         }
         None => None,
     };
     let model_history = method.history();
-    let model = crate::models::TrainedModel { preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess), config: cfg.clone(), method };
+    let model = crate::models::TrainedModel {
+        preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess),
+        config: cfg.clone(),
+        method,
+    };
     Ok(RunResult {
         model,
         n_genes_used,

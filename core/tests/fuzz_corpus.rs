@@ -10,9 +10,14 @@ fn every_corpus_input_is_read_without_panicking() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz/corpus");
     for t in fuzz::TARGETS {
         let dir = root.join(t);
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
         files.sort();
-        assert!(files.iter().any(|f| f.file_name().unwrap().to_string_lossy().starts_with("seed-")), "{}: no seed inputs (make fuzz-seeds)", dir.display());
+        assert!(
+            files.iter().any(|f| f.file_name().unwrap().to_string_lossy().starts_with("seed-")),
+            "{}: no seed inputs (make fuzz-seeds)",
+            dir.display()
+        );
         for f in &files {
             let data = std::fs::read(f).unwrap();
             let r = std::panic::catch_unwind(|| fuzz::run(t, &data));

@@ -76,7 +76,10 @@ fn leiden_reaches_leidenalg_quality() {
             assert!((q_check - q_theirs).abs() < 1e-9, "{name}: modularity {q_check} vs igraph {q_theirs}");
             let (ours, q) = communities(&g, &params(Quality::Modularity, r, true));
             let agree = ari(&ours, &theirs);
-            eprintln!("{name} resolution {res}: leiden Q {q:.5} vs leidenalg {q_theirs:.5} ({:.2} %), ARI between partitions {agree:.3}", 100.0 * q / q_theirs);
+            eprintln!(
+                "{name} resolution {res}: leiden Q {q:.5} vs leidenalg {q_theirs:.5} ({:.2} %), ARI between partitions {agree:.3}",
+                100.0 * q / q_theirs
+            );
             assert!(q >= 0.99 * q_theirs, "{name} res {res}: modularity {q} < 99 % of leidenalg's {q_theirs}");
             assert!((q - quality(&g, &ours, Quality::Modularity, r)).abs() < 1e-9);
         }
@@ -112,7 +115,8 @@ fn finds_twelve_groups_without_k() {
     let p = SimParams { n_cells: 2400, n_genes: 2000, group_prob: vec![1.0 / 12.0; 12], de_prob: 0.2, seed: 11, ..Default::default() };
     let s = simulate(&p).unwrap();
     let ds = scdeep_core::Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: None, source: "sim".into() };
-    let cfg = scdeep_core::RunConfig::from_json(&serde_json::json!({"method": "pca", "device": "cpu", "cluster": {"algorithm": "leiden"}})).unwrap();
+    let cfg = scdeep_core::RunConfig::from_json(&serde_json::json!({"method": "pca", "device": "cpu", "cluster": {"algorithm": "leiden"}}))
+        .unwrap();
     let r = scdeep_core::pipeline::run(&ds, &cfg, &mut scdeep_core::progress::Silent).unwrap();
     let k = r.labels.iter().collect::<std::collections::BTreeSet<_>>().len();
     let pred: Vec<usize> = r.labels.iter().map(|&l| l as usize).collect();
@@ -122,7 +126,12 @@ fn finds_twelve_groups_without_k() {
     assert!(a >= 0.9, "ARI {a}");
     // picking the resolution by silhouette prefers the partition that matches the groups
     let emb = Tensor::from_slice(&r.embedding).view([r.cells.len() as i64, r.dims as i64]);
-    let c = cluster::ClusterConfig { algorithm: cluster::Algorithm::Leiden, resolution_choice: cluster::ResolutionChoice::Silhouette, resolutions: vec![0.02, 1.0, 8.0], ..Default::default() };
+    let c = cluster::ClusterConfig {
+        algorithm: cluster::Algorithm::Leiden,
+        resolution_choice: cluster::ResolutionChoice::Silhouette,
+        resolutions: vec![0.02, 1.0, 8.0],
+        ..Default::default()
+    };
     let s_pick = cluster::run(&emb, &c, None, 0, &mut scdeep_core::progress::Silent).unwrap();
     eprintln!("silhouette choice: {}", s_pick.info);
     assert_eq!(s_pick.info["resolution"], 1.0, "{}", s_pick.info);
@@ -245,7 +254,8 @@ fn resolution_search_hits_k_at_least_as_often_as_the_grid() {
         let centers = scdeep_core::train::random::normal(&mut rng, &[groups, 20], tch::Device::Cpu) * 1.5;
         // unequal group sizes, as in real data
         let which: Vec<i64> = (0..3000i64).map(|i| ((i * i) % (groups * groups)) % groups).collect();
-        let x = centers.index_select(0, &Tensor::from_slice(&which)) + scdeep_core::train::random::normal(&mut rng, &[3000, 20], tch::Device::Cpu);
+        let x = centers.index_select(0, &Tensor::from_slice(&which))
+            + scdeep_core::train::random::normal(&mut rng, &[3000, 20], tch::Device::Cpu);
         for k in [groups as usize - 2, groups as usize, groups as usize + 3] {
             cases += 1;
             let run = |choice| {
@@ -285,15 +295,15 @@ fn snn_is_the_jaccard_index_of_neighbourhoods() {
     assert_eq!(cluster::snn(&knn, 0.6).n_edges(), 0, "pruned below 0.6");
 }
 
-
-
 /// A search that misses neighbours (one probe) is repeated more broadly until the measured
 /// recall reaches knn_min_recall, and that is reported; with the floor at 0 it is not.
 #[test]
 fn low_recall_is_searched_again_up_to_the_floor() {
     let x = gaussian_groups(4, 30_000);
     let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ivf_nprobe: 1, ivf_search: 1, knn_max_retries: 3, ..Default::default() };
-    let (_, off) = cluster::build_graph(&x, &cluster::ClusterConfig { knn_min_recall: 0.0, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    let (_, off) =
+        cluster::build_graph(&x, &cluster::ClusterConfig { knn_min_recall: 0.0, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent)
+            .unwrap();
     let base = off["recall"].as_f64().unwrap();
     assert!(base < c.knn_min_recall, "the one-probe search should miss neighbours here (recall {base})");
     assert!(off.get("breadth_scale").is_none());
@@ -315,7 +325,14 @@ fn nn_descent_improves_a_poor_graph_the_same_on_any_thread_count() {
     start.k = 15;
     start.indices = (0..20_000).flat_map(|i| init.indices[i * 31..i * 31 + 15].to_vec()).collect();
     let r0 = cluster::recall(&exact, &start);
-    let p = cluster::descent::DescentParams { max_rounds: 20, max_candidates: 30, delta: cluster::descent::DELTA, width: 30, seed: 3, threads: 1 };
+    let p = cluster::descent::DescentParams {
+        max_rounds: 20,
+        max_candidates: 30,
+        delta: cluster::descent::DELTA,
+        width: 30,
+        seed: 3,
+        threads: 1,
+    };
     let (one, rep) = cluster::descent::knn_descent(&x, 15, init.clone(), Metric::Euclidean, &p).unwrap();
     let r = cluster::recall(&exact, &one);
     eprintln!("NN-descent on 20 000 x 30: recall {r0:.4} -> {r:.4} in {} rounds {:?}", rep.updates.len(), rep.updates);
@@ -326,7 +343,8 @@ fn nn_descent_improves_a_poor_graph_the_same_on_any_thread_count() {
         assert_eq!(row.iter().collect::<std::collections::HashSet<_>>().len(), 15, "cell {i}: duplicate neighbours");
         assert!(one.distances[i * 15..(i + 1) * 15].windows(2).all(|w| w[0] <= w[1]), "cell {i}: distances not sorted");
     }
-    let (two, _) = cluster::descent::knn_descent(&x, 15, init, Metric::Euclidean, &cluster::descent::DescentParams { threads: 2, ..p }).unwrap();
+    let (two, _) =
+        cluster::descent::knn_descent(&x, 15, init, Metric::Euclidean, &cluster::descent::DescentParams { threads: 2, ..p }).unwrap();
     assert_eq!(one.indices, two.indices, "one thread and two give the same graph");
 }
 
@@ -341,7 +359,14 @@ fn auto_uses_nn_descent_when_the_inverted_file_cannot_reach_the_floor() {
     assert_eq!(info["method"], "nn_descent");
     assert_eq!(info["n_neighbors"], 15);
     assert!(info["recall"].as_f64().unwrap() >= c.knn_min_recall, "{info}");
-    let (_, ivf) = cluster::build_graph(&x, &cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ..c.clone() }, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
+    let (_, ivf) = cluster::build_graph(
+        &x,
+        &cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, ..c.clone() },
+        15,
+        0,
+        &mut scdeep_core::progress::Silent,
+    )
+    .unwrap();
     assert_eq!(ivf["method"], "ivf", "asked for the inverted file, it is kept");
     assert!(ivf["recall"].as_f64().unwrap() < c.knn_min_recall);
 }
@@ -351,7 +376,13 @@ fn auto_uses_nn_descent_when_the_inverted_file_cannot_reach_the_floor() {
 #[test]
 fn refinement_in_build_graph_uses_the_metric_of_the_search() {
     let x = gaussian_groups(2, 25_000) + 3.0;
-    let c = cluster::ClusterConfig { knn: cluster::KnnMethod::Ivf, metric: Metric::Cosine, knn_refine: 1, knn_min_recall: 0.0, ..Default::default() };
+    let c = cluster::ClusterConfig {
+        knn: cluster::KnnMethod::Ivf,
+        metric: Metric::Cosine,
+        knn_refine: 1,
+        knn_min_recall: 0.0,
+        ..Default::default()
+    };
     let (g, _) = cluster::build_graph(&x, &c, 15, 0, &mut scdeep_core::progress::Silent).unwrap();
     let knn = cluster::knn_ivf(&x, 15, Metric::Cosine, c.ivf_nlist, c.ivf_nprobe, c.ivf_search, 1, 0).unwrap();
     assert!(g == cluster::umap_connectivities(&knn), "build_graph's refined cosine graph differs from knn_ivf's");

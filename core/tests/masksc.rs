@@ -12,10 +12,20 @@ use serde_json::json;
 #[test]
 fn mlp_variant_trains_and_is_deterministic() {
     // strong differential expression, so that the cell type explains much of each gene's variance
-    let p = SimParams { n_cells: 500, n_genes: 800, group_prob: vec![0.5, 0.3, 0.2], de_prob: 0.3, de_fac_loc: 1.0, seed: 4, ..Default::default() };
+    let p = SimParams {
+        n_cells: 500,
+        n_genes: 800,
+        group_prob: vec![0.5, 0.3, 0.2],
+        de_prob: 0.3,
+        de_fac_loc: 1.0,
+        seed: 4,
+        ..Default::default()
+    };
     let s = simulate(&p).unwrap();
     let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() };
-    let c = RunConfig::from_json(&json!({"method": "mask-sc-mlp", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 64}})).unwrap();
+    let c =
+        RunConfig::from_json(&json!({"method": "mask-sc-mlp", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 64}}))
+            .unwrap();
     let a = pipeline::run(&ds, &c, &mut Silent).unwrap();
     assert_eq!(a.dims, 60);
     // the clean cell is reconstructed from the 10 % of its genes left after masking
@@ -33,7 +43,8 @@ fn mlp_variant_trains_and_is_deterministic() {
     let r = pipeline::run(&ds, &raw, &mut Silent).unwrap();
     assert!(norms(&r.embedding).iter().any(|n| (n - 1.0).abs() > 0.1));
     // the masking rate is validated where the encoder is
-    let bad = RunConfig::from_json(&json!({"method": "mask-sc-mlp", "params": {"dropout": 1.0}})).and_then(|c| pipeline::run(&ds, &c, &mut Silent).map(|_| ()));
+    let bad = RunConfig::from_json(&json!({"method": "mask-sc-mlp", "params": {"dropout": 1.0}}))
+        .and_then(|c| pipeline::run(&ds, &c, &mut Silent).map(|_| ()));
     let e = bad.unwrap_err().to_string();
     assert!(e.contains("params.dropout") && e.contains('1'), "{e}");
 }
@@ -52,9 +63,11 @@ fn patch_transformer_trains_is_deterministic_and_reloads() {
     let s = simulate(&p).unwrap();
     let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() };
     // a 16 x 16 gene matrix (the 256 genes of highest mean), 4 x 4 patches, one block each side
-    let params = json!({"grid": 16, "patch": 4, "depth": 1, "width": 32, "heads": 2, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
+    let params =
+        json!({"grid": 16, "patch": 4, "depth": 1, "width": 32, "heads": 2, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
     let c = RunConfig::from_json(&json!({"method": "mask-sc", "device": "cpu", "threads": 1, "params": params,
-        "train": {"epochs": 25, "batch_size": 64, "warmup_epochs": 2, "optimizer": {"lr": 1e-3}}})).unwrap();
+        "train": {"epochs": 25, "batch_size": 64, "warmup_epochs": 2, "optimizer": {"lr": 1e-3}}}))
+    .unwrap();
     let mut msgs = Messages(vec![]);
     let a = pipeline::run(&ds, &c, &mut msgs).unwrap();
     assert_eq!(a.dims, 32);
@@ -81,7 +94,8 @@ fn seqfeat_target_trains_a_row_encoder_and_is_deterministic() {
     let params = json!({"grid": 16, "patch": 4, "target": "seqfeat", "seqfeat_epochs": 3, "depth": 1, "width": 32, "heads": 2,
         "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
     let c = RunConfig::from_json(&json!({"method": "mask-sc", "device": "cpu", "threads": 1, "params": params,
-        "preprocess": {"n_top_genes": 256}, "train": {"epochs": 15, "batch_size": 50, "optimizer": {"lr": 1e-3}}})).unwrap();
+        "preprocess": {"n_top_genes": 256}, "train": {"epochs": 15, "batch_size": 50, "optimizer": {"lr": 1e-3}}}))
+    .unwrap();
     let mut msgs = Messages(vec![]);
     let a = pipeline::run(&ds, &c, &mut msgs).unwrap();
     // the row encoder saw every cell's 16 rows

@@ -58,7 +58,12 @@ fn assert_same(a: &Prepared, b: &Prepared, what: &str) {
         (None, None) => {}
         (Some(h), Some(k)) => {
             assert_eq!(h.highly_variable, k.highly_variable, "{what}: selected genes");
-            assert!(same_f64(&h.means, &k.means) && same_f64(&h.dispersions, &k.dispersions) && same_f64(&h.dispersions_norm, &k.dispersions_norm), "{what}: HVG statistics");
+            assert!(
+                same_f64(&h.means, &k.means)
+                    && same_f64(&h.dispersions, &k.dispersions)
+                    && same_f64(&h.dispersions_norm, &k.dispersions_norm),
+                "{what}: HVG statistics"
+            );
         }
         _ => panic!("{what}: one selected genes, the other did not"),
     }
@@ -82,7 +87,13 @@ fn streamed_preprocessing_equals_the_in_memory_result() {
         check(&ds, &cfg, false, &format!("{r:?}"));
     }
     for fl in [HvgFlavor::Seurat, HvgFlavor::CellRanger, HvgFlavor::SeuratV3, HvgFlavor::Trend, HvgFlavor::Variance] {
-        let cfg = PreprocessConfig { hvg_flavor: Some(fl), n_top_genes: 250, min_cells_per_gene: 3, min_genes_per_cell: 20, ..Default::default() };
+        let cfg = PreprocessConfig {
+            hvg_flavor: Some(fl),
+            n_top_genes: 250,
+            min_cells_per_gene: 3,
+            min_genes_per_cell: 20,
+            ..Default::default()
+        };
         check(&ds, &cfg, fl == HvgFlavor::SeuratV3, &format!("{fl:?}"));
     }
     let logs = PreprocessConfig { log_base: Some(2.0), n_top_genes: 200, ..Default::default() };

@@ -37,7 +37,12 @@ fn metrics_match_scikit_learn() {
             assert!(close(ours, want, 0.0, 1e-6), "case {i} {name}: ours {ours} sklearn {want}");
         };
         chk("ari", metrics::adjusted_rand_index(&t, &p).unwrap());
-        for (avg, name) in [(AverageMethod::Arithmetic, "arithmetic"), (AverageMethod::Geometric, "geometric"), (AverageMethod::Max, "max"), (AverageMethod::Min, "min")] {
+        for (avg, name) in [
+            (AverageMethod::Arithmetic, "arithmetic"),
+            (AverageMethod::Geometric, "geometric"),
+            (AverageMethod::Max, "max"),
+            (AverageMethod::Min, "min"),
+        ] {
             chk(&format!("nmi_{name}"), metrics::normalized_mutual_info(&t, &p, avg).unwrap());
             chk(&format!("ami_{name}"), metrics::adjusted_mutual_info(&t, &p, avg).unwrap());
         }
@@ -124,7 +129,13 @@ fn preprocessing_matches_scanpy() {
         assert!(overlap >= 0.98, "{name}: seurat_v3 overlap {overlap}");
 
         // scale after 'seurat' HVG subset (ddof 1, no clip), sampled rows
-        let cfg = PreprocessConfig { hvg_flavor: Some(HvgFlavor::Seurat), n_top_genes: n_top, scale: true, max_value: None, ..PreprocessConfig::recipe(Recipe::Scanpy) };
+        let cfg = PreprocessConfig {
+            hvg_flavor: Some(HvgFlavor::Seurat),
+            n_top_genes: n_top,
+            scale: true,
+            max_value: None,
+            ..PreprocessConfig::recipe(Recipe::Scanpy)
+        };
         let p2 = preprocess::prepare(&ds, &cfg).unwrap();
         let g = fx["scaled_genes"].as_u64().unwrap() as usize;
         assert_eq!(p2.n_genes(), g);
@@ -169,10 +180,18 @@ fn kmeans_and_pca_match_scikit_learn() {
     };
     let want = nums(&fx["pca_explained_variance"]);
     for solver in ["full", "randomized"] {
-        let mut pca = scdeep_core::models::pca::Pca::from_params(&serde_json::json!({"n_comps": 5, "solver": solver, "block_rows": 1000})).unwrap();
+        let mut pca =
+            scdeep_core::models::pca::Pca::from_params(&serde_json::json!({"n_comps": 5, "solver": solver, "block_rows": 1000})).unwrap();
         let mut prog = scdeep_core::progress::Silent;
         let train = scdeep_core::train::TrainConfig::default();
-        let mut ctx = scdeep_core::models::Context { device: tch::Device::Cpu, seed: 0, train: &train, n_clusters: None, fingerprint: serde_json::Value::Null, progress: &mut prog };
+        let mut ctx = scdeep_core::models::Context {
+            device: tch::Device::Cpu,
+            seed: 0,
+            train: &train,
+            n_clusters: None,
+            fingerprint: serde_json::Value::Null,
+            progress: &mut prog,
+        };
         use scdeep_core::models::Method;
         pca.fit(&prep, &mut ctx).unwrap();
         let emb = pca.embed(&prep, &mut ctx).unwrap();
@@ -200,7 +219,10 @@ fn readers_agree_across_formats() {
     let h = io::read(&data("pollen_top1000hvg"), &ReadOptions { label_key: Some("cell_type".into()), ..Default::default() }).unwrap();
     let m = io::read(
         &root().join("../shared/data/pollen_top1000hvg/mtx"),
-        &ReadOptions { labels_file: Some(root().join("../shared/data/pollen_top1000hvg/labels.tsv").display().to_string()), ..Default::default() },
+        &ReadOptions {
+            labels_file: Some(root().join("../shared/data/pollen_top1000hvg/labels.tsv").display().to_string()),
+            ..Default::default()
+        },
     )
     .unwrap();
     assert_eq!(h.x, m.x);
@@ -271,7 +293,14 @@ fn robust_scaler_matches_the_spec_reference() {
     let x: Vec<f32> = get("x").iter().map(|&v| v as f32).collect();
     let csr = scdeep_core::Csr::from_dense(n, g, &x);
     let r = scdeep_core::preprocess::RobustScaler::fit(&csr, 2.0, 99.5);
-    for (name, ours, want) in [("lo", &r.lo, get("lo")), ("hi", &r.hi, get("hi")), ("mean", &r.mean, get("mean")), ("std", &r.std, get("std")), ("zmin", &r.zmin, get("zmin")), ("zmax", &r.zmax, get("zmax"))] {
+    for (name, ours, want) in [
+        ("lo", &r.lo, get("lo")),
+        ("hi", &r.hi, get("hi")),
+        ("mean", &r.mean, get("mean")),
+        ("std", &r.std, get("std")),
+        ("zmin", &r.zmin, get("zmin")),
+        ("zmax", &r.zmax, get("zmax")),
+    ] {
         for (j, (a, b)) in ours.iter().zip(&want).enumerate() {
             assert!((*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name}[{j}]: {a} vs numpy {b}");
         }
@@ -366,7 +395,11 @@ fn adam_parameter_groups_match_torch_optim() {
     let gr = &fx["groups"];
     let split = gr["split"].as_u64().unwrap() as usize;
     let lr = gr["lr"].as_f64().unwrap();
-    let group = ParamGroup { prefix: "encoder.".into(), lr_scale: gr["lr_scale"].as_f64().unwrap(), weight_decay: gr["weight_decay"].as_f64().unwrap() };
+    let group = ParamGroup {
+        prefix: "encoder.".into(),
+        lr_scale: gr["lr_scale"].as_f64().unwrap(),
+        weight_decay: gr["weight_decay"].as_f64().unwrap(),
+    };
     for fused in [true, false] {
         let enc = Tensor::from_slice(&p0[..split]).set_requires_grad(true);
         let head = Tensor::from_slice(&p0[split..]).set_requires_grad(true);
@@ -375,7 +408,8 @@ fn adam_parameter_groups_match_torch_optim() {
         opt.fused = fused;
         for (k, (g, want)) in grads.iter().zip(gr["steps"].as_array().unwrap()).enumerate() {
             opt.zero_grad();
-            let loss = (&enc * Tensor::from_slice(&g[..split])).sum(tch::Kind::Float) + (&head * Tensor::from_slice(&g[split..])).sum(tch::Kind::Float);
+            let loss = (&enc * Tensor::from_slice(&g[..split])).sum(tch::Kind::Float)
+                + (&head * Tensor::from_slice(&g[split..])).sum(tch::Kind::Float);
             loss.backward();
             opt.step(lr);
             let got = Vec::<f32>::try_from(&Tensor::cat(&[enc.detach(), head.detach()], 0)).unwrap();
@@ -433,7 +467,11 @@ fn preprocessing_a_consumed_input_equals_preprocessing_a_borrowed_one() {
                 assert!(borrowed.cell_index.len() < ds.n_cells(), "{what}: the filter removed a cell");
                 assert_eq!(owned.x, borrowed.x, "{what}");
                 assert_eq!((&owned.genes, &owned.cells, &owned.labels), (&borrowed.genes, &borrowed.cells, &borrowed.labels), "{what}");
-                assert_eq!((&owned.cell_index, &owned.size_factors, &owned.scaler), (&borrowed.cell_index, &borrowed.size_factors, &borrowed.scaler), "{what}");
+                assert_eq!(
+                    (&owned.cell_index, &owned.size_factors, &owned.scaler),
+                    (&borrowed.cell_index, &borrowed.size_factors, &borrowed.scaler),
+                    "{what}"
+                );
                 assert_eq!(owned.counts.is_some(), keep, "{what}");
                 if keep {
                     assert_eq!(owned.counts().unwrap(), borrowed.counts().unwrap(), "{what}");

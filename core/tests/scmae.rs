@@ -86,7 +86,12 @@ fn resume_gives_the_uninterrupted_result() {
     let ds = sim(700, 5);
     let dir = tmpdir("resume");
     let c = cfg(json!({"train": {"epochs": 60, "checkpoint_every": 10, "checkpoint_dir": dir.to_str().unwrap()}}));
-    let full = pipeline::run(&ds, &RunConfig { train: scdeep_core::train::TrainConfig { checkpoint_every: 0, ..c.train.clone() }, ..c.clone() }, &mut Silent).unwrap();
+    let full = pipeline::run(
+        &ds,
+        &RunConfig { train: scdeep_core::train::TrainConfig { checkpoint_every: 0, ..c.train.clone() }, ..c.clone() },
+        &mut Silent,
+    )
+    .unwrap();
     // interrupted after epoch 40 (a checkpoint was written after epoch 40)
     let err = pipeline::run(&ds, &c, &mut StopAfter(40, false)).unwrap_err();
     assert!(matches!(err, Error::Cancelled), "{err}");
@@ -94,7 +99,11 @@ fn resume_gives_the_uninterrupted_result() {
     assert_eq!(meta["epochs_done"], 40);
     // one weights file, the one the JSON names (earlier ones removed after the switch)
     assert_eq!(meta["weights"], "checkpoint-40.safetensors");
-    let weights: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).filter(|n| n.ends_with(".safetensors")).collect();
+    let weights: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
     assert_eq!(weights, vec!["checkpoint-40.safetensors".to_string()]);
     let mut resumed_cfg = c.clone();
     resumed_cfg.train.resume = true;

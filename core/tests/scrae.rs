@@ -16,7 +16,8 @@ fn sim() -> Dataset {
 
 fn cfg(extra: serde_json::Value) -> RunConfig {
     // every epoch of the 30 is trained (the default stops early on the held-out NLL)
-    let mut v = json!({"method": "scrae", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 16, "early_stopping": null}});
+    let mut v =
+        json!({"method": "scrae", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 16, "early_stopping": null}});
     v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     RunConfig::from_json(&v).unwrap()
 }
@@ -79,7 +80,8 @@ fn scrae_scaled_log_target_trains_and_reloads() {
 #[test]
 fn scrae_rejects_checkpoints_and_bad_options() {
     let ds = sim();
-    let e = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 2, "checkpoint_every": 1, "checkpoint_dir": "/tmp/x"}})), &mut Silent).unwrap_err();
+    let e = pipeline::run(&ds, &cfg(json!({"train": {"epochs": 2, "checkpoint_every": 1, "checkpoint_dir": "/tmp/x"}})), &mut Silent)
+        .unwrap_err();
     assert!(e.to_string().contains("checkpoint"), "{e}");
     for (k, v) in [("test_fraction", json!(0.95)), ("leak", json!(1.5)), ("hidden_dims", json!([])), ("zinb_target", json!("logcounts"))] {
         let r = RunConfig::from_json(&json!({"method": "scrae", "params": {k: v}}));

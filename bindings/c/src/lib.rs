@@ -149,7 +149,11 @@ fn guard(f: impl FnOnce() -> Result<(), Fail>) -> ScdeepStatus {
             s
         }
         Err(p) => {
-            let m = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into());
+            let m = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
             set_error(&format!("internal error (panic): {m}"));
             ScdeepStatus::ErrPanic
         }
@@ -289,7 +293,13 @@ pub unsafe extern "C" fn scdeep_dataset_from_csr(
             return Err(arg("indices", format!("entry {k} is {j}, outside [0, n_genes = {n_genes})")));
         }
         let val = if nnz > 0 { std::slice::from_raw_parts(data, nnz).to_vec() } else { Vec::new() };
-        let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.iter().map(|&v| v as usize).collect(), indices: idx.iter().map(|&j| j as u32).collect(), data: val };
+        let x = Csr {
+            n_rows: n_cells,
+            n_cols: n_genes,
+            indptr: ip.iter().map(|&v| v as usize).collect(),
+            indices: idx.iter().map(|&j| j as u32).collect(),
+            data: val,
+        };
         finish_dataset(x, cell_names, gene_names, labels, "csr arrays", out)
     })
 }
@@ -338,7 +348,11 @@ unsafe fn finish_dataset(
 /// "label_key", "labels_file", "genes_in_rows", "orientation", "limits" (the core's
 /// ReadOptions).
 #[no_mangle]
-pub unsafe extern "C" fn scdeep_dataset_read(path: *const c_char, options_json: *const c_char, out: *mut *mut ScdeepDataset) -> ScdeepStatus {
+pub unsafe extern "C" fn scdeep_dataset_read(
+    path: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut ScdeepDataset,
+) -> ScdeepStatus {
     guard(|| {
         out_ptr(out, "out")?;
         let path = cstr(path, "path")?;
@@ -458,11 +472,22 @@ pub unsafe extern "C" fn scdeep_run_with_progress(
 /// The embedding: `rows` cells (those that passed filtering, see scdeep_result_cell_index)
 /// x `cols` dimensions, row-major, owned by the result.
 #[no_mangle]
-pub unsafe extern "C" fn scdeep_result_embedding(r: *const ScdeepResult, rows: *mut usize, cols: *mut usize, data: *mut *const f32) -> ScdeepStatus {
+pub unsafe extern "C" fn scdeep_result_embedding(
+    r: *const ScdeepResult,
+    rows: *mut usize,
+    cols: *mut usize,
+    data: *mut *const f32,
+) -> ScdeepStatus {
     guard(|| {
         let r = handle(r, Kind::Result, "result")?;
         if rows.is_null() || cols.is_null() || data.is_null() {
-            return Err(null(if rows.is_null() { "rows" } else if cols.is_null() { "cols" } else { "data" }));
+            return Err(null(if rows.is_null() {
+                "rows"
+            } else if cols.is_null() {
+                "cols"
+            } else {
+                "data"
+            }));
         }
         (*rows, *cols, *data) = (r.rows, r.cols, r.embedding.as_ptr());
         Ok(())
@@ -470,7 +495,13 @@ pub unsafe extern "C" fn scdeep_result_embedding(r: *const ScdeepResult, rows: *
 }
 
 /// Hand out a slice owned by the result as (length, pointer).
-unsafe fn result_slice<T>(r: *const ScdeepResult, n: *mut usize, out: *mut *const T, name: &str, pick: fn(&ScdeepResult) -> &[T]) -> ScdeepStatus {
+unsafe fn result_slice<T>(
+    r: *const ScdeepResult,
+    n: *mut usize,
+    out: *mut *const T,
+    name: &str,
+    pick: fn(&ScdeepResult) -> &[T],
+) -> ScdeepStatus {
     guard(|| {
         let r = handle(r, Kind::Result, "result")?;
         if n.is_null() || out.is_null() {
@@ -555,7 +586,12 @@ pub unsafe extern "C" fn scdeep_result_free(r: *mut ScdeepResult) {
 /// `device` may be NULL ("auto"); `method` may be NULL, else a model of another method
 /// is refused.
 #[no_mangle]
-pub unsafe extern "C" fn scdeep_model_load(dir: *const c_char, method: *const c_char, device: *const c_char, out: *mut *mut ScdeepModel) -> ScdeepStatus {
+pub unsafe extern "C" fn scdeep_model_load(
+    dir: *const c_char,
+    method: *const c_char,
+    device: *const c_char,
+    out: *mut *mut ScdeepModel,
+) -> ScdeepStatus {
     guard(|| {
         out_ptr(out, "out")?;
         let dir = cstr(dir, "dir")?;

@@ -35,10 +35,14 @@ enum Cmd {
     #[command(after_help = "Example:\n  scdeep preprocess --input pbmc.h5ad --recipe dca --n-top-genes 1000 --out prep.h5ad")]
     Preprocess(PrepArgs),
     /// Read -> preprocess -> method -> cluster -> metrics -> write results.
-    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Methods that impute add\nlayers['scdeep_imputed'] to the .h5ad, and imputed/ (10x MTX) with --imputed-mtx, --no-h5ad or\n--use-raw (raw/X's genes are not var's). Each file is written whole (temp file + rename).")]
+    #[command(
+        after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method pca --out results/\n  scdeep run --input mtx_folder/ --labels labels.tsv --config run.json --set cluster.n_init=20 --out results/\n\nOutputs in --out: embedding.tsv, embedding.npy, labels.tsv, run.json, history.json, versions.yml,\nmetrics.json, metrics.tsv and truth.tsv (with ground truth), and <input>.scdeep.h5ad (the input's\ncells and counts with the results added; --no-h5ad skips it). Methods that impute add\nlayers['scdeep_imputed'] to the .h5ad, and imputed/ (10x MTX) with --imputed-mtx, --no-h5ad or\n--use-raw (raw/X's genes are not var's). Each file is written whole (temp file + rename)."
+    )]
     Run(RunArgs),
     /// Embed new counts with a saved model (same genes, normalisation and scaling).
-    #[command(after_help = "Example:\n  scdeep run --input ref.h5ad --method scmae --save-model model/ --out ref_results/\n  scdeep embed --model model/ --input query.h5ad --out query_results/ -k 8\n\nOutputs in --out: embedding.tsv, embedding.npy, versions.yml, and labels.tsv with -k.")]
+    #[command(
+        after_help = "Example:\n  scdeep run --input ref.h5ad --method scmae --save-model model/ --out ref_results/\n  scdeep embed --model model/ --input query.h5ad --out query_results/ -k 8\n\nOutputs in --out: embedding.tsv, embedding.npy, versions.yml, and labels.tsv with -k."
+    )]
     Embed(EmbedArgs),
     /// Cluster an embedding file (.npy or TSV with a header and a cell column) with K-means.
     Cluster(ClusterArgs),
@@ -46,7 +50,9 @@ enum Cmd {
     Evaluate(EvalArgs),
     /// Draw PNG figures of a run folder: loss.png (history.json), embedding.png (2-D view
     /// coloured by cluster and ground truth), confusion.png (cluster x truth heatmap).
-    #[command(after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method scmae --out results/\n  scdeep plot --run results/\n  scdeep plot --summary metrics.tsv --out summary.png\n\nGround truth comes from results/truth.tsv (written by `scdeep run` when labels are known) or --truth.")]
+    #[command(
+        after_help = "Examples:\n  scdeep run --input pbmc.h5ad --label-key cell_type --method scmae --out results/\n  scdeep plot --run results/\n  scdeep plot --summary metrics.tsv --out summary.png\n\nGround truth comes from results/truth.tsv (written by `scdeep run` when labels are known) or --truth."
+    )]
     Plot(PlotCmd),
     /// List methods and their default configurations.
     Methods {
@@ -184,14 +190,30 @@ impl ConfigArgs {
             }
             cur[parts[parts.len() - 1]] = v;
         };
-        if let Some(m) = &self.method { put("method", json!(m)); }
-        if let Some(r) = &self.recipe { put("preprocess.recipe", json!(r)); }
-        if let Some(n) = self.n_top_genes { put("preprocess.n_top_genes", json!(n)); }
-        if let Some(k) = self.n_clusters { put("cluster.n_clusters", json!(k)); }
-        if let Some(s) = self.seed { put("seed", json!(s)); }
-        if let Some(t) = self.threads { put("threads", json!(t)); }
-        if let Some(d) = &self.device { put("device", json!(d)); }
-        if let Some(e) = self.epochs { put("train.epochs", json!(e)); }
+        if let Some(m) = &self.method {
+            put("method", json!(m));
+        }
+        if let Some(r) = &self.recipe {
+            put("preprocess.recipe", json!(r));
+        }
+        if let Some(n) = self.n_top_genes {
+            put("preprocess.n_top_genes", json!(n));
+        }
+        if let Some(k) = self.n_clusters {
+            put("cluster.n_clusters", json!(k));
+        }
+        if let Some(s) = self.seed {
+            put("seed", json!(s));
+        }
+        if let Some(t) = self.threads {
+            put("threads", json!(t));
+        }
+        if let Some(d) = &self.device {
+            put("device", json!(d));
+        }
+        if let Some(e) = self.epochs {
+            put("train.epochs", json!(e));
+        }
         for (k, v) in self.clus.overlay() {
             put(k, v);
         }
@@ -323,14 +345,18 @@ struct ClusterFlags {
 impl ClusterFlags {
     fn overlay(&self) -> Vec<(&'static str, Value)> {
         let mut v = Vec::new();
-        if let Some(a) = &self.algorithm { v.push(("cluster.algorithm", json!(a))); }
+        if let Some(a) = &self.algorithm {
+            v.push(("cluster.algorithm", json!(a)));
+        }
         if let Some(r) = self.resolution {
             // JSON has no NaN or infinity (json! would turn them into null).
             let r = if r.is_finite() { json!(r) } else { json!(r.to_string()) };
             v.push(("cluster.resolution", r));
             v.push(("cluster.resolution_choice", json!("fixed")));
         }
-        if let Some(n) = self.n_neighbors { v.push(("cluster.n_neighbors", json!(n))); }
+        if let Some(n) = self.n_neighbors {
+            v.push(("cluster.n_neighbors", json!(n)));
+        }
         v
     }
 }
@@ -460,16 +486,36 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     if !v.is_object() {
         return Err(Error::format(a.params.as_ref().unwrap(), "must be a JSON object"));
     }
-    if let Some(n) = a.n_cells { v["n_cells"] = json!(n); }
-    if let Some(n) = a.n_genes { v["n_genes"] = json!(n); }
-    if let Some(g) = &a.groups { v["group_prob"] = json!(csv_list::<f64>("--groups", g)?); }
-    if let Some(b) = &a.batches { v["batch_cells"] = json!(csv_list::<usize>("--batches", b)?); }
-    if let Some(d) = a.de_prob { v["de_prob"] = json!(d); }
-    if let Some(d) = &a.dropout_type { v["dropout_type"] = json!(d); }
-    if let Some(d) = &a.dropout_mid { v["dropout_mid"] = json!(csv_list::<f64>("--dropout-mid", d)?); }
-    if let Some(d) = &a.dropout_shape { v["dropout_shape"] = json!(csv_list::<f64>("--dropout-shape", d)?); }
-    if let Some(s) = a.seed { v["seed"] = json!(s); }
-    if a.no_true_counts { v["true_counts"] = json!(false); }
+    if let Some(n) = a.n_cells {
+        v["n_cells"] = json!(n);
+    }
+    if let Some(n) = a.n_genes {
+        v["n_genes"] = json!(n);
+    }
+    if let Some(g) = &a.groups {
+        v["group_prob"] = json!(csv_list::<f64>("--groups", g)?);
+    }
+    if let Some(b) = &a.batches {
+        v["batch_cells"] = json!(csv_list::<usize>("--batches", b)?);
+    }
+    if let Some(d) = a.de_prob {
+        v["de_prob"] = json!(d);
+    }
+    if let Some(d) = &a.dropout_type {
+        v["dropout_type"] = json!(d);
+    }
+    if let Some(d) = &a.dropout_mid {
+        v["dropout_mid"] = json!(csv_list::<f64>("--dropout-mid", d)?);
+    }
+    if let Some(d) = &a.dropout_shape {
+        v["dropout_shape"] = json!(csv_list::<f64>("--dropout-shape", d)?);
+    }
+    if let Some(s) = a.seed {
+        v["seed"] = json!(s);
+    }
+    if a.no_true_counts {
+        v["true_counts"] = json!(false);
+    }
     let p = SimParams::from_json(&v)?;
     let out = &a.out;
     let name = out.to_string_lossy().to_lowercase();
@@ -483,22 +529,35 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
         io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &layers)?;
     } else if name.ends_with(".csv") || name.ends_with(".tsv") {
         let sep = if name.ends_with(".csv") { ',' } else { '\t' };
-        let tpath = out.with_file_name(format!("{}.true_counts.{}", out.file_stem().unwrap().to_string_lossy(), if sep == ',' { "csv" } else { "tsv" }));
+        let tpath = out.with_file_name(format!(
+            "{}.true_counts.{}",
+            out.file_stem().unwrap().to_string_lossy(),
+            if sep == ',' { "csv" } else { "tsv" }
+        ));
         for (m, path) in std::iter::once((&sim.counts, out.clone())).chain(sim.true_counts.as_ref().map(|t| (t, tpath))) {
             let dense = m.to_dense();
             write::AtomicFile::write_with(&path, |w| {
                 write!(w, "cell")?;
-                for g in &sim.genes { write!(w, "{sep}{g}")?; }
+                for g in &sim.genes {
+                    write!(w, "{sep}{g}")?;
+                }
                 writeln!(w)?;
                 for (i, c) in sim.cells.iter().enumerate() {
                     write!(w, "{c}")?;
-                    for v in &dense[i * m.n_cols..(i + 1) * m.n_cols] { write!(w, "{sep}{v}")?; }
+                    for v in &dense[i * m.n_cols..(i + 1) * m.n_cols] {
+                        write!(w, "{sep}{v}")?;
+                    }
                     writeln!(w)?;
                 }
                 Ok(())
             })?;
         }
-        write::write_labels_tsv(&out.with_file_name(format!("{}.labels.tsv", out.file_stem().unwrap().to_string_lossy())), &sim.cells, "cell_type", &sim.groups)?;
+        write::write_labels_tsv(
+            &out.with_file_name(format!("{}.labels.tsv", out.file_stem().unwrap().to_string_lossy())),
+            &sim.cells,
+            "cell_type",
+            &sim.groups,
+        )?;
     } else if let Some(stage) = stage {
         let dir = stage.path();
         write::write_10x_mtx(dir, &sim.counts, &sim.cells, &sim.genes)?;
@@ -528,7 +587,10 @@ fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
     scdeep_core::device::set_threads(cfg.threads)?;
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
     let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess)?;
-    let labels: Vec<(&str, &[String])> = match &prep.labels { Some(l) => vec![("labels", l.as_slice())], None => vec![] };
+    let labels: Vec<(&str, &[String])> = match &prep.labels {
+        Some(l) => vec![("labels", l.as_slice())],
+        None => vec![],
+    };
     io::write_h5ad_new(&a.out, &prep.x, &prep.cells, &prep.genes, &labels, &[("counts", prep.counts()?)])?;
     if !quiet {
         eprintln!("scdeep: {} cells x {} genes -> {}", prep.n_cells(), prep.n_genes(), a.out.display());
@@ -644,10 +706,20 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         match &res.scores {
             Some(s) => eprintln!(
                 "scdeep: {method}: {} cells, {} clusters | ARI {:.4}  NMI {:.4}  AMI {:.4}  ACC {:.4}  purity {:.4}{}",
-                res.cells.len(), s.n_clusters, s.ari, s.nmi, s.ami, s.acc, s.purity,
+                res.cells.len(),
+                s.n_clusters,
+                s.ari,
+                s.nmi,
+                s.ami,
+                s.acc,
+                s.purity,
                 s.asw_truth.map(|a| format!("  ASW(truth) {a:.4}")).unwrap_or_default()
             ),
-            None => eprintln!("scdeep: {method}: {} cells, {} clusters", res.cells.len(), res.labels.iter().collect::<std::collections::BTreeSet<_>>().len()),
+            None => eprintln!(
+                "scdeep: {method}: {} cells, {} clusters",
+                res.cells.len(),
+                res.labels.iter().collect::<std::collections::BTreeSet<_>>().len()
+            ),
         }
         eprintln!("scdeep: results in {}", a.out.display());
     }
@@ -682,7 +754,15 @@ struct InputShape {
 /// inputs a new file with the counts (`ds`) in X, with `obsm['X_<method>']`,
 /// `obs['<method>_clusters']` and `uns['scdeep']` added. Cells removed by the method's
 /// filter get NaN embeddings and a missing cluster.
-fn write_h5ad_out(a: &RunArgs, out: &Path, shape: &InputShape, ds: Option<&scdeep_core::Dataset>, res: &scdeep_core::pipeline::RunResult, method: &str, info: &Value) -> Result<()> {
+fn write_h5ad_out(
+    a: &RunArgs,
+    out: &Path,
+    shape: &InputShape,
+    ds: Option<&scdeep_core::Dataset>,
+    res: &scdeep_core::pipeline::RunResult,
+    method: &str,
+    info: &Value,
+) -> Result<()> {
     let input = &a.input.input;
     let name = input.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
     let stem = name.trim_end_matches(".gz").trim_end_matches('/');
@@ -702,13 +782,24 @@ fn write_h5ad_out(a: &RunArgs, out: &Path, shape: &InputShape, ds: Option<&scdee
     let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
     let imputed = res.imputed.as_ref().filter(|_| imputed_layer_fits(a)).map(|imp| imputed_layer(shape, res, imp));
     let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
-    let results = io::H5adResults { method, embedding: &emb, dims: res.dims, labels: &labels, uns_json: &uns, metrics: &metrics, imputed: imputed_ref };
+    let results = io::H5adResults {
+        method,
+        embedding: &emb,
+        dims: res.dims,
+        labels: &labels,
+        uns_json: &uns,
+        metrics: &metrics,
+        imputed: imputed_ref,
+    };
     if is_h5ad_input(a) {
         return io::write_h5ad_results(input, &dest, &results);
     }
     // A new file with the counts (and ground truth) and the results, written once.
     let ds = ds.ok_or_else(|| Error::Numeric("internal: the input's counts were not kept for the new .h5ad".into()))?;
-    let truth: Vec<(&str, &[String])> = match &ds.labels { Some(l) => vec![("truth", l.as_slice())], None => vec![] };
+    let truth: Vec<(&str, &[String])> = match &ds.labels {
+        Some(l) => vec![("truth", l.as_slice())],
+        None => vec![],
+    };
     io::write_h5ad_new_with_results(&dest, &ds.x, &ds.cells, &ds.genes, &truth, &results)
 }
 
@@ -724,7 +815,11 @@ fn imputed_layer_fits(a: &RunArgs) -> bool {
 
 /// The imputed matrix placed in the input's shape (cells removed by the filter and genes
 /// the method did not use are empty), and which genes it covers.
-fn imputed_layer(ds: &InputShape, res: &scdeep_core::pipeline::RunResult, imp: &scdeep_core::models::Imputed) -> (scdeep_core::Csr, Vec<bool>) {
+fn imputed_layer(
+    ds: &InputShape,
+    res: &scdeep_core::pipeline::RunResult,
+    imp: &scdeep_core::models::Imputed,
+) -> (scdeep_core::Csr, Vec<bool>) {
     let mut index = std::collections::HashMap::new();
     for (j, g) in ds.genes.iter().enumerate() {
         index.entry(g.as_str()).or_insert(j);
@@ -780,7 +875,13 @@ fn write_embedding(out: &Path, method: &str, cells: &[String], emb: &[f32], dims
     write::write_matrix_tsv(&out.join("embedding.tsv"), cells, &format!("{}_", method.to_uppercase()), emb, dims)?;
     write::write_npy_f32(&out.join("embedding.npy"), emb, &[cells.len(), dims])?;
     write::AtomicFile::write_with(&out.join("versions.yml"), |w| {
-        writeln!(w, "scdeep:\n  scdeep: {}\n  libtorch: {}\n  device: {}", scdeep_core::version(), scdeep_core::device::libtorch_version(), device)
+        writeln!(
+            w,
+            "scdeep:\n  scdeep: {}\n  libtorch: {}\n  device: {}",
+            scdeep_core::version(),
+            scdeep_core::device::libtorch_version(),
+            device
+        )
     })
 }
 
@@ -810,7 +911,10 @@ fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
             prog.stage_msg("cluster");
             let x = tch::Tensor::from_slice(&e.embedding).view([cells.len() as i64, e.dims as i64]).to_device(dev);
             let c = &model.config.cluster;
-            let km = scdeep_core::cluster::kmeans(&x, &scdeep_core::cluster::KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: model.config.seed })?;
+            let km = scdeep_core::cluster::kmeans(
+                &x,
+                &scdeep_core::cluster::KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: model.config.seed },
+            )?;
             Some(km.labels)
         }
         None => None,
@@ -852,10 +956,13 @@ fn cmd_cluster(a: ClusterArgs, quiet: bool) -> Result<()> {
     for (k, v) in a.clus.overlay() {
         c[k.strip_prefix("cluster.").unwrap()] = v;
     }
-    let c: scdeep_core::cluster::ClusterConfig = serde_json::from_value(c).map_err(|e| Error::config("--cluster", a.clus.algorithm.as_deref().unwrap_or(""), e.to_string()))?;
+    let c: scdeep_core::cluster::ClusterConfig =
+        serde_json::from_value(c).map_err(|e| Error::config("--cluster", a.clus.algorithm.as_deref().unwrap_or(""), e.to_string()))?;
     let mut prog = progress::CliProgress::new(true);
     let km = scdeep_core::cluster::run(&x, &c, a.n_clusters, a.seed, &mut prog).map_err(|e| match e {
-        Error::Config { field, value, msg } if field == "cluster.n_clusters" => Error::config("--n-clusters", value, format!("{msg} in {}", a.embedding.display())),
+        Error::Config { field, value, msg } if field == "cluster.n_clusters" => {
+            Error::config("--n-clusters", value, format!("{msg} in {}", a.embedding.display()))
+        }
         e => e,
     })?;
     let lab: Vec<String> = km.labels.iter().map(|l| l.to_string()).collect();
@@ -871,7 +978,9 @@ fn cmd_evaluate(a: EvalArgs) -> Result<()> {
     let mut t = Vec::new();
     let mut p = Vec::new();
     for (cell, l) in &pred {
-        let tl = truth.get(cell).ok_or_else(|| Error::format(&a.truth, format!("no ground truth for cell '{cell}' of {}", a.labels.display())))?;
+        let tl = truth
+            .get(cell)
+            .ok_or_else(|| Error::format(&a.truth, format!("no ground truth for cell '{cell}' of {}", a.labels.display())))?;
         t.push(tl.clone());
         p.push(l.clone());
     }

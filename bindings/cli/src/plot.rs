@@ -20,9 +20,26 @@ const WHITE: Rgb = [255, 255, 255];
 
 /// Tableau's 20 colours (matplotlib's tab20 order: dark then light of each hue).
 const PALETTE: [Rgb; 20] = [
-    [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194],
-    [127, 127, 127], [188, 189, 34], [23, 190, 207], [174, 199, 232], [255, 187, 120], [152, 223, 138], [255, 152, 150],
-    [197, 176, 213], [196, 156, 148], [247, 182, 210], [199, 199, 199], [219, 219, 141], [158, 218, 229],
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+    [174, 199, 232],
+    [255, 187, 120],
+    [152, 223, 138],
+    [255, 152, 150],
+    [197, 176, 213],
+    [196, 156, 148],
+    [247, 182, 210],
+    [199, 199, 199],
+    [219, 219, 141],
+    [158, 218, 229],
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -412,16 +429,15 @@ fn colour(i: usize, n: usize) -> Rgb {
 /// One scatter panel of the 2-D view.
 fn scatter_panel(c: &mut Canvas, x0: f32, pts: &[[f64; 2]], vars: [f64; 2], labels: &[String], title: &str) {
     let (cats, idx) = categories(labels);
-    let ax = Axes {
-        x0,
-        y0: 60.0,
-        x1: x0 + 460.0,
-        y1: 560.0,
-        xr: range(pts.iter().map(|p| p[0])),
-        yr: range(pts.iter().map(|p| p[1])),
-    };
+    let ax = Axes { x0, y0: 60.0, x1: x0 + 460.0, y1: 560.0, xr: range(pts.iter().map(|p| p[0])), yr: range(pts.iter().map(|p| p[1])) };
     ax.draw(c, title, &format!("PC1 ({:.0}% of variance)", vars[0] * 100.0), &format!("PC2 ({:.0}% of variance)", vars[1] * 100.0), false);
-    let r = if pts.len() > 20_000 { 1.2 } else if pts.len() > 3000 { 2.0 } else { 3.0 };
+    let r = if pts.len() > 20_000 {
+        1.2
+    } else if pts.len() > 3000 {
+        2.0
+    } else {
+        3.0
+    };
     for (p, &k) in pts.iter().zip(&idx) {
         c.disc(ax.px(p[0]), ax.py(p[1]), r, colour(k, cats.len()), 0.7);
     }
@@ -429,14 +445,29 @@ fn scatter_panel(c: &mut Canvas, x0: f32, pts: &[[f64; 2]], vars: [f64; 2], labe
     legend(c, x0 + 475.0, 75.0, &items, 24, false);
 }
 
-pub fn embedding_plot(pts: &[[f64; 2]], vars: [f64; 2], clusters: &[String], truth: Option<&[String]>, method: &str, path: &Path) -> Result<()> {
+pub fn embedding_plot(
+    pts: &[[f64; 2]],
+    vars: [f64; 2],
+    clusters: &[String],
+    truth: Option<&[String]>,
+    method: &str,
+    path: &Path,
+) -> Result<()> {
     let w = if truth.is_some() { 1500 } else { 760 };
     let mut c = Canvas::new(w, 620);
     scatter_panel(&mut c, 90.0, pts, vars, clusters, &format!("{method} embedding: clusters"));
     if let Some(t) = truth {
         scatter_panel(&mut c, 830.0, pts, vars, t, &format!("{method} embedding: ground truth"));
     }
-    c.text(&format!("{} cells; first two principal components of the {method} embedding", pts.len()), w as f32 / 2.0, 603.0, 13.0, GREY, Anchor::Center, false);
+    c.text(
+        &format!("{} cells; first two principal components of the {method} embedding", pts.len()),
+        w as f32 / 2.0,
+        603.0,
+        13.0,
+        GREY,
+        Anchor::Center,
+        false,
+    );
     c.save(path)
 }
 
@@ -493,7 +524,6 @@ pub fn confusion_plot(clusters: &[String], truth: &[String], method: &str, score
     c.save(path)
 }
 
-
 pub struct PlotArgs {
     pub run: PathBuf,
     pub out: Option<PathBuf>,
@@ -526,13 +556,19 @@ pub fn plot_run(a: &PlotArgs) -> Result<Vec<PathBuf>> {
     let labels = scdeep_core::io::read_labels_tsv(&run.join("labels.tsv"))?;
     let (emb, shape) = write::read_npy_f32(&run.join("embedding.npy"))?;
     if shape.len() != 2 || shape[0] != labels.len() {
-        return Err(Error::format(&run.join("embedding.npy"), format!("shape {shape:?} does not match the {} cells of labels.tsv", labels.len())));
+        return Err(Error::format(
+            &run.join("embedding.npy"),
+            format!("shape {shape:?} does not match the {} cells of labels.tsv", labels.len()),
+        ));
     }
     let truth_file = a.truth.clone().or_else(|| Some(run.join("truth.tsv")).filter(|p| p.exists()));
     let truth: Option<Vec<String>> = match &truth_file {
         Some(p) => {
             let t: std::collections::HashMap<String, String> = scdeep_core::io::read_labels_tsv(p)?.into_iter().collect();
-            let v: Vec<String> = labels.iter().map(|(cell, _)| t.get(cell).cloned().ok_or_else(|| Error::data(format!("{}: no label for cell '{cell}'", p.display())))).collect::<Result<_>>()?;
+            let v: Vec<String> = labels
+                .iter()
+                .map(|(cell, _)| t.get(cell).cloned().ok_or_else(|| Error::data(format!("{}: no label for cell '{cell}'", p.display()))))
+                .collect::<Result<_>>()?;
             Some(v)
         }
         None => None,
@@ -574,7 +610,11 @@ pub fn summary_plot(table: &Path, out: &Path) -> Result<()> {
         });
         let vals = metrics
             .iter()
-            .map(|(name, i)| f.get(*i).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| Error::format(table, format!("line {}: `{name}` is not a number", n + 2))))
+            .map(|(name, i)| {
+                f.get(*i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .ok_or_else(|| Error::format(table, format!("line {}: `{name}` is not a number", n + 2)))
+            })
             .collect::<Result<Vec<f64>>>()?;
         rows.push((k, vals));
     }
@@ -607,7 +647,15 @@ pub fn summary_plot(table: &Path, out: &Path) -> Result<()> {
             c.text(&truncate(m, 16), ax.px(k as f64), ax.y1 + 18.0, 14.0, BLACK, Anchor::Center, false);
         }
         let label = name.to_uppercase();
-        c.text(&format!("{label} per run (bar: median over {} runs)", rows.len()), (ax.x0 + ax.x1) / 2.0, 30.0, 16.0, BLACK, Anchor::Center, false);
+        c.text(
+            &format!("{label} per run (bar: median over {} runs)", rows.len()),
+            (ax.x0 + ax.x1) / 2.0,
+            30.0,
+            16.0,
+            BLACK,
+            Anchor::Center,
+            false,
+        );
         c.text("method", (ax.x0 + ax.x1) / 2.0, ax.y1 + 48.0, 15.0, BLACK, Anchor::Center, false);
         c.text(&label, ax.x0 - 55.0, (ax.y0 + ax.y1) / 2.0, 15.0, BLACK, Anchor::Center, true);
     }

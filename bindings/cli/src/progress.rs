@@ -62,14 +62,21 @@ impl Progress for CliProgress {
         let losses = |l: &[(String, f64)]| l.iter().take(3).map(|(k, v)| format!("{k} {v:.4}")).collect::<Vec<_>>().join("  ");
         match (&self.bar, r.losses) {
             (Some(b), None) => b.set_message(format!("epoch {}/{} step {}/{}", r.epoch, r.epochs, r.step, r.steps)),
-            (Some(b), Some(l)) => b.set_message(format!("epoch {}/{} | {} | ETA {:.0}s", r.epoch, r.epochs, losses(l), r.eta_s.unwrap_or(0.0))),
+            (Some(b), Some(l)) => {
+                b.set_message(format!("epoch {}/{} | {} | ETA {:.0}s", r.epoch, r.epochs, losses(l), r.eta_s.unwrap_or(0.0)))
+            }
             (None, Some(l)) => {
                 // Logs: about 20 lines per training run.
                 let every = (r.epochs / 20).max(1);
                 if r.epoch == 1 || r.epoch % every == 0 || r.epoch == r.epochs {
                     eprintln!(
                         "scdeep: [{:7.1}s]   epoch {:>4}/{} | {} | lr {:.2e} | ETA {:.0}s",
-                        self.start.elapsed().as_secs_f64(), r.epoch, r.epochs, losses(l), r.lr, r.eta_s.unwrap_or(0.0)
+                        self.start.elapsed().as_secs_f64(),
+                        r.epoch,
+                        r.epochs,
+                        losses(l),
+                        r.lr,
+                        r.eta_s.unwrap_or(0.0)
                     );
                 }
             }

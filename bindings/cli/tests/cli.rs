@@ -57,7 +57,16 @@ fn expect_fail(args: &[&str], code: i32, needles: &[&str]) {
 
 /// `scdeep run -q <args> --input pollen --out <out>`; panics with stderr on failure.
 fn run_pollen(args: &[&str], out: &Path) -> std::process::Output {
-    let o = bin().arg("run").arg("-q").args(args).arg("--input").arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad")).arg("--out").arg(out).output().unwrap();
+    let o = bin()
+        .arg("run")
+        .arg("-q")
+        .args(args)
+        .arg("--input")
+        .arg(shared("pollen_top1000hvg/pollen_top1000hvg.h5ad"))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     o
 }
@@ -73,7 +82,16 @@ fn run_pca_end_to_end() {
     let out = tmp("ok");
     let o = run_pollen(&["--method", "pca", "--label-key", "cell_type", "--seed", "1"], &out);
     assert!(o.stderr.is_empty(), "--quiet printed: {}", String::from_utf8_lossy(&o.stderr));
-    for f in ["embedding.tsv", "embedding.npy", "labels.tsv", "metrics.json", "run.json", "history.json", "versions.yml", "pollen_top1000hvg.scdeep.h5ad"] {
+    for f in [
+        "embedding.tsv",
+        "embedding.npy",
+        "labels.tsv",
+        "metrics.json",
+        "run.json",
+        "history.json",
+        "versions.yml",
+        "pollen_top1000hvg.scdeep.h5ad",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
@@ -171,20 +189,44 @@ fn bad_options() {
 #[test]
 fn simulate_cluster_evaluate() {
     let d = tmp("sim");
-    let o = bin().args(["simulate", "-q", "--n-cells", "600", "--n-genes", "500", "--groups", "0.5,0.5", "--seed", "3", "--out"]).arg(d.join("sim")).output().unwrap();
+    let o = bin()
+        .args(["simulate", "-q", "--n-cells", "600", "--n-genes", "500", "--groups", "0.5,0.5", "--seed", "3", "--out"])
+        .arg(d.join("sim"))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for f in ["matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz", "labels.tsv", "true_counts/matrix.mtx.gz"] {
         assert!(d.join("sim").join(f).is_file(), "{f}");
     }
-    let o = bin().args(["run", "-q", "--input"]).arg(d.join("sim")).arg("--labels").arg(d.join("sim/labels.tsv")).arg("--out").arg(d.join("res")).output().unwrap();
+    let o = bin()
+        .args(["run", "-q", "--input"])
+        .arg(d.join("sim"))
+        .arg("--labels")
+        .arg(d.join("sim/labels.tsv"))
+        .arg("--out")
+        .arg(d.join("res"))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = bin().args(["cluster", "-k", "2", "--embedding"]).arg(d.join("res/embedding.tsv")).arg("--out").arg(d.join("cl.tsv")).output().unwrap();
+    let o = bin()
+        .args(["cluster", "-k", "2", "--embedding"])
+        .arg(d.join("res/embedding.tsv"))
+        .arg("--out")
+        .arg(d.join("cl.tsv"))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = bin().args(["evaluate", "--labels"]).arg(d.join("cl.tsv")).arg("--truth").arg(d.join("sim/labels.tsv")).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["ari"].as_f64().unwrap() > 0.9, "{v}");
-    let o = bin().args(["cluster", "-k", "5000", "--embedding"]).arg(d.join("res/embedding.npy")).arg("--out").arg(d.join("cl2.tsv")).output().unwrap();
+    let o = bin()
+        .args(["cluster", "-k", "5000", "--embedding"])
+        .arg(d.join("res/embedding.npy"))
+        .arg("--out")
+        .arg(d.join("cl2.tsv"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("embedding.npy"));
     assert!(!d.join("cl2.tsv").exists());
@@ -197,7 +239,20 @@ fn scmae_run_save_model_embed_and_resume() {
     let out = dir.join("res");
     let model = dir.join("model");
     let o = bin()
-        .args(["run", "--method", "scmae", "--label-key", "cell_type", "--epochs", "12", "--checkpoint-every", "5", "--device", "cpu", "--input"])
+        .args([
+            "run",
+            "--method",
+            "scmae",
+            "--label-key",
+            "cell_type",
+            "--epochs",
+            "12",
+            "--checkpoint-every",
+            "5",
+            "--device",
+            "cpu",
+            "--input",
+        ])
         .arg(&input)
         .arg("--out")
         .arg(&out)
@@ -224,7 +279,23 @@ fn scmae_run_save_model_embed_and_resume() {
     let out2 = dir.join("res2");
     std::fs::create_dir_all(&out2).unwrap();
     let o = bin()
-        .args(["run", "-q", "--method", "scmae", "--label-key", "cell_type", "--epochs", "12", "--checkpoint-every", "5", "--resume", "--device", "cpu", "--no-h5ad", "--input"])
+        .args([
+            "run",
+            "-q",
+            "--method",
+            "scmae",
+            "--label-key",
+            "cell_type",
+            "--epochs",
+            "12",
+            "--checkpoint-every",
+            "5",
+            "--resume",
+            "--device",
+            "cpu",
+            "--no-h5ad",
+            "--input",
+        ])
         .arg(&input)
         .arg("--out")
         .arg(&out2)
@@ -237,12 +308,28 @@ fn scmae_run_save_model_embed_and_resume() {
 
     // embed with the saved model: the training cells get the training embedding
     let emb = dir.join("emb");
-    let o = bin().args(["embed", "-q", "--device", "cpu", "-k", "11", "--model"]).arg(&model).arg("--input").arg(&input).arg("--out").arg(&emb).output().unwrap();
+    let o = bin()
+        .args(["embed", "-q", "--device", "cpu", "-k", "11", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&emb)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(emb.join("embedding.tsv")).unwrap(), std::fs::read_to_string(out.join("embedding.tsv")).unwrap());
     assert!(emb.join("labels.tsv").is_file() && emb.join("versions.yml").is_file());
     // a model of another method, a folder with a missing file
-    let o = bin().args(["embed", "--method", "pca", "--model"]).arg(&model).arg("--input").arg(&input).arg("--out").arg(dir.join("e2")).output().unwrap();
+    let o = bin()
+        .args(["embed", "--method", "pca", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.join("e2"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("holds a `scmae` model"));
     std::fs::remove_file(model.join("preprocess.json")).unwrap();
@@ -256,8 +343,16 @@ fn scmae_run_save_model_embed_and_resume() {
 fn scmae_bad_options() {
     let input = shared("pollen_top1000hvg/pollen_top1000hvg.h5ad");
     let i = input.to_str().unwrap();
-    expect_fail(&["-m", "scmae", "-i", i, "--label-key", "cell_type", "-k", "1000"], 2, &["n_clusters", "1000", "more clusters than cells"]);
-    expect_fail(&["-m", "scmae", "-i", i, "--label-key", "cell_type", "--n-top-genes", "2000"], 2, &["preprocess.n_top_genes", "only 1000 genes"]);
+    expect_fail(
+        &["-m", "scmae", "-i", i, "--label-key", "cell_type", "-k", "1000"],
+        2,
+        &["n_clusters", "1000", "more clusters than cells"],
+    );
+    expect_fail(
+        &["-m", "scmae", "-i", i, "--label-key", "cell_type", "--n-top-genes", "2000"],
+        2,
+        &["preprocess.n_top_genes", "only 1000 genes"],
+    );
     expect_fail(&["-m", "scmae", "-i", i, "--set", "params.shuffle=\"columns\""], 2, &["shuffle", "columns"]);
     expect_fail(&["-m", "scmae", "-i", i, "--set", "train.epochs=0"], 2, &["train.epochs"]);
 }
@@ -272,10 +367,20 @@ fn graph_clustering_flags() {
     assert!(run["metrics"]["ari"].as_f64().unwrap() > 0.8, "{}", run["metrics"]);
     // the cluster subcommand needs no k with a graph algorithm
     let labels = out.join("louvain.tsv");
-    let o = bin().args(["cluster", "--cluster", "louvain", "--embedding"]).arg(out.join("embedding.npy")).arg("--out").arg(&labels).output().unwrap();
+    let o = bin()
+        .args(["cluster", "--cluster", "louvain", "--embedding"])
+        .arg(out.join("embedding.npy"))
+        .arg("--out")
+        .arg(&labels)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read_to_string(&labels).unwrap().lines().count() > 100);
-    expect_fail(&["--input", shared("pollen_top1000hvg/pollen_top1000hvg.h5ad").to_str().unwrap(), "--cluster", "spectral"], 2, &["spectral"]);
+    expect_fail(
+        &["--input", shared("pollen_top1000hvg/pollen_top1000hvg.h5ad").to_str().unwrap(), "--cluster", "spectral"],
+        2,
+        &["spectral"],
+    );
 }
 
 /// (width, height) from a PNG's IHDR chunk; panics unless the file is a PNG.
@@ -303,9 +408,12 @@ fn plot_a_deep_run_and_an_h5ad_for_mtx_input() {
     let data = shared("10x_pbmc_top2000");
     let o = bin()
         .args(["run", "-q", "--method", "scmae", "--epochs", "3", "--seed", "2"])
-        .arg("--input").arg(data.join("mtx"))
-        .arg("--labels").arg(data.join("labels.tsv"))
-        .arg("--out").arg(&out)
+        .arg("--input")
+        .arg(data.join("mtx"))
+        .arg("--labels")
+        .arg(data.join("labels.tsv"))
+        .arg("--out")
+        .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -50,7 +50,13 @@ fn dataset(x: CsrIn, cells: Vec<String>, genes: Vec<String>, labels: Option<Vec<
     if labels.as_ref().is_some_and(|l| l.len() != n_cells) {
         return Err(option_err("label_key", format!("{} labels for {n_cells} cells", labels.as_ref().unwrap().len())));
     }
-    let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.iter().map(|&v| v as usize).collect(), indices: idx.iter().map(|&j| j as u32).collect(), data: val.to_vec() };
+    let x = Csr {
+        n_rows: n_cells,
+        n_cols: n_genes,
+        indptr: ip.iter().map(|&v| v as usize).collect(),
+        indices: idx.iter().map(|&j| j as u32).collect(),
+        data: val.to_vec(),
+    };
     let ds = Dataset { x, cells, genes, labels, source: "AnnData".into() };
     ds.validate().map_err(err)?;
     Ok(ds)
@@ -157,7 +163,11 @@ impl Model {
     #[staticmethod]
     #[pyo3(signature = (files, device="auto"))]
     fn from_files(files: std::collections::HashMap<String, Vec<u8>>, device: &str) -> PyResult<Model> {
-        let dir = std::env::temp_dir().join(format!("scdeep-unpickle-{}-{}", std::process::id(), files.len() as u64 ^ (&files as *const _ as u64)));
+        let dir = std::env::temp_dir().join(format!(
+            "scdeep-unpickle-{}-{}",
+            std::process::id(),
+            files.len() as u64 ^ (&files as *const _ as u64)
+        ));
         std::fs::create_dir_all(&dir).map_err(|e| err(Error::io(&dir, e)))?;
         for (name, b) in &files {
             if name.contains('/') || name.contains("..") {
@@ -187,7 +197,14 @@ impl Model {
 
     /// Embed CSR counts: returns (embedding, cell_index, missing_genes).
     #[pyo3(signature = (x, cells, genes, device="auto"))]
-    fn embed<'py>(&self, py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String>, device: &str) -> PyResult<(Bound<'py, PyAny>, Vec<usize>, usize)> {
+    fn embed<'py>(
+        &self,
+        py: Python<'py>,
+        x: CsrIn,
+        cells: Vec<String>,
+        genes: Vec<String>,
+        device: &str,
+    ) -> PyResult<(Bound<'py, PyAny>, Vec<usize>, usize)> {
         let ds = dataset(x, cells, genes, None)?;
         let dev = scdeep_core::device::parse_device(device).map_err(err)?;
         let inner = &self.inner;
@@ -295,14 +312,21 @@ fn options_overlay(method: &str, n_clusters: Option<usize>, has_truth: bool, opt
 /// Clustering metrics of `pred` against `truth` as JSON (silhouette when an embedding is given).
 #[pyfunction]
 #[pyo3(signature = (truth, pred, embedding=None, dims=0, nmi_average="arithmetic"))]
-fn evaluate(truth: Vec<String>, pred: Vec<i64>, embedding: Option<PyReadonlyArray1<f32>>, dims: usize, nmi_average: &str) -> PyResult<String> {
-    let avg: scdeep_core::metrics::AverageMethod =
-        serde_json::from_value(serde_json::json!(nmi_average)).map_err(|_| option_err("average_method", format!("{nmi_average:?}: expected arithmetic, geometric, max or min")))?;
+fn evaluate(
+    truth: Vec<String>,
+    pred: Vec<i64>,
+    embedding: Option<PyReadonlyArray1<f32>>,
+    dims: usize,
+    nmi_average: &str,
+) -> PyResult<String> {
+    let avg: scdeep_core::metrics::AverageMethod = serde_json::from_value(serde_json::json!(nmi_average))
+        .map_err(|_| option_err("average_method", format!("{nmi_average:?}: expected arithmetic, geometric, max or min")))?;
     let emb = match &embedding {
         Some(e) => Some((e.as_slice()?, dims)),
         None => None,
     };
-    let s = scdeep_core::metrics::evaluate(&truth, &pred, emb, avg, scdeep_core::config::MetricsConfig::default().silhouette_sample).map_err(err)?;
+    let s = scdeep_core::metrics::evaluate(&truth, &pred, emb, avg, scdeep_core::config::MetricsConfig::default().silhouette_sample)
+        .map_err(err)?;
     Ok(serde_json::to_string(&s).unwrap())
 }
 

@@ -86,7 +86,13 @@ fn dataset(p: &Robj, i: &Robj, x: &Robj, cells: &Robj, genes: &Robj, labels: &Ro
     let labels = if labels.is_null() { None } else { Some(strings(labels, "labels")?) };
     // Negative entries wrap to out-of-range values; Dataset::validate checks the
     // structure (indptr length and order, indices in range) and the values.
-    let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.iter().map(|&v| v as usize).collect(), indices: idx.iter().map(|&j| j as u32).collect(), data: val };
+    let x = Csr {
+        n_rows: n_cells,
+        n_cols: n_genes,
+        indptr: ip.iter().map(|&v| v as usize).collect(),
+        indices: idx.iter().map(|&j| j as u32).collect(),
+        data: val,
+    };
     let ds = Dataset { x, cells, genes, labels, source: source.to_string() };
     ds.validate().map_err(core_fail)?;
     Ok(ds)
@@ -223,7 +229,8 @@ fn scdeep_model_save(model: Robj, path: &str, overwrite: bool) -> Robj {
 #[extendr]
 fn scdeep_model_load(path: &str, method: Robj, device: &str) -> Robj {
     guard(|| {
-        let method = if method.is_null() { None } else { Some(method.as_str().ok_or_else(|| arg_fail("method", "expected a string"))?.to_string()) };
+        let method =
+            if method.is_null() { None } else { Some(method.as_str().ok_or_else(|| arg_fail("method", "expected a string"))?.to_string()) };
         let dev = scdeep_core::device::parse_device(device).map_err(core_fail)?;
         let m = TrainedModel::load(Path::new(path), method.as_deref(), dev).map_err(core_fail)?;
         Ok(ExternalPtr::new(Model(m)).into())
@@ -281,20 +288,30 @@ fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average:
         let emb: Option<Vec<f32>> = if embedding.is_null() {
             None
         } else {
-            Some(embedding.as_real_slice().ok_or_else(|| arg_fail("embedding", "expected a numeric matrix"))?.iter().map(|&v| v as f32).collect())
+            Some(
+                embedding
+                    .as_real_slice()
+                    .ok_or_else(|| arg_fail("embedding", "expected a numeric matrix"))?
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect(),
+            )
         };
-        let s = scdeep_core::metrics::evaluate(&truth, &pred, emb.as_deref().map(|e| (e, dims as usize)), avg, scdeep_core::config::MetricsConfig::default().silhouette_sample).map_err(core_fail)?;
+        let s = scdeep_core::metrics::evaluate(
+            &truth,
+            &pred,
+            emb.as_deref().map(|e| (e, dims as usize)),
+            avg,
+            scdeep_core::config::MetricsConfig::default().silhouette_sample,
+        )
+        .map_err(core_fail)?;
         Ok(r!(serde_json::to_string(&s).unwrap()))
     })
 }
 
 fn csc_parts(m: &Csr) -> Robj {
-    list!(
-        p = m.indptr.iter().map(|&v| v as i32).collect_robj(),
-        i = m.indices.iter().map(|&v| v as i32).collect_robj(),
-        x = f32s(&m.data)
-    )
-    .into()
+    list!(p = m.indptr.iter().map(|&v| v as i32).collect_robj(), i = m.indices.iter().map(|&v| v as i32).collect_robj(), x = f32s(&m.data))
+        .into()
 }
 
 /// Simulated counts: list(counts, true_counts (dgCMatrix slots, genes x cells), cells,
@@ -305,14 +322,23 @@ fn scdeep_simulate(params_json: &str) -> Robj {
         let over: serde_json::Value = serde_json::from_str(params_json).map_err(|e| arg_fail("...", e))?;
         let p = scdeep_core::simulate::SimParams::from_json(&over).map_err(core_fail)?;
         let s = scdeep_core::simulate::simulate(&p).map_err(core_fail)?;
-        let true_counts: Robj = s.true_counts.as_ref().map_or(().into(), |t| csc_parts(t).into());
-        Ok(list!(counts = csc_parts(&s.counts), true_counts = true_counts, cells = s.cells, genes = s.genes, groups = s.groups, batches = s.batches).into())
+        let true_counts: Robj = s.true_counts.as_ref().map_or(().into(), csc_parts);
+        Ok(list!(
+            counts = csc_parts(&s.counts),
+            true_counts = true_counts,
+            cells = s.cells,
+            genes = s.genes,
+            groups = s.groups,
+            batches = s.batches
+        )
+        .into())
     })
 }
 
 #[extendr]
 fn scdeep_version() -> Robj {
-    list!(scdeep = scdeep_core::version(), libtorch = scdeep_core::device::libtorch_version(), cuda = scdeep_core::device::cuda_available()).into()
+    list!(scdeep = scdeep_core::version(), libtorch = scdeep_core::device::libtorch_version(), cuda = scdeep_core::device::cuda_available())
+        .into()
 }
 
 extendr_module! {

@@ -211,10 +211,8 @@ pub fn knn_descent(x: &Tensor, k: usize, init: Knn, metric: Metric, p: &DescentP
     }
     let mut out = Knn { n, k, indices: Vec::with_capacity(n * k), distances: Vec::with_capacity(n * k) };
     for i in 0..n {
-        let mut nb: Vec<(f64, u32)> = g
-            .row(i)
-            .map(|j| (row(i as u32).iter().zip(row(j)).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>(), j))
-            .collect();
+        let mut nb: Vec<(f64, u32)> =
+            g.row(i).map(|j| (row(i as u32).iter().zip(row(j)).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>(), j)).collect();
         if nb.len() < k - 1 {
             return Err(Error::Numeric(format!("NN-descent found {} of {} neighbours for cell {i}", nb.len(), k - 1)));
         }

@@ -15,7 +15,11 @@ pub enum Metric {
 
 fn check_k(k: usize, n: usize) -> Result<()> {
     if k < 2 || k >= n {
-        return Err(Error::config("cluster.n_neighbors", k, format!("must be at least 2 and below the number of cells ({n}); it counts the cell itself")));
+        return Err(Error::config(
+            "cluster.n_neighbors",
+            k,
+            format!("must be at least 2 and below the number of cells ({n}); it counts the cell itself"),
+        ));
     }
     Ok(())
 }
@@ -185,7 +189,8 @@ impl IvfIndex {
             count[p] = 0;
         }
         seen.truncate(search);
-        let mut cand: Vec<i64> = self.members[l].iter().copied().chain(seen.iter().flat_map(|&m| self.members[m].iter().copied())).collect();
+        let mut cand: Vec<i64> =
+            self.members[l].iter().copied().chain(seen.iter().flat_map(|&m| self.members[m].iter().copied())).collect();
         if cand.len() < self.k {
             let n = self.sq.size()[0];
             cand = self.members[l].iter().copied().chain((0..n).filter(|i| !self.members[l].contains(i))).collect();
@@ -234,7 +239,14 @@ impl IvfIndex {
         for (l, qs) in by_list {
             let cand = self.candidates(l as usize, nprobe, search, &mut count);
             let q: Vec<i64> = qs.iter().map(|a| a.1).collect();
-            let (idx, _) = nearest_among(&self.x, &self.sq, &Tensor::from_slice(&q).to_device(dev), Some(&Tensor::from_slice(&cand).to_device(dev)), k, self.metric)?;
+            let (idx, _) = nearest_among(
+                &self.x,
+                &self.sq,
+                &Tensor::from_slice(&q).to_device(dev),
+                Some(&Tensor::from_slice(&cand).to_device(dev)),
+                k,
+                self.metric,
+            )?;
             for (t, &(r, _)) in qs.iter().enumerate() {
                 hit += overlap(&exact[r * k + 1..(r + 1) * k], &idx[t * k + 1..(t + 1) * k]);
             }
@@ -415,7 +427,9 @@ pub fn knn_hnsw(x: &Tensor, k: usize, metric: Metric, ef: usize, seed: u64, thre
     let rows: Vec<Row> = flat.chunks(d).map(|c| Row(c.to_vec())).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| Error::Numeric(e.to_string()))?;
     let ef = ef.max(k + 1);
-    let map = pool.install(|| instant_distance::Builder::default().ef_search(ef).ef_construction(ef).seed(seed).build(rows.clone(), (0..n as u32).collect()));
+    let map = pool.install(|| {
+        instant_distance::Builder::default().ef_search(ef).ef_construction(ef).seed(seed).build(rows.clone(), (0..n as u32).collect())
+    });
     let mut indices = Vec::with_capacity(n * k);
     let mut distances = Vec::with_capacity(n * k);
     let mut search = instant_distance::Search::default();

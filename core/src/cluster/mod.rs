@@ -184,7 +184,11 @@ impl ClusterConfig {
             return Err(Error::config(&f("ivf_nprobe"), 0, "must be >= 1"));
         }
         if self.knn_refine > 10 {
-            return Err(Error::config(&f("knn_refine"), self.knn_refine, "must be at most 10 (each round rarely changes anything after the second)"));
+            return Err(Error::config(
+                &f("knn_refine"),
+                self.knn_refine,
+                "must be at most 10 (each round rarely changes anything after the second)",
+            ));
         }
         if self.descent_rounds == 0 {
             return Err(Error::config(&f("descent_rounds"), 0, "must be >= 1"));
@@ -204,8 +208,14 @@ impl ClusterConfig {
         if !(0.0..1.0).contains(&self.snn_prune) {
             return Err(Error::config(&f("snn_prune"), self.snn_prune, "must be in [0, 1)"));
         }
-        if self.resolution_choice == ResolutionChoice::Silhouette && (self.resolutions.is_empty() || self.resolutions.iter().any(|r| !(*r > 0.0))) {
-            return Err(Error::config(&f("resolutions"), format!("{:?}", self.resolutions), "silhouette needs a non-empty list of resolutions > 0"));
+        if self.resolution_choice == ResolutionChoice::Silhouette
+            && (self.resolutions.is_empty() || self.resolutions.iter().any(|r| !(*r > 0.0)))
+        {
+            return Err(Error::config(
+                &f("resolutions"),
+                format!("{:?}", self.resolutions),
+                "silhouette needs a non-empty list of resolutions > 0",
+            ));
         }
         Ok(())
     }
@@ -234,7 +244,13 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
         a => (a, cfg.resolution_choice, cfg.n_neighbors),
     };
     if algo == Algorithm::Kmeans {
-        let k = k.ok_or_else(|| Error::config("cluster.n_clusters", "null", "K-means needs the number of clusters (--n-clusters), or use cluster.algorithm = leiden"))?;
+        let k = k.ok_or_else(|| {
+            Error::config(
+                "cluster.n_clusters",
+                "null",
+                "K-means needs the number of clusters (--n-clusters), or use cluster.algorithm = leiden",
+            )
+        })?;
         progress.message(&format!("K-means, k = {k}, {} starts", cfg.n_init));
         let km = kmeans(x, &KMeansParams { k, n_init: cfg.n_init, max_iter: cfg.max_iter, tol: cfg.tol, seed })?;
         let found = km.labels.iter().collect::<std::collections::HashSet<_>>().len();
@@ -246,7 +262,10 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
                 "the embedding of {n} cells has only {distinct} distinct points, too few for the {k} clusters asked for (too few genes, or cells with identical profiles?); ask for fewer clusters"
             )));
         }
-        return Ok(Clustering { labels: km.labels, info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}) });
+        return Ok(Clustering {
+            labels: km.labels,
+            info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}),
+        });
     }
     let (g, knn_info) = build_graph(x, cfg, n_neighbors, seed, progress)?;
     let (_, n_comp) = g.components();
@@ -271,11 +290,18 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
         seed,
     };
     let name = if algo == Algorithm::Leiden { "leiden" } else { "louvain" };
-    progress.message(&format!("{name} on a {n_neighbors}-NN graph ({} edges, {n_comp} connected components), resolution {:?}", g.n_edges() / 2, choice));
+    progress.message(&format!(
+        "{name} on a {n_neighbors}-NN graph ({} edges, {n_comp} connected components), resolution {:?}",
+        g.n_edges() / 2,
+        choice
+    ));
     let (labels, res, q, tried) = match choice {
         ResolutionChoice::MatchK => {
-            let k = k.ok_or_else(|| Error::config("cluster.resolution_choice", "match_k", "needs the number of clusters (--n-clusters)"))?;
-            search_resolution(k, MAX_SEARCH_RUNS, |r, attempt| communities(&g, &CommunityParams { seed: seed.wrapping_add(attempt), ..params(r) }))
+            let k =
+                k.ok_or_else(|| Error::config("cluster.resolution_choice", "match_k", "needs the number of clusters (--n-clusters)"))?;
+            search_resolution(k, MAX_SEARCH_RUNS, |r, attempt| {
+                communities(&g, &CommunityParams { seed: seed.wrapping_add(attempt), ..params(r) })
+            })
         }
         ResolutionChoice::Grid => {
             let k = k.ok_or_else(|| Error::config("cluster.resolution_choice", "grid", "needs the number of clusters (--n-clusters)"))?;
@@ -331,7 +357,11 @@ pub const MAX_SEARCH_RUNS: usize = 12;
 /// further run at its centre takes the next `attempt` (a seed offset). The partition whose
 /// count was nearest to k is kept (the first of equals). Returns (labels, resolution,
 /// quality, runs).
-pub fn search_resolution(k: usize, max_runs: usize, mut cluster: impl FnMut(f64, u64) -> (Vec<usize>, f64)) -> (Vec<usize>, f64, f64, usize) {
+pub fn search_resolution(
+    k: usize,
+    max_runs: usize,
+    mut cluster: impl FnMut(f64, u64) -> (Vec<usize>, f64),
+) -> (Vec<usize>, f64, f64, usize) {
     let mut best = NearestK::new(k);
     let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
     let (mut r, mut attempt) = (1.0f64, 0u64);
@@ -409,7 +439,11 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
     let top = if floor { 1usize << cfg.knn_max_retries } else { 1 };
     let cells = cfg.knn_recall_cells.min(n);
     // The sampled cells' exact neighbours, for every recall an approximate search reports.
-    let sample = if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 { Some(graph::exact_neighbours_of_sample(x, n_neighbors, cfg.metric, cfg.knn_recall_cells, seed)?) } else { None };
+    let sample = if method != KnnMethod::Exact && cfg.knn_recall_cells > 0 {
+        Some(graph::exact_neighbours_of_sample(x, n_neighbors, cfg.metric, cfg.knn_recall_cells, seed)?)
+    } else {
+        None
+    };
     let (knn, mut info, recall) = match method {
         KnnMethod::Ivf | KnnMethod::NnDescent => {
             // The recall of each breadth is known on the sampled cells before the search
@@ -446,7 +480,14 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
                 index.set_k((width + 1).min(n - 1))?;
                 let init = index.search(nprobe, 0)?;
                 drop(index); // its probes (cells x lists) are not needed by the descent
-                let p = descent::DescentParams { max_rounds: cfg.descent_rounds, max_candidates: width, delta: descent::DELTA, width, seed, threads: tch::get_num_threads().max(1) as usize };
+                let p = descent::DescentParams {
+                    max_rounds: cfg.descent_rounds,
+                    max_candidates: width,
+                    delta: descent::DELTA,
+                    width,
+                    seed,
+                    threads: tch::get_num_threads().max(1) as usize,
+                };
                 let (knn, rep) = descent::knn_descent(x, n_neighbors, init, cfg.metric, &p)?;
                 progress.message(&format!("NN-descent: {} rounds, neighbours improved per round {:?}", rep.updates.len(), rep.updates));
                 if let Some((pick, exact)) = &sample {
@@ -455,7 +496,11 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
                 (knn, json!({"method": "nn_descent", "width": width, "rounds": rep.updates.len(), "init_nprobe": nprobe}), r)
             } else {
                 let nprobe = cfg.ivf_nprobe * scale;
-                progress.message(&format!("approximate kNN of {n} cells: inverted file ({} lists, {nprobe} nearest per cell), {} refinement round(s)", index.n_lists(), cfg.knn_refine));
+                progress.message(&format!(
+                    "approximate kNN of {n} cells: inverted file ({} lists, {nprobe} nearest per cell), {} refinement round(s)",
+                    index.n_lists(),
+                    cfg.knn_refine
+                ));
                 let mut knn = index.search(nprobe, cfg.ivf_search * scale)?;
                 index.refine(&mut knn, cfg.knn_refine)?;
                 if let (Some((pick, exact)), true) = (&sample, cfg.knn_refine > 0) {
@@ -481,7 +526,10 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
                 // Below the floor, search again twice as broadly (a few times at most).
                 while floor && rr < cfg.knn_min_recall && scale < top {
                     scale *= 2;
-                    progress.message(&format!("kNN recall {rr:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly", cfg.knn_min_recall));
+                    progress.message(&format!(
+                        "kNN recall {rr:.3} is below cluster.knn_min_recall {}: searching again {scale}x as broadly",
+                        cfg.knn_min_recall
+                    ));
                     knn = hnsw(cfg.hnsw_ef * scale, progress)?;
                     rr = graph::recall_on_sample(&knn, pick, exact);
                 }
@@ -499,7 +547,9 @@ pub fn build_graph(x: &Tensor, cfg: &ClusterConfig, n_neighbors: usize, seed: u6
         progress.message(&format!("kNN recall against exact search, measured on {cells} cells: {r:.3}"));
         if r < 0.9 {
             let raise = if info["method"] == "nn_descent" { "cluster.descent_width" } else { "cluster.ivf_nprobe or cluster.knn_refine" };
-            progress.message(&format!("warning: the approximate kNN graph misses many neighbours; raise {raise}, or use cluster.knn = \"exact\""));
+            progress.message(&format!(
+                "warning: the approximate kNN graph misses many neighbours; raise {raise}, or use cluster.knn = \"exact\""
+            ));
         }
         info["recall"] = json!(r);
         info["recall_cells"] = json!(cells);

@@ -42,8 +42,12 @@ pub(crate) fn read_strings(path: &Path, lim: &Limits, ds: &hdf5::Dataset, what: 
     let r: hdf5::Result<Vec<String>> = match td {
         TypeDescriptor::VarLenUnicode => ds.read_raw::<VarLenUnicode>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
         TypeDescriptor::VarLenAscii => ds.read_raw::<VarLenAscii>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
-        TypeDescriptor::FixedAscii(n) if n <= 1024 => ds.read_raw::<FixedAscii<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
-        TypeDescriptor::FixedUnicode(n) if n <= 1024 => ds.read_raw::<FixedUnicode<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+        TypeDescriptor::FixedAscii(n) if n <= 1024 => {
+            ds.read_raw::<FixedAscii<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
+        }
+        TypeDescriptor::FixedUnicode(n) if n <= 1024 => {
+            ds.read_raw::<FixedUnicode<1024>>().map(|v| v.iter().map(|s| s.as_str().to_string()).collect())
+        }
         other => return Err(Error::format(path, format!("{what}: expected strings, found {other}"))),
     };
     r.map_err(|e| h5err(path, what, e))
@@ -116,7 +120,14 @@ pub(crate) fn read_matrix(path: &Path, lim: &Limits, parent: &hdf5::Group, name:
     if let Ok(g) = parent.group(name) {
         let enc = attr_string(&g, "encoding-type")
             .or_else(|| attr_string(&g, "h5sparse_format").map(|s| format!("{s}_matrix")))
-            .ok_or_else(|| Error::format(path, format!("{full}: group without an 'encoding-type' attribute (written by anndata < 0.8? re-save it with a current anndata)")))?;
+            .ok_or_else(|| {
+                Error::format(
+                    path,
+                    format!(
+                        "{full}: group without an 'encoding-type' attribute (written by anndata < 0.8? re-save it with a current anndata)"
+                    ),
+                )
+            })?;
         let shape: Vec<usize> = g
             .attr("shape")
             .or_else(|_| g.attr("h5sparse_shape"))
@@ -205,7 +216,9 @@ pub(crate) fn read_obs_column(path: &Path, lim: &Limits, obs: &hdf5::Group, key:
                 if c < 0 {
                     Err(Error::data(format!("{}: {what}: cell {i} has a missing label (code -1)", path.display())))
                 } else {
-                    cats.get(c as usize).cloned().ok_or_else(|| Error::format(path, format!("{what}: code {c} >= {} categories", cats.len())))
+                    cats.get(c as usize)
+                        .cloned()
+                        .ok_or_else(|| Error::format(path, format!("{what}: code {c} >= {} categories", cats.len())))
                 }
             })
             .collect();
@@ -234,7 +247,10 @@ fn locate(path: &Path, root: &hdf5::Group, opts: &ReadOptions) -> Result<(hdf5::
             let layers = root.group("layers").map_err(|_| Error::format(path, "the file has no 'layers' group"))?;
             if !layers.link_exists(l) {
                 let names = layers.member_names().unwrap_or_default();
-                return Err(Error::format(path, format!("no layer '{l}' (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") })));
+                return Err(Error::format(
+                    path,
+                    format!("no layer '{l}' (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") }),
+                ));
             }
             Ok((layers, l.clone(), var))
         }
@@ -259,7 +275,11 @@ fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::G
     if cells.len() != n_rows || genes.len() != n_cols {
         return Err(Error::format(
             path,
-            format!("names do not match the matrix: {} obs names and {} var names for a {n_rows} x {n_cols} matrix", cells.len(), genes.len()),
+            format!(
+                "names do not match the matrix: {} obs names and {} var names for a {n_rows} x {n_cols} matrix",
+                cells.len(),
+                genes.len()
+            ),
         ));
     }
     Ok((cells, genes, labels))
@@ -298,7 +318,8 @@ impl CsrRows {
         if (data.size() as u64) < min_nnz {
             return Ok(None);
         }
-        let shape: Vec<i64> = g.attr("shape").and_then(|a| a.read_raw::<i64>()).map_err(|e| h5err(path, &format!("{what}: 'shape' attribute"), e))?;
+        let shape: Vec<i64> =
+            g.attr("shape").and_then(|a| a.read_raw::<i64>()).map_err(|e| h5err(path, &format!("{what}: 'shape' attribute"), e))?;
         let (n_rows, n_cols) = match shape[..] {
             [r, c] if r >= 0 && c >= 0 && c <= u32::MAX as i64 => (r as usize, c as usize),
             _ => return Err(Error::format(path, format!("{what}: shape attribute {shape:?} is not two sizes"))),
@@ -307,8 +328,21 @@ impl CsrRows {
         guard(path, &indices, &format!("{what}/indices"), 4, lim)?;
         let indptr = read_usize(path, lim, &get("indptr")?, &format!("{what}/indptr"))?;
         let nnz = data.size();
-        if indptr.len() != n_rows + 1 || indptr[0] != 0 || indptr[n_rows] != nnz || indices.size() != nnz || indptr.windows(2).any(|w| w[0] > w[1]) {
-            return Err(Error::format(path, format!("{what}: indptr ({} entries, ending at {:?}) does not describe {n_rows} rows of {nnz} values and {} indices", indptr.len(), indptr.last(), indices.size())));
+        if indptr.len() != n_rows + 1
+            || indptr[0] != 0
+            || indptr[n_rows] != nnz
+            || indices.size() != nnz
+            || indptr.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(Error::format(
+                path,
+                format!(
+                    "{what}: indptr ({} entries, ending at {:?}) does not describe {n_rows} rows of {nnz} values and {} indices",
+                    indptr.len(),
+                    indptr.last(),
+                    indices.size()
+                ),
+            ));
         }
         Ok(Some(CsrRows { path: path.to_path_buf(), what, data, indices, indptr, n_cols, block_nnz: 1 << 22 }))
     }
@@ -334,11 +368,15 @@ impl crate::preprocess::stream::RowBlocks for CsrRows {
             let mut indices = Vec::with_capacity(raw.len());
             for &j in raw.iter() {
                 if j < 0 || j as u64 >= self.n_cols as u64 {
-                    return Err(Error::format(path, format!("{what}/indices: column index {j} is out of range for {} columns", self.n_cols)));
+                    return Err(Error::format(
+                        path,
+                        format!("{what}/indices: column index {j} is out of range for {} columns", self.n_cols),
+                    ));
                 }
                 indices.push(j as u32);
             }
-            let block = Csr { n_rows: r1 - r0, n_cols: self.n_cols, indptr: self.indptr[r0..=r1].iter().map(|p| p - a).collect(), indices, data };
+            let block =
+                Csr { n_rows: r1 - r0, n_cols: self.n_cols, indptr: self.indptr[r0..=r1].iter().map(|p| p - a).collect(), indices, data };
             f(r0, &block)?;
             r0 = r1;
         }
@@ -349,13 +387,20 @@ impl crate::preprocess::stream::RowBlocks for CsrRows {
 /// What `super::read_for_run` reads from an .h5ad: the matrix whole, or (a csr_matrix of
 /// at least `opts.stream_min_nnz` values whose HVG selection keeps at most half of the
 /// genes) preprocessed block by block, holding only the kept cells and selected genes.
-pub(crate) fn read_h5ad_for_run(path: &Path, opts: &ReadOptions, pre: &crate::preprocess::PreprocessConfig, keep_counts: bool) -> Result<super::Input> {
+pub(crate) fn read_h5ad_for_run(
+    path: &Path,
+    opts: &ReadOptions,
+    pre: &crate::preprocess::PreprocessConfig,
+    keep_counts: bool,
+) -> Result<super::Input> {
     use crate::preprocess::stream::{prepare_streamed, streamable, RowBlocks};
     let start = std::time::Instant::now();
     let f = open(path)?;
     let (parent, name, var) = locate(path, &f, opts)?;
     let rows = match opts.stream_min_nnz {
-        Some(min) if streamable(pre) && pre.hvg_flavor.is_some() => CsrRows::open(path, &opts.limits, &parent, &name, min)?.filter(|r| pre.n_top_genes.saturating_mul(2) <= r.n_cols()),
+        Some(min) if streamable(pre) && pre.hvg_flavor.is_some() => {
+            CsrRows::open(path, &opts.limits, &parent, &name, min)?.filter(|r| pre.n_top_genes.saturating_mul(2) <= r.n_cols())
+        }
         _ => None,
     };
     let Some(mut rows) = rows else {
@@ -383,7 +428,13 @@ pub(crate) fn read_h5ad_for_run(path: &Path, opts: &ReadOptions, pre: &crate::pr
         prep.n_cells(),
         prep.n_genes()
     ));
-    Ok(super::Input::Prepared(Box::new(super::StreamedInput { prep, n_cells: cells.len(), genes, notes, seconds: start.elapsed().as_secs_f64() })))
+    Ok(super::Input::Prepared(Box::new(super::StreamedInput {
+        prep,
+        n_cells: cells.len(),
+        genes,
+        notes,
+        seconds: start.elapsed().as_secs_f64(),
+    })))
 }
 
 // ---------------------------------------------------------------- writing
@@ -504,7 +555,12 @@ fn check_sizes(file: &Path, n_obs: usize, r: &H5adResults) -> Result<()> {
     if r.labels.len() != n_obs || r.embedding.len() != n_obs * r.dims || r.imputed.is_some_and(|(_, m, _)| m.n_rows != n_obs) {
         return Err(Error::data(format!(
             "{}: results for {} cells (embedding {} values, {} dims) do not match the file's {} cells",
-            file.display(), r.labels.len(), r.embedding.len(), r.dims, n_obs)));
+            file.display(),
+            r.labels.len(),
+            r.embedding.len(),
+            r.dims,
+            n_obs
+        )));
     }
     Ok(())
 }
@@ -518,11 +574,7 @@ fn add_results(path: &Path, output: &Path, n_obs: usize, r: &H5adResults) -> Res
     if obsm.link_exists(&key) {
         obsm.unlink(&key).map_err(we)?;
     }
-    let ds = obsm
-        .new_dataset::<f32>()
-        .shape([n_obs, r.dims])
-        .create(key.as_str())
-        .map_err(we)?;
+    let ds = obsm.new_dataset::<f32>().shape([n_obs, r.dims]).create(key.as_str()).map_err(we)?;
     ds.write_raw(r.embedding).map_err(we)?;
     set_encoding(&ds, "array", "0.2.0").map_err(we)?;
 
@@ -577,7 +629,7 @@ fn add_results(path: &Path, output: &Path, n_obs: usize, r: &H5adResults) -> Res
         d.write_scalar(v).map_err(we)?;
         set_encoding(&d, "numeric-scalar", "0.2.0").map_err(we)?;
     }
-Ok(())
+    Ok(())
 }
 
 /// Write a standalone .h5ad (used by the simulator and `preprocess`): X as CSR,
@@ -597,7 +649,14 @@ pub fn write_h5ad_new(
 
 /// A new .h5ad (as `write_h5ad_new`) with results added (as `write_h5ad_results`), in
 /// one atomic write.
-pub fn write_h5ad_new_with_results(output: &Path, x: &Csr, cells: &[String], genes: &[String], obs_cols: &[(&str, &[String])], r: &H5adResults) -> Result<()> {
+pub fn write_h5ad_new_with_results(
+    output: &Path,
+    x: &Csr,
+    cells: &[String],
+    genes: &[String],
+    obs_cols: &[(&str, &[String])],
+    r: &H5adResults,
+) -> Result<()> {
     check_sizes(output, cells.len(), r)?;
     let out = super::AtomicFile::new(output)?;
     write_new_into(out.tmp_path(), output, x, cells, genes, obs_cols, &[])?;
@@ -605,7 +664,15 @@ pub fn write_h5ad_new_with_results(output: &Path, x: &Csr, cells: &[String], gen
     out.commit()
 }
 
-fn write_new_into(path: &Path, output: &Path, x: &Csr, cells: &[String], genes: &[String], obs_cols: &[(&str, &[String])], layers: &[(&str, &Csr)]) -> Result<()> {
+fn write_new_into(
+    path: &Path,
+    output: &Path,
+    x: &Csr,
+    cells: &[String],
+    genes: &[String],
+    obs_cols: &[(&str, &[String])],
+    layers: &[(&str, &Csr)],
+) -> Result<()> {
     let we = |e: hdf5::Error| Error::io(output, format!("writing: {e}"));
     {
         let f = hdf5::File::create(path).map_err(we)?;

@@ -172,7 +172,8 @@ impl Wire for super::Input {
             super::Input::Prepared(s) => {
                 put_u64(w, 1)?;
                 let super::StreamedInput { prep, n_cells, genes, notes, seconds } = *s;
-                let Prepared { x, counts, cells, genes: kept, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = prep;
+                let Prepared { x, counts, cells, genes: kept, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } =
+                    prep;
                 put_csr(w, x)?;
                 put_opt(w, counts, |w, c| put_csr(w, c.into_owned()))?;
                 put_strings(w, &cells)?;
@@ -331,7 +332,9 @@ mod linux {
     fn vm(field: &str) -> u64 {
         std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())
+            })
             .map_or(0, |kb| kb * 1024)
     }
 
@@ -443,7 +446,10 @@ mod linux {
         }
         match got {
             Ok(v) => v,
-            Err(e) => Err(Error::format(path, format!("reading the file with the HDF5 library failed ({e}); a corrupt file, or more than the {mb:.0} MiB memory budget?"))),
+            Err(e) => Err(Error::format(
+                path,
+                format!("reading the file with the HDF5 library failed ({e}); a corrupt file, or more than the {mb:.0} MiB memory budget?"),
+            )),
         }
     }
 

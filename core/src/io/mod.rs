@@ -12,10 +12,10 @@ mod tenx_h5;
 mod text;
 pub mod write;
 
+pub use h5ad::{write_h5ad_new, write_h5ad_new_with_results};
 pub use h5ad::{write_h5ad_results, H5adResults};
 pub use text::{read_labels_tsv, read_table_numeric};
 pub use write::AtomicFile;
-pub use h5ad::{write_h5ad_new, write_h5ad_new_with_results};
 
 use crate::error::{Error, Result};
 use crate::matrix::Dataset;
@@ -160,7 +160,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_decompression_ratio: 100, min_decompressed_bytes: 64 << 20, max_line_bytes: 64 << 20, hdf5_child: true, hdf5_timeout_s: 30.0 }
+        Limits {
+            max_decompression_ratio: 100,
+            min_decompressed_bytes: 64 << 20,
+            max_line_bytes: 64 << 20,
+            hdf5_child: true,
+            hdf5_timeout_s: 30.0,
+        }
     }
 }
 
@@ -227,8 +233,11 @@ fn check_request(path: &Path, opts: &ReadOptions) -> Result<Format> {
             return Err(Error::config("layer", opts.layer.clone().unwrap_or("raw".into()), "layers and raw exist only in .h5ad input"));
         }
         if opts.label_key.is_some() {
-            return Err(Error::config("label_key", opts.label_key.clone().unwrap(),
-                "a label column exists only in .h5ad input; use labels_file (--labels) for other formats"));
+            return Err(Error::config(
+                "label_key",
+                opts.label_key.clone().unwrap(),
+                "a label column exists only in .h5ad input; use labels_file (--labels) for other formats",
+            ));
         }
     }
     opts.limits.validate()?;
@@ -338,14 +347,18 @@ impl<'a> Lines<'a> {
         use std::io::{BufRead, Read};
         buf.clear();
         self.lineno += 1;
-        let n = (&mut self.r).take(self.max as u64 + 1).read_line(buf).map_err(|e| {
-            Error::format(self.path, format!("read failed at line {}: {e} (truncated, corrupt or not text?)", self.lineno))
-        })?;
+        let n = (&mut self.r)
+            .take(self.max as u64 + 1)
+            .read_line(buf)
+            .map_err(|e| Error::format(self.path, format!("read failed at line {}: {e} (truncated, corrupt or not text?)", self.lineno)))?;
         if n == 0 {
             return Ok(false);
         }
         if n > self.max && !buf.ends_with('\n') {
-            return Err(Error::format(self.path, format!("line {} is longer than {} bytes (limits.max_line_bytes); not a text table?", self.lineno, self.max)));
+            return Err(Error::format(
+                self.path,
+                format!("line {} is longer than {} bytes (limits.max_line_bytes); not a text table?", self.lineno, self.max),
+            ));
         }
         if buf.ends_with('\n') {
             buf.pop();
@@ -397,7 +410,9 @@ pub fn memory_limit_bytes() -> u64 {
 fn read_memory_limit() -> u64 {
     let mut total = u64::MAX;
     if let Ok(s) = std::fs::read_to_string("/proc/meminfo") {
-        if let Some(kb) = s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(kb) =
+            s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())
+        {
             total = kb.saturating_mul(1024);
         }
     }
@@ -421,11 +436,22 @@ mod read_options_tests {
     /// or unknown field is an option error that names it.
     #[test]
     fn read_options_from_json() {
-        let o = ReadOptions::from_json(&json!({"format": "10x_h5", "label_key": "cell_type", "genes_in_rows": true, "limits": {"max_line_bytes": 4096}})).unwrap();
-        assert_eq!((o.format, o.orientation, o.label_key.as_deref(), o.limits.max_line_bytes), (Format::TenxH5, Orientation::GenesByCells, Some("cell_type"), 4096));
+        let o = ReadOptions::from_json(
+            &json!({"format": "10x_h5", "label_key": "cell_type", "genes_in_rows": true, "limits": {"max_line_bytes": 4096}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.format, o.orientation, o.label_key.as_deref(), o.limits.max_line_bytes),
+            (Format::TenxH5, Orientation::GenesByCells, Some("cell_type"), 4096)
+        );
         assert_eq!(o.stream_min_nnz, ReadOptions::default().stream_min_nnz);
         assert_eq!(ReadOptions::from_json(&json!({"format": "10x"})).unwrap().format, Format::Mtx);
-        for (bad, field) in [(json!({"colour": 1}), "colour"), (json!({"use_raw": "yes"}), "use_raw"), (json!({"genes_in_rows": 1}), "genes_in_rows"), (json!([1]), "read options")] {
+        for (bad, field) in [
+            (json!({"colour": 1}), "colour"),
+            (json!({"use_raw": "yes"}), "use_raw"),
+            (json!({"genes_in_rows": 1}), "genes_in_rows"),
+            (json!([1]), "read options"),
+        ] {
             let e = ReadOptions::from_json(&bad).unwrap_err();
             assert!(matches!(e, Error::Config { .. }) && e.to_string().contains(field), "{bad}: {e}");
         }

@@ -34,7 +34,10 @@ pub fn read_10x_mtx(path: &Path, lim: &Limits) -> Result<Dataset> {
     // a small compressed file of many short lines cannot fill memory).
     let mut m = MtxReader::open(&mtx, lim)?;
     let (n_genes, n_cells, _) = m.dims;
-    check_memory(&format!("{}: names for the {n_cells} cells and {n_genes} genes it declares", mtx.display()), (n_genes as u128 + n_cells as u128) * 64)?;
+    check_memory(
+        &format!("{}: names for the {n_cells} cells and {n_genes} genes it declares", mtx.display()),
+        (n_genes as u128 + n_cells as u128) * 64,
+    )?;
     // 10x features: id, symbol, type. Use the id (unique) as the gene name, as
     // scanpy's read_10x_mtx(var_names="gene_ids") does; symbols are not unique.
     let genes = read_name_column(&genes_file, 0, lim, n_genes, &format!("gene names but {} declares {n_genes} genes", mtx.display()))?;
@@ -91,17 +94,19 @@ impl<'a> MtxReader<'a> {
         }
         let lineno = lines.lineno;
         let shown: String = line.trim().chars().take(80).collect();
-        let dims: Vec<usize> = line
-            .split_whitespace()
-            .map(|t| t.parse::<usize>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::format(path, format!("bad size line {lineno}: '{shown}' (expected three whole numbers: rows cols entries)")))?;
+        let dims: Vec<usize> =
+            line.split_whitespace().map(|t| t.parse::<usize>()).collect::<std::result::Result<_, _>>().map_err(|_| {
+                Error::format(path, format!("bad size line {lineno}: '{shown}' (expected three whole numbers: rows cols entries)"))
+            })?;
         if dims.len() != 3 {
             return Err(Error::format(path, format!("size line {lineno} must hold rows cols entries, got '{shown}'")));
         }
         let (nr, nc, nnz) = (dims[0], dims[1], dims[2]);
         if nr > u32::MAX as usize || nc > u32::MAX as usize {
-            return Err(Error::format(path, format!("size line {lineno} declares {nr} x {nc}; at most {} rows and columns are supported", u32::MAX)));
+            return Err(Error::format(
+                path,
+                format!("size line {lineno} declares {nr} x {nc}; at most {} rows and columns are supported", u32::MAX),
+            ));
         }
         // Every entry takes at least 4 bytes ("1 1\n"); a header that declares more
         // entries than the file (or, gzipped, its bounded expansion) can hold is refused.
@@ -109,7 +114,10 @@ impl<'a> MtxReader<'a> {
         let is_gz = path.to_string_lossy().ends_with(".gz");
         let most = if is_gz { size.saturating_mul(lim.max_decompression_ratio).max(lim.min_decompressed_bytes) } else { size };
         if size > 0 && (nnz as u128) * 4 > most as u128 {
-            return Err(Error::format(path, format!("size line {lineno} declares {nnz} entries, more than a file of {size} bytes can hold")));
+            return Err(Error::format(
+                path,
+                format!("size line {lineno} declares {nnz} entries, more than a file of {size} bytes can hold"),
+            ));
         }
         let per_entry = if symmetric { 2 * 12 } else { 12 };
         check_memory(&format!("{}: the {nnz} entries its size line declares", path.display()), nnz as u128 * per_entry)?;
@@ -133,7 +141,9 @@ impl<'a> MtxReader<'a> {
                 continue;
             }
             let mut it = t.split_ascii_whitespace();
-            let bad = || Error::format(path, format!("line {lineno}: expected 'row col value', got '{}'", t.chars().take(80).collect::<String>()));
+            let bad = || {
+                Error::format(path, format!("line {lineno}: expected 'row col value', got '{}'", t.chars().take(80).collect::<String>()))
+            };
             let i: usize = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
             let j: usize = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
             let v: f32 = if self.pattern { 1.0 } else { it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)? };
@@ -174,7 +184,8 @@ fn read_name_column(path: &Path, col: usize, lim: &Limits, most: usize, what: &s
         if out.len() == most {
             return Err(Error::format(path, format!("more than {most} lines (line {}): more {what}", lines.lineno)));
         }
-        let name = line.split('\t').nth(col).ok_or_else(|| Error::format(path, format!("line {} has no column {}", lines.lineno, col + 1)))?;
+        let name =
+            line.split('\t').nth(col).ok_or_else(|| Error::format(path, format!("line {} has no column {}", lines.lineno, col + 1)))?;
         out.push(name.to_string());
     }
     Ok(out)

@@ -212,7 +212,8 @@ fn read_marker(dir: &Path) -> Vec<String> {
 
 /// `p` made absolute with symbolic links resolved, also when its last parts do not exist yet.
 pub fn resolve(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
+    let abs =
+        if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|c| c.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
     let mut head = abs.clone();
     let mut rest = Vec::new();
     loop {
@@ -261,16 +262,28 @@ pub fn refuse_overlap(outputs: &[Output], inputs: &[(&str, &Path)]) -> Result<()
                 return Err(Error::config(
                     what,
                     op.display(),
-                    format!("this output {how} the input {} ({iwhat}); writing it would replace the input. Choose another output path", ip.display()),
+                    format!(
+                        "this output {how} the input {} ({iwhat}); writing it would replace the input. Choose another output path",
+                        ip.display()
+                    ),
                 ));
             }
         }
     }
-    let dirs: Vec<(&str, PathBuf, &Path)> = outputs.iter().filter_map(|o| if let Output::Dir(w, p) = o { Some((*w, resolve(p), *p)) } else { None }).collect();
+    let dirs: Vec<(&str, PathBuf, &Path)> =
+        outputs.iter().filter_map(|o| if let Output::Dir(w, p) = o { Some((*w, resolve(p), *p)) } else { None }).collect();
     for (i, (wa, ra, pa)) in dirs.iter().enumerate() {
         for (wb, rb, pb) in &dirs[i + 1..] {
             if ra.starts_with(rb) || rb.starts_with(ra) {
-                return Err(Error::config(wa, pa.display(), format!("the output folders {} ({wa}) and {} ({wb}) must be separate, neither inside the other", pa.display(), pb.display())));
+                return Err(Error::config(
+                    wa,
+                    pa.display(),
+                    format!(
+                        "the output folders {} ({wa}) and {} ({wb}) must be separate, neither inside the other",
+                        pa.display(),
+                        pb.display()
+                    ),
+                ));
             }
         }
     }

@@ -10,7 +10,10 @@ use std::path::Path;
 pub fn read_10x_h5(path: &Path, lim: &Limits) -> Result<Dataset> {
     let f = open(path)?;
     let m = f.group("matrix").map_err(|_| {
-        Error::format(path, "no 'matrix' group: not a CellRanger >= 3 HDF5 file (CellRanger 2 files keep one group per genome, which is not supported)")
+        Error::format(
+            path,
+            "no 'matrix' group: not a CellRanger >= 3 HDF5 file (CellRanger 2 files keep one group per genome, which is not supported)",
+        )
     })?;
     let get = |n: &str| m.dataset(n).map_err(|e| h5err(path, &format!("matrix/{n}"), e));
     let shape = read_usize(path, lim, &get("shape")?, "matrix/shape")?;
@@ -28,7 +31,10 @@ pub fn read_10x_h5(path: &Path, lim: &Limits) -> Result<Dataset> {
     let feats = m.group("features").map_err(|e| h5err(path, "matrix/features", e))?;
     let genes = read_strings(path, lim, &feats.dataset("id").map_err(|e| h5err(path, "matrix/features/id", e))?, "matrix/features/id")?;
     if cells.len() != n_cells || genes.len() != n_genes {
-        return Err(Error::format(path, format!("{} barcodes and {} features for a {n_genes} x {n_cells} matrix", cells.len(), genes.len())));
+        return Err(Error::format(
+            path,
+            format!("{} barcodes and {} features for a {n_genes} x {n_cells} matrix", cells.len(), genes.len()),
+        ));
     }
     Ok(Dataset { x, cells, genes, labels: None, source: path.display().to_string() })
 }

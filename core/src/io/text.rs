@@ -32,7 +32,10 @@ fn for_each_row(path: &Path, sep: u8, lim: &Limits, mut row: impl FnMut(String, 
         for (j, tok) in it.enumerate() {
             let t = tok.trim();
             let v: f32 = t.parse().map_err(|_| {
-                Error::format(path, format!("line {lineno}, column {}: '{}' is not a number", j + 2, t.chars().take(40).collect::<String>()))
+                Error::format(
+                    path,
+                    format!("line {lineno}, column {}: '{}' is not a number", j + 2, t.chars().take(40).collect::<String>()),
+                )
             })?;
             vals.push(v);
         }
@@ -109,7 +112,9 @@ pub fn read_labels_tsv(path: &Path) -> Result<Vec<(String, String)>> {
         }
         let mut it = line.splitn(2, ['\t', ',']);
         let (a, b) = (it.next().unwrap_or(""), it.next());
-        let b = b.ok_or_else(|| Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>())))?;
+        let b = b.ok_or_else(|| {
+            Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>()))
+        })?;
         out.push((a.trim().to_string(), b.trim().to_string()));
     }
     if out.is_empty() {
@@ -134,7 +139,11 @@ pub fn labels_for_cells(path: &Path, cells: &[String], lim: &Limits) -> Result<V
         }
         let mut it = line.splitn(2, ['\t', ',']);
         let (a, b) = (it.next().unwrap_or("").trim(), it.next());
-        let b = b.ok_or_else(|| Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>())))?.trim();
+        let b = b
+            .ok_or_else(|| {
+                Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>()))
+            })?
+            .trim();
         any = true;
         let Some(&i) = index.get(a) else { continue };
         if b.is_empty() {
@@ -142,7 +151,10 @@ pub fn labels_for_cells(path: &Path, cells: &[String], lim: &Limits) -> Result<V
         }
         match &out[i] {
             Some(prev) if prev != b => {
-                return Err(Error::format(path, format!("line {n}: cell '{a}' is listed twice with different labels ('{prev}' and '{b}')")));
+                return Err(Error::format(
+                    path,
+                    format!("line {n}: cell '{a}' is listed twice with different labels ('{prev}' and '{b}')"),
+                ));
             }
             _ => out[i] = Some(b.to_string()),
         }

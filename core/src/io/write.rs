@@ -123,12 +123,14 @@ pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
         2 | 3 => return Err(Error::format(path, "truncated header")),
         v => return Err(Error::format(path, format!("unsupported .npy format version {v}"))),
     };
-    let header = bytes.get(off..off.saturating_add(hlen)).ok_or_else(|| Error::format(path, format!("truncated header (declares {hlen} bytes)")))?;
+    let header =
+        bytes.get(off..off.saturating_add(hlen)).ok_or_else(|| Error::format(path, format!("truncated header (declares {hlen} bytes)")))?;
     let header = std::str::from_utf8(header).map_err(|_| Error::format(path, "header is not text"))?;
     if header.contains("'fortran_order': True") {
         return Err(Error::format(path, "Fortran-order arrays are not supported; save with np.ascontiguousarray"));
     }
-    let shape_s = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| Error::format(path, "no shape in header"))?;
+    let shape_s =
+        header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).ok_or_else(|| Error::format(path, "no shape in header"))?;
     let shape: Vec<usize> = shape_s
         .split(',')
         .filter(|s| !s.trim().is_empty())
@@ -143,7 +145,8 @@ pub fn read_npy_f32(path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
     };
     let body = &bytes[off + hlen..];
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|n| n.checked_mul(width).is_some_and(|b| b <= body.len()));
-    let n = n.ok_or_else(|| Error::format(path, format!("shape {shape:?} needs more data than the file's {} bytes (truncated?)", body.len())))?;
+    let n =
+        n.ok_or_else(|| Error::format(path, format!("shape {shape:?} needs more data than the file's {} bytes (truncated?)", body.len())))?;
     let vals: Vec<f32> = if width == 4 {
         body.chunks_exact(4).take(n).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     } else {

@@ -46,7 +46,14 @@ fn comb2(n: u64) -> f64 {
 
 fn entropy(counts: &[u64], n: u64) -> f64 {
     let n = n as f64;
-    counts.iter().filter(|&&c| c > 0).map(|&c| { let p = c as f64 / n; -p * p.ln() }).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.ln()
+        })
+        .sum()
 }
 
 fn mutual_info(c: &Contingency) -> f64 {
@@ -137,8 +144,14 @@ fn info_parts(truth: &[usize], pred: &[usize]) -> (Contingency, f64, f64) {
 fn ln_gamma(x: f64) -> f64 {
     // Lanczos approximation (g = 7, n = 9), accurate to ~1e-15 for x > 0.
     const G: [f64; 9] = [
-        0.999_999_999_999_809_9, 676.520_368_121_885_1, -1_259.139_216_722_402_8, 771.323_428_777_653_1,
-        -176.615_029_162_140_6, 12.507_343_278_686_905, -0.138_571_095_265_720_12, 9.984_369_578_019_572e-6,
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
         1.505_632_735_149_311_6e-7,
     ];
     if x < 0.5 {
@@ -173,7 +186,10 @@ fn expected_mutual_info(c: &Contingency) -> f64 {
                 let term1 = nijf / n;
                 let term2 = (n * nijf).ln() - ((ai as f64) * (bj as f64)).ln();
                 let gln = gln_a[i] + gln_b[j] + gln_na[i] + gln_nb[j]
-                    - gln_n - ln_gamma(nijf + 1.0) - ln_gamma(ai as f64 - nijf + 1.0) - ln_gamma(bj as f64 - nijf + 1.0)
+                    - gln_n
+                    - ln_gamma(nijf + 1.0)
+                    - ln_gamma(ai as f64 - nijf + 1.0)
+                    - ln_gamma(bj as f64 - nijf + 1.0)
                     - ln_gamma(n - ai as f64 - bj as f64 + nijf + 1.0);
                 emi += term1 * term2 * gln.exp();
             }
@@ -270,7 +286,11 @@ pub fn silhouettes(x: &[f32], d: usize, labelings: &[&[usize]]) -> Result<Vec<f6
     let xt = Tensor::from_slice(x).view([n as i64, d as i64]).to_kind(Kind::Double);
     let sq = xt.square().sum_dim_intlist(1, false, Kind::Double);
     let onehot = Tensor::cat(
-        &codes.iter().zip(&ks).map(|(c, &k)| Tensor::from_slice(&c.iter().map(|&c| c as i64).collect::<Vec<_>>()).one_hot(k as i64)).collect::<Vec<_>>(),
+        &codes
+            .iter()
+            .zip(&ks)
+            .map(|(c, &k)| Tensor::from_slice(&c.iter().map(|&c| c as i64).collect::<Vec<_>>()).one_hot(k as i64))
+            .collect::<Vec<_>>(),
         1,
     )
     .to_kind(Kind::Double);

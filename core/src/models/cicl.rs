@@ -21,8 +21,8 @@
 //! the ground truth (the reference code keeps the epoch with the best ARI against the true
 //! labels; scdeep trains the configured number of epochs and uses the last).
 
-use super::layers;
 use super::deep::DeepNet;
+use super::layers;
 use super::Context;
 use crate::cluster::kmeans::{kmeans, kmeans_from, nearest, KMeansParams};
 use crate::error::{Error, Result};
@@ -112,7 +112,14 @@ impl CiclParams {
         if !(0.0..=1.0).contains(&p.noise_fraction) {
             return Err(Error::config("params.noise_fraction", p.noise_fraction, "must be in [0, 1]"));
         }
-        for (n, v) in [("layers", p.layers), ("attn_dim", p.attn_dim), ("ffn_dim", p.ffn_dim), ("proj_hidden", p.proj_hidden), ("proj_dim", p.proj_dim), ("kmeans_iter", p.kmeans_iter)] {
+        for (n, v) in [
+            ("layers", p.layers),
+            ("attn_dim", p.attn_dim),
+            ("ffn_dim", p.ffn_dim),
+            ("proj_hidden", p.proj_hidden),
+            ("proj_dim", p.proj_dim),
+            ("kmeans_iter", p.kmeans_iter),
+        ] {
             if v == 0 {
                 return Err(Error::config(&format!("params.{n}"), 0, "must be >= 1"));
             }
@@ -275,7 +282,11 @@ impl TrainStep for Step<'_> {
             Variant::Paper => Vec::new(),
             Variant::Code => ["encoder.", "norm."]
                 .iter()
-                .map(|prefix| ParamGroup { prefix: prefix.to_string(), lr_scale: CODE_ENCODER_LR_SCALE, weight_decay: CODE_ENCODER_WEIGHT_DECAY })
+                .map(|prefix| ParamGroup {
+                    prefix: prefix.to_string(),
+                    lr_scale: CODE_ENCODER_LR_SCALE,
+                    weight_decay: CODE_ENCODER_WEIGHT_DECAY,
+                })
                 .collect(),
         }
     }
@@ -322,7 +333,11 @@ impl DeepNet for Net {
 
     fn train(&self, p: &CiclParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
         let k = ctx.n_clusters.ok_or_else(|| {
-            Error::config("cluster.n_clusters", "null", "CICL's clustering head needs the number of clusters: give n_clusters (-k) or ground-truth labels")
+            Error::config(
+                "cluster.n_clusters",
+                "null",
+                "CICL's clustering head needs the number of clusters: give n_clusters (-k) or ground-truth labels",
+            )
         })?;
         let batcher = Batcher::new(data, ctx.device);
         let mut step = Step { net: self, p, k, seed: ctx.seed, centroids: None, fixed: None };

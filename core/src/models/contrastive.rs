@@ -6,8 +6,8 @@
 //! Linear 40->60 -> L2-normalise; Xavier-uniform weights. Embedding in eval mode (no
 //! dropout, BatchNorm running statistics).
 
-use super::layers;
 use super::deep::DeepNet;
+use super::layers;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
@@ -57,7 +57,11 @@ impl ContrastiveParams {
             return Err(Error::config("params.noise", p.noise, "must be >= 0"));
         }
         if p.latent_dim == 0 || p.hidden_dims.contains(&0) {
-            return Err(Error::config("params.hidden_dims", format!("{:?} / latent_dim {}", p.hidden_dims, p.latent_dim), "layer widths must be >= 1"));
+            return Err(Error::config(
+                "params.hidden_dims",
+                format!("{:?} / latent_dim {}", p.hidden_dims, p.latent_dim),
+                "layer widths must be >= 1",
+            ));
         }
         Ok(())
     }
@@ -140,7 +144,13 @@ impl TrainStep for Step<'_> {
 /// A contrastive-sc encoder trained on the rows of `batcher` with the training options
 /// `cfg` (mask-sc's `seqfeat` target trains one on gene-matrix row fragments). Returns the
 /// network and the final epoch's loss.
-pub(crate) fn train_encoder(p: &ContrastiveParams, batcher: &Batcher, cfg: &train::TrainConfig, seed: u64, progress: &mut dyn crate::progress::Progress) -> Result<(Net, f64)> {
+pub(crate) fn train_encoder(
+    p: &ContrastiveParams,
+    batcher: &Batcher,
+    cfg: &train::TrainConfig,
+    seed: u64,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<(Net, f64)> {
     let net = Net::new(p, batcher.n_cols() as i64, batcher.device(), seed);
     let history = train::fit(&mut Step { net: &net, p }, batcher, cfg, seed, &Value::Null, progress)?;
     let last = history.last().and_then(|h| h["loss"].as_f64()).unwrap_or(f64::NAN);

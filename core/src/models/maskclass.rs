@@ -103,7 +103,11 @@ impl MaskclassParams {
             }
         }
         if !(0.0 <= p.winsor_lo && p.winsor_lo < p.winsor_hi && p.winsor_hi <= 100.0) {
-            return Err(Error::config("params.winsor_lo", format!("{} / winsor_hi {}", p.winsor_lo, p.winsor_hi), "needs 0 <= winsor_lo < winsor_hi <= 100"));
+            return Err(Error::config(
+                "params.winsor_lo",
+                format!("{} / winsor_hi {}", p.winsor_lo, p.winsor_hi),
+                "needs 0 <= winsor_lo < winsor_hi <= 100",
+            ));
         }
         Ok(p)
     }
@@ -191,7 +195,9 @@ impl Biozero {
         sorted.sort_by(|a, b| a.total_cmp(b));
         let med = percentile(&sorted, 50.0);
         if med <= 0.0 || med.is_nan() {
-            return Err(Error::data(format!("MaskClass: the median library size over the {g} selected genes is 0; select more genes or filter empty cells")));
+            return Err(Error::data(format!(
+                "MaskClass: the median library size over the {g} selected genes is 0; select more genes or filter empty cells"
+            )));
         }
         let ell: Vec<f64> = lib.iter().map(|l| l / med).collect();
         // per gene: the non-zero C′/ℓ values
@@ -254,7 +260,15 @@ impl Biozero {
     /// The tensors for p_bio with cell adjustment weight `alpha`.
     pub fn tensors(&self, alpha: f64, device: tch::Device) -> BiozeroTensors {
         let t = |v: &[f64], shape: [i64; 2]| Tensor::from_slice(v).view(shape).to_kind(Kind::Float).to_device(device);
-        BiozeroTensors { mu: t(&self.mu, [1, -1]), phi: t(&self.phi, [1, -1]), ell: t(&self.ell, [-1, 1]), sparsity: t(&self.sparsity, [-1, 1]), k: self.k, x0: self.x0, alpha }
+        BiozeroTensors {
+            mu: t(&self.mu, [1, -1]),
+            phi: t(&self.phi, [1, -1]),
+            ell: t(&self.ell, [-1, 1]),
+            sparsity: t(&self.sparsity, [-1, 1]),
+            k: self.k,
+            x0: self.x0,
+            alpha,
+        }
     }
 }
 
@@ -293,7 +307,10 @@ impl Net {
         let rng = &mut train::rng_for(seed, train::INIT_STREAM);
         let root = vs.root();
         let (h, z) = (p.hidden_dim as i64, p.latent_dim as i64);
-        let block = |path: nn::Path, a: i64, b: i64, rng: &mut rand_chacha::ChaCha8Rng| layers::LinNormSilu { lin: layers::linear(&path / "linear", a, b, rng), norm: layers::layer_norm(&path / "norm", b) };
+        let block = |path: nn::Path, a: i64, b: i64, rng: &mut rand_chacha::ChaCha8Rng| layers::LinNormSilu {
+            lin: layers::linear(&path / "linear", a, b, rng),
+            norm: layers::layer_norm(&path / "norm", b),
+        };
         let enc = vec![block(&root / "encoder" / 0, g, h, rng), block(&root / "encoder" / 1, h, z, rng)];
         let dec = block(&root / "decoder" / 0, z, h, rng);
         let out = layers::linear(&root / "decoder" / "out", h, g, rng);
@@ -366,7 +383,12 @@ impl TrainStep for Step<'_> {
         let l_mask = num / den.clamp_min(1e-8);
         let l_bio = ((&s_hat - &self.s0).square() * &pb).sum(Kind::Float) / pb.sum(Kind::Float).clamp_min(1e-8);
         let loss = &l_mask + &l_bio * self.p.gamma();
-        Ok(vec![("loss", loss), ("loss_mask", l_mask.detach()), ("loss_bio", l_bio.detach()), ("masked_zero_frac", (mz.sum(Kind::Float) / zero.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0)).detach())])
+        Ok(vec![
+            ("loss", loss),
+            ("loss_mask", l_mask.detach()),
+            ("loss_bio", l_bio.detach()),
+            ("masked_zero_frac", (mz.sum(Kind::Float) / zero.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0)).detach()),
+        ])
     }
 }
 
@@ -384,7 +406,11 @@ impl DeepNet for Net {
 
     fn train(&self, p: &MaskclassParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
         if data.scaler.is_some() {
-            return Err(Error::config("preprocess.scale", true, "MaskClass scales each gene robustly itself; set preprocess.scale = false"));
+            return Err(Error::config(
+                "preprocess.scale",
+                true,
+                "MaskClass scales each gene robustly itself; set preprocess.scale = false",
+            ));
         }
         let dev = ctx.device;
         self.set_scaler(&RobustScaler::fit(&data.x, p.winsor_lo, p.winsor_hi));
@@ -406,7 +432,9 @@ impl DeepNet for Net {
     }
 
     fn impute(&self, data: &Prepared, ctx: &Context) -> Option<Imputed> {
-        let imp = ctx.embed_batcher(&Batcher::with_scaler(&data.x, None, ctx.device), |x| self.unscale(&self.reconstruct(&self.scale(x))).clamp_min(0.0));
+        let imp = ctx.embed_batcher(&Batcher::with_scaler(&data.x, None, ctx.device), |x| {
+            self.unscale(&self.reconstruct(&self.scale(x))).clamp_min(0.0)
+        });
         let mut values = Vec::<f32>::try_from(&imp.to_device(tch::Device::Cpu).contiguous().view([-1])).ok()?;
         // put the observed non-zeros back from the sparse matrix itself: bit for bit
         let g = data.n_genes();

@@ -115,7 +115,11 @@ impl MaskscParams {
         }
         let n = p.n_patches() as usize;
         if !(p.mask_ratio >= 0.0 && p.mask_ratio < 1.0) || p.n_keep() == 0 || p.n_keep() > n {
-            return Err(Error::config("params.mask_ratio", p.mask_ratio, format!("must be in [0, 1) and leave at least one of the {n} patches visible")));
+            return Err(Error::config(
+                "params.mask_ratio",
+                p.mask_ratio,
+                format!("must be in [0, 1) and leave at least one of the {n} patches visible"),
+            ));
         }
         if !(p.mlp_ratio > 0.0 && p.mlp_ratio.is_finite()) {
             return Err(Error::config("params.mlp_ratio", p.mlp_ratio, "must be > 0"));
@@ -400,8 +404,15 @@ impl Net {
         let n = rows.len() / g;
         let rows = crate::matrix::Csr::from_dense(n, g, &rows);
         let cfg = crate::train::TrainConfig { epochs: p.seqfeat_epochs, ..(super::info(contrastive::Net::NAME)?.train)() };
-        ctx.progress.message(&format!("seqfeat target: training a contrastive-sc encoder on {n} matrix rows of {g} genes ({} epochs)", cfg.epochs));
-        let (net, loss) = contrastive::train_encoder(&contrastive::ContrastiveParams::default(), &Batcher::with_scaler(&rows, None, ctx.device), &cfg, ctx.seed, &mut *ctx.progress)?;
+        ctx.progress
+            .message(&format!("seqfeat target: training a contrastive-sc encoder on {n} matrix rows of {g} genes ({} epochs)", cfg.epochs));
+        let (net, loss) = contrastive::train_encoder(
+            &contrastive::ContrastiveParams::default(),
+            &Batcher::with_scaler(&rows, None, ctx.device),
+            &cfg,
+            ctx.seed,
+            &mut *ctx.progress,
+        )?;
         ctx.progress.message(&format!("seqfeat target: row encoder trained (final NT-Xent loss {loss:.4}); frozen"));
         Ok(net)
     }
@@ -473,7 +484,17 @@ mod tests {
 
     #[test]
     fn patches_follow_the_gene_order_and_masking_hides_three_quarters() {
-        let p = MaskscParams { grid: 8, patch: 2, depth: Some(1), width: Some(16), heads: Some(2), decoder_depth: Some(1), decoder_width: Some(8), decoder_heads: Some(2), ..Default::default() };
+        let p = MaskscParams {
+            grid: 8,
+            patch: 2,
+            depth: Some(1),
+            width: Some(16),
+            heads: Some(2),
+            decoder_depth: Some(1),
+            decoder_width: Some(8),
+            decoder_heads: Some(2),
+            ..Default::default()
+        };
         let p = MaskscParams::from_json(&serde_json::to_value(&p).unwrap()).unwrap();
         assert_eq!((p.n_patches(), p.n_keep()), (16, 4));
         let net = Net::new(&p, 50, tch::Device::Cpu, 0);
@@ -495,7 +516,18 @@ mod tests {
 
     #[test]
     fn seqfeat_targets_are_the_mean_row_embedding_of_each_patch_band() {
-        let p = MaskscParams { grid: 8, patch: 2, target: Target::Seqfeat, depth: Some(1), width: Some(16), heads: Some(2), decoder_depth: Some(1), decoder_width: Some(8), decoder_heads: Some(2), ..Default::default() };
+        let p = MaskscParams {
+            grid: 8,
+            patch: 2,
+            target: Target::Seqfeat,
+            depth: Some(1),
+            width: Some(16),
+            heads: Some(2),
+            decoder_depth: Some(1),
+            decoder_width: Some(8),
+            decoder_heads: Some(2),
+            ..Default::default()
+        };
         let net = Net::new(&p, 64, tch::Device::Cpu, 0);
         let enc = contrastive::Net::new(&contrastive::ContrastiveParams::default(), 8, tch::Device::Cpu, 1);
         let x = Tensor::rand([3, 64], (Kind::Float, tch::Device::Cpu));
@@ -518,7 +550,8 @@ mod tests {
         let e = sincos_2d(2, 8, tch::Device::Cpu);
         let row = Vec::<f32>::try_from(&e.get(1)).unwrap(); // h = 0, w = 1
         let om = [1.0f64, 0.01];
-        let want: Vec<f32> = [om.map(|o| (o).sin()), om.map(|o| (o).cos()), [0.0, 0.0], [1.0, 1.0]].concat().iter().map(|&v| v as f32).collect();
+        let want: Vec<f32> =
+            [om.map(|o| (o).sin()), om.map(|o| (o).cos()), [0.0, 0.0], [1.0, 1.0]].concat().iter().map(|&v| v as f32).collect();
         assert_eq!(row, want);
     }
 }

@@ -51,7 +51,12 @@ impl MlpParams {
 
     /// The contrastive-sc encoder these parameters describe (validated there).
     fn encoder(&self) -> Result<ContrastiveParams> {
-        let c = ContrastiveParams { hidden_dims: self.hidden_dims.clone(), latent_dim: self.latent_dim, dropout: self.dropout, ..ContrastiveParams::default() };
+        let c = ContrastiveParams {
+            hidden_dims: self.hidden_dims.clone(),
+            latent_dim: self.latent_dim,
+            dropout: self.dropout,
+            ..ContrastiveParams::default()
+        };
         c.validate()?;
         Ok(c)
     }

@@ -18,11 +18,11 @@ pub mod zinb;
 use crate::cluster::{Algorithm, ClusterConfig};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
-use crate::preprocess::{PreprocessConfig, Prepared, Recipe};
+use crate::preprocess::{Prepared, PreprocessConfig, Recipe};
 use crate::train::TrainConfig;
 pub use layers::Named;
-pub use store::TrainedModel;
 use serde_json::Value;
+pub use store::TrainedModel;
 use tch::Tensor;
 
 /// What a method needs besides the data.
@@ -52,7 +52,8 @@ impl Context<'_> {
 
     /// `encode` applied to the rows of `batcher` in blocks, without gradients.
     pub fn embed_batcher(&self, batcher: &crate::train::Batcher, encode: impl Fn(&Tensor) -> Tensor) -> Tensor {
-        let parts: Vec<Tensor> = tch::no_grad(|| batcher.blocks(self.train.embed_batch_size).map(|rows| encode(&batcher.dense(&rows))).collect());
+        let parts: Vec<Tensor> =
+            tch::no_grad(|| batcher.blocks(self.train.embed_batch_size).map(|rows| encode(&batcher.dense(&rows))).collect());
         Tensor::cat(&parts, 0)
     }
 }
@@ -145,7 +146,14 @@ fn masksc_train() -> TrainConfig {
         epochs: 200,
         batch_size: 256,
         drop_last: false,
-        optimizer: crate::train::OptimConfig { kind: crate::train::OptimKind::Adamw, lr: 1e-4, beta1: 0.9, beta2: 0.95, weight_decay: 0.05, ..Default::default() },
+        optimizer: crate::train::OptimConfig {
+            kind: crate::train::OptimKind::Adamw,
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.95,
+            weight_decay: 0.05,
+            ..Default::default()
+        },
         schedule: crate::train::Schedule::Cosine,
         warmup_epochs: 10,
         embed_batch_size: 256,
@@ -155,7 +163,13 @@ fn masksc_train() -> TrainConfig {
 
 fn maskclass_train() -> TrainConfig {
     // specs §5: Adam lr 1e-4, no weight decay, batch 32, 300 epochs (transductive).
-    TrainConfig { epochs: 300, batch_size: 32, drop_last: false, optimizer: crate::train::OptimConfig { lr: 1e-4, ..Default::default() }, ..TrainConfig::default() }
+    TrainConfig {
+        epochs: 300,
+        batch_size: 32,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig { lr: 1e-4, ..Default::default() },
+        ..TrainConfig::default()
+    }
 }
 
 fn scrae_train() -> TrainConfig {
@@ -277,7 +291,11 @@ pub const METHODS: &[MethodInfo] = &[
 
 pub fn info(method: &str) -> Result<&'static MethodInfo> {
     METHODS.iter().find(|m| m.name == method).ok_or_else(|| {
-        Error::config("method", method, format!("unknown method; available: {}", METHODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")))
+        Error::config(
+            "method",
+            method,
+            format!("unknown method; available: {}", METHODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")),
+        )
     })
 }
 

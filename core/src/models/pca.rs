@@ -28,7 +28,15 @@ pub struct PcaParams {
 
 impl Default for PcaParams {
     fn default() -> Self {
-        PcaParams { n_comps: 50, solver: "auto".into(), exact_max_genes: 4000, exact_max_cells: 50_000, power_iterations: 4, oversamples: 10, block_rows: 8192 }
+        PcaParams {
+            n_comps: 50,
+            solver: "auto".into(),
+            exact_max_genes: 4000,
+            exact_max_cells: 50_000,
+            power_iterations: 4,
+            oversamples: 10,
+            block_rows: 8192,
+        }
     }
 }
 
@@ -218,7 +226,13 @@ impl Method for Pca {
         let implicit = (!exact && dev == tch::Device::Cpu).then(|| Implicit::new(data));
         ctx.progress.message(&format!(
             "PCA ({}) of {n} cells x {g} genes, {k} components",
-            if exact { "exact" } else if implicit.is_some() { "randomized, sparse products" } else { "randomized" }
+            if exact {
+                "exact"
+            } else if implicit.is_some() {
+                "randomized, sparse products"
+            } else {
+                "randomized"
+            }
         ));
         // The column means, also as a host vector when the sparse products use them.
         let (mean, mean_v) = match &implicit {
@@ -279,8 +293,8 @@ impl Method for Pca {
                 q = Tensor::linalg_qr(&xc_mul(&z)?, "reduced").0;
             }
             let bt = xct_mul(&q)?; // g x l  (= B^T)
-            // SVD of the small l x g matrix B through the eigendecomposition of B B^T
-            // (tch's linalg_svd passes a driver string that CPU tensors reject).
+                                   // SVD of the small l x g matrix B through the eigendecomposition of B B^T
+                                   // (tch's linalg_svd passes a driver string that CPU tensors reject).
             let btd = bt.to_kind(Kind::Double);
             let (evals, evecs) = btd.transpose(0, 1).matmul(&btd).linalg_eigh("L");
             let l = evals.size()[0];
@@ -316,7 +330,11 @@ impl Method for Pca {
             return Err(Error::data("pca: the model is not fitted"));
         };
         let ev = Tensor::from_slice(&self.explained_variance);
-        Ok(vec![("components".into(), c.to_device(tch::Device::Cpu)), ("mean".into(), m.to_device(tch::Device::Cpu)), ("explained_variance".into(), ev)])
+        Ok(vec![
+            ("components".into(), c.to_device(tch::Device::Cpu)),
+            ("mean".into(), m.to_device(tch::Device::Cpu)),
+            ("explained_variance".into(), ev),
+        ])
     }
 
     fn load_tensors(&mut self, n_genes: usize, device: tch::Device, t: &Named, what: &str) -> Result<()> {
@@ -352,7 +370,11 @@ mod tests {
             .map(|k| {
                 let (i, j) = (k / g, k % g);
                 let up = (3..12).contains(&j) && i % 3 == j % 3;
-                if next() < if j < 3 || up { 0.97 } else { 0.3 } { 1.0 + 3.0 * next() + if up { 4.0 } else { 0.0 } } else { 0.0 }
+                if next() < if j < 3 || up { 0.97 } else { 0.3 } {
+                    1.0 + 3.0 * next() + if up { 4.0 } else { 0.0 }
+                } else {
+                    0.0
+                }
             })
             .collect();
         let x = Csr::from_dense(n, g, &dense);
@@ -391,7 +413,10 @@ mod tests {
             let m = Tensor::randn([g, 7], (Kind::Float, tch::Device::Cpu));
             let q = Tensor::randn([n, 7], (Kind::Float, tch::Device::Cpu));
             assert!(max_diff(&im.centred_mul(&mean_v, &m).unwrap(), &xc.matmul(&m)) < 1e-3, "X_c m (zero_center {zero_center})");
-            assert!(max_diff(&im.centred_tmul(&mean_v, &q).unwrap(), &xc.transpose(0, 1).matmul(&q)) < 1e-3, "X_c^T q (zero_center {zero_center})");
+            assert!(
+                max_diff(&im.centred_tmul(&mean_v, &q).unwrap(), &xc.transpose(0, 1).matmul(&q)) < 1e-3,
+                "X_c^T q (zero_center {zero_center})"
+            );
         }
     }
 
@@ -402,7 +427,14 @@ mod tests {
             let mut pca = Pca::from_params(&params).unwrap();
             let mut prog = crate::progress::Silent;
             let train = crate::train::TrainConfig::default();
-            let mut ctx = Context { device: tch::Device::Cpu, seed: 3, train: &train, n_clusters: None, fingerprint: serde_json::Value::Null, progress: &mut prog };
+            let mut ctx = Context {
+                device: tch::Device::Cpu,
+                seed: 3,
+                train: &train,
+                n_clusters: None,
+                fingerprint: serde_json::Value::Null,
+                progress: &mut prog,
+            };
             pca.fit(&p, &mut ctx).unwrap();
             let e = pca.embed(&p, &mut ctx).unwrap();
             (pca.explained_variance.clone(), e)
@@ -419,7 +451,14 @@ mod tests {
         let mut pca = Pca::from_params(&serde_json::json!({"n_comps": 4, "exact_max_cells": 100})).unwrap();
         let mut prog = crate::progress::Silent;
         let train = crate::train::TrainConfig::default();
-        let mut ctx = Context { device: tch::Device::Cpu, seed: 3, train: &train, n_clusters: None, fingerprint: serde_json::Value::Null, progress: &mut prog };
+        let mut ctx = Context {
+            device: tch::Device::Cpu,
+            seed: 3,
+            train: &train,
+            n_clusters: None,
+            fingerprint: serde_json::Value::Null,
+            progress: &mut prog,
+        };
         pca.fit(&p, &mut ctx).unwrap();
         let sparse = pca.embed(&p, &mut ctx).unwrap();
         pca.p.exact_max_cells = usize::MAX;

@@ -6,14 +6,14 @@
 //! L = (1-γ)·mean(Ω∘(x̂-x)²) + γ·BCEWithLogits(logits, m), Ω = λm + (1-λ)(1-m),
 //! m = 1[corrupted value ≠ clean value].
 
-use super::layers::{self, LinNormMish};
 use super::deep::DeepNet;
+use super::layers::{self, LinNormMish};
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
 use crate::train::{self, random, Batcher, StepCtx, TrainStep};
-use rand_chacha::ChaCha8Rng;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
@@ -46,7 +46,15 @@ pub struct ScmaeParams {
 
 impl Default for ScmaeParams {
     fn default() -> Self {
-        ScmaeParams { hidden_dim: 256, latent_dim: 128, mask_rate: 0.4, shuffle: Shuffle::BatchRows, lambda: 0.75, gamma: 0.7, dropout: 0.0 }
+        ScmaeParams {
+            hidden_dim: 256,
+            latent_dim: 128,
+            mask_rate: 0.4,
+            shuffle: Shuffle::BatchRows,
+            lambda: 0.75,
+            gamma: 0.7,
+            dropout: 0.0,
+        }
     }
 }
 
@@ -158,7 +166,15 @@ impl TrainStep for Step<'_> {
             let rec = &tp / m.sum(Kind::Float).clamp_min(1.0);
             (rate, h, prec, rec)
         });
-        Ok(vec![("loss", loss), ("loss_recon", l_r.detach()), ("loss_mask", l_m.detach()), ("mask_rate", rate), ("mask_entropy", h), ("mask_precision", prec), ("mask_recall", rec)])
+        Ok(vec![
+            ("loss", loss),
+            ("loss_recon", l_r.detach()),
+            ("loss_mask", l_m.detach()),
+            ("mask_rate", rate),
+            ("mask_entropy", h),
+            ("mask_precision", prec),
+            ("mask_recall", rec),
+        ])
     }
 }
 

@@ -111,7 +111,8 @@ impl ScraeParams {
         if p.hidden_dims.is_empty() || p.hidden_dims.contains(&0) {
             return Err(Error::config("params.hidden_dims", format!("{:?}", p.hidden_dims), "needs at least one layer, every width >= 1"));
         }
-        for (n, v) in [("latent_dim", p.latent_dim), ("gen_width", p.gen_width), ("critic_width", p.critic_width), ("n_critic", p.n_critic)] {
+        for (n, v) in [("latent_dim", p.latent_dim), ("gen_width", p.gen_width), ("critic_width", p.critic_width), ("n_critic", p.n_critic)]
+        {
             if v == 0 {
                 return Err(Error::config(&format!("params.{n}"), 0, "must be >= 1"));
             }
@@ -205,7 +206,24 @@ impl Net {
         let critic_w: Vec<i64> = std::iter::once(nz).chain(hidden.iter().map(|_| p.critic_width as i64)).chain([1]).collect();
         let critic = mlp(&root / "critic", &critic_w, rng);
         let input_max = root.zeros_no_train("input_max", &[1]);
-        Net { vs, enc, z, lib_h, lib_mean, lib_logvar, dec, mu, pi, r, gen, critic, input_max, leak: p.leak, dropout: p.dropout, target: p.zinb_target }
+        Net {
+            vs,
+            enc,
+            z,
+            lib_h,
+            lib_mean,
+            lib_logvar,
+            dec,
+            mu,
+            pi,
+            r,
+            gen,
+            critic,
+            input_max,
+            leak: p.leak,
+            dropout: p.dropout,
+            target: p.zinb_target,
+        }
     }
 
     fn blocks(&self, blocks: &[Block], x: &Tensor, train: Option<&mut rand_chacha::ChaCha8Rng>) -> Tensor {
@@ -232,7 +250,11 @@ impl Net {
         let last = layers.len() - 1;
         layers.iter().enumerate().fold(x.shallow_clone(), |h, (i, l)| {
             let h = l.forward(&h);
-            if i < last { leaky(h, self.leak) } else { h }
+            if i < last {
+                leaky(h, self.leak)
+            } else {
+                h
+            }
         })
     }
 
@@ -295,7 +317,9 @@ fn scaled_log(c: &Tensor, max: &Tensor) -> Tensor {
 
 /// Mean and variance (ddof 0) of the log library sizes of the rows of a dense target.
 fn library_prior(batcher: &Batcher, target: impl Fn(Tensor) -> Tensor) -> (f64, f64) {
-    let parts: Vec<Tensor> = tch::no_grad(|| batcher.blocks(4096).map(|rows| target(batcher.dense(&rows)).sum_dim_intlist([1i64].as_slice(), false, Kind::Double)).collect());
+    let parts: Vec<Tensor> = tch::no_grad(|| {
+        batcher.blocks(4096).map(|rows| target(batcher.dense(&rows)).sum_dim_intlist([1i64].as_slice(), false, Kind::Double)).collect()
+    });
     let log_l = Tensor::cat(&parts, 0).clamp_min(1e-8).log();
     let m = log_l.mean(Kind::Double).double_value(&[]);
     let v = log_l.var(false).double_value(&[]);
@@ -332,7 +356,10 @@ struct Step<'a> {
 
 impl TrainStep for Step<'_> {
     fn parameters(&self) -> Vec<(String, Tensor)> {
-        layers::named_vars(&self.net.vs).into_iter().filter(|(n, t)| t.requires_grad() && !n.starts_with("generator") && !n.starts_with("critic")).collect()
+        layers::named_vars(&self.net.vs)
+            .into_iter()
+            .filter(|(n, t)| t.requires_grad() && !n.starts_with("generator") && !n.starts_with("critic"))
+            .collect()
     }
 
     fn losses(&mut self, x: &Tensor, rows: &[usize], ctx: &mut StepCtx) -> Result<Vec<(&'static str, Tensor)>> {
@@ -366,7 +393,8 @@ impl TrainStep for Step<'_> {
             add(&mut self.sums.gen, l_gen.double_value(&[]));
         } else {
             self.critic_opt.zero_grad();
-            let (z, g) = tch::no_grad(|| (net.encode(&input, Some(&mut *ctx.rng)).1, net.generate(&random::normal(ctx.rng, &[b, nz], dev))));
+            let (z, g) =
+                tch::no_grad(|| (net.encode(&input, Some(&mut *ctx.rng)).1, net.generate(&random::normal(ctx.rng, &[b, nz], dev))));
             let w = net.critic(&g).mean(Kind::Float) - net.critic(&z).mean(Kind::Float);
             let alpha = random::uniform(ctx.rng, &[b, 1], 0.0, 1.0, dev);
             let zhat = (&alpha * &z + (alpha.ones_like() - &alpha) * &g).set_requires_grad(true);
@@ -386,11 +414,12 @@ impl TrainStep for Step<'_> {
 
     fn end_epoch(&mut self) -> Vec<(&'static str, f64)> {
         let s = std::mem::take(&mut self.sums);
-        let mut out: Vec<(&'static str, f64)> = [("critic_loss", s.critic), ("wasserstein", s.w_dist), ("gp_norm", s.gp_norm), ("gen_loss", s.gen), ("enc_adv_loss", s.enc)]
-            .into_iter()
-            .filter(|(_, (_, n))| *n > 0)
-            .map(|(k, (v, n))| (k, v / n as f64))
-            .collect();
+        let mut out: Vec<(&'static str, f64)> =
+            [("critic_loss", s.critic), ("wasserstein", s.w_dist), ("gp_norm", s.gp_norm), ("gen_loss", s.gen), ("enc_adv_loss", s.enc)]
+                .into_iter()
+                .filter(|(_, (_, n))| *n > 0)
+                .map(|(k, (v, n))| (k, v / n as f64))
+                .collect();
         if let Some((x, c)) = &self.test {
             let net = self.net;
             let parts: Vec<Tensor> = tch::no_grad(|| {
@@ -427,10 +456,16 @@ impl DeepNet for Net {
 
     fn train(&self, p: &ScraeParams, data: &Prepared, ctx: &mut Context) -> Result<Vec<Value>> {
         if ctx.train.checkpoint_every > 0 || ctx.train.resume {
-            return Err(Error::config("train.checkpoint_every", ctx.train.checkpoint_every, "scRAE does not support checkpoints or resume (its critic and generator are trained outside the checkpointed optimiser)"));
+            return Err(Error::config(
+                "train.checkpoint_every",
+                ctx.train.checkpoint_every,
+                "scRAE does not support checkpoints or resume (its critic and generator are trained outside the checkpointed optimiser)",
+            ));
         }
         if p.zinb_target == ZinbTarget::Counts && data.counts()?.data.iter().any(|v| v.fract() != 0.0) {
-            ctx.progress.message("scrae: the input has non-integer values (RPKM/TPM?); the ZINB likelihood treats them as counts, which it is not meant for");
+            ctx.progress.message(
+                "scrae: the input has non-integer values (RPKM/TPM?); the ZINB likelihood treats them as counts, which it is not meant for",
+            );
         }
         let n = data.n_cells();
         let mut order: Vec<usize> = (0..n).collect();
@@ -457,7 +492,12 @@ impl DeepNet for Net {
         }
         let prior = library_prior(&counts, |c| self.target(c));
         let vars = layers::named_vars(&self.vs);
-        let pick = |prefixes: &[&str]| vars.iter().filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p))).map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
+        let pick = |prefixes: &[&str]| {
+            vars.iter()
+                .filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p)))
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect::<Vec<_>>()
+        };
         let enc_params: Vec<(String, Tensor)> = pick(&["encoder.", "z."]).into_iter().filter(|(_, t)| t.requires_grad()).collect();
         let mut step = Step {
             net: self,
@@ -483,7 +523,9 @@ impl DeepNet for Net {
     fn embed_data(&self, data: &Prepared, ctx: &Context) -> Result<Tensor> {
         Ok(match self.target {
             ZinbTarget::Counts => ctx.embed_blocks(data, |x| self.embed(x)),
-            ZinbTarget::ScaledLog => ctx.embed_batcher(&Batcher::with_scaler(data.counts()?, None, ctx.device), |c| self.embed(&scaled_log(c, &self.input_max))),
+            ZinbTarget::ScaledLog => {
+                ctx.embed_batcher(&Batcher::with_scaler(data.counts()?, None, ctx.device), |c| self.embed(&scaled_log(c, &self.input_max)))
+            }
         })
     }
 }

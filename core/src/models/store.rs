@@ -81,7 +81,10 @@ impl TrainedModel {
         crate::io::write::write_json(&dir.join("config.json"), &cfg)?;
         let g = dir.join("genes.tsv");
         std::fs::write(&g, self.preprocess.genes.join("\n") + "\n").map_err(|e| Error::io(&g, e))?;
-        crate::io::write::write_json(&dir.join("preprocess.json"), &serde_json::to_value(&self.preprocess).map_err(|e| Error::Numeric(e.to_string()))?)
+        crate::io::write::write_json(
+            &dir.join("preprocess.json"),
+            &serde_json::to_value(&self.preprocess).map_err(|e| Error::Numeric(e.to_string()))?,
+        )
     }
 
     /// Load a model folder. With `expect_method`, a model of another method is an error.
@@ -100,21 +103,29 @@ impl TrainedModel {
             return Err(Error::format(&cpath, format!("field `format` is {}, expected \"{FORMAT}\"", c["format"])));
         }
         if c["format_version"].as_u64() != Some(FORMAT_VERSION) {
-            return Err(Error::format(&cpath, format!("field `format_version` is {}; this scdeep reads version {FORMAT_VERSION}", c["format_version"])));
+            return Err(Error::format(
+                &cpath,
+                format!("field `format_version` is {}; this scdeep reads version {FORMAT_VERSION}", c["format_version"]),
+            ));
         }
-        let config: RunConfig = serde_json::from_value(c["config"].clone()).map_err(|e| Error::format(&cpath, format!("field `config`: {e}")))?;
+        let config: RunConfig =
+            serde_json::from_value(c["config"].clone()).map_err(|e| Error::format(&cpath, format!("field `config`: {e}")))?;
         if let Some(m) = expect_method {
             if m != config.method {
                 return Err(Error::config("method", m, format!("{} holds a `{}` model", dir.display(), config.method)));
             }
         }
         let ppath = dir.join("preprocess.json");
-        let pre: SavedPreprocess = serde_json::from_value(crate::io::write::read_json(&ppath)?).map_err(|e| Error::format(&ppath, e.to_string()))?;
+        let pre: SavedPreprocess =
+            serde_json::from_value(crate::io::write::read_json(&ppath)?).map_err(|e| Error::format(&ppath, e.to_string()))?;
         let gpath = dir.join("genes.tsv");
         let genes_text = std::fs::read_to_string(&gpath).map_err(|e| Error::io(&gpath, e))?;
         let genes: Vec<&str> = genes_text.lines().collect();
         if genes != pre.genes.iter().map(|s| s.as_str()).collect::<Vec<_>>() {
-            return Err(Error::format(&gpath, format!("lists {} genes that do not match the {} of preprocess.json", genes.len(), pre.genes.len())));
+            return Err(Error::format(
+                &gpath,
+                format!("lists {} genes that do not match the {} of preprocess.json", genes.len(), pre.genes.len()),
+            ));
         }
         if let Some(s) = &pre.scaler {
             if s.mean.len() != pre.genes.len() || s.std.len() != pre.genes.len() {
@@ -125,7 +136,9 @@ impl TrainedModel {
         let named: Named = Tensor::read_safetensors(&wpath).map_err(|e| Error::format(&wpath, e.to_string()))?.into_iter().collect();
         // a model folder's parameters that do not build are the file's fault, not an option's
         let mut method = super::build(&config).map_err(|e| Error::format(&cpath, format!("field `config`: {e}")))?;
-        crate::device::torch_guard("loading the model", device, || method.load_tensors(pre.genes.len(), device, &named, &wpath.display().to_string()))?;
+        crate::device::torch_guard("loading the model", device, || {
+            method.load_tensors(pre.genes.len(), device, &named, &wpath.display().to_string())
+        })?;
         Ok(TrainedModel { config, method, preprocess: pre })
     }
 
@@ -138,9 +151,20 @@ impl TrainedModel {
         }
         let (prepared, missing) = preprocess::prepare_with(&ds, &self.preprocess)?;
         if missing > 0 {
-            progress.message(&format!("warning: {missing} of the model's {} genes are missing from {}; they are filled with zeros", self.preprocess.genes.len(), ds.source));
+            progress.message(&format!(
+                "warning: {missing} of the model's {} genes are missing from {}; they are filled with zeros",
+                self.preprocess.genes.len(),
+                ds.source
+            ));
         }
-        let mut ctx = Context { device, seed: self.config.seed, train: &self.config.train, n_clusters: self.config.cluster.n_clusters, fingerprint: Value::Null, progress };
+        let mut ctx = Context {
+            device,
+            seed: self.config.seed,
+            train: &self.config.train,
+            n_clusters: self.config.cluster.n_clusters,
+            fingerprint: Value::Null,
+            progress,
+        };
         let emb = crate::device::torch_guard("embedding the cells", device, || self.method.embed(&prepared, &mut ctx))?;
         let dims = emb.size()[1] as usize;
         let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;

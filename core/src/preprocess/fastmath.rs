@@ -117,7 +117,8 @@ mod tests {
     /// goes through libm (within 1 ulp).
     #[test]
     fn correctly_rounded_against_f64() {
-        let mut v: Vec<f32> = (0..200_000u64).map(|i| ((((i * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0) * 40.0 - 20.0).exp2()).collect();
+        let mut v: Vec<f32> =
+            (0..200_000u64).map(|i| ((((i * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0) * 40.0 - 20.0).exp2()).collect();
         v.extend([0.0, 1e-4, 9.99e-5, 1e-3, 1.0, 1e29]);
         let mut l = v.clone();
         log1p_slice(&mut l);

@@ -102,13 +102,21 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     // numpy's _lerp: a + (b-a)*t, with the t >= 0.5 branch b - (b-a)*(1-t)
     let (a, b) = (sorted[lo], sorted[hi]);
     let d = b - a;
-    if frac >= 0.5 { b - d * (1.0 - frac) } else { a + d * frac }
+    if frac >= 0.5 {
+        b - d * (1.0 - frac)
+    } else {
+        a + d * frac
+    }
 }
 
 fn median_of(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Normalised dispersions per bin: seurat (mean/std, ddof 1) or cell_ranger (median/MAD).
@@ -240,7 +248,11 @@ pub fn select_from_moments(
         HvgFlavor::SeuratV3 => super::seurat_v3::hvg_seurat_v3(rows, mean, var, n_top, span, clipped),
         HvgFlavor::Trend => {
             let keep: Vec<usize> = (0..var.len()).filter(|&j| var[j] > 0.0).collect();
-            let fit = super::seurat_v3::loess_fit(&keep.iter().map(|&j| mean[j]).collect::<Vec<_>>(), &keep.iter().map(|&j| var[j]).collect::<Vec<_>>(), span);
+            let fit = super::seurat_v3::loess_fit(
+                &keep.iter().map(|&j| mean[j]).collect::<Vec<_>>(),
+                &keep.iter().map(|&j| var[j]).collect::<Vec<_>>(),
+                span,
+            );
             let mut resid = vec![f64::NEG_INFINITY; var.len()];
             for (k, &j) in keep.iter().enumerate() {
                 resid[j] = var[j] - fit[k];

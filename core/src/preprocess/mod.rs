@@ -193,7 +193,19 @@ impl Prepared<'_> {
     /// The same, owning its counts (a copy when they were borrowed from the input).
     pub fn into_owned(self) -> Prepared<'static> {
         let Prepared { x, counts, cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = self;
-        Prepared { x, counts: counts.map(|c| Cow::Owned(c.into_owned())), cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes }
+        Prepared {
+            x,
+            counts: counts.map(|c| Cow::Owned(c.into_owned())),
+            cells,
+            genes,
+            labels,
+            size_factors,
+            cell_index,
+            scaler,
+            hvg,
+            target_sum,
+            norm_genes,
+        }
     }
     /// The raw counts (see `counts`).
     pub fn counts(&self) -> Result<&Csr> {
@@ -292,7 +304,10 @@ fn check_options(cfg: &PreprocessConfig, ds: &Names) -> Result<()> {
 fn kept_genes(cfg: &PreprocessConfig, ds: &Names, nnz: &[usize], sums: &[f64]) -> Result<Vec<usize>> {
     let keep = normalize::genes_passing_counts(nnz, sums, cfg.min_counts_per_gene, cfg.min_cells_per_gene);
     if keep.is_empty() {
-        return Err(Error::data(format!("{}: no gene has >= {} counts in >= {} cells", ds.source, cfg.min_counts_per_gene, cfg.min_cells_per_gene)));
+        return Err(Error::data(format!(
+            "{}: no gene has >= {} counts in >= {} cells",
+            ds.source, cfg.min_counts_per_gene, cfg.min_cells_per_gene
+        )));
     }
     Ok(keep)
 }
@@ -301,7 +316,11 @@ fn kept_genes(cfg: &PreprocessConfig, ds: &Names, nnz: &[usize], sums: &[f64]) -
 /// (library sizes then depend on it, and a saved model repeats them on new data).
 fn norm_genes(cfg: &PreprocessConfig, ds: &Names, genes_keep: &[usize]) -> Vec<String> {
     let drops_expressed = cfg.min_cells_per_gene > 1 || cfg.min_counts_per_gene > 1.0;
-    if drops_expressed { genes_keep.iter().map(|&j| ds.genes[j].clone()).collect() } else { Vec::new() }
+    if drops_expressed {
+        genes_keep.iter().map(|&j| ds.genes[j].clone()).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// Whether seurat_v3 selection, which ranks the counts, runs on `n_genes` kept genes.
@@ -338,7 +357,11 @@ fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, 
     let norm_genes = norm_genes(cfg, ds, &genes_keep);
     let (counts, cells_keep) = filter_cells(counts, cfg, ds.source)?;
     // seurat_v3 ranks genes on the counts: they are kept until the genes are selected.
-    let (mut x, mut counts) = if keep_counts || hvg_on_counts(cfg, counts.n_cols) { (counts.as_ref().clone(), Some(counts)) } else { (counts.into_owned(), None) };
+    let (mut x, mut counts) = if keep_counts || hvg_on_counts(cfg, counts.n_cols) {
+        (counts.as_ref().clone(), Some(counts))
+    } else {
+        (counts.into_owned(), None)
+    };
     let (size_factors, target_sum) = normalize::normalize_total(&mut x, cfg.target_sum, cfg.exclude_highly_expressed, cfg.max_fraction);
     if cfg.log1p {
         normalize::log1p(&mut x, cfg.log_base);
@@ -396,7 +419,13 @@ pub struct SavedPreprocess {
 
 impl SavedPreprocess {
     pub fn from_prepared(p: &Prepared, cfg: &PreprocessConfig) -> SavedPreprocess {
-        SavedPreprocess { config: cfg.clone(), target_sum: p.target_sum, genes: p.genes.clone(), scaler: p.scaler.clone(), norm_genes: p.norm_genes.clone() }
+        SavedPreprocess {
+            config: cfg.clone(),
+            target_sum: p.target_sum,
+            genes: p.genes.clone(),
+            scaler: p.scaler.clone(),
+            norm_genes: p.norm_genes.clone(),
+        }
     }
 }
 

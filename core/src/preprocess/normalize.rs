@@ -36,13 +36,17 @@ pub fn filter(ds: &Dataset, min_counts_cell: f64, min_genes: usize, min_counts_g
     let genes = genes_passing(&ds.x, min_counts_gene, min_cells);
     if genes.is_empty() {
         return Err(Error::data(format!(
-            "{}: no gene passes the filter (min_counts_per_gene={min_counts_gene}, min_cells_per_gene={min_cells})", ds.source)));
+            "{}: no gene passes the filter (min_counts_per_gene={min_counts_gene}, min_cells_per_gene={min_cells})",
+            ds.source
+        )));
     }
     let ds = if genes.len() < ds.n_genes() { ds.select_genes(&genes) } else { ds.clone() };
     let cells = cells_passing(&ds.x, min_counts_cell, min_genes);
     if cells.is_empty() {
         return Err(Error::data(format!(
-            "{}: no cell passes the filter (min_counts_per_cell={min_counts_cell}, min_genes_per_cell={min_genes})", ds.source)));
+            "{}: no cell passes the filter (min_counts_per_cell={min_counts_cell}, min_genes_per_cell={min_genes})",
+            ds.source
+        )));
     }
     Ok(if cells.len() < ds.n_cells() { ds.select_cells(&cells) } else { ds })
 }

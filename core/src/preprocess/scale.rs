@@ -20,7 +20,17 @@ impl Scaler {
         let (m, v) = mean_var(x, false);
         Scaler {
             mean: m.iter().map(|&a| a as f32).collect(),
-            std: v.iter().map(|&a| { let s = a.sqrt() as f32; if s == 0.0 { 1.0 } else { s } }).collect(),
+            std: v
+                .iter()
+                .map(|&a| {
+                    let s = a.sqrt() as f32;
+                    if s == 0.0 {
+                        1.0
+                    } else {
+                        s
+                    }
+                })
+                .collect(),
             max_value: max_value.map(|v| v as f32),
             zero_center,
         }
@@ -69,7 +79,14 @@ impl RobustScaler {
         let csc = x.transpose();
         let n = x.n_rows;
         let g = x.n_cols;
-        let mut r = RobustScaler { lo: vec![0.0; g], hi: vec![0.0; g], mean: vec![0.0; g], std: vec![1.0; g], zmin: vec![0.0; g], zmax: vec![0.0; g] };
+        let mut r = RobustScaler {
+            lo: vec![0.0; g],
+            hi: vec![0.0; g],
+            mean: vec![0.0; g],
+            std: vec![1.0; g],
+            zmin: vec![0.0; g],
+            zmax: vec![0.0; g],
+        };
         let mut col = vec![0f64; n];
         for j in 0..g {
             col.iter_mut().for_each(|v| *v = 0.0);
@@ -101,7 +118,11 @@ impl RobustScaler {
 
     fn range(&self, j: usize) -> f32 {
         let d = self.zmax[j] - self.zmin[j];
-        if d > 0.0 { d } else { 1.0 }
+        if d > 0.0 {
+            d
+        } else {
+            1.0
+        }
     }
 
     /// Scale a dense block (rows x genes) in place; computed in f64.

@@ -100,7 +100,14 @@ fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> Option<[f64; 3]> {
 
 /// seurat_v3 from the counts' per-gene mean and variance over `rows` cells; `clipped`
 /// adds up the clipped counts and their squares (`add_clipped` over every value).
-pub fn hvg_seurat_v3(rows: usize, mean: Vec<f64>, var: Vec<f64>, n_top: usize, span: f64, clipped: impl FnOnce(&[f64], &mut [f64], &mut [f64]) -> Result<()>) -> Result<HvgResult> {
+pub fn hvg_seurat_v3(
+    rows: usize,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    n_top: usize,
+    span: f64,
+    clipped: impl FnOnce(&[f64], &mut [f64], &mut [f64]) -> Result<()>,
+) -> Result<HvgResult> {
     let n = rows as f64;
     let keep: Vec<usize> = (0..var.len()).filter(|&j| var[j] > 0.0).collect();
     let lx: Vec<f64> = keep.iter().map(|&j| mean[j].log10()).collect();

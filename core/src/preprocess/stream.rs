@@ -74,7 +74,11 @@ fn empty(n_cols: usize) -> Csr {
 pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'static>> {
     check_options(cfg, ds)?;
     if !streamable(cfg) {
-        return Err(Error::config("preprocess.exclude_highly_expressed", true, "is not available when the matrix is read in blocks (read.stream_min_nnz = null reads it whole)"));
+        return Err(Error::config(
+            "preprocess.exclude_highly_expressed",
+            true,
+            "is not available when the matrix is read in blocks (read.stream_min_nnz = null reads it whole)",
+        ));
     }
     let n_genes = src.n_cols();
 

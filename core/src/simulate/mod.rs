@@ -112,22 +112,42 @@ impl SimParams {
 
     pub fn validate(&self) -> Result<()> {
         let f = |n: &str, v: f64, m: &str| Err(Error::config(&format!("simulate.{n}"), v, m));
-        if self.n_cells == 0 { return f("n_cells", 0.0, "must be >= 1"); }
-        if self.n_genes == 0 { return f("n_genes", 0.0, "must be >= 1"); }
+        if self.n_cells == 0 {
+            return f("n_cells", 0.0, "must be >= 1");
+        }
+        if self.n_genes == 0 {
+            return f("n_genes", 0.0, "must be >= 1");
+        }
         if self.group_prob.is_empty() || self.group_prob.iter().any(|&p| !(p > 0.0 && p.is_finite())) {
             return Err(Error::config("simulate.group_prob", format!("{:?}", self.group_prob), "needs one or more positive proportions"));
         }
         if !self.batch_cells.is_empty() && self.batch_cells.iter().sum::<usize>() != self.n_cells {
-            return Err(Error::config("simulate.batch_cells", format!("{:?}", self.batch_cells), format!("must sum to n_cells = {}", self.n_cells)));
+            return Err(Error::config(
+                "simulate.batch_cells",
+                format!("{:?}", self.batch_cells),
+                format!("must sum to n_cells = {}", self.n_cells),
+            ));
         }
         for (n, v) in [("de_prob", self.de_prob), ("de_down_prob", self.de_down_prob), ("out_prob", self.out_prob)] {
-            if !(0.0..=1.0).contains(&v) { return f(n, v, "must be in [0, 1]"); }
+            if !(0.0..=1.0).contains(&v) {
+                return f(n, v, "must be in [0, 1]");
+            }
         }
         for (n, v) in [("mean_shape", self.mean_shape), ("mean_rate", self.mean_rate), ("bcv_df", self.bcv_df)] {
-            if !(v > 0.0) { return f(n, v, "must be > 0"); }
+            if !(v > 0.0) {
+                return f(n, v, "must be > 0");
+            }
         }
-        for (n, v) in [("lib_scale", self.lib_scale), ("de_fac_scale", self.de_fac_scale), ("batch_fac_scale", self.batch_fac_scale), ("out_fac_scale", self.out_fac_scale), ("bcv_common", self.bcv_common)] {
-            if !(v >= 0.0) { return f(n, v, "must be >= 0"); }
+        for (n, v) in [
+            ("lib_scale", self.lib_scale),
+            ("de_fac_scale", self.de_fac_scale),
+            ("batch_fac_scale", self.batch_fac_scale),
+            ("out_fac_scale", self.out_fac_scale),
+            ("bcv_common", self.bcv_common),
+        ] {
+            if !(v >= 0.0) {
+                return f(n, v, "must be >= 0");
+            }
         }
         let n_expected = match self.dropout_type {
             DropoutType::None => 0,
@@ -136,8 +156,11 @@ impl SimParams {
             DropoutType::Batch => self.batch_cells.len().max(1),
         };
         if n_expected > 0 && (self.dropout_mid.len() != n_expected || self.dropout_shape.len() != n_expected) {
-            return Err(Error::config("simulate.dropout_mid", format!("{:?}", self.dropout_mid),
-                format!("dropout_type {:?} needs {n_expected} midpoint(s) and shape(s)", self.dropout_type)));
+            return Err(Error::config(
+                "simulate.dropout_mid",
+                format!("{:?}", self.dropout_mid),
+                format!("dropout_type {:?} needs {n_expected} midpoint(s) and shape(s)", self.dropout_type),
+            ));
         }
         Ok(())
     }
@@ -188,7 +211,11 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
                 .map(|_| {
                     if rng.random::<f64>() < p.de_prob {
                         let f = dfac.sample(&mut rng);
-                        if rng.random::<f64>() < p.de_down_prob { 1.0 / f } else { f }
+                        if rng.random::<f64>() < p.de_down_prob {
+                            1.0 / f
+                        } else {
+                            f
+                        }
                     } else {
                         1.0
                     }
@@ -206,10 +233,13 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
     }
     let lib = lognormal(p.lib_loc, p.lib_scale);
     let chi = ChiSquared::new(p.bcv_df).unwrap();
-    let batch_end: Vec<usize> = batch_cells.iter().scan(0, |acc, &b| {
-        *acc += b;
-        Some(*acc)
-    }).collect();
+    let batch_end: Vec<usize> = batch_cells
+        .iter()
+        .scan(0, |acc, &b| {
+            *acc += b;
+            Some(*acc)
+        })
+        .collect();
 
     // One cell: its group, batch, and (gene, count) pairs observed and before dropout.
     let cell = |i: usize, row: &mut Row| {
@@ -263,24 +293,29 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
     use rayon::prelude::*;
     const BLOCK: usize = 2048;
     let make_block = |b: usize| {
-            let mut row = Row { mean: vec![0.0; g], obs: Vec::new(), tru: Vec::new() };
-            let mut out = Block::default();
-            for i in b * BLOCK..((b + 1) * BLOCK).min(p.n_cells) {
-                row.obs.clear();
-                row.tru.clear();
-                let (grp, batch) = cell(i, &mut row);
-                out.obs.push_row(&row.obs);
-                out.tru.push_row(&row.tru);
-                out.groups.push(grp);
-                out.batches.push(batch);
-            }
-            out
+        let mut row = Row { mean: vec![0.0; g], obs: Vec::new(), tru: Vec::new() };
+        let mut out = Block::default();
+        for i in b * BLOCK..((b + 1) * BLOCK).min(p.n_cells) {
+            row.obs.clear();
+            row.tru.clear();
+            let (grp, batch) = cell(i, &mut row);
+            out.obs.push_row(&row.obs);
+            out.tru.push_row(&row.tru);
+            out.groups.push(grp);
+            out.batches.push(batch);
+        }
+        out
     };
     let n_blocks = p.n_cells.div_ceil(BLOCK);
     let first = make_block(0);
     let per_cell = (first.obs.val.len() + first.tru.val.len()) as f64 / first.groups.len().max(1) as f64;
     crate::io::check_memory(
-        &format!("the counts of {} cells x {} genes ({per_cell:.0} non-zeros per cell in the first {})", p.n_cells, p.n_genes, first.groups.len()),
+        &format!(
+            "the counts of {} cells x {} genes ({per_cell:.0} non-zeros per cell in the first {})",
+            p.n_cells,
+            p.n_genes,
+            first.groups.len()
+        ),
         (per_cell * 8.0 * 1.1 * p.n_cells as f64) as u128,
     )?;
     let blocks: Vec<Block> = std::iter::once(first).chain((1..n_blocks).into_par_iter().map(make_block).collect::<Vec<_>>()).collect();

@@ -144,7 +144,11 @@ impl Adam {
                 let key = format!("{prefix}{name}");
                 let t = named.get(&key).ok_or_else(|| Error::Numeric(format!("checkpoint lacks optimiser tensor `{key}`")))?;
                 if t.size() != p.size() {
-                    return Err(Error::Numeric(format!("checkpoint tensor `{key}` has shape {:?}, the model needs {:?}", t.size(), p.size())));
+                    return Err(Error::Numeric(format!(
+                        "checkpoint tensor `{key}` has shape {:?}, the model needs {:?}",
+                        t.size(),
+                        p.size()
+                    )));
                 }
                 *slot = t.to_device(p.device()).detach();
             }

@@ -27,7 +27,8 @@ impl Checkpoint {
 
     pub fn save(&self, epochs_done: usize, history: &History, params: &[(String, Tensor)], opt: &Adam) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let mut named: Vec<(String, Tensor)> = params.iter().map(|(n, t)| (format!("model.{n}"), t.detach().to_device(tch::Device::Cpu))).collect();
+        let mut named: Vec<(String, Tensor)> =
+            params.iter().map(|(n, t)| (format!("model.{n}"), t.detach().to_device(tch::Device::Cpu))).collect();
         named.extend(opt.state().into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu))));
         let wname = format!("checkpoint-{epochs_done}.safetensors");
         let w = self.dir.join(&wname);
@@ -58,7 +59,10 @@ impl Checkpoint {
         }
         let meta = crate::io::write::read_json(&m)?;
         if let Some(diff) = first_difference(&meta["fingerprint"], &self.fingerprint, "") {
-            return Err(Error::format(&m, format!("written by a different run ({diff} differs); use another checkpoint folder or drop --resume")));
+            return Err(Error::format(
+                &m,
+                format!("written by a different run ({diff} differs); use another checkpoint folder or drop --resume"),
+            ));
         }
         let epochs_done = meta["epochs_done"].as_u64().ok_or_else(|| Error::format(&m, "field `epochs_done` missing"))? as usize;
         let step = meta["optimizer_step"].as_i64().ok_or_else(|| Error::format(&m, "field `optimizer_step` missing"))?;
@@ -69,8 +73,10 @@ impl Checkpoint {
             return Err(Error::format(&m, format!("field `weights` = {wname:?} is not a file name")));
         }
         let w = self.dir.join(wname);
-        let named: HashMap<String, Tensor> = Tensor::read_safetensors(&w).map_err(|e| Error::format(&w, e.to_string()))?.into_iter().collect();
-        let model: HashMap<String, Tensor> = named.iter().filter_map(|(k, t)| k.strip_prefix("model.").map(|n| (n.to_string(), t.shallow_clone()))).collect();
+        let named: HashMap<String, Tensor> =
+            Tensor::read_safetensors(&w).map_err(|e| Error::format(&w, e.to_string()))?.into_iter().collect();
+        let model: HashMap<String, Tensor> =
+            named.iter().filter_map(|(k, t)| k.strip_prefix("model.").map(|n| (n.to_string(), t.shallow_clone()))).collect();
         super::copy_named(params, &model, &w.display().to_string())?;
         opt.load_state(&named, step)?;
         Ok(Some((epochs_done, history)))

@@ -278,7 +278,14 @@ pub fn copy_named(params: &[(String, Tensor)], src: &HashMap<String, Tensor>, wh
 
 /// Train `model` on the rows of `batcher` and return the per-epoch history.
 /// `fingerprint` identifies the run for checkpoints (config + data shape).
-pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed: u64, fingerprint: &Value, progress: &mut dyn Progress) -> Result<History> {
+pub fn fit(
+    model: &mut dyn TrainStep,
+    batcher: &Batcher,
+    cfg: &TrainConfig,
+    seed: u64,
+    fingerprint: &Value,
+    progress: &mut dyn Progress,
+) -> Result<History> {
     cfg.validate()?;
     let n = batcher.n_rows();
     if n < 2 {
@@ -344,7 +351,15 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
                     *s += t.1.detach().to_kind(tch::Kind::Double);
                 }
             }
-            progress.train(&TrainReport { epoch: epoch + 1, epochs: cfg.epochs, step: b + 1, steps: n_batches, losses: None, lr, eta_s: None });
+            progress.train(&TrainReport {
+                epoch: epoch + 1,
+                epochs: cfg.epochs,
+                step: b + 1,
+                steps: n_batches,
+                losses: None,
+                lr,
+                eta_s: None,
+            });
             if !progress.should_continue() {
                 return Err(Error::Cancelled);
             }
@@ -356,7 +371,10 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
         let means = names.iter().zip(&sums).map(|(name, s)| (*name, s.double_value(&[]) / n_batches as f64));
         for (name, v) in means.chain(model.end_epoch()) {
             if !v.is_finite() {
-                return Err(Error::Numeric(format!("loss term `{name}` became {v} in epoch {}; lower train.optimizer.lr or check the input values", epoch + 1)));
+                return Err(Error::Numeric(format!(
+                    "loss term `{name}` became {v} in epoch {}; lower train.optimizer.lr or check the input values",
+                    epoch + 1
+                )));
             }
             rec.insert(name.to_string(), v.into());
             losses.push((name.to_string(), v));
@@ -365,7 +383,15 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
         history.push(Value::Object(rec));
         let done = epoch + 1 - start;
         let eta = t0.elapsed().as_secs_f64() / done as f64 * (cfg.epochs - epoch - 1) as f64;
-        progress.train(&TrainReport { epoch: epoch + 1, epochs: cfg.epochs, step: n_batches, steps: n_batches, losses: Some(&losses), lr, eta_s: Some(eta) });
+        progress.train(&TrainReport {
+            epoch: epoch + 1,
+            epochs: cfg.epochs,
+            step: n_batches,
+            steps: n_batches,
+            losses: Some(&losses),
+            lr,
+            eta_s: Some(eta),
+        });
         if let Some(c) = &ckpt {
             if cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0 && epoch + 1 < cfg.epochs {
                 c.save(epoch + 1, &history, &model.parameters(), &opt)?;
@@ -381,7 +407,11 @@ pub fn fit(model: &mut dyn TrainStep, batcher: &Batcher, cfg: &TrainConfig, seed
             } else {
                 since_best += 1;
                 if since_best >= es.patience {
-                    progress.message(&format!("early stop after epoch {}: no improvement of {monitor} for {} epochs", epoch + 1, es.patience));
+                    progress.message(&format!(
+                        "early stop after epoch {}: no improvement of {monitor} for {} epochs",
+                        epoch + 1,
+                        es.patience
+                    ));
                     break;
                 }
             }
