@@ -23,6 +23,18 @@ fn nums(v: &Value) -> Vec<f64> {
 fn usizes(v: &Value) -> Vec<usize> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
 }
+/// `a` and `b` side by side once their lengths are checked equal: a bare zip stops at the
+/// shorter and would pass a result that is missing values.
+fn zip_eq<A, I>(a: &[A], b: I) -> impl Iterator<Item = (&A, I::Item)>
+where
+    I: IntoIterator,
+    I::IntoIter: ExactSizeIterator,
+{
+    let b = b.into_iter();
+    assert_eq!(a.len(), b.len(), "the result has {} values, the fixture {}", a.len(), b.len());
+    a.iter().zip(b)
+}
+
 fn close(a: f64, b: f64, rel: f64, abs: f64) -> bool {
     (a.is_nan() && b.is_nan()) || (a - b).abs() <= abs + rel * b.abs()
 }
@@ -86,7 +98,7 @@ fn preprocessing_matches_scanpy() {
             let (idx, val) = prep.x.row(i);
             let got_idx: Vec<usize> = idx.iter().map(|&j| j as usize).collect();
             assert_eq!(got_idx, want_idx, "{name}: sparsity of cell {i}");
-            for (a, b) in val.iter().zip(&want_val) {
+            for (a, b) in zip_eq(val, &want_val) {
                 assert!(close(*a as f64, *b, 1e-4, 1e-7), "{name}: cell {i}: ours {a} scanpy {b}");
             }
         }
@@ -96,7 +108,7 @@ fn preprocessing_matches_scanpy() {
             let r = preprocess::highly_variable_genes(&prep.x, flavor, n_top, 20, 0.3).unwrap();
             let want = usizes(&fx[key]["selected"]);
             assert_eq!(r.selected(), want, "{name} {key}: HVG sets differ");
-            for (j, (a, b)) in r.dispersions_norm.iter().zip(nums(&fx[key]["dispersions_norm"])).enumerate() {
+            for (j, (a, b)) in zip_eq(&r.dispersions_norm, nums(&fx[key]["dispersions_norm"])).enumerate() {
                 // 1e-4 relative; plus 1e-6 absolute for values near 0, which are differences of
                 // O(1) numbers (dispersion minus bin median) and carry their rounding.
                 assert!(close(*a, b, 1e-4, 1e-6), "{name} {key}: gene {j}: ours {a} scanpy {b}");
@@ -110,13 +122,13 @@ fn preprocessing_matches_scanpy() {
         let ly: Vec<f64> = keep.iter().map(|&j| var[j].log10()).collect();
         let fit = preprocess::seurat_v3::loess_fit(&lx, &ly, 0.3);
         let want_fit = nums(&fx["loess_direct"]["fitted"]);
-        let max_abs = fit.iter().zip(&want_fit).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        let n_off = fit.iter().zip(&want_fit).filter(|(a, b)| !close(**a, **b, 1e-6, 1e-8)).count();
+        let max_abs = zip_eq(&fit, &want_fit).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let n_off = zip_eq(&fit, &want_fit).filter(|(a, b)| !close(**a, **b, 1e-6, 1e-8)).count();
         eprintln!("{name}: loess vs skmisc direct: max abs diff {max_abs:.3e}, {n_off} of {} beyond 1e-6", fit.len());
         // Pollen agrees to the fixture's rounding; on PBMC up to 1.8e-5 (log10 variance
         // units) remains, from a detail of netlib loess's neighbourhood/solver (ehg127)
         // that we do not reproduce. Bound it well below what changes a ranking.
-        for (k, (a, b)) in fit.iter().zip(&want_fit).enumerate() {
+        for (k, (a, b)) in zip_eq(&fit, &want_fit).enumerate() {
             assert!(close(*a, *b, 0.0, 5e-5), "{name}: loess at {k}: ours {a} skmisc direct {b}");
         }
         // ... while scanpy uses skmisc's interpolated surface: the HVG sets may differ at
@@ -140,7 +152,7 @@ fn preprocessing_matches_scanpy() {
         let g = fx["scaled_genes"].as_u64().unwrap() as usize;
         assert_eq!(p2.n_genes(), g);
         let got = p2.dense_rows(&cells);
-        for (k, (a, b)) in got.iter().zip(nums(&fx["scaled_rows"])).enumerate() {
+        for (k, (a, b)) in zip_eq(&got, nums(&fx["scaled_rows"])).enumerate() {
             assert!(close(*a as f64, b, 1e-4, 1e-4), "{name}: scaled value {k}: ours {a} scanpy {b}");
         }
     }
@@ -196,7 +208,7 @@ fn kmeans_and_pca_match_scikit_learn() {
         pca.fit(&prep, &mut ctx).unwrap();
         let emb = pca.embed(&prep, &mut ctx).unwrap();
         assert_eq!(emb.size(), vec![n, 5]);
-        for (a, b) in pca.explained_variance.iter().zip(&want) {
+        for (a, b) in zip_eq(&pca.explained_variance, &want) {
             assert!(close(*a, *b, 1e-3, 0.0), "{solver}: explained variance {a} vs scikit-learn {b}");
         }
     }
@@ -212,7 +224,7 @@ fn readers_agree_across_formats() {
     assert_eq!(ds.cells[0], fx["first_barcode"].as_str().unwrap());
     assert_eq!(ds.genes.last().unwrap(), fx["last_gene"].as_str().unwrap());
     let sums = ds.x.row_sums();
-    for (a, b) in sums.iter().zip(nums(&fx["row_sums"])) {
+    for (a, b) in zip_eq(&sums, nums(&fx["row_sums"])) {
         assert_eq!(*a, b);
     }
     // MTX folder and .h5ad of the same dataset give the same matrix and names.
@@ -275,7 +287,7 @@ fn simulator_is_seeded_and_separable() {
     let obs = a.counts.to_dense();
     let true_counts = a.true_counts.as_ref().unwrap();
     let tru = true_counts.to_dense();
-    assert!(obs.iter().zip(&tru).all(|(o, t)| *o == 0.0 || o == t));
+    assert!(zip_eq(&obs, &tru).all(|(o, t)| *o == 0.0 || o == t));
     assert!(a.counts.nnz() < true_counts.nnz(), "dropout removed nothing");
     let ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), source: "sim".into() };
     let cfg = scdeep_core::RunConfig { device: "cpu".into(), ..Default::default() };
@@ -301,20 +313,20 @@ fn robust_scaler_matches_the_spec_reference() {
         ("zmin", &r.zmin, get("zmin")),
         ("zmax", &r.zmax, get("zmax")),
     ] {
-        for (j, (a, b)) in ours.iter().zip(&want).enumerate() {
+        for (j, (a, b)) in zip_eq(ours, &want).enumerate() {
             assert!((*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name}[{j}]: {a} vs numpy {b}");
         }
     }
     let mut y = x.clone();
     r.transform(&mut y);
-    for (k, (a, b)) in y.iter().zip(get("y")).enumerate() {
+    for (k, (a, b)) in zip_eq(&y, get("y")).enumerate() {
         assert!((*a as f64 - b).abs() < 1e-4, "transform[{k}]: {a} vs numpy {b}");
     }
     // the inverse gives back the winsorised values
     let mut back = y.clone();
     r.inverse(&mut back);
     let (lo, hi) = (get("lo"), get("hi"));
-    for (k, (a, v)) in back.iter().zip(&x).enumerate() {
+    for (k, (a, v)) in zip_eq(&back, &x).enumerate() {
         let w = (*v as f64).clamp(lo[k % g], hi[k % g]);
         assert!((*a as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "inverse[{k}]: {a} vs {w}");
     }
@@ -330,7 +342,7 @@ fn zinb_nll_matches_the_high_precision_reference_and_scipy() {
     let nll = scdeep_core::models::zinb::zinb_nll(&col(0), &col(1), &col(2), &col(3));
     let ours = Vec::<f64>::try_from(&nll).unwrap();
     let mut vs_scipy = 0;
-    for (r, o) in rows.iter().zip(&ours) {
+    for (r, o) in zip_eq(rows, &ours) {
         let (exact, scipy) = (r[4].as_f64().unwrap(), r[5].as_f64());
         let case = format!("x={} mu={} theta={} logit={}", r[0], r[1], r[2], r[3]);
         assert!(close(*o, exact, 1e-10, 1e-9), "{case}: ours {o}, exact {exact}");
@@ -372,12 +384,12 @@ fn adam_matches_torch_optim() {
             let lr = cfg.lr;
             let mut opt = Adam::new(vec![("p".into(), p.shallow_clone())], cfg);
             opt.fused = fused;
-            for (k, (g, want)) in grads.iter().zip(case["steps"].as_array().unwrap()).enumerate() {
+            for (k, (g, want)) in zip_eq(&grads, case["steps"].as_array().unwrap()).enumerate() {
                 opt.zero_grad();
                 (&p * Tensor::from_slice(g)).sum(tch::Kind::Float).backward();
                 opt.step(lr);
                 let got = Vec::<f32>::try_from(&p.detach()).unwrap();
-                for (j, (a, b)) in got.iter().zip(nums(want)).enumerate() {
+                for (j, (a, b)) in zip_eq(&got, nums(want)).enumerate() {
                     assert!(close(*a as f64, b, 1e-5, 1e-6), "{} fused={fused} step {k} [{j}]: {a} vs torch {b}", case["kind"]);
                 }
             }
@@ -406,14 +418,14 @@ fn adam_parameter_groups_match_torch_optim() {
         let params = vec![("proj.w".to_string(), head.shallow_clone()), ("encoder.w".to_string(), enc.shallow_clone())];
         let mut opt = Adam::new(params, OptimConfig { lr, ..OptimConfig::default() }).with_groups(std::slice::from_ref(&group));
         opt.fused = fused;
-        for (k, (g, want)) in grads.iter().zip(gr["steps"].as_array().unwrap()).enumerate() {
+        for (k, (g, want)) in zip_eq(&grads, gr["steps"].as_array().unwrap()).enumerate() {
             opt.zero_grad();
             let loss = (&enc * Tensor::from_slice(&g[..split])).sum(tch::Kind::Float)
                 + (&head * Tensor::from_slice(&g[split..])).sum(tch::Kind::Float);
             loss.backward();
             opt.step(lr);
             let got = Vec::<f32>::try_from(&Tensor::cat(&[enc.detach(), head.detach()], 0)).unwrap();
-            for (j, (a, b)) in got.iter().zip(nums(want)).enumerate() {
+            for (j, (a, b)) in zip_eq(&got, nums(want)).enumerate() {
                 assert!(close(*a as f64, b, 1e-5, 1e-6), "groups fused={fused} step {k} [{j}]: {a} vs torch {b}");
             }
         }
