@@ -92,7 +92,7 @@ c-test:
 	@$(MAKE) --no-print-directory install PREFIX=$(CTEST)/prefix > /dev/null
 	gcc -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L tests/c/test_api.c -o $(CTEST)/test_api \
 	    $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags --libs scdeep) -lpthread -lm
-	$(BIN) run -q -i $(PBMC) --label-key cell_type -m scmae --seed 0 --threads 1 --device cpu --no-h5ad --out $(CTEST)/cli
+	$(BIN) run -q -i $(PBMC) --label-key cell_type -m scmae --seed 0 --threads 1 --device cpu --epochs 10 --no-h5ad --out $(CTEST)/cli
 	$(CTEST)/test_api $(PBMC) $(CTEST)/cli/labels.tsv $(CTEST)
 
 # Leak check of the C program on a small dataset (about 20 minutes under valgrind; not

@@ -4,12 +4,12 @@ suppressPackageStartupMessages(library(Seurat))
 test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors/FindClusters/RunUMAP", {
   mtx <- file.path(data_dir(), "10x_pbmc_top2000", "mtx")
   obj <- CreateSeuratObject(Read10X(mtx))
-  obj <- RunScdeep(obj, method = "scmae", seed = 1, threads = 1, verbose = FALSE)
+  obj <- RunScdeep(obj, method = "scmae", seed = 1, threads = 1, verbose = FALSE, train = list(epochs = 10))
 
   # the same run through the CLI (the default without k or labels is Leiden, resolution 1)
   out <- tempfile()
   status <- system2(scdeep_cli(), c("run", "-q", "-i", mtx, "-m", "scmae", "--seed", "1", "--threads", "1",
-                                    "--device", "cpu", "--cluster", "leiden", "--no-h5ad", "--out", out))
+                                    "--device", "cpu", "--epochs", "10", "--cluster", "leiden", "--no-h5ad", "--out", out))
   expect_equal(status, 0L)
   cli <- utils::read.delim(file.path(out, "labels.tsv"), stringsAsFactors = FALSE)
   expect_equal(nrow(cli), ncol(obj))
