@@ -38,9 +38,8 @@ pub struct ErrorKind {
     /// The name bindings receive with the message (`Error::kind`).
     pub kind: &'static str,
     pub exit_code: i32,
-    /// `ScdeepStatus` in c-include/scdeep.h: its name and value.
+    /// `ScdeepStatus` in c-include/scdeep.h, whose value is the exit code.
     pub c_status: &'static str,
-    pub c_value: i32,
     /// In `scdeep` (Python); KeyboardInterrupt is the builtin.
     pub python_class: &'static str,
     /// The condition's first class (then scdeep_error, error, condition).
@@ -56,7 +55,7 @@ const fn kind(
     r_class: &'static str,
     meaning: &'static str,
 ) -> ErrorKind {
-    ErrorKind { kind, exit_code, c_status, c_value: exit_code, python_class, r_class, meaning }
+    ErrorKind { kind, exit_code, c_status, python_class, r_class, meaning }
 }
 
 /// Every kind of error, in `Error`'s order. A C status has the value of the CLI's exit code.

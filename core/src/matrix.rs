@@ -18,6 +18,11 @@ impl Csr {
         self.data.len()
     }
 
+    /// No rows, `n_cols` columns.
+    pub fn empty(n_cols: usize) -> Csr {
+        Csr { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() }
+    }
+
     pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
         let (a, b) = (self.indptr[i], self.indptr[i + 1]);
         (&self.indices[a..b], &self.data[a..b])
@@ -360,8 +365,7 @@ pub struct ColMoments {
 
 impl ColMoments {
     pub fn new(n_cols: usize, expm1: bool) -> ColMoments {
-        let block = Csr { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() };
-        ColMoments { block, sums: vec![0.0; n_cols], squares: vec![0.0; n_cols], expm1, rows: 0 }
+        ColMoments { block: Csr::empty(n_cols), sums: vec![0.0; n_cols], squares: vec![0.0; n_cols], expm1, rows: 0 }
     }
 
     pub fn push_row(&mut self, idx: &[u32], vals: &[f32]) {

@@ -190,7 +190,7 @@ fn run_prepared(
     // Nothing reads the matrices after embedding and imputing: free them before the
     // clustering, whose neighbour search is the largest allocation left.
     let n_genes_used = prep.n_genes();
-    prep.x = crate::matrix::Csr { n_rows: 0, n_cols: 0, indptr: vec![0], indices: Vec::new(), data: Vec::new() };
+    prep.x = crate::matrix::Csr::empty(0);
     prep.counts = None;
 
     progress.stage("cluster");

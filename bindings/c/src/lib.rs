@@ -129,7 +129,7 @@ impl From<Error> for Fail {
 /// The status of an error kind, by its value in the core's table.
 fn status_of(k: &scdeep_core::error::ErrorKind) -> ScdeepStatus {
     use ScdeepStatus::*;
-    [ErrArgument, ErrIo, ErrFormat, ErrData, ErrNumeric, ErrCancelled].into_iter().find(|s| *s as i32 == k.c_value).unwrap_or(ErrPanic)
+    [ErrArgument, ErrIo, ErrFormat, ErrData, ErrNumeric, ErrCancelled].into_iter().find(|s| *s as i32 == k.exit_code).unwrap_or(ErrPanic)
 }
 
 fn set_error(msg: &str) {
@@ -653,8 +653,8 @@ mod tests {
     fn every_error_kind_has_the_tables_status() {
         let header = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/scdeep.h")).unwrap();
         for k in scdeep_core::error::ERROR_KINDS {
-            assert_eq!(super::status_of(&k) as i32, k.c_value, "{}", k.kind);
-            assert!(header.contains(&format!("{} = {},", k.c_status, k.c_value)), "{} = {} is not in scdeep.h", k.c_status, k.c_value);
+            assert_eq!(super::status_of(&k) as i32, k.exit_code, "{}", k.kind);
+            assert!(header.contains(&format!("{} = {},", k.c_status, k.exit_code)), "{} = {} is not in scdeep.h", k.c_status, k.exit_code);
         }
     }
 

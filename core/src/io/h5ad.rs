@@ -288,8 +288,13 @@ fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::G
 pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let f = open(path)?;
     let (parent, name, var) = locate(path, &f, opts)?;
-    let x = read_matrix(path, &opts.limits, &parent, &name)?;
-    let (cells, genes, labels) = read_names(path, opts, &f, &var, x.n_rows, x.n_cols)?;
+    read_whole(path, opts, &f, &parent, &name, &var)
+}
+
+/// The matrix `parent/name` and the names of the opened file `f`.
+fn read_whole(path: &Path, opts: &ReadOptions, f: &hdf5::File, parent: &hdf5::Group, name: &str, var: &hdf5::Group) -> Result<Dataset> {
+    let x = read_matrix(path, &opts.limits, parent, name)?;
+    let (cells, genes, labels) = read_names(path, opts, f, var, x.n_rows, x.n_cols)?;
     Ok(Dataset { x, cells, genes, labels, source: path.display().to_string() })
 }
 
@@ -404,9 +409,7 @@ pub(crate) fn read_h5ad_for_run(
         _ => None,
     };
     let Some(mut rows) = rows else {
-        let x = read_matrix(path, &opts.limits, &parent, &name)?;
-        let (cells, genes, labels) = read_names(path, opts, &f, &var, x.n_rows, x.n_cols)?;
-        return Ok(super::Input::Whole(Dataset { x, cells, genes, labels, source: path.display().to_string() }));
+        return read_whole(path, opts, &f, &parent, &name, &var).map(super::Input::Whole);
     };
     let (cells, mut genes, mut labels) = read_names(path, opts, &f, &var, rows.n_rows(), rows.n_cols())?;
     let source = path.display().to_string();

@@ -66,10 +66,6 @@ fn append_rows(dst: &mut Csr, b: &Csr) {
     dst.n_rows += b.n_rows;
 }
 
-fn empty(n_cols: usize) -> Csr {
-    Csr { n_rows: 0, n_cols, indptr: vec![0], indices: Vec::new(), data: Vec::new() }
-}
-
 /// `prepare` on the matrix `src` with the names `ds` (checked by the caller).
 pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'static>> {
     check_options(cfg, ds)?;
@@ -133,24 +129,28 @@ pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessCon
     let (factors, target_sum) = normalize::size_factors(&library, cfg.target_sum);
     drop(library);
 
-    // The normalised (and logged) values of a block's kept cells over `cols`.
-    let mut next = 0; // the first entry of cells_keep in the block being read
-    let normalised = |b: &Csr, r0: usize, next: &mut usize, cols: &[usize], all: bool| -> (Csr, Csr) {
+    // The counts of a block's kept cells over `cols`, and the kept cells' first entry in
+    // cells_keep (`next` moves past them).
+    let mut next = 0;
+    let kept_counts = |b: &Csr, r0: usize, next: &mut usize, cols: &[usize], all: bool| -> (Csr, usize) {
         let first = *next;
         while *next < cells_keep.len() && cells_keep[*next] < r0 + b.n_rows {
             *next += 1;
         }
         let local: Vec<usize> = cells_keep[first..*next].iter().map(|&i| i - r0).collect();
-        let counts = counts_of(&b.select_rows(&local), cols, all);
+        (counts_of(&b.select_rows(&local), cols, all), first)
+    };
+    // Those counts normalised (and logged); `first` as kept_counts gives it.
+    let normalised = |counts: &Csr, first: usize| -> Csr {
         let mut x = counts.clone();
-        for (k, f) in factors[first..*next].iter().enumerate() {
+        for (k, f) in factors[first..first + x.n_rows].iter().enumerate() {
             let (a, e) = (x.indptr[k], x.indptr[k + 1]);
             normalize::divide_row(&mut x.data[a..e], *f);
         }
         if cfg.log1p {
             normalize::log1p(&mut x, cfg.log_base);
         }
-        (x, counts)
+        x
     };
 
     // (3) The genes' moments that the selection ranks, then the selection.
@@ -162,7 +162,8 @@ pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessCon
                 let mut m = ColMoments::new(genes_keep.len(), fl == HvgFlavor::Seurat);
                 next = 0;
                 src.for_each_block(&mut |r0, b| {
-                    let (mut x, _) = normalised(b, r0, &mut next, &genes_keep, all_genes);
+                    let (c, first) = kept_counts(b, r0, &mut next, &genes_keep, all_genes);
+                    let mut x = normalised(&c, first);
                     if fl == HvgFlavor::Seurat && cfg.log1p {
                         super::to_natural_log(&mut x.data, cfg.log_base);
                     }
@@ -179,7 +180,7 @@ pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessCon
         let r = hvg::select_from_moments(fl, rows, mean, var, cfg.n_top_genes, cfg.n_bins, cfg.loess_span, |clip, s, sq| {
             next = 0;
             src.for_each_block(&mut |r0, b| {
-                let (_, c) = normalised(b, r0, &mut next, &genes_keep, all_genes);
+                let (c, _) = kept_counts(b, r0, &mut next, &genes_keep, all_genes);
                 super::seurat_v3::add_clipped(&c.indices, &c.data, clip, s, sq);
                 Ok(())
             })
@@ -193,10 +194,11 @@ pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessCon
         None => genes_keep.clone(),
     };
     let all = cols.len() == n_genes;
-    let (mut x, mut counts) = (empty(cols.len()), empty(cols.len()));
+    let (mut x, mut counts) = (Csr::empty(cols.len()), Csr::empty(cols.len()));
     next = 0;
     src.for_each_block(&mut |r0, b| {
-        let (xb, cb) = normalised(b, r0, &mut next, &cols, all);
+        let (cb, first) = kept_counts(b, r0, &mut next, &cols, all);
+        let xb = normalised(&cb, first);
         append_rows(&mut x, &xb);
         if keep_counts {
             append_rows(&mut counts, &cb);
