@@ -19,7 +19,7 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check fuzz fuzz-seeds fmt lint check
+.PHONY: demo test test-python test-doors build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check fuzz fuzz-seeds fmt lint check
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -48,7 +48,14 @@ demo: build
 test: build python $(STAMPS)/test-system
 	$(MAKE) --no-print-directory lint
 	cargo test --release --workspace
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python test-doors
+
+# The two halves of `make test` after the Rust suites, side by side on the 2 cores (each
+# is mostly one busy process): the Python suites, and the C, C++ and R doors.
+test-python:
 	$(PY) -m pytest -q tests/python tests/hostile python-package/tests tests/workflows
+
+test-doors:
 	$(MAKE) --no-print-directory c-test cpp-test r-check
 
 # Formatting (rustfmt.toml) and lints of every Rust file of the repository: the gates of
@@ -87,12 +94,12 @@ install: build
 	sed -e 's|@VERSION@|$(VERSION)|' scripts/scdeepConfig.cmake.in > $(PREFIX)/lib/cmake/scdeep/scdeepConfig.cmake
 
 # The C program (through pkg-config) against an install in target/ctest/prefix; it must
-# get the labels `scdeep run` gets with the same seed and threads.
+# get the labels `scdeep run` gets with the same seed and threads (both with the default method).
 c-test:
 	@$(MAKE) --no-print-directory install PREFIX=$(CTEST)/prefix > /dev/null
 	gcc -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L tests/c/test_api.c -o $(CTEST)/test_api \
 	    $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags --libs scdeep) -lpthread -lm
-	$(BIN) run -q -i $(PBMC) --label-key cell_type -m scmae --seed 0 --threads 1 --device cpu --epochs 10 --no-h5ad --out $(CTEST)/cli
+	$(BIN) run -q -i $(PBMC) --label-key cell_type --seed 0 --threads 1 --device cpu --epochs 10 --no-h5ad --out $(CTEST)/cli
 	$(CTEST)/test_api $(PBMC) $(CTEST)/cli/labels.tsv $(CTEST)
 
 # Leak check of the C program on a small dataset (about 20 minutes under valgrind; not
@@ -144,7 +151,7 @@ r-check: build $(STAMPS)/test-system
 fixtures: setup
 	$(PY) scripts/make_fixtures.py
 
-# Coverage-guided fuzzing of the readers (core/src/io/fuzz.rs) with libFuzzer, on stable
+# Coverage-guided fuzzing of the readers (core/src/fuzz.rs) with libFuzzer, on stable
 # Rust: sancov instrumentation through RUSTFLAGS, for the target triple only (so build
 # scripts and proc macros are not instrumented). Results in bench/results/fuzz.json.
 FUZZ_SECONDS ?= 60

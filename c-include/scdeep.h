@@ -160,7 +160,9 @@ void scdeep_dataset_free(struct ScdeepDataset *ds);
 /**
  * Preprocess, train, embed, cluster and score (when the dataset has labels).
  * `config_json` is a (partial) RunConfig as JSON, e.g. {"method": "scmae", "seed": 1};
- * NULL or "{}" takes every default (see scdeep_methods_json).
+ * NULL or "{}" takes every default (see scdeep_methods_json). With neither
+ * cluster.n_clusters nor labels in the dataset, Leiden clusters the kNN graph (as in
+ * every door) unless cluster.algorithm is given.
  */
 enum ScdeepStatus scdeep_run(const struct ScdeepDataset *ds,
                              const char *config_json,

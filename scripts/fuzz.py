@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the reader fuzz targets (`make fuzz FUZZ_SECONDS=N [FUZZ_TARGETS="mtx csv"]`).
 
-Each target of core/src/io/fuzz.rs runs under libFuzzer for N seconds, from the committed
+Each target of core/src/fuzz.rs runs under libFuzzer for N seconds, from the committed
 corpus tests/fuzz/corpus/<target>/ (seeds cut from ../shared/data by scripts/fuzz_seeds.py,
 plus inputs that once crashed) and a working corpus in target/fuzz/corpus/<target>/ that
 grows from run to run. Executions, coverage, peak memory and crashes go to
@@ -102,8 +102,8 @@ def main():
     ap.add_argument("--work", type=Path, default=ROOT / "target" / "fuzz")
     ap.add_argument("--triage", action="store_true", help="no fuzzing: say again where the kept inputs of the targets stop the reader")
     a = ap.parse_args()
-    # the targets as core/src/io/fuzz.rs names them (TARGETS), not a second list
-    src = (ROOT / "core" / "src" / "io" / "fuzz.rs").read_text()
+    # the targets as core/src/fuzz.rs names them (TARGETS), not a second list
+    src = (ROOT / "core" / "src" / "fuzz.rs").read_text()
     known = re.findall(r'"(\w+)"', re.search(r"pub const TARGETS: \[&str; \d+\] = \[([^\]]*)\]", src).group(1))
     seconds = {}
     for spec in a.targets or known:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed inputs for the reader fuzz targets (core/src/io/fuzz.rs), cut from ../shared/data.
+"""Seed inputs for the reader fuzz targets (core/src/fuzz.rs), cut from ../shared/data.
 
 Writes tests/fuzz/corpus/<target>/seed-*: small, valid inputs of each format (a few cells
 and genes of each shared dataset) from which libFuzzer mutates. The same folder holds the
@@ -24,7 +24,7 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "tests" / "fuzz" / "corpus"
-SEP = b"\0--scdeep-file--\0"  # core/src/io/fuzz.rs SEP
+SEP = b"\0--scdeep-file--\0"  # core/src/fuzz.rs SEP
 N_CELLS, N_GENES = 12, 16
 
 

@@ -11,7 +11,7 @@ fn main() {
     let x = match args[1].strip_prefix("random:") {
         Some(n) => {
             let n: i64 = n.parse().unwrap();
-            let mut rng = scdeep_core::train::rng_for(5, 0);
+            let mut rng = scdeep_core::seed::rng_for(5, 0);
             let centers = scdeep_core::train::random::normal(&mut rng, &[30, 30], tch::Device::Cpu);
             let which = tch::Tensor::from_slice(&(0..n).map(|i| i % 30).collect::<Vec<_>>());
             centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[n, 30], tch::Device::Cpu)

@@ -2,28 +2,13 @@
 //! from JSON overlays: method defaults <- recipe preset <- user JSON <- flags.
 
 use crate::cluster::ClusterConfig;
+pub use crate::error::from_json_at;
 use crate::error::{Error, Result};
-use crate::metrics::AverageMethod;
+pub use crate::metrics::MetricsConfig;
 use crate::preprocess::{PreprocessConfig, Recipe};
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// NMI/AMI normalisation: arithmetic (scikit-learn), geometric (scRAE), max (CICL's paper).
-    pub nmi_average: AverageMethod,
-    /// Silhouettes are O(n^2): above this many cells they are computed on this many,
-    /// drawn by a fixed seed (0 = every cell).
-    pub silhouette_sample: usize,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig { nmi_average: AverageMethod::Arithmetic, silhouette_sample: 5_000 }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -45,7 +30,7 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig::for_method("pca").expect("pca exists")
+        RunConfig::for_method(DEFAULT_METHOD).expect("the default method exists")
     }
 }
 
@@ -65,73 +50,136 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// Deserialize `v` (the value of the config section `prefix`, "" for the whole
-/// config); an error names the dotted field that is wrong and its value, e.g.
-/// `train.epochs` = true.
-pub fn from_json_at<T: serde::de::DeserializeOwned>(prefix: &str, v: Value) -> Result<T> {
-    let copy = v.clone();
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let at = if path == "." { String::new() } else { path.clone() };
-        let field = match (prefix.is_empty(), at.is_empty()) {
-            (true, true) => "config".to_string(),
-            (true, false) => at.clone(),
-            (false, true) => prefix.to_string(),
-            (false, false) => format!("{prefix}.{at}"),
-        };
-        let pointer = format!("/{}", at.replace('.', "/"));
-        let value = if at.is_empty() {
-            copy.to_string()
-        } else {
-            copy.pointer(&pointer).map(|x| x.to_string()).unwrap_or_else(|| "(missing)".into())
-        };
-        let shown: String = value.chars().take(200).collect();
-        Error::config(&field, shown, inner)
-    })
-}
-
 /// The sections of a config that bindings accept as nested options.
 const SECTIONS: [&str; 4] = ["preprocess", "train", "cluster", "metrics"];
 /// Top-level fields that bindings accept as plain options.
 const TOP_LEVEL: [&str; 3] = ["device", "seed", "threads"];
 
-/// A config overlay from a binding's call (Python keyword arguments, R `...`): the
-/// sections `preprocess`, `train`, `cluster`, `metrics` pass through as objects, `device`,
-/// `seed` and `threads` stay top-level, and every other key is a method parameter. With
-/// neither `n_clusters` nor ground truth, the graph is clustered (Leiden at resolution
-/// 1.0) unless the caller chose an algorithm. The result goes to `RunConfig::from_json`.
-pub fn options_overlay(method: &str, n_clusters: Option<usize>, has_truth: bool, options: &Value) -> Result<Value> {
-    let opts = match options {
-        Value::Null => serde_json::Map::new(),
-        Value::Object(m) => m.clone(),
-        v => return Err(Error::config("options", v, "must be named options")),
-    };
-    let mut cfg = serde_json::Map::new();
-    cfg.insert("method".into(), Value::String(method.to_string()));
-    let mut params = serde_json::Map::new();
-    for (k, v) in opts {
-        if SECTIONS.contains(&k.as_str()) {
-            if !v.is_object() {
-                return Err(Error::config(&k, &v, format!("must be named {k} options (see `scdeep methods --json`)")));
-            }
-            cfg.insert(k, v);
-        } else if TOP_LEVEL.contains(&k.as_str()) {
-            cfg.insert(k, v);
-        } else {
-            params.insert(k, v);
+/// The method of a run that names none: the one default of every door (CLI, C, Python, R).
+pub const DEFAULT_METHOD: &str = "scmae";
+
+/// How every door builds a run's config, so that the same request gives the same run
+/// from the CLI, C, Python and R. Layers apply in the order they are added, over the
+/// method's defaults: a base config ([`ConfigBuilder::from_json`]: a config file, C's
+/// `config_json`, a run.json), named options ([`ConfigBuilder::options`]: Python keyword
+/// arguments, R's `...`), dotted settings ([`ConfigBuilder::set`]: CLI flags and `--set`).
+/// [`ConfigBuilder::build`] then applies the one rule that depends on the data: with
+/// neither a number of clusters nor ground truth, and no algorithm chosen, the cells are
+/// clustered by Leiden on the kNN graph (resolution 1.0) instead of failing for want of k.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigBuilder {
+    over: serde_json::Map<String, Value>,
+}
+
+impl ConfigBuilder {
+    pub fn new() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// A (partial) RunConfig as the base layer; it must be a JSON object.
+    pub fn from_json(base: &Value) -> Result<ConfigBuilder> {
+        match base {
+            Value::Object(m) => Ok(ConfigBuilder { over: m.clone() }),
+            v => Err(Error::config("config", v, "must be a JSON object")),
         }
     }
-    if !params.is_empty() {
-        cfg.insert("params".into(), Value::Object(params));
+
+    pub fn from_json_str(s: &str) -> Result<ConfigBuilder> {
+        let v: Value = serde_json::from_str(s).map_err(|e| Error::config("config", "(json)", format!("not valid JSON: {e}")))?;
+        ConfigBuilder::from_json(&v)
     }
-    let cluster = cfg.entry("cluster").or_insert_with(|| Value::Object(Default::default()));
-    if let Some(k) = n_clusters {
-        cluster["n_clusters"] = Value::from(k);
-    } else if !has_truth && cluster.get("algorithm").is_none() {
-        cluster["algorithm"] = Value::from("leiden");
+
+    /// Named options: the sections `preprocess`, `train`, `cluster`, `metrics` as
+    /// objects (merged into what is there), `device`, `seed`, `threads` top-level, every
+    /// other key a method parameter (`params.<key>`).
+    pub fn options(mut self, options: &Value) -> Result<ConfigBuilder> {
+        let opts = match options {
+            Value::Null => return Ok(self),
+            Value::Object(m) => m,
+            v => return Err(Error::config("options", v, "must be named options")),
+        };
+        for (k, v) in opts {
+            if SECTIONS.contains(&k.as_str()) {
+                if !v.is_object() {
+                    return Err(Error::config(k, v, format!("must be named {k} options (see `scdeep methods --json`)")));
+                }
+                merge(self.over.entry(k.clone()).or_insert_with(|| Value::Object(Default::default())), v);
+            } else if TOP_LEVEL.contains(&k.as_str()) || k == "method" {
+                self.over.insert(k.clone(), v.clone());
+            } else {
+                self = self.set(&format!("params.{k}"), v.clone())?;
+            }
+        }
+        Ok(self)
     }
-    Ok(Value::Object(cfg))
+
+    /// One field by its dotted path (`train.epochs`, `params.mask_rate`), creating the
+    /// objects on the way.
+    pub fn set(mut self, path: &str, v: Value) -> Result<ConfigBuilder> {
+        let parts: Vec<&str> = path.split('.').map(str::trim).collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(Error::config("--set", path, "expected a dotted field name such as train.epochs"));
+        }
+        put(&mut self.over, &parts, v);
+        Ok(self)
+    }
+
+    /// `KEY=VALUE` (the CLI's `--set`): VALUE is parsed as JSON, or taken as a string.
+    pub fn set_pair(self, kv: &str) -> Result<ConfigBuilder> {
+        let (k, v) = kv.split_once('=').ok_or_else(|| Error::config("--set", kv, "expected KEY=VALUE"))?;
+        let val = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        self.set(k, val)
+    }
+
+    pub fn method(mut self, method: &str) -> ConfigBuilder {
+        put(&mut self.over, &["method"], Value::from(method));
+        self
+    }
+
+    pub fn n_clusters(mut self, k: Option<usize>) -> ConfigBuilder {
+        if let Some(k) = k {
+            put(&mut self.over, &["cluster", "n_clusters"], Value::from(k));
+        }
+        self
+    }
+
+    /// The layers so far, before the data-dependent rule (a partial RunConfig).
+    pub fn overlay(&self) -> Value {
+        Value::Object(self.over.clone())
+    }
+
+    /// The config, validated. `has_truth`: the run has ground-truth labels (they give k).
+    pub fn build(&self, has_truth: bool) -> Result<RunConfig> {
+        let mut over = self.over.clone();
+        let (k, algorithm) = match over.get("cluster") {
+            None => (None, None),
+            Some(Value::Object(c)) => (c.get("n_clusters").filter(|k| !k.is_null()), c.get("algorithm")),
+            Some(c) => return Err(Error::config("cluster", c, "must be named cluster options")),
+        };
+        if !has_truth && k.is_none() && algorithm.is_none() {
+            put(&mut over, &["cluster", "algorithm"], Value::from("leiden"));
+        }
+        RunConfig::from_json(&Value::Object(over))
+    }
+}
+
+/// Set `parts` (a dotted path, split) in `map` to `v`, replacing non-objects on the way.
+fn put(map: &mut serde_json::Map<String, Value>, parts: &[&str], v: Value) {
+    match parts {
+        [] => {}
+        [last] => {
+            map.insert(last.to_string(), v);
+        }
+        [first, rest @ ..] => {
+            let slot = map.entry(first.to_string()).or_insert_with(|| Value::Object(Default::default()));
+            if !slot.is_object() {
+                *slot = Value::Object(Default::default());
+            }
+            if let Value::Object(inner) = slot {
+                put(inner, rest, v);
+            }
+        }
+    }
 }
 
 impl RunConfig {
@@ -158,7 +206,7 @@ impl RunConfig {
             return Err(Error::config("config", over, "must be a JSON object"));
         }
         let method = match over.get("method") {
-            None => "pca".to_string(),
+            None => DEFAULT_METHOD.to_string(),
             Some(Value::String(s)) => s.clone(),
             Some(v) => return Err(Error::config("method", v, "must be a string")),
         };
@@ -183,7 +231,7 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.preprocess.validate()?;
         self.train.validate()?;
-        crate::models::build(self)?; // validates method and params
+        crate::models::build(&self.method, &self.params)?; // validates method and params
         self.cluster.validate()?;
         if self.threads == Some(0) {
             return Err(Error::config("threads", 0, "must be >= 1"));
@@ -197,6 +245,17 @@ impl RunConfig {
     }
 }
 
+/// Every method with its description and default configuration (what `scdeep methods
+/// --json`, the C ABI, Python and R list).
+pub fn methods_json() -> Result<Value> {
+    let mut list = Vec::new();
+    for m in crate::models::METHODS {
+        let cfg = RunConfig::for_method(m.name)?;
+        list.push(serde_json::json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
+    }
+    Ok(Value::Array(list))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,21 +263,47 @@ mod tests {
 
     #[test]
     fn options_are_sorted_into_sections_and_params() {
-        let o = options_overlay("scmae", Some(5), false, &json!({"mask_rate": 0.3, "train": {"epochs": 2}, "seed": 3})).unwrap();
+        let b = ConfigBuilder::new()
+            .method("scmae")
+            .options(&json!({"mask_rate": 0.3, "train": {"epochs": 2}, "seed": 3}))
+            .unwrap()
+            .n_clusters(Some(5));
         assert_eq!(
-            o,
+            b.overlay(),
             json!({"method": "scmae", "params": {"mask_rate": 0.3}, "train": {"epochs": 2}, "seed": 3, "cluster": {"n_clusters": 5}})
         );
-        let cfg = RunConfig::from_json(&o).unwrap();
+        let cfg = b.build(false).unwrap();
         assert_eq!((cfg.seed, cfg.train.epochs, cfg.cluster.n_clusters), (3, 2, Some(5)));
-        // no k, no truth: graph clustering unless chosen
-        let o = options_overlay("pca", None, false, &json!({})).unwrap();
-        assert_eq!(o["cluster"]["algorithm"], "leiden");
-        let o = options_overlay("pca", None, false, &json!({"cluster": {"algorithm": "kmeans"}})).unwrap();
-        assert_eq!(o["cluster"]["algorithm"], "kmeans");
-        let o = options_overlay("pca", None, true, &json!(null)).unwrap();
-        assert!(o["cluster"].get("algorithm").is_none());
-        let e = options_overlay("pca", None, true, &json!({"train": 3})).unwrap_err().to_string();
+        assert_eq!(cfg.cluster.algorithm, RunConfig::for_method("scmae").unwrap().cluster.algorithm);
+        let e = ConfigBuilder::new().options(&json!({"train": 3})).unwrap_err().to_string();
         assert!(e.contains("train"), "{e}");
+        // sections merge over a base config instead of replacing it
+        let b = ConfigBuilder::from_json(&json!({"train": {"epochs": 4, "lr": 0.01}})).unwrap();
+        let b = b.options(&json!({"train": {"epochs": 2}})).unwrap().set("train.batch_size", json!(64)).unwrap();
+        assert_eq!(b.overlay()["train"], json!({"epochs": 2, "lr": 0.01, "batch_size": 64}));
+        let b = ConfigBuilder::new().set_pair("params.n_comps=30").unwrap().set_pair("device=cpu").unwrap();
+        assert_eq!(b.overlay(), json!({"params": {"n_comps": 30}, "device": "cpu"}));
+        assert!(ConfigBuilder::new().set_pair("train..epochs=3").is_err());
+        assert!(ConfigBuilder::from_json(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn without_k_or_truth_the_graph_is_clustered_unless_an_algorithm_is_chosen() {
+        use crate::cluster::Algorithm;
+        let b = ConfigBuilder::new().method("pca");
+        assert_eq!(b.build(false).unwrap().cluster.algorithm, Algorithm::Leiden);
+        assert_eq!(b.build(true).unwrap().cluster.algorithm, Algorithm::Kmeans);
+        let chosen = b.clone().set("cluster.algorithm", json!("kmeans")).unwrap();
+        assert_eq!(chosen.build(false).unwrap().cluster.algorithm, Algorithm::Kmeans);
+        assert_eq!(b.n_clusters(Some(3)).build(false).unwrap().cluster.algorithm, Algorithm::Kmeans);
+        assert_eq!(ConfigBuilder::new().build(true).unwrap().method, DEFAULT_METHOD);
+    }
+
+    #[test]
+    fn a_resolved_config_builds_the_same_config() {
+        let cfg = ConfigBuilder::new().method("scmae").options(&json!({"mask_rate": 0.2, "seed": 4})).unwrap().build(false).unwrap();
+        let json = serde_json::to_value(&cfg).unwrap();
+        let again = ConfigBuilder::from_json(&json).unwrap().build(false).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), json);
     }
 }

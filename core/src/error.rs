@@ -163,6 +163,32 @@ macro_rules! ensure {
     };
 }
 
+/// Deserialize `v` (the value of the config section `prefix`, "" for the whole
+/// config); an error names the dotted field that is wrong and its value, e.g.
+/// `train.epochs` = true.
+pub fn from_json_at<T: serde::de::DeserializeOwned>(prefix: &str, v: serde_json::Value) -> Result<T> {
+    let copy = v.clone();
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let at = if path == "." { String::new() } else { path.clone() };
+        let field = match (prefix.is_empty(), at.is_empty()) {
+            (true, true) => "config".to_string(),
+            (true, false) => at.clone(),
+            (false, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}.{at}"),
+        };
+        let pointer = format!("/{}", at.replace('.', "/"));
+        let value = if at.is_empty() {
+            copy.to_string()
+        } else {
+            copy.pointer(&pointer).map(|x| x.to_string()).unwrap_or_else(|| "(missing)".into())
+        };
+        let shown: String = value.chars().take(200).collect();
+        Error::config(&field, shown, inner)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

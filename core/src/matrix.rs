@@ -327,7 +327,7 @@ impl Csr {
                 let mut buf = Vec::new();
                 let vals = if expm1 {
                     buf.resize(e - a, 0f32);
-                    crate::preprocess::fastmath::expm1_slice(&self.data[a..e], &mut buf);
+                    crate::fastmath::expm1_slice(&self.data[a..e], &mut buf);
                     &buf[..]
                 } else {
                     &self.data[a..e]

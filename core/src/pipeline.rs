@@ -13,7 +13,7 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct RunResult {
     /// The trained model (save it with `model.save(dir)`).
-    pub model: crate::models::TrainedModel,
+    pub model: crate::store::TrainedModel,
     /// Names of the cells that passed filtering (rows of the embedding).
     pub cells: Vec<String>,
     /// Their row numbers in the input.
@@ -84,7 +84,8 @@ pub fn run_owned(ds: Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> R
 /// Run on an input preprocessed while it was read (`io::read_for_run`; its `keep_counts`
 /// must be `needs_counts(cfg)`).
 pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    let (cfg, device, method) = start(cfg, progress)?;
+    let (mut cfg, device, method) = start(cfg, progress)?;
+    resolve_n_top_genes(&mut cfg, input.genes.len());
     for n in &input.notes {
         progress.message(n);
     }
@@ -96,7 +97,7 @@ pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: 
 
 /// Whether the method `cfg` asks for reads the raw counts (what `io::read_for_run` keeps).
 pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
-    Ok(crate::models::build(cfg)?.needs_counts())
+    Ok(crate::models::build(&cfg.method, &cfg.params)?.needs_counts())
 }
 
 /// The run's checked options (with the device resolved), device and method.
@@ -109,12 +110,23 @@ fn start(cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(RunConfig, tch
     }
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);
-    let method = crate::models::build(&cfg)?;
+    let method = crate::models::build(&cfg.method, &cfg.params)?;
     Ok((cfg, device, method))
 }
 
+/// A default number of HVGs above the input's genes means all of them: the resolved
+/// config (run.json) says so, so that it reproduces the run (a number the user gives
+/// that is too large is an error).
+fn resolve_n_top_genes(cfg: &mut RunConfig, n_genes: usize) {
+    let p = &mut cfg.preprocess;
+    if p.n_top_genes_is_default && p.hvg_flavor.is_some() && p.n_top_genes > n_genes {
+        p.n_top_genes = n_genes;
+    }
+}
+
 fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    let (cfg, device, method) = start(cfg, progress)?;
+    let (mut cfg, device, method) = start(cfg, progress)?;
+    resolve_n_top_genes(&mut cfg, ds.n_genes());
     if ds.has_duplicate_genes() {
         if let Some(w) = ds.to_mut().make_genes_unique() {
             progress.message(&w);
@@ -218,7 +230,7 @@ fn run_prepared(
         None => None,
     };
     let model_history = method.history();
-    let model = crate::models::TrainedModel {
+    let model = crate::store::TrainedModel {
         preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess),
         config: cfg.clone(),
         method,

@@ -2,9 +2,9 @@
 //! seed gives the same labels, both CICL variants and λ = 0 train, and a model saves,
 //! loads and embeds as it was trained.
 
-use scdeep_core::models::TrainedModel;
 use scdeep_core::progress::Silent;
 use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
 

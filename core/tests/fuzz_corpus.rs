@@ -2,7 +2,7 @@
 //! every input that once crashed a reader) through the fuzz targets: each must return,
 //! whatever it returns. A panic fails the test; an abort or crash ends the binary.
 
-use scdeep_core::io::fuzz;
+use scdeep_core::fuzz;
 use std::path::Path;
 
 #[test]

@@ -165,7 +165,7 @@ fn graph_bad_input() {
 fn approximate_knn_recall_against_exact() {
     // 6000 points around 30 overlapping centres in 30 dimensions: hard enough that
     // HNSW misses some neighbours (recall 0.88 with ef 16)
-    let mut rng = scdeep_core::train::rng_for(5, 0);
+    let mut rng = scdeep_core::seed::rng_for(5, 0);
     let centers = scdeep_core::train::random::normal(&mut rng, &[30, 30], tch::Device::Cpu);
     let which = Tensor::from_slice(&(0..6000i64).map(|i| i % 30).collect::<Vec<_>>());
     let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[6000, 30], tch::Device::Cpu);
@@ -216,7 +216,7 @@ fn approximate_knn_recall_against_exact() {
 /// keeps n_neighbors and finds >= 95 % of the exact neighbours (measured on 2000 cells).
 /// `n` points in 30 dimensions around 40 standard-normal centres, unit noise.
 fn gaussian_groups(seed: u64, n: i64) -> Tensor {
-    let mut rng = scdeep_core::train::rng_for(seed, 0);
+    let mut rng = scdeep_core::seed::rng_for(seed, 0);
     let centers = scdeep_core::train::random::normal(&mut rng, &[40, 30], tch::Device::Cpu);
     let which = Tensor::from_slice(&(0..n).map(|i| (i * 7919) % 40).collect::<Vec<_>>());
     centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[n, 30], tch::Device::Cpu)
@@ -250,7 +250,7 @@ fn default_knn_recall_on_50k_points() {
 fn resolution_search_hits_k_at_least_as_often_as_the_grid() {
     let (mut hits_bisect, mut hits_grid, mut cases) = (0, 0, 0);
     for (groups, seed) in [(5i64, 1u64), (8, 2), (12, 3)] {
-        let mut rng = scdeep_core::train::rng_for(seed, 0);
+        let mut rng = scdeep_core::seed::rng_for(seed, 0);
         let centers = scdeep_core::train::random::normal(&mut rng, &[groups, 20], tch::Device::Cpu) * 1.5;
         // unequal group sizes, as in real data
         let which: Vec<i64> = (0..3000i64).map(|i| ((i * i) % (groups * groups)) % groups).collect();

@@ -4,10 +4,10 @@
 //! as trained.
 
 use scdeep_core::models::maskclass::Biozero;
-use scdeep_core::models::TrainedModel;
 use scdeep_core::preprocess::{self, RobustScaler};
 use scdeep_core::progress::Silent;
 use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
 use tch::Tensor;

@@ -3,9 +3,9 @@
 //! the matrix are reported; the MLP variant's reconstruction loss falls, its embedding has
 //! 60 dimensions (L2-normalised unless `normalize = false`), same seed same labels.
 
-use scdeep_core::models::TrainedModel;
 use scdeep_core::progress::{Progress, Silent};
 use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
 

@@ -1,9 +1,9 @@
 //! scMAE and the shared trainer: accuracy on simulated groups, determinism, exact resume,
 //! save/load/embed, and clear errors on bad input.
 
-use scdeep_core::models::TrainedModel;
 use scdeep_core::progress::{Progress, Silent, TrainReport};
 use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{pipeline, Dataset, Error, RunConfig};
 use serde_json::json;
 use std::path::PathBuf;

@@ -2,9 +2,9 @@
 //! negative with gradient-penalty norms near 1, nothing becomes NaN, the same seed gives
 //! the same labels, the `scaled_log` target trains, and a saved model embeds as trained.
 
-use scdeep_core::models::TrainedModel;
 use scdeep_core::progress::Silent;
 use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
 

@@ -17,7 +17,9 @@ from ._errors import DataError, FileFormatError, InvalidOptionError, NumericErro
 from ._model import Model
 
 __version__ = _scdeep.version()
-__all__ = ["tl", "pp", "metrics", "Model", "methods", "simulate", "ScdeepError", "InvalidOptionError", "DataError",
+#: The method of a call that names none (core's, the same in the CLI, C and R).
+DEFAULT_METHOD = _scdeep.DEFAULT_METHOD
+__all__ = ["tl", "pp", "metrics", "Model", "methods", "simulate", "DEFAULT_METHOD", "ScdeepError", "InvalidOptionError", "DataError",
            "FileFormatError", "ScdeepIOError", "NumericError", "__version__"]
 
 

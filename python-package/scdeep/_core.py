@@ -63,12 +63,12 @@ def matrix_of(adata, layer=None, use_raw=False):
     return adata.X, list(map(str, adata.var_names))
 
 
-def config_json(method, n_clusters, device, seed, threads, options, has_truth=True):
-    """The config JSON for a call: core's `options_overlay` sorts keyword arguments into
-    sections, top-level fields and method parameters (and picks graph clustering when
-    there is neither k nor ground truth)."""
+def config_json(method, n_clusters, device, seed, threads, options):
+    """The config request (JSON) for a call, validated: core's `ConfigBuilder` sorts keyword
+    arguments into sections, top-level fields and method parameters; the run applies the
+    rule for neither k nor ground truth (graph clustering) when it sees the data."""
     opts = dict(options, device=device, seed=int(seed))
     if threads is not None:
         opts["threads"] = int(threads)
     k = None if n_clusters is None else int(n_clusters)
-    return call(_scdeep.options_overlay, method, k, has_truth, json.dumps(opts))
+    return call(_scdeep.config_request, method, k, json.dumps(opts))

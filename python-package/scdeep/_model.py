@@ -1,8 +1,6 @@
 """`scdeep.Model`: fit, transform, save/load and pickle a method's model."""
 import json
 
-import numpy as np
-
 from . import _scdeep
 from ._core import call, config_json, csr_parts, matrix_of
 from ._errors import InvalidOptionError
@@ -27,8 +25,8 @@ class Model:
 
     Parameters
     ----------
-    method : str
-        ``scdeep.methods()`` lists them.
+    method : str, optional
+        ``scdeep.methods()`` lists them; by default ``scdeep.DEFAULT_METHOD``.
     n_clusters : int, optional
         Clusters for ``labels_`` (default: graph clustering at resolution 1.0).
     device, seed, threads, verbose
@@ -43,25 +41,27 @@ class Model:
     >>> m.save("model/"); m2 = scdeep.Model.load("model/")
     """
 
-    def __init__(self, method="scmae", n_clusters=None, device="auto", seed=0, threads=None, verbose=True, **options):
-        self.method = method
+    def __init__(self, method=None, n_clusters=None, device="auto", seed=0, threads=None, verbose=True, **options):
+        self.method = method or _scdeep.DEFAULT_METHOD
         self.n_clusters = n_clusters
         self.device = device
         self.seed = seed
         self.threads = threads
         self.verbose = verbose
         self.options = options
-        call(_scdeep.resolve_config, config_json(method, n_clusters, device, seed, threads, options))
+        config_json(self.method, n_clusters, device, seed, threads, options)  # errors before any work
         self._model = None
         self.labels_ = None
         self.embedding_ = None
         self.history_ = None
 
     def fit(self, data, layer=None, use_raw=False):
-        """Train on counts (AnnData, numpy or scipy matrix). Returns self."""
+        """Train on counts (AnnData, numpy or scipy matrix). Returns self, with
+        ``embedding_`` and ``labels_`` on every input cell (NaN rows and label -1 for cells
+        the method's filter removed)."""
         x, cells, genes = _input(data, layer, use_raw)
         parts = csr_parts(x)
-        cfg = config_json(self.method, self.n_clusters, self.device, self.seed, self.threads, self.options, has_truth=False)
+        cfg = config_json(self.method, self.n_clusters, self.device, self.seed, self.threads, self.options)
         progress = Progress(self.verbose)
         try:
             r = call(_scdeep.run, parts, cells, genes, None, cfg, progress)
@@ -84,13 +84,11 @@ class Model:
         m = self._fitted()
         x, cells, genes = _input(data, layer, use_raw)
         parts = csr_parts(x)
-        emb, idx, missing = call(m.embed, parts, cells, genes, self.device)
+        emb, missing = call(m.embed, parts, cells, genes, self.device)
         if missing:
             import warnings
             warnings.warn(f"{missing} of the model's {len(m.genes)} genes are missing from the data; they count as zero", stacklevel=2)
-        full = np.full((parts[0], emb.shape[1]), np.nan, dtype=np.float32)
-        full[np.asarray(idx, dtype=np.int64)] = emb
-        return full
+        return emb
 
     def fit_transform(self, data, layer=None, use_raw=False):
         """fit, then the embedding of the training cells."""

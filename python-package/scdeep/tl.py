@@ -20,12 +20,7 @@ def _labels(adata, label_key):
     return adata.obs[label_key].astype(str).tolist()
 
 
-def _flat(d):
-    """uns-friendly: drop None values (h5ad cannot store them)."""
-    return {k: v for k, v in d.items() if v is not None}
-
-
-def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, label_key=None, key_added=None,
+def cluster(adata, method=None, n_clusters=None, layer=None, use_raw=False, label_key=None, key_added=None,
             device="auto", seed=0, threads=None, verbose=True, copy=False, **method_options):
     """Learn an embedding with a self-supervised method, cluster the cells, and score them.
 
@@ -33,8 +28,9 @@ def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, l
     ----------
     adata : anndata.AnnData
         Raw counts in ``X`` (or ``layer`` / ``raw``); sparse data is never densified.
-    method : str
-        ``scdeep.methods()`` lists them (``"scmae"``, ``"pca"``, ...).
+    method : str, optional
+        ``scdeep.methods()`` lists them (``"scmae"``, ``"pca"``, ...); by default
+        ``scdeep.DEFAULT_METHOD`` (core's, the same in every door).
     n_clusters : int, optional
         Number of clusters; by default the number of classes in ``label_key``, or graph
         clustering at resolution 1.0 when neither is given.
@@ -63,7 +59,8 @@ def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, l
     anndata.AnnData or None
         With ``copy=True`` the annotated copy. Writes ``obsm['X_<key>']``,
         ``obs['<key>_clusters']`` (categorical strings; cells dropped by the cell filter
-        get NaN) and ``uns['scdeep'][<key>]`` (config JSON, history, metrics). Methods that
+        get NaN) and ``uns['scdeep'][<key>]`` (the keys every door writes: config and run as
+        JSON text, versions, timings_s, history, metrics). Methods that
         impute (``"maskclass"``) also write ``layers['scdeep_imputed']`` (sparse, the
         log-normalised scale of the method, observed non-zeros unchanged; genes the
         method did not use and dropped cells are empty) and ``var['scdeep_imputed']``
@@ -73,48 +70,42 @@ def cluster(adata, method="scmae", n_clusters=None, layer=None, use_raw=False, l
     x, genes = matrix_of(adata, layer, use_raw)
     parts = csr_parts(x, "layer" if layer else "X")
     labels = _labels(adata, label_key)
-    cfg = config_json(method, n_clusters, device, seed, threads, method_options, has_truth=labels is not None)
+    method = method or _scdeep.DEFAULT_METHOD
+    cfg = config_json(method, n_clusters, device, seed, threads, method_options)
     progress = Progress(verbose)
     try:
         r = call(_scdeep.run, parts, list(map(str, adata.obs_names)), genes, labels, cfg, progress)
     finally:
         progress.close()
     key = key_added or method
-    emb = r["embedding"]
-    idx = np.asarray(r["cell_index"], dtype=np.int64)
-    full = np.full((adata.n_obs, emb.shape[1]), np.nan, dtype=np.float32)
-    full[idx] = emb
-    adata.obsm[f"X_{key}"] = full
-    lab = np.full(adata.n_obs, None, dtype=object)
-    lab[idx] = r["labels"].astype(str)
-    cats = sorted({str(v) for v in r["labels"]}, key=int)
-    adata.obs[f"{key}_clusters"] = pd.Categorical(lab, categories=cats)
-    info = json.loads(r["info"])
-    hist = json.loads(r["history"])
-    entry = {"config": json.dumps(info["config"]), "versions": _flat(info["versions"]), "timings_s": _flat(info["timings_s"]),
-             "history": {k: np.array([h.get(k, np.nan) for h in hist], dtype=float) for k in (hist[0] if hist else {})}}
-    if r["metrics"] is not None:
-        entry["metrics"] = _flat(json.loads(r["metrics"]))
-    adata.uns.setdefault("scdeep", {})[key] = entry
+    # results on the input's cells and genes, placed by the core: only container types here
+    adata.obsm[f"X_{key}"] = r["embedding"]
+    lab = r["labels"]
+    kept = lab >= 0  # -1: a cell the filter removed (NaN cluster)
+    cats = np.unique(lab[kept])
+    codes = np.full(len(lab), -1, dtype=np.int64)
+    codes[kept] = np.searchsorted(cats, lab[kept])
+    adata.obs[f"{key}_clusters"] = pd.Categorical.from_codes(codes, categories=[str(c) for c in cats])
+    adata.uns.setdefault("scdeep", {})[key] = _uns(json.loads(r["uns"]))
     if r["imputed"] is not None:
-        _add_imputed(adata, r["imputed"], idx, genes, use_raw)
+        _add_imputed(adata, r["imputed"], use_raw)
     return adata if copy else None
 
 
-def _add_imputed(adata, imp, idx, genes, use_raw):
-    """The imputed values in the shape of ``adata`` (see ``cluster``)."""
+def _uns(entry):
+    """core's uns entry (`scdeep_core::io::results::uns_entry`) as AnnData stores it:
+    loss columns as float arrays (null = NaN)."""
+    entry["history"] = {k: np.array(v, dtype=float) for k, v in entry["history"].items()}
+    return entry
+
+
+def _add_imputed(adata, imp, use_raw):
+    """The imputed values, placed by the core on the input's cells and genes (see ``cluster``)."""
+    m = sp.csr_matrix((imp["data"], imp["indices"], imp["indptr"]), shape=imp["shape"], dtype=np.float32)
     if use_raw:
         warnings.warn("scdeep: the imputed matrix covers adata.raw's genes, not adata.var's; "
-                      "it is in adata.uns['scdeep_imputed'] (values, genes, cell_index) instead of a layer")
-        adata.uns["scdeep_imputed"] = {"values": imp["values"], "genes": np.asarray(imp["genes"], dtype=object), "cell_index": idx}
+                      "it is in adata.uns['scdeep_imputed'] (X: cells x raw genes, covered) instead of a layer")
+        adata.uns["scdeep_imputed"] = {"X": m, "covered": imp["covered"]}
         return
-    pos = {g: j for j, g in enumerate(genes)}
-    cols = np.array([pos[g] for g in imp["genes"]], dtype=np.int64)
-    vals = imp["values"]
-    rows = np.repeat(idx, len(cols))
-    full = sp.csr_matrix((vals.ravel(), (rows, np.tile(cols, len(idx)))), shape=(adata.n_obs, adata.n_vars), dtype=np.float32)
-    full.eliminate_zeros()
-    adata.layers["scdeep_imputed"] = full
-    covered = np.zeros(adata.n_vars, dtype=bool)
-    covered[cols] = True
-    adata.var["scdeep_imputed"] = covered
+    adata.layers["scdeep_imputed"] = m
+    adata.var["scdeep_imputed"] = imp["covered"]

@@ -20,9 +20,11 @@ FAST = {"train": {"epochs": 10}}
 
 
 def test_same_labels_as_the_cli(tmp_path):
+    # no method named: both doors take the core's default
+    assert scdeep.DEFAULT_METHOD == scdeep.Model().method == "scmae"
     a = ad.read_h5ad(PBMC)
-    scdeep.tl.cluster(a, method="scmae", label_key="cell_type", seed=0, threads=1, device="cpu", verbose=False, **FAST)
-    subprocess.run([BIN, "run", "-q", "-i", PBMC, "--label-key", "cell_type", "-m", "scmae", "--seed", "0", "--threads", "1",
+    scdeep.tl.cluster(a, label_key="cell_type", seed=0, threads=1, device="cpu", verbose=False, **FAST)
+    subprocess.run([BIN, "run", "-q", "-i", PBMC, "--label-key", "cell_type", "--seed", "0", "--threads", "1",
                     "--device", "cpu", "--epochs", "10", "--no-h5ad", "--out", str(tmp_path)], check=True)
     cli = [line.split("\t")[1] for line in (tmp_path / "labels.tsv").read_text().splitlines()[1:]]
     assert list(a.obs["scmae_clusters"].astype(str)) == cli
@@ -59,6 +61,19 @@ def test_inputs_are_converted_alike():
     b = ad.AnnData(x, obs=a.obs, var=a.var, layers={"counts": x})
     c = scdeep.tl.cluster(b, layer="counts", copy=True, key_added="p2", **kw)
     assert "X_p2" in c.obsm and "X_p2" not in b.obsm
+
+
+def test_cells_the_filter_removes_get_missing_results():
+    a = ad.read_h5ad(POLLEN)
+    x = sp.csr_matrix(a.X, dtype=np.float32)
+    x = sp.vstack([x[:3], sp.csr_matrix((2, x.shape[1]), dtype=np.float32), x[3:]]).tocsr()  # cells 3 and 4: no counts
+    b = ad.AnnData(x, obs=__import__("pandas").DataFrame(index=[f"c{i}" for i in range(x.shape[0])]), var=a.var)
+    scdeep.tl.cluster(b, method="pca", n_clusters=5, device="cpu", verbose=False)
+    cl = b.obs["pca_clusters"]
+    assert cl.isna().tolist()[2:6] == [False, True, True, False] and cl.notna().sum() == x.shape[0] - 2
+    assert np.isnan(b.obsm["X_pca"][3:5]).all() and not np.isnan(b.obsm["X_pca"][[0, 5]]).any()
+    m = scdeep.Model("pca", n_clusters=5, device="cpu", verbose=False).fit(x)
+    assert list(m.labels_[2:6] < 0) == [False, True, True, False] and np.isnan(m.transform(x)[3]).all()
 
 
 def test_model_save_load_and_pickle(tmp_path):

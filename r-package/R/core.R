@@ -52,7 +52,7 @@
   if (is.null(x) || (length(x) == 1L && is.na(x))) NULL else jsonlite::fromJSON(x, simplifyVector = TRUE, simplifyDataFrame = TRUE)
 }
 
-# Options from `...` as the JSON object core's options_overlay expects: method
+# Options from `...` as the JSON object core's ConfigBuilder::options expects: method
 # parameters by name (mask_rate = 0.3), whole sections as lists (train = list(epochs = 5)).
 .options_json <- function(options) {
   if (length(options) && (is.null(names(options)) || any(names(options) == ""))) {
@@ -64,9 +64,15 @@
                                 auto_unbox = TRUE, null = "null", digits = NA))
 }
 
-# The resolved config (JSON) for a call.
+# The method of a call: the one given, or the core's default.
+.method <- function(method) {
+  if (is.null(method)) return(scdeep_default_method())
+  if (!is.character(method) || length(method) != 1L || is.na(method)) .arg_error("method", "expected one method name (see ScdeepMethods())")
+  method
+}
+
+# The config request (JSON) for a call, validated.
 .config <- function(method, n.clusters, has.truth, device, seed, threads, options) {
-  stopifnot(is.character(method), length(method) == 1L)
   if (!is.null(threads)) options$threads <- as.integer(threads)
   options$device <- device
   options$seed <- seed

@@ -144,8 +144,8 @@ EmbedScdeep.SingleCellExperiment <- function(object, model, assay.type = "counts
 .embed_counts <- function(counts, model, device, verbose, source) {
   r <- .core(scdeep_model_embed, model$ptr, counts@p, counts@i, counts@x, colnames(counts), rownames(counts),
              source, device, isTRUE(verbose))
-  emb <- matrix(NA_real_, ncol(counts), r$dims, dimnames = list(colnames(counts), paste0(toupper(model$method), "_", seq_len(r$dims))))
-  emb[r$cell_index, ] <- matrix(r$embedding, ncol = r$dims, byrow = TRUE)
+  emb <- matrix(r$embedding, ncol = r$dims, byrow = TRUE,
+                dimnames = list(colnames(counts), paste0(toupper(model$method), "_", seq_len(r$dims))))
   if (r$missing_genes > 0 && isTRUE(verbose)) {
     message("scdeep: ", r$missing_genes, " of the model's ", length(model$genes), " genes are not in the data (counted as zeros)")
   }

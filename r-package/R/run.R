@@ -12,7 +12,8 @@
 #'
 #' @param object A `Seurat` object, a `SingleCellExperiment`, or a genes x cells count
 #'   matrix (`dgCMatrix` or base `matrix`).
-#' @param method Method name, e.g. `"scmae"` or `"pca"`.
+#' @param method Method name, e.g. `"scmae"` or `"pca"`; `NULL` is the core's default
+#'   (the same in every door: the CLI, C, Python and R).
 #' @param n.clusters Number of clusters (K-means), or `NULL`.
 #' @param device `"auto"`, `"cpu"`, `"cuda"` or `"cuda:N"`.
 #' @param seed Random seed; the same seed, device and `threads` give the same labels.
@@ -25,7 +26,9 @@
 #' @return For a `Seurat` object or `SingleCellExperiment`, the object with the results
 #'   added (see the methods' sections). For a matrix, a list with `embedding` (cells x
 #'   dims), `clusters` (a factor, one per input cell), `metrics` (when `labels` is
-#'   given), `history` (a data frame of losses per epoch), `config`, `info` and `model`
+#'   given), `history` (a data frame of losses per epoch), `config`, `info` (run.json), `scdeep`
+#'   (the keys of Python's and the CLI's `uns['scdeep'][method]`: config, run, versions,
+#'   timings_s, history, metrics; what `misc` and `metadata` store, with the model) and `model`
 #'   (an `scdeep_model`); methods that impute (`"maskclass"`) add `imputed`, a genes x cells
 #'   sparse matrix of the method's genes in its log-normalised scale (observed non-zeros
 #'   unchanged).
@@ -52,9 +55,10 @@ RunScdeep.default <- function(object, ...) {
 #' @param labels Ground-truth labels, one per cell (matrix method): adds metrics.
 #' @param source Name of the data in error messages.
 #' @export
-RunScdeep.dgCMatrix <- function(object, method = "scmae", n.clusters = NULL, labels = NULL,
+RunScdeep.dgCMatrix <- function(object, method = NULL, n.clusters = NULL, labels = NULL,
                                 device = "auto", seed = 0, threads = NULL, verbose = TRUE,
                                 source = "counts", ...) {
+  method <- .method(method)
   .run_counts(.as_counts(object, "object"), method, n.clusters, labels, device, seed, threads,
               verbose, source, list(...))
 }
@@ -87,12 +91,13 @@ RunScdeep.matrix <- RunScdeep.dgCMatrix
 #'   tested here).
 #' @param imputed.assay Name of the assay for an imputed matrix (Seurat).
 #' @export
-RunScdeep.Seurat <- function(object, method = "scmae", n.clusters = NULL, assay = NULL,
+RunScdeep.Seurat <- function(object, method = NULL, n.clusters = NULL, assay = NULL,
                              slot = "counts", features = NULL, reduction.name = method,
                              reduction.key = NULL, label.column = NULL,
                              cluster.name = paste0(reduction.name, "_clusters"), set.ident = FALSE,
                              device = "auto", seed = 0, threads = NULL, verbose = TRUE,
                              save.model = NULL, imputed.assay = "scdeep_imputed", ...) {
+  method <- .method(method)
   .need("SeuratObject")
   assay <- assay %||% SeuratObject::DefaultAssay(object)
   if (!assay %in% names(object@assays)) {
@@ -110,7 +115,7 @@ RunScdeep.Seurat <- function(object, method = "scmae", n.clusters = NULL, assay 
   colnames(emb) <- paste0(key, seq_len(ncol(emb)))
   object[[reduction.name]] <- SeuratObject::CreateDimReducObject(
     embeddings = emb, key = key, assay = assay,
-    misc = list(scdeep = res[c("config", "metrics", "history", "info", "model")])
+    misc = list(scdeep = c(res$scdeep, list(model = res$model)))
   )
   object[[cluster.name]] <- res$clusters
   if (!is.null(res$imputed)) {
@@ -133,12 +138,13 @@ RunScdeep.Seurat <- function(object, method = "scmae", n.clusters = NULL, assay 
 #'   are empty) and the logical `rowData(object)$scdeep_imputed`.
 #' @param imputed.name Assay name for an imputed matrix (SingleCellExperiment).
 #' @export
-RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters = NULL,
+RunScdeep.SingleCellExperiment <- function(object, method = NULL, n.clusters = NULL,
                                            assay.type = "counts", features = NULL,
                                            dimred.name = toupper(method), label.column = NULL,
                                            cluster.name = NULL, device = "auto", seed = 0,
                                            threads = NULL, verbose = TRUE, save.model = NULL,
                                            imputed.name = "imputed", ...) {
+  method <- .method(method)
   .need("SingleCellExperiment")
   if (!assay.type %in% SummarizedExperiment::assayNames(object)) {
     .arg_error("assay.type", "no assay '", assay.type, "' in the object (has ",
@@ -153,8 +159,9 @@ RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters 
   feats <- .features(features, rownames(counts))
   counts <- .as_counts(counts[feats, , drop = FALSE], "assay.type")
   truth <- .truth(as.data.frame(SummarizedExperiment::colData(object)), label.column, "colData")
+  all <- rownames(object) %||% paste0("gene", seq_len(nrow(object)))
   res <- .run_counts(counts, method, n.clusters, truth, device, seed, threads, verbose,
-                     sprintf("assay '%s'", assay.type), list(...))
+                     sprintf("assay '%s'", assay.type), list(...), imputed.genes = all)
   if (!is.null(save.model)) SaveScdeepModel(res$model, save.model)
   SingleCellExperiment::reducedDim(object, dimred.name) <- res$embedding
   if (is.null(cluster.name)) {
@@ -163,16 +170,14 @@ RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters 
     SummarizedExperiment::colData(object)[[cluster.name]] <- res$clusters
   }
   if (!is.null(res$imputed)) {
-    all <- rownames(object) %||% paste0("gene", seq_len(nrow(object)))
-    rows <- match(rownames(res$imputed), all)
-    full <- Matrix::sparseMatrix(i = integer(0), j = integer(0), x = numeric(0), dims = dim(object))
-    full[rows, ] <- res$imputed
+    # placed by the core on every gene of the object (genes the method did not use are empty)
+    full <- res$imputed
     dimnames(full) <- dimnames(object)
     SummarizedExperiment::assay(object, imputed.name, withDimnames = FALSE) <- full
-    SummarizedExperiment::rowData(object)$scdeep_imputed <- seq_len(nrow(object)) %in% rows
+    SummarizedExperiment::rowData(object)$scdeep_imputed <- res$imputed_covered
   }
   md <- S4Vectors::metadata(object)
-  md$scdeep[[dimred.name]] <- res[c("config", "metrics", "history", "info", "model")]
+  md$scdeep[[dimred.name]] <- c(res$scdeep, list(model = res$model))
   S4Vectors::metadata(object) <- md
   object
 }
@@ -248,42 +253,49 @@ RunScdeep.SingleCellExperiment <- function(object, method = "scmae", n.clusters 
   x
 }
 
-.history_df <- function(json) {
-  h <- .from_json(json)
-  if (is.data.frame(h)) h else data.frame()
+# core's uns entry (scdeep_core::io::results::uns_entry) as R objects: the keys of
+# adata.uns['scdeep'][key] from Python and the CLI; config and run parsed, the loss
+# columns a data frame (NA where an epoch lacks a value).
+.uns <- function(json) {
+  u <- jsonlite::fromJSON(json, simplifyVector = TRUE)
+  u$config <- .from_json(u$config)
+  u$run <- .from_json(u$run)
+  h <- lapply(u$history, as.numeric)
+  u$history <- if (length(h)) as.data.frame(h, check.names = FALSE) else data.frame()
+  u
 }
 
-.run_counts <- function(counts, method, n.clusters, labels, device, seed, threads, verbose, source, options) {
+# The results arrive placed on the input's cells (and the imputed matrix on
+# `imputed.genes`, or the method's genes) by the core; here they only become R objects.
+.run_counts <- function(counts, method, n.clusters, labels, device, seed, threads, verbose, source, options,
+                        imputed.genes = NULL) {
   if (!is.null(labels) && length(labels) != ncol(counts)) {
     .arg_error("labels", length(labels), " labels for ", ncol(counts), " cells")
   }
   cfg <- .config(method, n.clusters, !is.null(labels), device, seed, threads, options)
   r <- .core(scdeep_run, counts@p, counts@i, counts@x, colnames(counts), rownames(counts),
-             if (is.null(labels)) NULL else as.character(labels), source, cfg, isTRUE(verbose))
-  n <- ncol(counts)
-  emb <- matrix(NA_real_, n, r$dims, dimnames = list(colnames(counts), NULL))
-  emb[r$cell_index, ] <- matrix(r$embedding, ncol = r$dims, byrow = TRUE)
-  colnames(emb) <- paste0(toupper(method), "_", seq_len(r$dims))
-  cl <- rep(NA_integer_, n)
-  cl[r$cell_index] <- r$labels
-  clusters <- factor(cl, levels = sort(unique(r$labels)))
+             if (is.null(labels)) NULL else as.character(labels), source, cfg, imputed.genes, isTRUE(verbose))
+  emb <- matrix(r$embedding, ncol = r$dims, byrow = TRUE,
+                dimnames = list(colnames(counts), paste0(toupper(method), "_", seq_len(r$dims))))
+  clusters <- factor(r$labels, levels = sort(unique(r$labels[!is.na(r$labels)])))
   names(clusters) <- colnames(counts)
   imputed <- NULL
   if (!is.null(r$imputed)) {
-    # kept cells x genes (row-major) -> genes x all cells; dropped cells stay empty
-    g <- length(r$imputed_genes)
-    full <- matrix(0, g, n, dimnames = list(r$imputed_genes, colnames(counts)))
-    full[, r$cell_index] <- t(matrix(r$imputed, ncol = g, byrow = TRUE))
-    imputed <- methods::as(full, "CsparseMatrix")
+    m <- r$imputed
+    imputed <- methods::new("dgCMatrix", p = m$p, i = m$i, x = m$x, Dim = c(length(m$genes), ncol(counts)),
+                            Dimnames = list(m$genes, colnames(counts)))
   }
+  scdeep <- .uns(r$uns)
   list(
     embedding = emb,
     imputed = imputed,
+    imputed_covered = if (is.null(r$imputed)) NULL else r$imputed$covered,
     clusters = clusters,
-    metrics = .from_json(r$metrics),
-    history = .history_df(r$history),
-    config = .from_json(r$config),
-    info = .from_json(r$info),
+    metrics = scdeep$metrics,
+    history = scdeep$history,
+    config = scdeep$config,
+    info = scdeep$run,
+    scdeep = scdeep,
     model = .new_model(r$model)
   )
 }

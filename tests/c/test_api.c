@@ -37,8 +37,9 @@ static void expect(ScdeepStatus got, ScdeepStatus want, const char *needle, cons
     CHECK(strstr(scdeep_last_error(), needle) != NULL, "%s: message lacks '%s'", what, needle);
 }
 
-/* a short training: the check is that both doors give the same labels, not their quality */
-static const char *CONFIG = "{\"method\": \"scmae\", \"seed\": 0, \"threads\": 1, \"device\": \"cpu\", \"train\": {\"epochs\": 10}}";
+/* no method: the core's default, as in the CLI run it is compared with (make c-test).
+   A short training: the check is that both doors give the same labels, not their quality */
+static const char *CONFIG = "{\"seed\": 0, \"threads\": 1, \"device\": \"cpu\", \"train\": {\"epochs\": 10}}";
 
 static void default_method_matches_cli(const char *h5ad, const char *cli_labels, const char *tmp) {
     ScdeepDataset *ds = NULL;
@@ -134,7 +135,16 @@ static void error_paths(void) {
     CHECK(scdeep_dataset_from_dense(40, 6, vals, NULL, NULL, NULL, &ds) == SCDEEP_STATUS_OK, "dense dataset");
     expect(scdeep_run(ds, "{\"method\": ", &res), SCDEEP_STATUS_ERR_ARGUMENT, "not valid JSON", "invalid JSON");
     expect(scdeep_run(ds, "{\"method\": \"magic\"}", &res), SCDEEP_STATUS_ERR_ARGUMENT, "unknown method", "unknown method");
-    expect(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\"}", &res), SCDEEP_STATUS_ERR_ARGUMENT, "n_clusters", "no k and no labels");
+    expect(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\", \"cluster\": {\"algorithm\": \"kmeans\"}}", &res), SCDEEP_STATUS_ERR_ARGUMENT,
+           "n_clusters", "K-means without k or labels");
+    /* no k, no labels, no algorithm: Leiden on the kNN graph, as in every door */
+    CHECK(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\", \"preprocess\": {\"n_top_genes\": 4}}", &res) == SCDEEP_STATUS_OK,
+          "run without k: %s", scdeep_last_error());
+    const char *info = NULL;
+    CHECK(res && scdeep_result_info_json(res, &info) == SCDEEP_STATUS_OK && strstr(info, "\"algorithm\":\"leiden\"") != NULL,
+          "no k and no labels: not Leiden: %.200s", info ? info : "");
+    scdeep_result_free(res);
+    res = NULL;
     expect(scdeep_run(ds, "{\"method\": \"pca\", \"device\": \"cpu\", \"cluster\": {\"n_clusters\": 41}}", &res), SCDEEP_STATUS_ERR_ARGUMENT,
            "more clusters than cells", "k > cells");
     expect(scdeep_run(ds, CONFIG, NULL), SCDEEP_STATUS_ERR_NULL, "out", "NULL out");

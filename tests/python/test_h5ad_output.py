@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import scanpy as sc
 
+import scdeep
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
 DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -35,11 +37,28 @@ def test_h5ad_copy_opens_in_anndata_and_scanpy(result):
     assert a.obs["pca_clusters"].astype(str).tolist() == labels
     m = json.load(open(out / "metrics.json"))
     assert a.uns["scdeep"]["pca"]["metrics"]["ari"] == pytest.approx(m["ari"])
-    info = json.loads(a.uns["scdeep"]["pca"]["json"])
+    info = json.loads(a.uns["scdeep"]["pca"]["run"])
     assert info["config"]["method"] == "pca"
+    assert json.loads(a.uns["scdeep"]["pca"]["config"]) == info["config"]
     sc.pp.neighbors(a, use_rep="X_pca", n_neighbors=10)
     sc.tl.umap(a, maxiter=20)
     assert a.obsm["X_umap"].shape == (a.n_obs, 2)
+
+
+def test_the_cli_and_python_write_the_same_results_schema(result):
+    """One description of the results (core's results module): the CLI's .h5ad and
+    scdeep.tl.cluster give the same uns['scdeep'] keys, config, metrics and cells' results."""
+    out, src = result
+    cli = ad.read_h5ad(out / "10x_pbmc_top2000.scdeep.h5ad")
+    py = ad.read_h5ad(src)
+    scdeep.tl.cluster(py, method="pca", label_key="cell_type", verbose=False)
+    u_cli, u_py = cli.uns["scdeep"]["pca"], py.uns["scdeep"]["pca"]
+    assert set(u_cli) == set(u_py) == {"config", "run", "versions", "timings_s", "history", "metrics"}
+    assert u_cli["config"] == u_py["config"]
+    assert u_cli["metrics"] == pytest.approx(u_py["metrics"])
+    assert set(u_cli["versions"]) == set(u_py["versions"]) and set(u_cli["timings_s"]) == set(u_py["timings_s"])
+    np.testing.assert_array_equal(cli.obsm["X_pca"], py.obsm["X_pca"])
+    assert cli.obs["pca_clusters"].astype(str).tolist() == py.obs["pca_clusters"].astype(str).tolist()
 
 
 def test_metrics_agree_with_scikit_learn(result):

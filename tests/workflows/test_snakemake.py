@@ -59,3 +59,21 @@ def test_bad_input_fails_the_rule_with_the_cli_message_in_its_log(tmp_path, cli_
     log = (tmp_path / "logs" / "bad.log").read_text()
     assert "bad.h5ad" in log and "error" in log.lower(), log
     assert not (tmp_path / "out" / "labels.tsv").exists()
+
+
+def test_the_modules_name_only_files_of_cores_run_folder():
+    """The run folder's file names live in core (scdeep_core::results::RUN_FILES); the
+    Snakemake wrapper and the Nextflow module may only use those."""
+    import ast
+    import re
+    src = (ROOT / "core" / "src" / "results.rs").read_text()
+    consts = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', src))
+    listed = re.search(r"pub const RUN_FILES: \[&str; \d+\] =\s*\[([^\]]*)\]", src).group(1)
+    run_files = {consts[n.strip()] for n in listed.split(",") if n.strip()}
+    assert {"labels.tsv", "run.json", "embedding.tsv"} <= run_files
+    wrapper = (ROOT / "workflows" / "snakemake" / "wrappers" / "scdeep" / "run" / "wrapper.py").read_text()
+    files = ast.literal_eval(re.search(r"FILES = (\{.*?\})", wrapper, re.S).group(1))
+    assert set(files.values()) <= run_files, set(files.values()) - run_files
+    nf = (ROOT / "workflows" / "nextflow" / "modules" / "scdeep" / "run" / "main.nf").read_text()
+    moved = set(re.findall(r"mv \$\{prefix\}_out/([\w.]+) ", nf))
+    assert moved and moved <= run_files, moved - run_files

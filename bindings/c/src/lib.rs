@@ -19,10 +19,11 @@
 // The Safety item of the conventions above covers every `unsafe` function.
 #![allow(clippy::missing_safety_doc)]
 
+use scdeep_core::config::ConfigBuilder;
 use scdeep_core::io::ReadOptions;
-use scdeep_core::models::TrainedModel;
 use scdeep_core::progress::{Progress, TrainReport};
-use scdeep_core::{Csr, Dataset, Error, RunConfig};
+use scdeep_core::store::TrainedModel;
+use scdeep_core::{Csr, Dataset, Error};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -245,7 +246,7 @@ pub unsafe extern "C" fn scdeep_methods_json(out: *mut *mut c_char) -> ScdeepSta
             return Err(null("out"));
         }
         *out = std::ptr::null_mut();
-        *out = CString::new(scdeep_core::models::methods_json()?.to_string()).unwrap().into_raw();
+        *out = CString::new(scdeep_core::config::methods_json()?.to_string()).unwrap().into_raw();
         Ok(())
     })
 }
@@ -440,7 +441,9 @@ fn result_from_run(r: scdeep_core::pipeline::RunResult) -> ScdeepResult {
 
 /// Preprocess, train, embed, cluster and score (when the dataset has labels).
 /// `config_json` is a (partial) RunConfig as JSON, e.g. {"method": "scmae", "seed": 1};
-/// NULL or "{}" takes every default (see scdeep_methods_json).
+/// NULL or "{}" takes every default (see scdeep_methods_json). With neither
+/// cluster.n_clusters nor labels in the dataset, Leiden clusters the kNN graph (as in
+/// every door) unless cluster.algorithm is given.
 #[no_mangle]
 pub unsafe extern "C" fn scdeep_run(ds: *const ScdeepDataset, config_json: *const c_char, out: *mut *mut ScdeepResult) -> ScdeepStatus {
     scdeep_run_with_progress(ds, config_json, None, std::ptr::null_mut(), out)
@@ -459,9 +462,10 @@ pub unsafe extern "C" fn scdeep_run_with_progress(
         out_ptr(out, "out")?;
         let d = handle(ds, Kind::Dataset, "dataset")?;
         let cfg = match opt_cstr(config_json, "config_json")? {
-            Some(j) => RunConfig::from_json_str(j)?,
-            None => RunConfig::from_json_str("{}")?,
+            Some(j) => ConfigBuilder::from_json_str(j)?,
+            None => ConfigBuilder::new(),
         };
+        let cfg = cfg.build(d.ds.labels.is_some())?;
         let mut p = CProgress { cb: progress, user, stage: CString::default(), go_on: true };
         let r = scdeep_core::pipeline::run(&d.ds, &cfg, &mut p)?;
         *out = boxed(result_from_run(r), Kind::Result);

@@ -6,9 +6,11 @@ mod progress;
 mod signals;
 
 use clap::{Args, Parser, Subcommand};
+use scdeep_core::config::ConfigBuilder;
 use scdeep_core::io::output::{self, refuse_overlap, Output, StagedDir};
 use scdeep_core::io::{self, write, Format, Orientation, ReadOptions};
-use scdeep_core::{Error, Result, RunConfig};
+use scdeep_core::results;
+use scdeep_core::{Error, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -126,6 +128,11 @@ impl InputArgs {
         })
     }
 
+    /// Ground truth is given (it sets k when -k is not).
+    fn has_truth(&self) -> bool {
+        self.label_key.is_some() || self.labels.is_some()
+    }
+
     /// The files this input reads (for refusing outputs that would replace them).
     fn paths(&self) -> Vec<(&'static str, &Path)> {
         let mut v: Vec<(&'static str, &Path)> = vec![("--input", &self.input)];
@@ -141,15 +148,15 @@ struct ConfigArgs {
     /// JSON file with a (partial) RunConfig; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Method (see `scdeep methods`).
-    #[arg(long, short)]
+    #[arg(long, short, help = format!("Method (see `scdeep methods`; default {}).", scdeep_core::config::DEFAULT_METHOD))]
     method: Option<String>,
     /// Preprocessing preset: dca, scanpy, sanity, scrae, maskclass, custom.
     #[arg(long)]
     recipe: Option<String>,
     #[arg(long)]
     n_top_genes: Option<usize>,
-    /// Number of clusters (default: number of ground-truth classes).
+    /// Number of clusters (default: number of ground-truth classes; with neither, Leiden
+    /// clusters the kNN graph at resolution 1.0 unless --cluster is given).
     #[arg(long, short = 'k')]
     n_clusters: Option<usize>,
     #[arg(long)]
@@ -171,58 +178,30 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn build(&self) -> Result<RunConfig> {
-        let mut over: Value = match &self.config {
-            Some(p) => write::read_json(p)?,
-            None => json!({}),
+    /// The flags as a config request (over --config), through core's one builder.
+    fn builder(&self) -> Result<ConfigBuilder> {
+        let mut b = match &self.config {
+            Some(p) => ConfigBuilder::from_json(&write::read_json(p)?)
+                .map_err(|_| Error::format(self.config.as_deref().unwrap(), "the config must be a JSON object"))?,
+            None => ConfigBuilder::new(),
         };
-        if !over.is_object() {
-            return Err(Error::format(self.config.as_deref().unwrap(), "the config must be a JSON object"));
-        }
-        let mut put = |path: &str, v: Value| {
-            let mut cur = &mut over;
-            let parts: Vec<&str> = path.split('.').collect();
-            for p in &parts[..parts.len() - 1] {
-                if !cur.get(*p).is_some_and(|x| x.is_object()) {
-                    cur[*p] = json!({});
-                }
-                cur = cur.get_mut(*p).unwrap();
-            }
-            cur[parts[parts.len() - 1]] = v;
-        };
-        if let Some(m) = &self.method {
-            put("method", json!(m));
-        }
-        if let Some(r) = &self.recipe {
-            put("preprocess.recipe", json!(r));
-        }
-        if let Some(n) = self.n_top_genes {
-            put("preprocess.n_top_genes", json!(n));
-        }
-        if let Some(k) = self.n_clusters {
-            put("cluster.n_clusters", json!(k));
-        }
-        if let Some(s) = self.seed {
-            put("seed", json!(s));
-        }
-        if let Some(t) = self.threads {
-            put("threads", json!(t));
-        }
-        if let Some(d) = &self.device {
-            put("device", json!(d));
-        }
-        if let Some(e) = self.epochs {
-            put("train.epochs", json!(e));
-        }
-        for (k, v) in self.clus.overlay() {
-            put(k, v);
+        let flags: [(&str, Option<Value>); 8] = [
+            ("method", self.method.as_ref().map(|m| json!(m))),
+            ("preprocess.recipe", self.recipe.as_ref().map(|r| json!(r))),
+            ("preprocess.n_top_genes", self.n_top_genes.map(|n| json!(n))),
+            ("cluster.n_clusters", self.n_clusters.map(|k| json!(k))),
+            ("seed", self.seed.map(|s| json!(s))),
+            ("threads", self.threads.map(|t| json!(t))),
+            ("device", self.device.as_ref().map(|d| json!(d))),
+            ("train.epochs", self.epochs.map(|e| json!(e))),
+        ];
+        for (k, v) in flags.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).chain(self.clus.overlay()) {
+            b = b.set(k, v)?;
         }
         for kv in &self.set {
-            let (k, v) = kv.split_once('=').ok_or_else(|| Error::config("--set", kv, "expected KEY=VALUE"))?;
-            let val = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
-            put(k.trim(), val);
+            b = b.set_pair(kv)?;
         }
-        RunConfig::from_json(&over)
+        Ok(b)
     }
 }
 
@@ -578,7 +557,7 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
 }
 
 fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
-    let cfg = a.cfg.build()?;
+    let cfg = a.cfg.builder()?.build(a.input.has_truth())?;
     let mut inputs = a.input.paths();
     if let Some(c) = &a.cfg.config {
         inputs.push(("--config", c));
@@ -599,7 +578,7 @@ fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
 }
 
 fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
-    let mut cfg = a.cfg.build()?;
+    let mut cfg = a.cfg.builder()?.build(a.input.has_truth())?;
     if let Some(n) = a.checkpoint_every {
         cfg.train.checkpoint_every = n;
     }
@@ -629,7 +608,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     let mut stage = StagedDir::new(&a.out, a.overwrite, &|_| false)?;
     let model_stage = match &a.save_model {
-        Some(d) => Some(StagedDir::new(d, a.overwrite, &scdeep_core::models::store::is_model_folder)?),
+        Some(d) => Some(StagedDir::new(d, a.overwrite, &scdeep_core::store::is_model_folder)?),
         None => None,
     };
     if let Some(c) = &ckpt {
@@ -649,7 +628,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     signals::check()?;
     let (res, kept, shape) = match input {
         io::Input::Prepared(s) => {
-            let shape = InputShape { n_cells: s.n_cells, genes: s.genes.clone() };
+            let shape = results::InputShape { n_cells: s.n_cells, genes: s.genes.clone() };
             (scdeep_core::pipeline::run_streamed(*s, &cfg, &mut prog)?, None, shape)
         }
         io::Input::Whole(mut ds) => {
@@ -659,7 +638,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
             }
             // The run consumes the input (normalised in place) unless the output .h5ad is
             // a new file that needs its counts.
-            let shape = InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
+            let shape = results::InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
             if a.no_h5ad || is_h5ad_input(&a) {
                 (scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog)?, None, shape)
             } else {
@@ -668,31 +647,16 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         }
     };
     prog.finish();
-    let out = stage.path().to_path_buf();
-    let method = &res.config.method;
-    write_embedding(&out, method, &res.cells, &res.embedding, res.dims, &res.config.device)?;
-    write_labels(&out, method, &res.cells, &res.labels)?;
-    write::write_json(&out.join("history.json"), &json!(res.history))?;
-    let info = res.info_json();
-    write::write_json(&out.join("run.json"), &info)?;
+    let folder = results::RunFolder {
+        input: &a.input.input,
+        input_is_h5ad: is_h5ad_input(&a),
+        use_raw: a.input.use_raw,
+        h5ad: !a.no_h5ad,
+        imputed_mtx: a.imputed_mtx,
+    };
+    results::write_run_folder(stage.path(), &res, &shape, kept.as_ref(), &folder)?;
     if let Some(ms) = &model_stage {
         res.model.write_files(ms.path())?;
-    }
-    if let Some(s) = &res.scores {
-        write::write_json(&out.join("metrics.json"), &to_json(s)?)?;
-        write_metrics_tsv(&out.join("metrics.tsv"), method, res.config.seed, s)?;
-    }
-    if let Some(t) = &res.truth {
-        write::write_labels_tsv(&out.join("truth.tsv"), &res.cells, "truth", t)?;
-    }
-    if let Some(imp) = res.imputed.as_ref().filter(|_| a.imputed_mtx || a.no_h5ad || !imputed_layer_fits(&a)) {
-        let m = scdeep_core::Csr::from_dense(res.cells.len(), imp.genes.len(), &imp.values);
-        let dir = out.join("imputed");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        write::write_10x_mtx(&dir, &m, &res.cells, &imp.genes)?;
-    }
-    if !a.no_h5ad {
-        write_h5ad_out(&a, &out, &shape, kept.as_ref(), &res, method, &info)?;
     }
     signals::check()?;
     stage.commit()?;
@@ -703,6 +667,7 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         }
     }
     if !quiet {
+        let method = &res.config.method;
         match &res.scores {
             Some(s) => eprintln!(
                 "scdeep: {method}: {} cells, {} clusters | ARI {:.4}  NMI {:.4}  AMI {:.4}  ACC {:.4}  purity {:.4}{}",
@@ -726,128 +691,8 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn to_json(v: &scdeep_core::metrics::Scores) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::Numeric(format!("cannot encode results as JSON: {e}")))
-}
-
-/// metrics.tsv: a header and one row (method, seed, every metric; NA where not computed),
-/// the same columns for every run so that tables from many runs concatenate.
-fn write_metrics_tsv(dest: &Path, method: &str, seed: u64, s: &scdeep_core::metrics::Scores) -> Result<()> {
-    let v = serde_json::to_value(s).unwrap();
-    let m = v.as_object().unwrap();
-    write::AtomicFile::write_with(dest, |w| {
-        let names: Vec<&str> = m.keys().map(String::as_str).collect();
-        writeln!(w, "method\tseed\t{}", names.join("\t"))?;
-        let vals: Vec<String> = m.values().map(|x| if x.is_null() { "NA".to_string() } else { x.to_string() }).collect();
-        writeln!(w, "{method}\t{seed}\t{}", vals.join("\t"))
-    })
-}
-
-/// What the outputs need of an input the run consumed.
-struct InputShape {
-    n_cells: usize,
-    /// Gene names as the run saw them (made unique).
-    genes: Vec<String>,
-}
-
-/// `<stem>.scdeep.h5ad` in the output folder: a copy of an .h5ad input, or for other
-/// inputs a new file with the counts (`ds`) in X, with `obsm['X_<method>']`,
-/// `obs['<method>_clusters']` and `uns['scdeep']` added. Cells removed by the method's
-/// filter get NaN embeddings and a missing cluster.
-fn write_h5ad_out(
-    a: &RunArgs,
-    out: &Path,
-    shape: &InputShape,
-    ds: Option<&scdeep_core::Dataset>,
-    res: &scdeep_core::pipeline::RunResult,
-    method: &str,
-    info: &Value,
-) -> Result<()> {
-    let input = &a.input.input;
-    let name = input.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
-    let stem = name.trim_end_matches(".gz").trim_end_matches('/');
-    let stem = stem.rsplit_once('.').map(|(s, _)| s).filter(|s| !s.is_empty() && !input.is_dir()).unwrap_or(stem);
-    // At most 200 characters of the input's name (file names hold 255 bytes).
-    let stem: String = stem.chars().take(200).collect();
-    let stem = if stem.len() > 200 { stem.chars().take(50).collect() } else { stem };
-    let dest = out.join(format!("{stem}.scdeep.h5ad"));
-    let n = shape.n_cells;
-    let mut emb = vec![f32::NAN; n * res.dims];
-    let mut labels = vec![-1i64; n];
-    for (row, &i) in res.cell_index.iter().enumerate() {
-        emb[i * res.dims..(i + 1) * res.dims].copy_from_slice(&res.embedding[row * res.dims..(row + 1) * res.dims]);
-        labels[i] = res.labels[row];
-    }
-    let uns = serde_json::to_string(info).map_err(|e| Error::Numeric(e.to_string()))?;
-    let metrics = res.scores.as_ref().map(|s| s.as_pairs()).unwrap_or_default();
-    let imputed = res.imputed.as_ref().filter(|_| imputed_layer_fits(a)).map(|imp| imputed_layer(shape, res, imp));
-    let imputed_ref = imputed.as_ref().map(|(m, g)| ("scdeep_imputed", m, g.as_slice()));
-    let results = io::H5adResults {
-        method,
-        embedding: &emb,
-        dims: res.dims,
-        labels: &labels,
-        uns_json: &uns,
-        metrics: &metrics,
-        imputed: imputed_ref,
-    };
-    if is_h5ad_input(a) {
-        return io::write_h5ad_results(input, &dest, &results);
-    }
-    // A new file with the counts (and ground truth) and the results, written once.
-    let ds = ds.ok_or_else(|| Error::Numeric("internal: the input's counts were not kept for the new .h5ad".into()))?;
-    let truth: Vec<(&str, &[String])> = match &ds.labels {
-        Some(l) => vec![("truth", l.as_slice())],
-        None => vec![],
-    };
-    io::write_h5ad_new_with_results(&dest, &ds.x, &ds.cells, &ds.genes, &truth, &results)
-}
-
 fn is_h5ad_input(a: &RunArgs) -> bool {
     io::detect_format(&a.input.input).ok() == Some(Format::H5ad) || a.input.format == "h5ad"
-}
-
-/// An imputed matrix can be a layer of the output .h5ad unless the input was raw/X,
-/// whose genes are not var's.
-fn imputed_layer_fits(a: &RunArgs) -> bool {
-    !(a.input.use_raw && is_h5ad_input(a))
-}
-
-/// The imputed matrix placed in the input's shape (cells removed by the filter and genes
-/// the method did not use are empty), and which genes it covers.
-fn imputed_layer(
-    ds: &InputShape,
-    res: &scdeep_core::pipeline::RunResult,
-    imp: &scdeep_core::models::Imputed,
-) -> (scdeep_core::Csr, Vec<bool>) {
-    let mut index = std::collections::HashMap::new();
-    for (j, g) in ds.genes.iter().enumerate() {
-        index.entry(g.as_str()).or_insert(j);
-    }
-    let cols: Vec<usize> = imp.genes.iter().map(|g| index[g.as_str()]).collect();
-    let mut order: Vec<usize> = (0..cols.len()).collect();
-    order.sort_by_key(|&k| cols[k]);
-    let mut covered = vec![false; ds.genes.len()];
-    cols.iter().for_each(|&j| covered[j] = true);
-    let mut row_of = vec![usize::MAX; ds.n_cells];
-    for (r, &i) in res.cell_index.iter().enumerate() {
-        row_of[i] = r;
-    }
-    let g = imp.genes.len();
-    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
-    for &r in &row_of {
-        if r != usize::MAX {
-            for &k in &order {
-                let v = imp.values[r * g + k];
-                if v != 0.0 {
-                    indices.push(cols[k] as u32);
-                    data.push(v);
-                }
-            }
-        }
-        indptr.push(data.len());
-    }
-    (scdeep_core::Csr { n_rows: ds.n_cells, n_cols: ds.genes.len(), indptr, indices, data }, covered)
 }
 
 fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {
@@ -869,27 +714,6 @@ fn cmd_plot(a: PlotCmd, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// embedding.tsv, embedding.npy and versions.yml in `out`.
-fn write_embedding(out: &Path, method: &str, cells: &[String], emb: &[f32], dims: usize, device: &str) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write::write_matrix_tsv(&out.join("embedding.tsv"), cells, &format!("{}_", method.to_uppercase()), emb, dims)?;
-    write::write_npy_f32(&out.join("embedding.npy"), emb, &[cells.len(), dims])?;
-    write::AtomicFile::write_with(&out.join("versions.yml"), |w| {
-        writeln!(
-            w,
-            "scdeep:\n  scdeep: {}\n  libtorch: {}\n  device: {}",
-            scdeep_core::version(),
-            scdeep_core::device::libtorch_version(),
-            device
-        )
-    })
-}
-
-fn write_labels(out: &Path, method: &str, cells: &[String], labels: &[i64]) -> Result<()> {
-    let lab: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
-    write::write_labels_tsv(&out.join("labels.tsv"), cells, &format!("{method}_clusters"), &lab)
-}
-
 fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
     let mut inputs = a.input.paths();
     inputs.push(("--model", &a.model));
@@ -898,7 +722,7 @@ fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
     let dev = a.dev.setup(quiet)?;
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("load");
-    let model = scdeep_core::models::TrainedModel::load(&a.model, a.method.as_deref(), dev)?;
+    let model = scdeep_core::store::TrainedModel::load(&a.model, a.method.as_deref(), dev)?;
     prog.line(&format!("{} model with {} genes from {}", model.config.method, model.genes().len(), a.model.display()));
     prog.stage_msg("read");
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
@@ -920,9 +744,9 @@ fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
         None => None,
     };
     prog.finish();
-    write_embedding(stage.path(), &method, cells, &e.embedding, e.dims, &scdeep_core::device::device_name(dev))?;
+    results::write_embedding_files(stage.path(), &method, cells, &e.embedding, e.dims, &scdeep_core::device::device_name(dev))?;
     if let Some(l) = &labels {
-        write_labels(stage.path(), &method, cells, l)?;
+        results::write_labels(stage.path(), &method, cells, l)?;
     }
     signals::check()?;
     stage.commit()?;
@@ -984,11 +808,9 @@ fn cmd_evaluate(a: EvalArgs) -> Result<()> {
         t.push(tl.clone());
         p.push(l.clone());
     }
-    let avg: scdeep_core::metrics::AverageMethod = serde_json::from_value(json!(a.nmi_average))
-        .map_err(|_| Error::config("--nmi-average", &a.nmi_average, "expected arithmetic, geometric, max or min"))?;
     let (pc, _) = scdeep_core::metrics::encode(&p);
     let pred_codes: Vec<i64> = pc.iter().map(|&c| c as i64).collect();
-    let s = scdeep_core::metrics::evaluate(&t, &pred_codes, None, avg, 0)?;
+    let s = scdeep_core::metrics::evaluate_named(&t, &pred_codes, None, "--nmi-average", &a.nmi_average)?;
     let v = serde_json::to_value(&s).unwrap();
     match &a.out {
         Some(o) => write::write_json(o, &v),
@@ -1001,7 +823,7 @@ fn cmd_evaluate(a: EvalArgs) -> Result<()> {
 
 fn cmd_methods(as_json: bool) -> Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&scdeep_core::models::methods_json()?).unwrap());
+        println!("{}", serde_json::to_string_pretty(&scdeep_core::config::methods_json()?).unwrap());
     } else {
         for m in scdeep_core::models::METHODS {
             println!("{:<12} {}", m.name, m.description);

@@ -5,6 +5,7 @@
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use scdeep_core::io::write;
+use scdeep_core::results;
 use scdeep_core::{Error, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -538,11 +539,11 @@ pub fn plot_run(a: &PlotArgs) -> Result<Vec<PathBuf>> {
     }
     let out = a.out.clone().unwrap_or_else(|| run.clone());
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let info: Value = write::read_json(&run.join("run.json"))?;
+    let info: Value = write::read_json(&run.join(results::RUN_JSON))?;
     let method = info.pointer("/config/method").and_then(Value::as_str).unwrap_or("scdeep").to_string();
     let mut written = Vec::new();
 
-    let hist_path = run.join("history.json");
+    let hist_path = run.join(results::HISTORY_JSON);
     if hist_path.exists() {
         let hist = write::read_json(&hist_path)?;
         let h = hist.as_array().ok_or_else(|| Error::format(&hist_path, "expected a JSON array of epochs"))?;
@@ -553,15 +554,15 @@ pub fn plot_run(a: &PlotArgs) -> Result<Vec<PathBuf>> {
         }
     }
 
-    let labels = scdeep_core::io::read_labels_tsv(&run.join("labels.tsv"))?;
-    let (emb, shape) = write::read_npy_f32(&run.join("embedding.npy"))?;
+    let labels = scdeep_core::io::read_labels_tsv(&run.join(results::LABELS_TSV))?;
+    let (emb, shape) = write::read_npy_f32(&run.join(results::EMBEDDING_NPY))?;
     if shape.len() != 2 || shape[0] != labels.len() {
         return Err(Error::format(
-            &run.join("embedding.npy"),
+            &run.join(results::EMBEDDING_NPY),
             format!("shape {shape:?} does not match the {} cells of labels.tsv", labels.len()),
         ));
     }
-    let truth_file = a.truth.clone().or_else(|| Some(run.join("truth.tsv")).filter(|p| p.exists()));
+    let truth_file = a.truth.clone().or_else(|| Some(run.join(results::TRUTH_TSV)).filter(|p| p.exists()));
     let truth: Option<Vec<String>> = match &truth_file {
         Some(p) => {
             let t: std::collections::HashMap<String, String> = scdeep_core::io::read_labels_tsv(p)?.into_iter().collect();
@@ -579,7 +580,7 @@ pub fn plot_run(a: &PlotArgs) -> Result<Vec<PathBuf>> {
     embedding_plot(&pts, vars, &clusters, truth.as_deref(), &method, &p)?;
     written.push(p);
     if let Some(t) = &truth {
-        let scores = write::read_json(&run.join("metrics.json")).ok();
+        let scores = write::read_json(&run.join(results::METRICS_JSON)).ok();
         let p = out.join("confusion.png");
         confusion_plot(&clusters, t, &method, scores.as_ref(), &p)?;
         written.push(p);

@@ -98,7 +98,7 @@ fn run_pca_end_to_end() {
     assert!(m["ari"].as_f64().unwrap() > 0.8, "pollen PCA ARI {}", m["ari"]);
     // the same seed and threads give the same labels
     let out2 = tmp("ok2");
-    run_pollen(&["--label-key", "cell_type", "--seed", "1", "--no-h5ad"], &out2);
+    run_pollen(&["--method", "pca", "--label-key", "cell_type", "--seed", "1", "--no-h5ad"], &out2);
     assert_eq!(std::fs::read(out.join("labels.tsv")).unwrap(), std::fs::read(out2.join("labels.tsv")).unwrap());
 }
 
@@ -163,7 +163,7 @@ fn bad_values() {
     expect_fail(&["--input", &zero, "-k", "2"], 5, &["zero.csv", "all zeros"]);
     let small = write(&d, "small.csv", "cell,g1,g2,g3\nc1,1,2,3\nc2,3,4,1\nc3,5,1,2\n");
     expect_fail(&["--input", &small, "-k", "5"], 2, &["cluster.n_clusters", "5", "more clusters than cells (3"]);
-    expect_fail(&["--input", &small], 2, &["cluster.n_clusters", "K-means needs the number of clusters"]);
+    expect_fail(&["--input", &small, "--cluster", "kmeans"], 2, &["cluster.n_clusters", "K-means needs the number of clusters"]);
     let bad_num = write(&d, "text.csv", "cell,g1\nc1,abc\n");
     expect_fail(&["--input", &bad_num], 4, &["text.csv", "line 2", "'abc'"]);
 }
@@ -199,7 +199,7 @@ fn simulate_cluster_evaluate() {
         assert!(d.join("sim").join(f).is_file(), "{f}");
     }
     let o = bin()
-        .args(["run", "-q", "--input"])
+        .args(["run", "-q", "--method", "pca", "--input"])
         .arg(d.join("sim"))
         .arg("--labels")
         .arg(d.join("sim/labels.tsv"))
@@ -355,6 +355,22 @@ fn scmae_bad_options() {
     );
     expect_fail(&["-m", "scmae", "-i", i, "--set", "params.shuffle=\"columns\""], 2, &["shuffle", "columns"]);
     expect_fail(&["-m", "scmae", "-i", i, "--set", "train.epochs=0"], 2, &["train.epochs"]);
+}
+
+#[test]
+fn without_k_or_truth_the_graph_is_clustered_as_in_every_door() {
+    let out = tmp("nok");
+    run_pollen(&["--method", "pca", "--no-h5ad"], &out);
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["clustering"]["algorithm"], "leiden", "{}", run["clustering"]);
+    assert_eq!(run["config"]["cluster"]["algorithm"], "leiden");
+    assert!(run["metrics"].is_null());
+    // the resolved config runs again to the same labels (run.json round trip)
+    std::fs::write(out.join("cfg.json"), run["config"].to_string()).unwrap();
+    let again = tmp("nok-again");
+    run_pollen(&["--config", out.join("cfg.json").to_str().unwrap(), "--no-h5ad"], &again);
+    let labels = |d: &Path| std::fs::read_to_string(d.join("labels.tsv")).unwrap();
+    assert_eq!(labels(&again), labels(&out));
 }
 
 #[test]

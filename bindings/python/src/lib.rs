@@ -12,8 +12,10 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use scdeep_core::models::TrainedModel;
+use scdeep_core::config::{ConfigBuilder, DEFAULT_METHOD};
 use scdeep_core::progress::{Progress, TrainReport};
+use scdeep_core::results;
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{Csr, Dataset, Error, RunConfig};
 
 create_exception!(_scdeep, CoreError, PyException, "An error from scdeep's core: args = (kind, message).");
@@ -195,7 +197,8 @@ impl Model {
         serde_json::to_string(&self.get().config).unwrap()
     }
 
-    /// Embed CSR counts: returns (embedding, cell_index, missing_genes).
+    /// Embed CSR counts: returns (embedding on every input cell, NaN rows for cells the
+    /// filter removed; missing_genes).
     #[pyo3(signature = (x, cells, genes, device="auto"))]
     fn embed<'py>(
         &self,
@@ -204,21 +207,24 @@ impl Model {
         cells: Vec<String>,
         genes: Vec<String>,
         device: &str,
-    ) -> PyResult<(Bound<'py, PyAny>, Vec<usize>, usize)> {
+    ) -> PyResult<(Bound<'py, PyAny>, usize)> {
         let ds = dataset(x, cells, genes, None)?;
+        let n_cells = ds.n_cells();
         let dev = scdeep_core::device::parse_device(device).map_err(err)?;
         let inner = &self.inner;
         let mut p = PyProgress { cb: None, interrupted: None };
         let r = py.detach(|| inner.lock().unwrap_or_else(|e| e.into_inner()).embed(&ds, dev, &mut p));
         let e = finish(r, &mut p)?;
-        let rows = e.prepared.n_cells();
-        Ok((vec2(py, e.embedding, rows, e.dims)?, e.prepared.cell_index, e.missing_genes))
+        let full = results::scatter_rows(&e.embedding, e.dims, &e.prepared.cell_index, n_cells);
+        Ok((vec2(py, full, n_cells, e.dims)?, e.missing_genes))
     }
 }
 
-/// Run the pipeline on CSR counts. Returns a dict: embedding, labels, cell_index, metrics
-/// (JSON or None), history (JSON), info (JSON), model (Model), imputed (None, or a dict
-/// with genes and values: kept cells x those genes).
+/// Run the pipeline on CSR counts. Returns a dict of the results on the input's cells
+/// (`scdeep_core::results::on_input`): embedding (cells x dims, NaN rows for cells the
+/// filter removed), labels (-1 for those), uns (JSON: uns['scdeep'][key], see
+/// `results::uns_entry`), history (JSON), model (Model), imputed (None, or a CSR dict over
+/// the input's cells x `genes` with `covered`, which genes it imputed).
 #[pyfunction]
 #[pyo3(signature = (x, cells, genes, labels, config_json, progress=None))]
 fn run<'py>(
@@ -231,29 +237,26 @@ fn run<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let ds = dataset(x, cells, genes, labels)?;
-    let cfg = RunConfig::from_json_str(config_json).map_err(err)?;
+    let cfg = ConfigBuilder::from_json_str(config_json).and_then(|b| b.build(ds.labels.is_some())).map_err(err)?;
+    let (n_cells, genes) = (ds.n_cells(), ds.genes.clone());
     let mut p = PyProgress { cb: progress, interrupted: None };
     let r = py.detach(|| scdeep_core::pipeline::run_owned(ds, &cfg, &mut p));
     let r = finish(r, &mut p)?;
+    let placed = results::on_input(&r, n_cells, Some(&genes)).map_err(err)?;
     let d = PyDict::new(py);
-    let info = serde_json::to_string(&r.info_json()).unwrap();
-    d.set_item("embedding", vec2(py, r.embedding, r.cells.len(), r.dims)?)?;
-    d.set_item("labels", PyArray1::from_vec(py, r.labels))?;
-    d.set_item("cell_index", r.cell_index)?;
-    d.set_item("metrics", r.scores.as_ref().map(|s| serde_json::to_string(s).unwrap()))?;
+    d.set_item("embedding", vec2(py, placed.embedding, n_cells, placed.dims)?)?;
+    d.set_item("labels", PyArray1::from_vec(py, placed.labels))?;
+    d.set_item("uns", results::uns_entry(&r).to_string())?;
     d.set_item("history", serde_json::to_string(&r.history).unwrap())?;
-    d.set_item("info", info)?;
-    d.set_item("model", Py::new(py, Model::new(r.model))?)?;
-    match r.imputed {
-        Some(imp) => {
-            let m = PyDict::new(py);
-            let g = imp.genes.len();
-            m.set_item("values", vec2(py, imp.values, r.cells.len(), g)?)?;
-            m.set_item("genes", imp.genes)?;
-            d.set_item("imputed", m)?;
+    match &placed.imputed {
+        Some((m, covered)) => {
+            let m2 = csr_dict(py, m)?;
+            m2.set_item("covered", PyArray1::from_vec(py, covered.clone()))?;
+            d.set_item("imputed", m2)?;
         }
         None => d.set_item("imputed", py.None())?,
     }
+    d.set_item("model", Py::new(py, Model::new(r.model))?)?;
     Ok(d)
 }
 
@@ -292,21 +295,18 @@ fn prepare<'py>(py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String
 /// Every method with its default configuration, as JSON.
 #[pyfunction]
 fn methods_json() -> PyResult<String> {
-    Ok(scdeep_core::models::methods_json().map_err(err)?.to_string())
+    Ok(scdeep_core::config::methods_json().map_err(err)?.to_string())
 }
 
-/// The resolved configuration for a (partial) JSON config, as JSON (validates it).
+/// A config request (JSON) from keyword options, validated: see
+/// `scdeep_core::config::ConfigBuilder::options`. `method` None is core's default.
 #[pyfunction]
-fn resolve_config(config_json: &str) -> PyResult<String> {
-    Ok(serde_json::to_string(&RunConfig::from_json_str(config_json).map_err(err)?).unwrap())
-}
-
-/// A config overlay (JSON) from keyword options; see `scdeep_core::config::options_overlay`.
-#[pyfunction]
-#[pyo3(signature = (method, n_clusters, has_truth, options_json))]
-fn options_overlay(method: &str, n_clusters: Option<usize>, has_truth: bool, options_json: &str) -> PyResult<String> {
+#[pyo3(signature = (method, n_clusters, options_json))]
+fn config_request(method: Option<&str>, n_clusters: Option<usize>, options_json: &str) -> PyResult<String> {
     let opts: serde_json::Value = serde_json::from_str(options_json).map_err(|e| option_err("options", e))?;
-    Ok(scdeep_core::config::options_overlay(method, n_clusters, has_truth, &opts).map_err(err)?.to_string())
+    let b = ConfigBuilder::new().method(method.unwrap_or(DEFAULT_METHOD)).options(&opts).map_err(err)?.n_clusters(n_clusters);
+    b.build(true).map_err(err)?; // errors before any work
+    Ok(b.overlay().to_string())
 }
 
 /// Clustering metrics of `pred` against `truth` as JSON (silhouette when an embedding is given).
@@ -319,14 +319,11 @@ fn evaluate(
     dims: usize,
     nmi_average: &str,
 ) -> PyResult<String> {
-    let avg: scdeep_core::metrics::AverageMethod = serde_json::from_value(serde_json::json!(nmi_average))
-        .map_err(|_| option_err("average_method", format!("{nmi_average:?}: expected arithmetic, geometric, max or min")))?;
     let emb = match &embedding {
         Some(e) => Some((e.as_slice()?, dims)),
         None => None,
     };
-    let s = scdeep_core::metrics::evaluate(&truth, &pred, emb, avg, scdeep_core::config::MetricsConfig::default().silhouette_sample)
-        .map_err(err)?;
+    let s = scdeep_core::metrics::evaluate_named(&truth, &pred, emb, "average_method", nmi_average).map_err(err)?;
     Ok(serde_json::to_string(&s).unwrap())
 }
 
@@ -373,8 +370,8 @@ fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(error_kinds_json, m)?)?;
     m.add_function(wrap_pyfunction!(methods_json, m)?)?;
     m.add_function(wrap_pyfunction!(prepare, m)?)?;
-    m.add_function(wrap_pyfunction!(resolve_config, m)?)?;
-    m.add_function(wrap_pyfunction!(options_overlay, m)?)?;
+    m.add_function(wrap_pyfunction!(config_request, m)?)?;
+    m.add("DEFAULT_METHOD", DEFAULT_METHOD)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;

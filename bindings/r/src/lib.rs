@@ -10,9 +10,11 @@
 //! (Ctrl-C / Esc) at every progress event and then cancels the run.
 
 use extendr_api::prelude::*;
-use scdeep_core::models::TrainedModel;
+use scdeep_core::config::ConfigBuilder;
 use scdeep_core::progress::{Progress, TrainReport};
-use scdeep_core::{Csr, Dataset, Error, RunConfig};
+use scdeep_core::results;
+use scdeep_core::store::TrainedModel;
+use scdeep_core::{Csr, Dataset, Error};
 use std::os::raw::{c_int, c_void};
 use std::path::Path;
 
@@ -161,44 +163,67 @@ fn f32s(v: &[f32]) -> Robj {
     v.iter().map(|&x| x as f64).collect_robj()
 }
 
-fn one_based(v: &[usize]) -> Robj {
-    v.iter().map(|&i| (i + 1) as i32).collect_robj()
+/// Doubles with R's NA for NaN (results of cells the filter removed).
+fn f64s_na(v: &[f32]) -> Robj {
+    v.iter().map(|&x| if x.is_nan() { Rfloat::na() } else { Rfloat::from(x as f64) }).collect_robj()
 }
 
-/// Run the pipeline. Returns a list: embedding (row-major), dims, labels, cell_index
-/// (1-based), metrics/history/info (JSON), model (external pointer).
+/// Run the pipeline. Returns a list of the results on the input's cells
+/// (`scdeep_core::results`): embedding (row-major, NaN rows for cells the filter
+/// removed), dims, labels (NA for those), uns (JSON: uns['scdeep'][key]), model (external
+/// pointer), and imputed: NULL, or the imputed matrix placed on the genes `imputed_genes`
+/// (NULL: the method's own genes) as the slots of a genes x cells dgCMatrix (p, i, x) with
+/// `genes` and `covered`.
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn scdeep_run(p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, labels: Robj, source: &str, config_json: &str, verbose: bool) -> Robj {
+fn scdeep_run(
+    p: Robj,
+    i: Robj,
+    x: Robj,
+    cells: Robj,
+    genes: Robj,
+    labels: Robj,
+    source: &str,
+    config_json: &str,
+    imputed_genes: Robj,
+    verbose: bool,
+) -> Robj {
     guard(|| {
         let ds = dataset(&p, &i, &x, &cells, &genes, &labels, source)?;
-        let cfg = RunConfig::from_json_str(config_json).map_err(core_fail)?;
+        let cfg = ConfigBuilder::from_json_str(config_json).and_then(|b| b.build(ds.labels.is_some())).map_err(core_fail)?;
+        let place_on = if imputed_genes.is_null() { None } else { Some(strings(&imputed_genes, "imputed_genes")?) };
+        let n_cells = ds.n_cells();
         let mut prog = RProgress { verbose, interrupted: false };
         let r = scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
-        let info = serde_json::to_string(&r.info_json()).unwrap();
-        let metrics = r.scores.as_ref().map(|s| serde_json::to_string(s).unwrap());
-        let (imputed, imputed_genes) = match &r.imputed {
-            Some(imp) => (f32s(&imp.values), imp.genes.clone().into_robj()),
-            None => (Robj::from(()), Robj::from(())),
+        let genes = place_on.or_else(|| r.imputed.as_ref().map(|imp| imp.genes.clone()));
+        let placed = results::on_input(&r, n_cells, genes.as_deref()).map_err(core_fail)?;
+        let imputed: Robj = match (&placed.imputed, genes) {
+            // cells x genes CSR = the CSC slots of genes x cells
+            (Some((m, covered)), Some(g)) => list!(
+                p = m.indptr.iter().map(|&v| v as i32).collect_robj(),
+                i = m.indices.iter().map(|&v| v as i32).collect_robj(),
+                x = f32s(&m.data),
+                genes = g,
+                covered = covered.iter().map(|&c| Rbool::from(c)).collect_robj()
+            )
+            .into(),
+            _ => Robj::from(()),
         };
+        let labels: Vec<Option<i32>> = placed.labels.iter().map(|&l| (l >= 0).then_some(l as i32)).collect();
         Ok(list!(
-            embedding = f32s(&r.embedding),
-            dims = r.dims as i32,
-            labels = r.labels.iter().map(|&l| l as i32).collect_robj(),
-            cell_index = one_based(&r.cell_index),
-            metrics = metrics,
-            history = serde_json::to_string(&r.history).unwrap(),
-            info = info,
-            config = serde_json::to_string(&r.config).unwrap(),
+            embedding = f64s_na(&placed.embedding),
+            dims = placed.dims as i32,
+            labels = labels.into_iter().map(|l| l.map_or(Rint::na(), Rint::from)).collect_robj(),
+            uns = results::uns_entry(&r).to_string(),
             imputed = imputed,
-            imputed_genes = imputed_genes,
             model = ExternalPtr::new(Model(r.model))
         )
         .into())
     })
 }
 
-/// Embed counts with a trained model. Returns list(embedding, dims, cell_index, missing_genes).
+/// Embed counts with a trained model. Returns list(embedding (row-major, NA rows for cells
+/// the filter removed), dims, missing_genes).
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn scdeep_model_embed(model: Robj, p: Robj, i: Robj, x: Robj, cells: Robj, genes: Robj, source: &str, device: &str, verbose: bool) -> Robj {
@@ -208,13 +233,8 @@ fn scdeep_model_embed(model: Robj, p: Robj, i: Robj, x: Robj, cells: Robj, genes
         let dev = scdeep_core::device::parse_device(device).map_err(core_fail)?;
         let mut prog = RProgress { verbose, interrupted: false };
         let e = m.embed(&ds, dev, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
-        Ok(list!(
-            embedding = f32s(&e.embedding),
-            dims = e.dims as i32,
-            cell_index = one_based(&e.prepared.cell_index),
-            missing_genes = e.missing_genes as i32
-        )
-        .into())
+        let full = results::scatter_rows(&e.embedding, e.dims, &e.prepared.cell_index, ds.n_cells());
+        Ok(list!(embedding = f64s_na(&full), dims = e.dims as i32, missing_genes = e.missing_genes as i32).into())
     })
 }
 
@@ -246,7 +266,7 @@ fn scdeep_model_info(model: Robj) -> Robj {
     })
 }
 
-/// The config overlay (JSON) for a call, validated: see `scdeep_core::config::options_overlay`.
+/// The config request (JSON) for a call, validated: see `scdeep_core::config::ConfigBuilder`.
 #[extendr]
 fn scdeep_config(method: &str, n_clusters: Robj, has_truth: bool, options_json: &str) -> Robj {
     guard(|| {
@@ -260,15 +280,21 @@ fn scdeep_config(method: &str, n_clusters: Robj, has_truth: bool, options_json: 
             }
         };
         let opts: serde_json::Value = serde_json::from_str(options_json).map_err(|e| arg_fail("...", e))?;
-        let over = scdeep_core::config::options_overlay(method, k, has_truth, &opts).map_err(core_fail)?;
-        RunConfig::from_json(&over).map_err(core_fail)?; // validate now: errors before any work
-        Ok(r!(over.to_string()))
+        let b = ConfigBuilder::new().method(method).options(&opts).map_err(core_fail)?.n_clusters(k);
+        b.build(has_truth).map_err(core_fail)?; // validate now: errors before any work
+        Ok(r!(b.overlay().to_string()))
     })
+}
+
+/// The method of a call that names none (`scdeep_core::config::DEFAULT_METHOD`).
+#[extendr]
+fn scdeep_default_method() -> &'static str {
+    scdeep_core::config::DEFAULT_METHOD
 }
 
 #[extendr]
 fn scdeep_methods_json() -> Robj {
-    guard(|| Ok(r!(scdeep_core::models::methods_json().map_err(core_fail)?.to_string())))
+    guard(|| Ok(r!(scdeep_core::config::methods_json().map_err(core_fail)?.to_string())))
 }
 
 /// The core's error table (`scdeep_core::error::ERROR_KINDS`) as JSON.
@@ -283,8 +309,6 @@ fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average:
     guard(|| {
         let truth = strings(&truth, "truth")?;
         let pred: Vec<i64> = ints(&pred, "labels")?.into_iter().map(i64::from).collect();
-        let avg: scdeep_core::metrics::AverageMethod = serde_json::from_value(serde_json::json!(average))
-            .map_err(|_| arg_fail("average", format!("{average:?}: expected arithmetic, geometric, max or min")))?;
         let emb: Option<Vec<f32>> = if embedding.is_null() {
             None
         } else {
@@ -297,14 +321,8 @@ fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average:
                     .collect(),
             )
         };
-        let s = scdeep_core::metrics::evaluate(
-            &truth,
-            &pred,
-            emb.as_deref().map(|e| (e, dims as usize)),
-            avg,
-            scdeep_core::config::MetricsConfig::default().silhouette_sample,
-        )
-        .map_err(core_fail)?;
+        let emb = emb.as_deref().map(|e| (e, dims as usize));
+        let s = scdeep_core::metrics::evaluate_named(&truth, &pred, emb, "average", average).map_err(core_fail)?;
         Ok(r!(serde_json::to_string(&s).unwrap()))
     })
 }
@@ -349,6 +367,7 @@ extendr_module! {
     fn scdeep_model_load;
     fn scdeep_model_info;
     fn scdeep_config;
+    fn scdeep_default_method;
     fn scdeep_methods_json;
     fn scdeep_error_kinds_json;
     fn scdeep_evaluate;

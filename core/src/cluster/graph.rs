@@ -135,7 +135,7 @@ impl IvfIndex {
         let n = x.size()[0] as usize;
         let dev = x.device();
         let nlist = if nlist == 0 { n / IVF_LIST_CELLS } else { nlist }.clamp(1, n);
-        let mut rng = crate::train::rng_for(seed, 7);
+        let mut rng = crate::seed::rng_for(seed, 7);
         let sample: Vec<i64> = {
             let mut all: Vec<i64> = (0..n as i64).collect();
             rand::seq::SliceRandom::shuffle(all.as_mut_slice(), &mut rng);
@@ -302,7 +302,7 @@ fn ivf_centres(xs: &Tensor, nlist: usize, seed: u64) -> Result<Tensor> {
         }
         let kg = ((nlist as f64 * rows.len() as f64 / s as f64).round() as usize).clamp(1, rows.len());
         let xg = xs.index_select(0, &Tensor::from_slice(&rows).to_device(xs.device()));
-        parts.push(kmeans_centres(&xg, kg, crate::train::mix_seed(seed, g as u64))?.0);
+        parts.push(kmeans_centres(&xg, kg, crate::seed::mix_seed(seed, g as u64))?.0);
     }
     Ok(Tensor::cat(&parts, 0))
 }
@@ -377,7 +377,7 @@ pub fn exact_neighbours_of_sample(x: &Tensor, k: usize, metric: Metric, queries:
     let x = prepare(x, k, metric)?;
     let n = x.size()[0] as usize;
     let dev = x.device();
-    let mut rng = crate::train::rng_for(seed, 11);
+    let mut rng = crate::seed::rng_for(seed, 11);
     let mut pick: Vec<i64> = rand::seq::index::sample(&mut rng, n, queries.min(n)).into_iter().map(|i| i as i64).collect();
     pick.sort_unstable();
     let sq = x.square().sum_dim_intlist(1, false, Kind::Float);

@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn labels_and_inertia_go_with_the_returned_centres() {
-        let mut rng = crate::train::rng_for(3, 0);
+        let mut rng = crate::seed::rng_for(3, 0);
         let x = crate::train::random::normal(&mut rng, &[20_000, 8], Device::Cpu);
         for max_iter in [1, 2, 5, 300] {
             for n_init in [1, 4] {

@@ -451,10 +451,9 @@ pub struct H5adResults<'a> {
     pub dims: usize,
     /// One per cell; negative = missing (a cell the filter removed).
     pub labels: &'a [i64],
-    /// JSON (config, metrics, history...) stored as a string under uns/scdeep/<method>/json
-    /// plus flat numeric metrics under uns/scdeep/<method>/metrics.
-    pub uns_json: &'a str,
-    pub metrics: &'a [(String, f64)],
+    /// uns['scdeep'][method] (`results::uns_entry`): objects become dicts, strings
+    /// and numbers scalars, arrays of numbers (null = NaN) arrays, of strings string arrays.
+    pub uns: &'a serde_json::Value,
     /// An imputed matrix over all cells and genes of the file (layers['<name>'], CSR), and
     /// which genes it imputed (var['<name>'], bool).
     pub imputed: Option<(&'a str, &'a Csr, &'a [bool])>,
@@ -617,22 +616,64 @@ fn add_results(path: &Path, output: &Path, n_obs: usize, r: &H5adResults) -> Res
         add_column_order(&var, name).map_err(we)?;
     }
 
-    // uns['scdeep'][method] = {json: str, metrics: {name: float}}
     let uns = ensure_dict(&f, "uns").map_err(we)?;
     let sc = ensure_dict(&uns, "scdeep").map_err(we)?;
-    let m = replace_group(&sc, r.method).map_err(we)?;
-    set_encoding(&m, "dict", "0.1.0").map_err(we)?;
-    let js = m.new_dataset::<VarLenUnicode>().shape(()).create("json").map_err(we)?;
-    js.write_scalar(&vstr(r.uns_json)).map_err(we)?;
-    set_encoding(&js, "string", "0.2.0").map_err(we)?;
-    let mg = m.create_group("metrics").map_err(we)?;
-    set_encoding(&mg, "dict", "0.1.0").map_err(we)?;
-    for (k, v) in r.metrics {
-        let d = mg.new_dataset::<f64>().shape(()).create(k.as_str()).map_err(we)?;
-        d.write_scalar(v).map_err(we)?;
-        set_encoding(&d, "numeric-scalar", "0.2.0").map_err(we)?;
+    if sc.link_exists(r.method) {
+        sc.unlink(r.method).map_err(we)?;
     }
+    write_value(&sc, r.method, r.uns).map_err(we)?;
     Ok(())
+}
+
+/// A JSON value in AnnData's encoding: object -> dict, string -> string, number ->
+/// numeric-scalar, bool -> numeric-scalar (bool), array of numbers/nulls -> float array
+/// (NaN for null), array of strings -> string-array, other arrays -> their JSON text;
+/// nulls are left out.
+fn write_value(parent: &hdf5::Group, name: &str, v: &serde_json::Value) -> hdf5::Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Ok(()),
+        Value::Object(m) => {
+            let g = parent.create_group(name)?;
+            set_encoding(&g, "dict", "0.1.0")?;
+            m.iter().try_for_each(|(k, x)| write_value(&g, k, x))
+        }
+        Value::String(s) => {
+            let d = parent.new_dataset::<VarLenUnicode>().shape(()).create(name)?;
+            d.write_scalar(&vstr(s))?;
+            set_encoding(&d, "string", "0.2.0")
+        }
+        Value::Bool(b) => {
+            let d = parent.new_dataset::<bool>().shape(()).create(name)?;
+            d.write_scalar(b)?;
+            set_encoding(&d, "numeric-scalar", "0.2.0")
+        }
+        Value::Number(n) => {
+            let d = match n.as_i64() {
+                Some(i) => {
+                    let d = parent.new_dataset::<i64>().shape(()).create(name)?;
+                    d.write_scalar(&i)?;
+                    d
+                }
+                None => {
+                    let d = parent.new_dataset::<f64>().shape(()).create(name)?;
+                    d.write_scalar(&n.as_f64().unwrap_or(f64::NAN))?;
+                    d
+                }
+            };
+            set_encoding(&d, "numeric-scalar", "0.2.0")
+        }
+        Value::Array(a) if a.iter().all(|x| x.is_number() || x.is_null()) => {
+            let vals: Vec<f64> = a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
+            let d = parent.new_dataset_builder().with_data(&vals[..]).create(name)?;
+            set_encoding(&d, "array", "0.2.0")
+        }
+        Value::Array(a) if a.iter().all(Value::is_string) => {
+            let vals: Vec<String> = a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+            write_str_array(parent, name, &vals)
+        }
+        Value::Array(_) => write_value(parent, name, &Value::String(v.to_string())),
+    }
 }
 
 /// Write a standalone .h5ad (used by the simulator and `preprocess`): X as CSR,

@@ -3,7 +3,6 @@
 //! [`AtomicFile`]: a temporary name renamed on success, so no half-written output.
 
 #[doc(hidden)]
-pub mod fuzz;
 mod h5ad;
 mod isolate;
 mod mtx;
@@ -115,7 +114,7 @@ impl ReadOptions {
             let rows = g.as_bool().ok_or_else(|| Error::config("genes_in_rows", &g, "must be true or false"))?;
             obj.insert("orientation".into(), serde_json::json!(if rows { "genes_by_cells" } else { "cells_by_genes" }));
         }
-        crate::config::from_json_at("", v)
+        crate::error::from_json_at("", v)
     }
 }
 

@@ -70,6 +70,22 @@ fn mutual_info(c: &Contingency) -> f64 {
     mi.max(0.0)
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// NMI/AMI normalisation: arithmetic (scikit-learn), geometric (scRAE), max (CICL's paper).
+    pub nmi_average: AverageMethod,
+    /// Silhouettes are O(n^2): above this many cells they are computed on this many,
+    /// drawn by a fixed seed (0 = every cell).
+    pub silhouette_sample: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { nmi_average: AverageMethod::Arithmetic, silhouette_sample: 5_000 }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AverageMethod {
@@ -78,6 +94,21 @@ pub enum AverageMethod {
     Geometric,
     Max,
     Min,
+}
+
+impl AverageMethod {
+    /// The normalisation a user names; an error names the option (`field`) and the value.
+    pub fn parse(field: &str, s: &str) -> Result<AverageMethod> {
+        serde_json::from_value(serde_json::Value::from(s))
+            .map_err(|_| Error::config(field, s, "expected arithmetic, geometric, max or min"))
+    }
+}
+
+/// The scores a door's `evaluate` call gives (CLI, Python, R): the NMI/AMI average
+/// named by `average` (the option `field`), silhouettes as a run computes them.
+pub fn evaluate_named(truth: &[String], pred: &[i64], embedding: Option<(&[f32], usize)>, field: &str, average: &str) -> Result<Scores> {
+    let avg = AverageMethod::parse(field, average)?;
+    evaluate(truth, pred, embedding, avg, MetricsConfig::default().silhouette_sample)
 }
 
 fn generalized_mean(a: f64, b: f64, m: AverageMethod) -> f64 {

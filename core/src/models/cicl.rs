@@ -27,7 +27,7 @@ use super::Context;
 use crate::cluster::kmeans::{kmeans, kmeans_from, nearest, KMeansParams};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
-use crate::train::{self, random, Batcher, ParamGroup, StepCtx, TrainStep};
+use crate::train::{random, Batcher, ParamGroup, StepCtx, TrainStep};
 
 /// Reference code (variant "code"): encoder learning rate / head learning rate (1e-4 / 1e-5).
 const CODE_ENCODER_LR_SCALE: f64 = 10.0;
@@ -96,7 +96,7 @@ impl Default for CiclParams {
 
 impl CiclParams {
     pub fn from_json(v: &Value) -> Result<CiclParams> {
-        let p: CiclParams = crate::config::from_json_at("params", v.clone())?;
+        let p: CiclParams = crate::error::from_json_at("params", v.clone())?;
         if !(0.0..1.0).contains(&p.dropout) {
             return Err(Error::config("params.dropout", p.dropout, "must be in [0, 1)"));
         }
@@ -150,7 +150,7 @@ pub struct Net {
 impl Net {
     fn new(p: &CiclParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let root = vs.root();
         let plain = nn::LayerNormConfig { elementwise_affine: false, ..Default::default() };
         let (a, f) = (p.attn_dim as i64, p.ffn_dim as i64);
@@ -347,7 +347,7 @@ impl DeepNet for Net {
             let _ = step.labels(&batcher.dense(&all))?;
         }
         if p.fixed_views {
-            let rng = &mut train::rng_for(ctx.seed, train::INIT_STREAM - 1);
+            let rng = &mut crate::seed::rng_for(ctx.seed, crate::seed::INIT_STREAM - 1);
             let shape = [batcher.n_rows() as i64, data.n_genes() as i64];
             step.fixed = Some((step.noise(rng, &shape, ctx.device), step.noise(rng, &shape, ctx.device)));
         }

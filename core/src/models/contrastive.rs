@@ -40,7 +40,7 @@ impl Default for ContrastiveParams {
 
 impl ContrastiveParams {
     pub fn from_json(v: &Value) -> Result<ContrastiveParams> {
-        let p: ContrastiveParams = crate::config::from_json_at("params", v.clone())?;
+        let p: ContrastiveParams = crate::error::from_json_at("params", v.clone())?;
         p.validate()?;
         Ok(p)
     }
@@ -111,7 +111,7 @@ pub struct Net {
 impl Net {
     pub(crate) fn new(p: &ContrastiveParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let enc = Encoder::new(&vs.root(), p, g, rng);
         Net { vs, enc }
     }

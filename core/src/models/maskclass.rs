@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::matrix::Csr;
 use crate::preprocess::hvg::percentile;
 use crate::preprocess::{Prepared, RobustScaler};
-use crate::train::{self, random, Batcher, StepCtx, TrainStep};
+use crate::train::{random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
@@ -86,7 +86,7 @@ impl Default for MaskclassParams {
 
 impl MaskclassParams {
     pub fn from_json(v: &Value) -> Result<MaskclassParams> {
-        let p: MaskclassParams = crate::config::from_json_at("params", v.clone())?;
+        let p: MaskclassParams = crate::error::from_json_at("params", v.clone())?;
         for (n, v) in [("hidden_dim", p.hidden_dim), ("latent_dim", p.latent_dim)] {
             if v == 0 {
                 return Err(Error::config(&format!("params.{n}"), 0, "must be >= 1"));
@@ -304,7 +304,7 @@ pub struct Net {
 impl Net {
     fn new(p: &MaskclassParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let root = vs.root();
         let (h, z) = (p.hidden_dim as i64, p.latent_dim as i64);
         let block = |path: nn::Path, a: i64, b: i64, rng: &mut rand_chacha::ChaCha8Rng| layers::LinNormSilu {

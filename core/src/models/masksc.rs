@@ -25,7 +25,7 @@ use super::layers;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
-use crate::train::{self, random, Batcher, StepCtx, TrainStep};
+use crate::train::{random, Batcher, StepCtx, TrainStep};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -106,7 +106,7 @@ struct Arch {
 
 impl MaskscParams {
     pub fn from_json(v: &Value) -> Result<MaskscParams> {
-        let p: MaskscParams = crate::config::from_json_at("params", v.clone())?;
+        let p: MaskscParams = crate::error::from_json_at("params", v.clone())?;
         if p.target == Target::Seqfeat && p.seqfeat_epochs == 0 {
             return Err(Error::config("params.seqfeat_epochs", 0, "must be >= 1 with target \"seqfeat\""));
         }
@@ -257,7 +257,7 @@ impl Net {
     fn new(p: &MaskscParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let a = p.arch();
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let root = vs.root();
         let pp = (p.patch * p.patch) as i64;
         let side = (p.grid / p.patch) as i64;

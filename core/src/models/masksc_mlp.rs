@@ -16,7 +16,7 @@ use super::layers;
 use super::Context;
 use crate::error::Result;
 use crate::preprocess::Prepared;
-use crate::train::{self, random, Batcher, StepCtx, TrainStep};
+use crate::train::{random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
@@ -44,7 +44,7 @@ impl Default for MlpParams {
 
 impl MlpParams {
     pub fn from_json(v: &Value) -> Result<MlpParams> {
-        let p: MlpParams = crate::config::from_json_at("params", v.clone())?;
+        let p: MlpParams = crate::error::from_json_at("params", v.clone())?;
         p.encoder()?;
         Ok(p)
     }
@@ -103,7 +103,7 @@ impl DeepNet for Net {
 
     fn build(p: &MlpParams, n_genes: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let c = p.encoder().expect("validated in from_json");
         let enc = contrastive::Encoder::new(&(vs.root() / "encoder"), &c, n_genes, rng);
         let dec = layers::linear(&vs.root() / "decoder", p.latent_dim as i64, n_genes, rng);

@@ -12,17 +12,14 @@ pub mod masksc_mlp;
 pub mod pca;
 pub mod scmae;
 pub mod scrae;
-pub mod store;
 pub mod zinb;
 
 use crate::cluster::{Algorithm, ClusterConfig};
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::preprocess::{Prepared, PreprocessConfig, Recipe};
 use crate::train::TrainConfig;
 pub use layers::Named;
 use serde_json::Value;
-pub use store::TrainedModel;
 use tch::Tensor;
 
 /// What a method needs besides the data.
@@ -299,24 +296,14 @@ pub fn info(method: &str) -> Result<&'static MethodInfo> {
     })
 }
 
-pub fn build(cfg: &RunConfig) -> Result<Box<dyn Method>> {
-    (info(&cfg.method)?.build)(&cfg.params)
+/// The method `method` with its parameters `params` (validated by the method).
+pub fn build(method: &str, params: &Value) -> Result<Box<dyn Method>> {
+    (info(method)?.build)(params)
 }
 
 /// Default method parameters (the `params` section of the config) as JSON.
 pub fn default_params(method: &str) -> Result<Value> {
     Ok((info(method)?.params)())
-}
-
-/// Every method with its description and default configuration (what `scdeep methods
-/// --json`, the C ABI and the Python package list).
-pub fn methods_json() -> Result<Value> {
-    let mut list = Vec::new();
-    for m in METHODS {
-        let cfg = RunConfig::for_method(m.name)?;
-        list.push(serde_json::json!({"name": m.name, "description": m.description, "reference": m.reference, "default_config": cfg}));
-    }
-    Ok(Value::Array(list))
 }
 
 /// Default preprocessing of a method.

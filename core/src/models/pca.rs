@@ -49,7 +49,7 @@ pub struct Pca {
 
 impl Pca {
     pub fn from_params(v: &serde_json::Value) -> Result<Pca> {
-        let p: PcaParams = crate::config::from_json_at("params", v.clone())?;
+        let p: PcaParams = crate::error::from_json_at("params", v.clone())?;
         if p.n_comps == 0 {
             return Err(Error::config("params.n_comps", 0, "must be >= 1"));
         }
@@ -263,7 +263,7 @@ impl Method for Pca {
         } else {
             let l = (k + self.p.oversamples).min(g) as i64;
             let opts = (Kind::Float, dev);
-            let mut rng = crate::train::rng_for(ctx.seed, crate::train::INIT_STREAM);
+            let mut rng = crate::seed::rng_for(ctx.seed, crate::seed::INIT_STREAM);
             let omega = crate::train::random::normal(&mut rng, &[g as i64, l], dev);
             // Y = Xc * omega, then power iterations Q <- orth(Xc Xc^T Q)
             let xc_mul = |m: &Tensor| -> Result<Tensor> {

@@ -11,7 +11,7 @@ use super::layers::{self, LinNormMish};
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
-use crate::train::{self, random, Batcher, StepCtx, TrainStep};
+use crate::train::{random, Batcher, StepCtx, TrainStep};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,7 @@ impl Default for ScmaeParams {
 
 impl ScmaeParams {
     pub fn from_json(v: &Value) -> Result<ScmaeParams> {
-        let p: ScmaeParams = crate::config::from_json_at("params", v.clone())?;
+        let p: ScmaeParams = crate::error::from_json_at("params", v.clone())?;
         for (name, val) in [("params.mask_rate", p.mask_rate), ("params.lambda", p.lambda), ("params.gamma", p.gamma)] {
             if !(0.0..=1.0).contains(&val) {
                 return Err(Error::config(name, val, "must be in [0, 1]"));
@@ -95,7 +95,7 @@ impl Net {
     /// Layer names follow the reference's nn.Sequential indices (Dropout at 0).
     fn new(p: &ScmaeParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let (h, d) = (p.hidden_dim as i64, p.latent_dim as i64);
         let root = vs.root();
         let e = &root / "encoder";

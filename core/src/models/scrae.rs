@@ -39,7 +39,7 @@ use super::zinb::zinb_nll_log;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
-use crate::train::{self, random, Adam, Batcher, OptimConfig, StepCtx, TrainStep};
+use crate::train::{random, Adam, Batcher, OptimConfig, StepCtx, TrainStep};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,7 +107,7 @@ impl Default for ScraeParams {
 
 impl ScraeParams {
     pub fn from_json(v: &Value) -> Result<ScraeParams> {
-        let p: ScraeParams = crate::config::from_json_at("params", v.clone())?;
+        let p: ScraeParams = crate::error::from_json_at("params", v.clone())?;
         if p.hidden_dims.is_empty() || p.hidden_dims.contains(&0) {
             return Err(Error::config("params.hidden_dims", format!("{:?}", p.hidden_dims), "needs at least one layer, every width >= 1"));
         }
@@ -173,7 +173,7 @@ fn mlp(p: nn::Path, widths: &[i64], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<nn
 impl Net {
     fn new(p: &ScraeParams, g: i64, device: tch::Device, seed: u64) -> Net {
         let vs = nn::VarStore::new(device);
-        let rng = &mut train::rng_for(seed, train::INIT_STREAM);
+        let rng = &mut crate::seed::rng_for(seed, crate::seed::INIT_STREAM);
         let root = vs.root();
         let nz = p.latent_dim as i64;
         let hidden: Vec<i64> = p.hidden_dims.iter().map(|&w| w as i64).collect();
@@ -469,7 +469,7 @@ impl DeepNet for Net {
         }
         let n = data.n_cells();
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut train::rng_for(ctx.seed, train::INIT_STREAM - 2));
+        order.shuffle(&mut crate::seed::rng_for(ctx.seed, crate::seed::INIT_STREAM - 2));
         let n_test = (n as f64 * p.test_fraction).round() as usize;
         let (test_rows, train_rows) = order.split_at(n_test);
         let (mut train_rows, mut test_rows) = (train_rows.to_vec(), test_rows.to_vec());

@@ -30,21 +30,7 @@ impl HvgFlavor {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct HvgResult {
-    pub means: Vec<f64>,
-    /// seurat/cell_ranger: dispersions; seurat_v3: variances; variance: variances.
-    pub dispersions: Vec<f64>,
-    /// seurat/cell_ranger: normalised dispersions; seurat_v3: normalised variances.
-    pub dispersions_norm: Vec<f64>,
-    pub highly_variable: Vec<bool>,
-}
-
-impl HvgResult {
-    pub fn selected(&self) -> Vec<usize> {
-        (0..self.highly_variable.len()).filter(|&j| self.highly_variable[j]).collect()
-    }
-}
+pub use super::hvg_result::HvgResult;
 
 /// Per-gene mean and unbiased variance (ddof 1) in f64, optionally of expm1(x): one
 /// pass of sums and sums of squares, as scanpy's `_get_mean_var` (mean of squares less

@@ -5,8 +5,8 @@
 //! the selected genes' log-normalised values kept sparse, plus the per-gene `Scaler`
 //! that mini-batches apply after densifying.
 
-pub mod fastmath;
 pub mod hvg;
+pub mod hvg_result;
 pub mod normalize;
 pub mod scale;
 pub mod seurat_v3;

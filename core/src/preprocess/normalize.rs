@@ -112,7 +112,7 @@ pub fn divide_row(vals: &mut [f32], f: f32) {
 pub fn log1p(x: &mut Csr, base: Option<f64>) {
     let div = base.map(|b| (b as f32).ln());
     x.data.par_chunks_mut(1 << 16).for_each(|c| {
-        super::fastmath::log1p_slice(c);
+        crate::fastmath::log1p_slice(c);
         if let Some(d) = div {
             c.iter_mut().for_each(|v| *v /= d);
         }

@@ -7,7 +7,7 @@
 //! against scanpy's; the two surfaces differ slightly, which can swap genes whose
 //! normalised variances sit at the cut-off.
 
-use super::hvg::HvgResult;
+use super::hvg_result::HvgResult;
 use crate::error::Result;
 
 /// Local quadratic regression with tricube weights at each x (Cleveland's loess,

@@ -19,8 +19,8 @@ pub use batch::Batcher;
 
 use crate::error::{Error, Result};
 use crate::progress::{Progress, TrainReport};
+use crate::seed::rng_for;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -200,21 +200,6 @@ impl TrainConfig {
         }
     }
 }
-
-/// SplitMix64: derives independent seeds from (seed, stream).
-pub fn mix_seed(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A ChaCha stream for (seed, stream): epochs use 0, 1, ...; initialisation uses INIT_STREAM.
-pub fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(mix_seed(seed, stream))
-}
-
-pub const INIT_STREAM: u64 = u64::MAX;
 
 /// What the trainer needs from a model.
 pub trait TrainStep {

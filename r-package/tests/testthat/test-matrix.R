@@ -14,6 +14,17 @@ test_that("a count matrix gives an embedding, clusters and metrics", {
   expect_identical(as.integer(dense$clusters), as.integer(res$clusters))
 })
 
+test_that("cells the filter removes get NA clusters and NA embedding rows", {
+  x <- sim(seed = 4)
+  x[, c(5, 9)] <- 0
+  x <- Matrix::drop0(x)
+  res <- RunScdeep(x, method = "pca", n.clusters = 3, verbose = FALSE)
+  expect_identical(unname(which(is.na(res$clusters))), c(5L, 9L))
+  expect_true(all(is.na(res$embedding[c(5, 9), ])) && !anyNA(res$embedding[-c(5, 9), ]))
+  emb <- EmbedScdeep(x, res$model, verbose = FALSE)
+  expect_identical(which(!stats::complete.cases(emb)), c(5L, 9L))
+})
+
 test_that("the same seed gives the same labels; options reach the method", {
   x <- sim(seed = 2)
   run <- function(seed) RunScdeep(x, method = "scmae", n.clusters = 3, seed = seed, threads = 1, verbose = FALSE,
@@ -35,7 +46,7 @@ test_that("ScdeepEvaluate matches scikit-learn", {
   # normalized_mutual_info_score(...) = 0.8 (arithmetic)
   expect_equal(m$nmi, 0.8, tolerance = 1e-12)
   expect_error(ScdeepEvaluate(1:3, 1:2), "argument `truth`", class = "scdeep_error_option")
-  expect_error(ScdeepEvaluate(1:2, 1:2, average = "median"), "argument `average`", class = "scdeep_error_option")
+  expect_error(ScdeepEvaluate(1:2, 1:2, average = "median"), "`average` = median", class = "scdeep_error_option")
 })
 
 test_that("a saved model embeds new data as in training", {

@@ -4,12 +4,17 @@ suppressPackageStartupMessages(library(Seurat))
 test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors/FindClusters/RunUMAP", {
   mtx <- file.path(data_dir(), "10x_pbmc_top2000", "mtx")
   obj <- CreateSeuratObject(Read10X(mtx))
-  obj <- RunScdeep(obj, method = "scmae", seed = 1, threads = 1, verbose = FALSE, train = list(epochs = 10))
+  # no method, no k, no labels: the core's default method, clustered by Leiden (resolution 1)
+  obj <- RunScdeep(obj, seed = 1, threads = 1, verbose = FALSE, train = list(epochs = 10))
+  expect_identical(obj[["scmae"]]@misc$scdeep$config$method, "scmae")
+  expect_identical(obj[["scmae"]]@misc$scdeep$run$clustering$algorithm, "leiden")
+  # the keys of uns['scdeep'][method] in Python and the CLI (core's io::results::uns_entry), and the model
+  expect_setequal(names(obj[["scmae"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "model"))
 
-  # the same run through the CLI (the default without k or labels is Leiden, resolution 1)
+  # the same call through the CLI: the same defaults, so the same labels
   out <- tempfile()
-  status <- system2(scdeep_cli(), c("run", "-q", "-i", mtx, "-m", "scmae", "--seed", "1", "--threads", "1",
-                                    "--device", "cpu", "--epochs", "10", "--cluster", "leiden", "--no-h5ad", "--out", out))
+  status <- system2(scdeep_cli(), c("run", "-q", "-i", mtx, "--seed", "1", "--threads", "1",
+                                    "--device", "cpu", "--epochs", "10", "--no-h5ad", "--out", out))
   expect_equal(status, 0L)
   cli <- utils::read.delim(file.path(out, "labels.tsv"), stringsAsFactors = FALSE)
   expect_equal(nrow(cli), ncol(obj))

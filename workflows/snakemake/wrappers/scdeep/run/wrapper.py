@@ -4,7 +4,7 @@ input:  counts (required; .h5ad, a 10x folder, 10x .h5, .csv/.tsv), labels (opti
         `cell<TAB>label` with ground truth)
 output: any of embedding, labels, metrics, h5ad, history, run, versions, truth, model
         (named outputs; all files in one folder, the run folder; `model` is a folder)
-params: method (default "scmae"), seed, n_clusters, label_key (an .h5ad obs column with
+params: method (default: the CLI's, scmae), seed, n_clusters, label_key (an .h5ad obs column with
         ground truth), device ("cpu", "cuda", "auto"), extra (more CLI flags, e.g.
         "--epochs 50 --set train.batch_size=128")
 threads: passed as --threads (libtorch intra-op threads)
@@ -45,8 +45,7 @@ for key, path in outputs.items():
         raise ValueError(f"scdeep wrapper: output `{key}` must be named {FILES[key]} (got {path})")
 
 args = ["run", "--input", counts, "--out", outdir, "--threads", str(snakemake.threads)]
-args += ["--method", str(snakemake.params.get("method", "scmae"))]
-for name, flag in [("seed", "--seed"), ("n_clusters", "--n-clusters"), ("label_key", "--label-key"), ("device", "--device")]:
+for name, flag in [("method", "--method"), ("seed", "--seed"), ("n_clusters", "--n-clusters"), ("label_key", "--label-key"), ("device", "--device")]:
     value = snakemake.params.get(name)
     if value is not None:
         args += [flag, str(value)]

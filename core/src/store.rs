@@ -7,10 +7,10 @@
 //!
 //! The folder is written under a temporary name and renamed into place.
 
-use super::{Context, Method, Named};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::matrix::Dataset;
+use crate::models::{Context, Method, Named};
 use crate::preprocess::{self, Prepared, SavedPreprocess};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -135,7 +135,8 @@ impl TrainedModel {
         let wpath = dir.join("model.safetensors");
         let named: Named = Tensor::read_safetensors(&wpath).map_err(|e| Error::format(&wpath, e.to_string()))?.into_iter().collect();
         // a model folder's parameters that do not build are the file's fault, not an option's
-        let mut method = super::build(&config).map_err(|e| Error::format(&cpath, format!("field `config`: {e}")))?;
+        let mut method =
+            crate::models::build(&config.method, &config.params).map_err(|e| Error::format(&cpath, format!("field `config`: {e}")))?;
         crate::device::torch_guard("loading the model", device, || {
             method.load_tensors(pre.genes.len(), device, &named, &wpath.display().to_string())
         })?;

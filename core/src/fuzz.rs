@@ -4,9 +4,8 @@
 //! files, and reads them: the reader may return any error, but must not panic, abort
 //! or allocate beyond its limits.
 
-use super::{Format, Limits, Orientation, ReadOptions};
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::io::{Format, Limits, Orientation, ReadOptions};
 use std::path::{Path, PathBuf};
 
 /// The readers fuzzed, by name (`make fuzz` runs each).
@@ -95,7 +94,7 @@ pub fn mtx(data: &[u8]) -> Result<()> {
     put(&d, &format!("matrix.mtx{gz}"), p[0])?;
     put(&d, &format!("barcodes.tsv{gz}"), p[1])?;
     put(&d, &format!("features.tsv{gz}"), p[2])?;
-    super::read(&d, &opts(Format::Mtx)).map(drop)
+    crate::io::read(&d, &opts(Format::Mtx)).map(drop)
 }
 
 /// The TSV files of a 10x folder and a labels file: barcodes.tsv and labels.tsv from
@@ -115,33 +114,33 @@ pub fn tenx_tsv(data: &[u8]) -> Result<()> {
     put(&d, "features.tsv", b"g1\tG1\tGene Expression\ng2\tG2\tGene Expression\n")?;
     let labels = put(&scratch(), "labels.tsv", p[1])?;
     let o = ReadOptions { labels_file: Some(labels.display().to_string()), ..opts(Format::Mtx) };
-    super::read(&d, &o).map(drop)
+    crate::io::read(&d, &o).map(drop)
 }
 
 /// A dense table: comma-separated, cells in rows or (first byte odd) genes in rows.
 pub fn csv(data: &[u8]) -> Result<()> {
     let p = put(&scratch(), "table.csv", data)?;
     let orientation = if data.first().is_some_and(|b| b & 1 == 1) { Orientation::GenesByCells } else { Orientation::CellsByGenes };
-    let r = super::read(&p, &ReadOptions { orientation, ..opts(Format::Csv) });
-    super::read_table_numeric(&p, b',')?;
+    let r = crate::io::read(&p, &ReadOptions { orientation, ..opts(Format::Csv) });
+    crate::io::read_table_numeric(&p, b',')?;
     r.map(drop)
 }
 
 /// An embedding as .npy (what `scdeep cluster` reads).
 pub fn npy(data: &[u8]) -> Result<()> {
     let p = put(&scratch(), "embedding.npy", data)?;
-    super::write::read_npy_f32(&p).map(drop)
+    crate::io::write::read_npy_f32(&p).map(drop)
 }
 
 /// A run config (what `--config` reads): parsed, validated, and what it resolves to
 /// read back.
 pub fn config(data: &[u8]) -> Result<()> {
     let p = put(&scratch(), "config.json", data)?;
-    let v = super::write::read_json(&p)?;
-    let _ = crate::config::options_overlay("pca", None, false, &v);
-    let cfg = RunConfig::from_json(&v)?;
+    let v = crate::io::write::read_json(&p)?;
+    let _ = crate::config::ConfigBuilder::new().method("pca").options(&v).and_then(|b| b.build(false));
+    let cfg = crate::config::ConfigBuilder::from_json(&v)?.build(false)?;
     let again = serde_json::to_value(&cfg).map_err(|e| Error::config("config", "(resolved)", e.to_string()))?;
-    RunConfig::from_json(&again).map(drop)
+    crate::config::ConfigBuilder::from_json(&again)?.build(false).map(drop)
 }
 
 /// An AnnData file, read as X with labels from obs['cell_type'], then as raw/X and as a
@@ -154,11 +153,11 @@ pub fn h5ad(data: &[u8]) -> Result<()> {
         Some(2) => o.layer = Some("counts".into()),
         _ => {}
     }
-    super::read(&p, &o).map(drop)
+    crate::io::read(&p, &o).map(drop)
 }
 
 /// A CellRanger HDF5 file.
 pub fn tenx_h5(data: &[u8]) -> Result<()> {
     let p = put(&scratch(), "data.h5", data)?;
-    super::read(&p, &opts(Format::TenxH5)).map(drop)
+    crate::io::read(&p, &opts(Format::TenxH5)).map(drop)
 }
