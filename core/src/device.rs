@@ -123,8 +123,9 @@ pub fn with_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 pub fn libtorch_version() -> String {
-    // torch-sys is built against exactly this version (tch 0.26 <-> torch 2.13.0).
-    "2.13.0".to_string()
+    // The version core/build.rs found beside the libtorch linked (tch 0.26 <-> torch
+    // 2.13.0 unless the build bypassed tch's version check).
+    env!("SCDEEP_LIBTORCH_VERSION").to_string()
 }
 
 thread_local! {
@@ -173,8 +174,10 @@ pub fn torch_error(what: &str, device: tch::Device, msg: &str) -> Error {
     let first = first_line(msg);
     if is_oom(msg) {
         let hint = match device {
-            tch::Device::Cuda(_) => "lower train.batch_size (--batch-size) or train.embed_batch_size, or run on the CPU (--device cpu)",
-            _ => "lower train.batch_size (--batch-size) or train.embed_batch_size, or the model's layer sizes",
+            tch::Device::Cuda(_) => {
+                "lower train.batch_size or train.embed_batch_size (--set train.batch_size=N), or run on the CPU (device cpu)"
+            }
+            _ => "lower train.batch_size or train.embed_batch_size (--set train.batch_size=N), or the model's layer sizes",
         };
         return Error::Torch(format!("out of memory on {} while {what}: {first}; {hint}", device_name(device)));
     }
