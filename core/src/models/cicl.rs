@@ -24,10 +24,39 @@
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
+use super::MethodInfo;
 use crate::cluster::kmeans::{kmeans, kmeans_from, nearest, KMeansParams};
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
+use crate::preprocess::Recipe;
+use crate::train::TrainConfig;
 use crate::train::{random, Batcher, ParamGroup, StepCtx, TrainStep};
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "cicl",
+    description: "CICL: transformer encoder, instance-wise and cluster-aware contrastive losses with K-means pseudo-labels",
+    reference: "Jiang, Wang, Guan & Zhou; specs §6",
+    params: || super::params_json(&CiclParams::default()),
+    recipe: Recipe::Dca,
+    n_top_genes: 500,
+    train: train_defaults,
+    cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+    build: |v| Ok(Box::new(super::deep::Deep::<Net>::new(CiclParams::from_json(v)?))),
+};
+
+/// Default training options.
+fn train_defaults() -> TrainConfig {
+    // specs §6 [P]: Adam lr 1e-5, batch 6000 (full batch for most data sets), 1000 epochs.
+    TrainConfig {
+        epochs: 1000,
+        batch_size: 6000,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig { lr: 1e-5, ..Default::default() },
+        ..TrainConfig::default()
+    }
+}
 
 /// Reference code (variant "code"): encoder learning rate / head learning rate (1e-4 / 1e-5).
 const CODE_ENCODER_LR_SCALE: f64 = 10.0;

@@ -9,13 +9,47 @@
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
+use super::MethodInfo;
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
+use crate::preprocess::Recipe;
+use crate::train::TrainConfig;
 use crate::train::{self, random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "contrastive-sc",
+    description: "contrastive-sc: NT-Xent between two input-dropout views, MLP encoder with BatchNorm (baseline)",
+    reference: "Ciortan & Defrance 2021, BMC Bioinformatics; specs §3",
+    params: || super::params_json(&ContrastiveParams::default()),
+    recipe: Recipe::Dca,
+    n_top_genes: 500,
+    train: train_defaults,
+    // specs §3: K-means with k = #labels; its Leiden alternative uses 300 neighbours
+    cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, n_neighbors: 300, ..ClusterConfig::default() },
+    build: |v| Ok(Box::new(super::deep::Deep::<Net>::new(ContrastiveParams::from_json(v)?))),
+};
+
+/// Default training options.
+fn train_defaults() -> TrainConfig {
+    // specs §3: Adam with lr 0.4 (sic), cosine from 0.4 to 0.4e-3 over a hard-coded
+    // 500-epoch horizon while training 30 epochs, batch 200 keeping the last partial one.
+    TrainConfig {
+        epochs: 30,
+        batch_size: 200,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig { lr: 0.4, ..Default::default() },
+        schedule: crate::train::Schedule::Cosine,
+        min_lr: 0.4e-3,
+        schedule_epochs: Some(500),
+        ..TrainConfig::default()
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

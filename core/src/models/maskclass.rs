@@ -27,16 +27,46 @@
 
 use super::deep::DeepNet;
 use super::layers;
+use super::MethodInfo;
 use super::{Context, Imputed};
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::matrix::Csr;
 use crate::preprocess::hvg::percentile;
+use crate::preprocess::Recipe;
 use crate::preprocess::{Prepared, RobustScaler};
+use crate::train::TrainConfig;
 use crate::train::{random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "maskclass",
+    description: "MaskClass: masked denoising autoencoder with biozero probabilities; imputes the matrix",
+    reference: "anonymous ICML submission; specs §5",
+    params: || super::params_json(&MaskclassParams::default()),
+    recipe: Recipe::Maskclass,
+    n_top_genes: 1000,
+    train: train_defaults,
+    // specs §5 evaluates PCA of the imputed matrix + K-means; the bottleneck here
+    cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+    build: |v| Ok(Box::new(super::deep::Deep::<Net>::new(MaskclassParams::from_json(v)?))),
+};
+
+/// Default training options.
+fn train_defaults() -> TrainConfig {
+    // specs §5: Adam lr 1e-4, no weight decay, batch 32, 300 epochs (transductive).
+    TrainConfig {
+        epochs: 300,
+        batch_size: 32,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig { lr: 1e-4, ..Default::default() },
+        ..TrainConfig::default()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -23,14 +23,55 @@ use super::contrastive;
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
+use super::MethodInfo;
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
+use crate::preprocess::Recipe;
+use crate::train::TrainConfig;
 use crate::train::{random, Batcher, StepCtx, TrainStep};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "mask-sc",
+    description: "mask-sc: masked patch modelling of each cell's 64x64 gene matrix with a ViT encoder-decoder (small preset by default)",
+    reference: "Mo, Chen & Bai (course report); specs §4",
+    params: || super::params_json(&MaskscParams::default()),
+    recipe: Recipe::Dca,
+    n_top_genes: 4096,
+    train: train_defaults,
+    cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+    build: |v| Ok(Box::new(super::deep::Deep::<Net>::new(MaskscParams::from_json(v)?))),
+};
+
+/// Default training options.
+fn train_defaults() -> TrainConfig {
+    // specs §4: AdamW lr 1e-4, betas (0.9, 0.95), batch 256 [P]; weight decay 0.05 with
+    // warm-up and cosine decay as the public README (MAE's recipe). The paper trains 1600
+    // epochs; 200 (10 warm-up) here, where the small preset runs on CPUs.
+    TrainConfig {
+        epochs: 200,
+        batch_size: 256,
+        drop_last: false,
+        optimizer: crate::train::OptimConfig {
+            kind: crate::train::OptimKind::Adamw,
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.95,
+            weight_decay: 0.05,
+            ..Default::default()
+        },
+        schedule: crate::train::Schedule::Cosine,
+        warmup_epochs: 10,
+        embed_batch_size: 256,
+        ..TrainConfig::default()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,13 +14,36 @@ use super::contrastive::{self, ContrastiveParams};
 use super::deep::DeepNet;
 use super::layers;
 use super::Context;
+use super::MethodInfo;
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::error::Result;
 use crate::preprocess::Prepared;
+use crate::preprocess::Recipe;
+use crate::train::TrainConfig;
 use crate::train::{random, Batcher, StepCtx, TrainStep};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "mask-sc-mlp",
+    description: "mask-sc's MLP variant: contrastive-sc's encoder (500 HVGs, 90 % of them masked, -> 200 -> 40 -> 60) with a linear decoder, MSE on all genes",
+    reference: "Mo, Chen & Bai (course report), appendix A; specs §4",
+    params: || super::params_json(&MlpParams::default()),
+    recipe: Recipe::Dca,
+    n_top_genes: 500,
+    train: train_defaults,
+    cluster: || ClusterConfig { algorithm: Algorithm::Kmeans, ..ClusterConfig::default() },
+    build: |v| Ok(Box::new(super::deep::Deep::<Net>::new(MlpParams::from_json(v)?))),
+};
+
+/// Default training options.
+fn train_defaults() -> TrainConfig {
+    // specs §4 [PROP]: trained like contrastive-sc's family: Adam 1e-3, batch 256, 100 epochs.
+    TrainConfig { epochs: 100, batch_size: 256, drop_last: false, ..TrainConfig::default() }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

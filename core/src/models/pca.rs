@@ -4,13 +4,35 @@
 //! products go block-wise through dense blocks; on the CPU they go through `Implicit`
 //! (X = a constant row + a sparse part), O(non-zeros) instead of O(cells x genes).
 
+use super::MethodInfo;
 use super::{Context, Method, Named};
+use crate::cluster::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::matrix::Csr;
+use crate::preprocess::Recipe;
 use crate::preprocess::{Prepared, Scaler};
+use crate::train::TrainConfig;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "pca",
+    description: "Principal components of the scaled HVG matrix (baseline)",
+    reference: "scanpy pp.pca; specs §0",
+    params: || super::params_json(&PcaParams::default()),
+    recipe: Recipe::Scanpy,
+    n_top_genes: 2000,
+    train: train_defaults,
+    cluster: ClusterConfig::default,
+    build: |v| Ok(Box::new(Pca::from_params(v)?)),
+};
+
+/// Default training options (PCA fits in one pass: nothing here applies but the device).
+fn train_defaults() -> TrainConfig {
+    TrainConfig { epochs: 1, ..TrainConfig::default() }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]

@@ -9,8 +9,12 @@
 use super::deep::DeepNet;
 use super::layers::{self, LinNormMish};
 use super::Context;
+use super::MethodInfo;
+use crate::cluster::{Algorithm, ClusterConfig};
 use crate::error::{Error, Result};
 use crate::preprocess::Prepared;
+use crate::preprocess::Recipe;
+use crate::train::TrainConfig;
 use crate::train::{random, Batcher, StepCtx, TrainStep};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +22,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tch::nn::{self, Module};
 use tch::{Kind, Reduction, Tensor};
+
+/// This method's entry in the registry (`models::METHODS`): its defaults live here.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "scmae",
+    description: "scMAE: masked autoencoder with shuffled-value corruption and mask prediction",
+    reference: "Fang, Zheng & Li 2024, Bioinformatics; specs §1",
+    params: || super::params_json(&ScmaeParams::default()),
+    recipe: Recipe::Dca,
+    n_top_genes: 1000,
+    train: train_defaults,
+    // specs §1: K-means below 10 000 cells, Leiden with the resolution search above
+    cluster: || ClusterConfig { algorithm: Algorithm::Auto, ..ClusterConfig::default() },
+    build: |v| Ok(Box::new(super::deep::Deep::<Net>::new(ScmaeParams::from_json(v)?))),
+};
+
+/// Default training options.
+fn train_defaults() -> TrainConfig {
+    // specs §1: Adam 1e-3, batch 256 with drop_last, 81 epochs, embedding in blocks of 1280.
+    TrainConfig { epochs: 81, batch_size: 256, drop_last: true, embed_batch_size: 1280, ..TrainConfig::default() }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
