@@ -161,7 +161,7 @@ fn run_prepared(
         if k > prep.n_cells() {
             return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
         }
-    } else if matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans)
+    } else if matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans | crate::cluster::Algorithm::Consensus)
         || (cfg.cluster.algorithm == crate::cluster::Algorithm::Auto && prep.n_cells() < cfg.cluster.auto_max_kmeans_cells)
     {
         return Err(Error::config(

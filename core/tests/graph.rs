@@ -387,3 +387,45 @@ fn refinement_in_build_graph_uses_the_metric_of_the_search() {
     let knn = cluster::knn_ivf(&x, 15, Metric::Cosine, c.ivf_nlist, c.ivf_nprobe, c.ivf_search, 1, 0).unwrap();
     assert!(g == cluster::umap_connectivities(&knn), "build_graph's refined cosine graph differs from knn_ivf's");
 }
+
+/// `cluster.algorithm = consensus` on 8 overlapping groups of unequal size: the
+/// consensus of 20 single-start K-means runs finds k clusters, is seeded (same seed, same
+/// labels), reports each run's agreement with it, and recovers the groups at least as well
+/// as the median single-start run does.
+#[test]
+fn consensus_of_kmeans_runs_on_simulated_groups() {
+    let mut rng = scdeep_core::seed::rng_for(4, 0);
+    let centers = scdeep_core::train::random::normal(&mut rng, &[8, 10], tch::Device::Cpu) * 1.2;
+    let truth: Vec<usize> = (0..2000usize).map(|i| ((i * i) % 64) % 8).collect();
+    let which = Tensor::from_slice(&truth.iter().map(|&g| g as i64).collect::<Vec<_>>());
+    let x = centers.index_select(0, &which) + scdeep_core::train::random::normal(&mut rng, &[2000, 10], tch::Device::Cpu);
+    let cfg = cluster::ClusterConfig { algorithm: cluster::Algorithm::Consensus, ..Default::default() };
+    let mut quiet = scdeep_core::progress::Silent;
+    let a = cluster::run(&x, &cfg, Some(8), 11, &mut quiet).unwrap();
+    let b = cluster::run(&x, &cfg, Some(8), 11, &mut quiet).unwrap();
+    assert_eq!(a.labels, b.labels, "same seed, same labels");
+    let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
+    assert_eq!(labels.iter().max().unwrap() + 1, 8);
+    assert_eq!(a.info["algorithm"], "consensus");
+    let agreement = a.info["run_agreement_ari"].as_array().unwrap();
+    assert_eq!(agreement.len(), cfg.consensus_runs);
+    let consensus = ari(&truth, &labels);
+    let mut single: Vec<f64> = (0..cfg.consensus_runs as u64)
+        .map(|r| {
+            let p = cluster::KMeansParams { k: 8, n_init: 1, max_iter: 300, tol: 1e-4, seed: scdeep_core::seed::mix_seed(11, r) };
+            let l: Vec<usize> = cluster::kmeans(&x, &p).unwrap().labels.iter().map(|&l| l as usize).collect();
+            ari(&truth, &l)
+        })
+        .collect();
+    single.sort_by(f64::total_cmp);
+    let median = single[single.len() / 2];
+    eprintln!(
+        "consensus ARI {consensus:.4}; single-start K-means runs {:.4} .. {:.4}, median {median:.4}",
+        single[0],
+        single[single.len() - 1]
+    );
+    assert!(consensus >= median, "consensus {consensus} below the median run {median}");
+    // without k it says what it needs
+    let e = cluster::run(&x, &cfg, None, 11, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("cluster.n_clusters") && e.contains("consensus"), "{e}");
+}

@@ -310,7 +310,9 @@ struct RunArgs {
 
 #[derive(Args, Clone)]
 struct ClusterFlags {
-    /// Clustering: kmeans, leiden, louvain or auto (K-means below 10 000 cells, Leiden above).
+    /// Clustering: kmeans, leiden, louvain, consensus (of cluster.consensus_runs single-start
+    /// K-means runs, cut on the kNN graph; needs k) or auto (K-means below 10 000 cells,
+    /// Leiden above).
     #[arg(long = "cluster", value_name = "ALGORITHM")]
     algorithm: Option<String>,
     /// Leiden/Louvain resolution (with -k, the resolution is searched to hit k instead).

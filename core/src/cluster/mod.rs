@@ -1,6 +1,7 @@
 //! Clustering of embeddings: K-means, and Leiden/Louvain on a kNN graph (UMAP or SNN
 //! weights). K-means and the kNN search run as tensor code on the embedding's device.
 
+pub mod consensus;
 pub mod descent;
 pub mod graph;
 pub mod kmeans;
@@ -25,6 +26,10 @@ pub enum Algorithm {
     /// scMAE's rule: K-means below `auto_max_kmeans_cells` cells, Leiden (resolution
     /// searched to hit k) above.
     Auto,
+    /// Evidence accumulation over `consensus_runs` single-start K-means runs: the kNN
+    /// graph weighted by how often two cells share a cluster, cut by Leiden at the
+    /// resolution that gives k clusters.
+    Consensus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +129,9 @@ pub struct ClusterConfig {
     /// Leiden's outer iterations (0 = until the quality stops improving).
     pub max_iterations: usize,
     pub auto_max_kmeans_cells: usize,
+    /// `consensus`: the K-means runs (one start each, seeds derived from the run's)
+    /// whose co-association weights the graph.
+    pub consensus_runs: usize,
 }
 
 impl Default for ClusterConfig {
@@ -158,6 +166,7 @@ impl Default for ClusterConfig {
             resolutions: (1..=20).map(|i| i as f64 / 10.0).collect(),
             max_iterations: 0,
             auto_max_kmeans_cells: 10_000,
+            consensus_runs: 20,
         }
     }
 }
@@ -189,6 +198,9 @@ impl ClusterConfig {
                 self.knn_refine,
                 "must be at most 10 (each round rarely changes anything after the second)",
             ));
+        }
+        if self.consensus_runs < 2 {
+            return Err(Error::config(&f("consensus_runs"), self.consensus_runs, "must be >= 2"));
         }
         if self.descent_rounds == 0 {
             return Err(Error::config(&f("descent_rounds"), 0, "must be >= 1"));
@@ -267,6 +279,12 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
             info: json!({"algorithm": "kmeans", "k": k, "inertia": km.inertia, "n_iter": km.n_iter}),
         });
     }
+    if algo == Algorithm::Consensus {
+        let k = k.ok_or_else(|| {
+            Error::config("cluster.n_clusters", "null", "consensus clustering needs the number of clusters (--n-clusters)")
+        })?;
+        return consensus_of_kmeans(x, cfg, k, seed, progress);
+    }
     let (g, knn_info) = build_graph(x, cfg, n_neighbors, seed, progress)?;
     let (_, n_comp) = g.components();
     let choice = match choice {
@@ -342,6 +360,34 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
             "algorithm": name, "n_neighbors": n_neighbors, "weights": cfg.weights, "quality": cfg.quality,
             "resolution": res, "resolutions_tried": tried, "quality_value": q, "n_clusters": nc,
             "graph_components": n_comp, "knn": knn_info,
+        }),
+    })
+}
+
+/// `consensus`: `cfg.consensus_runs` K-means runs of one start each, their co-association
+/// on the kNN graph, and Leiden on it with the resolution searched to hit k.
+fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, progress: &mut dyn Progress) -> Result<Clustering> {
+    let runs = cfg.consensus_runs;
+    progress.message(&format!("consensus of {runs} K-means runs (k = {k}, one start each) on a {}-NN graph", cfg.n_neighbors));
+    let mut parts = Vec::with_capacity(runs);
+    let mut inertias = Vec::with_capacity(runs);
+    for r in 0..runs {
+        let p = KMeansParams { k, n_init: 1, max_iter: cfg.max_iter, tol: cfg.tol, seed: crate::seed::mix_seed(seed, r as u64) };
+        let km = kmeans(x, &p)?;
+        inertias.push(km.inertia);
+        parts.push(km.labels.iter().map(|&l| l as usize).collect::<Vec<usize>>());
+    }
+    let (g, knn_info) = build_graph(x, cfg, cfg.n_neighbors, seed, progress)?;
+    let (labels, res, q, tried) = consensus::combine(&g, &parts, k, cfg.quality, seed);
+    // How well each run agrees with the consensus (ARI): a label-free stability measure.
+    let agreement = parts.iter().map(|p| crate::metrics::adjusted_rand_index(p, &labels)).collect::<Result<Vec<f64>>>()?;
+    let nc = labels.iter().max().map_or(0, |m| m + 1);
+    Ok(Clustering {
+        labels: labels.into_iter().map(|l| l as i64).collect(),
+        info: json!({
+            "algorithm": "consensus", "k": k, "runs": runs, "n_neighbors": cfg.n_neighbors, "resolution": res,
+            "resolutions_tried": tried, "quality_value": q, "n_clusters": nc, "knn": knn_info,
+            "run_inertia": inertias, "run_agreement_ari": agreement,
         }),
     })
 }
