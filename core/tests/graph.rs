@@ -407,6 +407,7 @@ fn consensus_of_kmeans_runs_on_simulated_groups() {
     let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
     assert_eq!(labels.iter().max().unwrap() + 1, 8);
     assert_eq!(a.info["algorithm"], "consensus");
+    assert!(["graph", "kmeans"].contains(&a.info["picked"].as_str().unwrap()), "{}", a.info);
     let agreement = a.info["run_agreement_ari"].as_array().unwrap();
     assert_eq!(agreement.len(), cfg.consensus_runs);
     let consensus = ari(&truth, &labels);

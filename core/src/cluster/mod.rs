@@ -132,6 +132,19 @@ pub struct ClusterConfig {
     /// `consensus`: the K-means runs (one start each, seeds derived from the run's)
     /// whose co-association weights the graph.
     pub consensus_runs: usize,
+    /// `consensus`: which partition is returned. `silhouette`: the graph consensus or the
+    /// runs' lowest-inertia K-means partition, whichever has the higher mean silhouette
+    /// on the embedding (on at most `consensus_silhouette_sample` cells); `graph`: always
+    /// the graph consensus.
+    pub consensus_pick: ConsensusPick,
+    pub consensus_silhouette_sample: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsensusPick {
+    Silhouette,
+    Graph,
 }
 
 impl Default for ClusterConfig {
@@ -167,6 +180,8 @@ impl Default for ClusterConfig {
             max_iterations: 0,
             auto_max_kmeans_cells: 10_000,
             consensus_runs: 20,
+            consensus_pick: ConsensusPick::Silhouette,
+            consensus_silhouette_sample: 5_000,
         }
     }
 }
@@ -365,7 +380,9 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
 }
 
 /// `consensus`: `cfg.consensus_runs` K-means runs of one start each, their co-association
-/// on the kNN graph, and Leiden on it with the resolution searched to hit k.
+/// on the kNN graph, and Leiden on it with the resolution searched to hit k; with
+/// `consensus_pick` = silhouette, that partition or the runs' lowest-inertia one (K-means
+/// with as many starts as runs), whichever has the higher silhouette.
 fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, progress: &mut dyn Progress) -> Result<Clustering> {
     let runs = cfg.consensus_runs;
     progress.message(&format!("consensus of {runs} K-means runs (k = {k}, one start each) on a {}-NN graph", cfg.n_neighbors));
@@ -378,16 +395,46 @@ fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, pro
         parts.push(km.labels.iter().map(|&l| l as usize).collect::<Vec<usize>>());
     }
     let (g, knn_info) = build_graph(x, cfg, cfg.n_neighbors, seed, progress)?;
-    let (labels, res, q, tried) = consensus::combine(&g, &parts, k, cfg.quality, seed);
+    let (graph_labels, res, q, tried) = consensus::combine(&g, &parts, k, cfg.quality, seed);
     // How well each run agrees with the consensus (ARI): a label-free stability measure.
-    let agreement = parts.iter().map(|p| crate::metrics::adjusted_rand_index(p, &labels)).collect::<Result<Vec<f64>>>()?;
+    let agreement = parts.iter().map(|p| crate::metrics::adjusted_rand_index(p, &graph_labels)).collect::<Result<Vec<f64>>>()?;
+    let best = (0..runs).min_by(|&a, &b| inertias[a].total_cmp(&inertias[b])).unwrap_or(0);
+    let (labels, picked, silhouettes) = match cfg.consensus_pick {
+        ConsensusPick::Graph => (graph_labels, "graph", Value::Null),
+        ConsensusPick::Silhouette => {
+            // The graph cut wins where it separates what K-means merges; where one type
+            // dominates, modularity at k splits it and K-means' compact clusters score higher.
+            let kmeans_labels = consensus::canonical(&parts[best]);
+            let cells = crate::metrics::silhouette_cells(graph_labels.len(), cfg.consensus_silhouette_sample);
+            let d = x.size()[1] as usize;
+            let emb = Vec::<f32>::try_from(&x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let xs: Vec<f32> = cells.iter().flat_map(|&i| emb[i * d..(i + 1) * d].iter().copied()).collect();
+            let gs: Vec<usize> = cells.iter().map(|&i| graph_labels[i]).collect();
+            let ks: Vec<usize> = cells.iter().map(|&i| kmeans_labels[i]).collect();
+            let ok = |l: &[usize]| (2..l.len()).contains(&(l.iter().max().map_or(0, |m| m + 1)));
+            let (sg, sk) = if ok(&gs) && ok(&ks) {
+                let v = crate::metrics::silhouettes(&xs, d, &[&gs, &ks])?;
+                (v[0], v[1])
+            } else {
+                (0.0, 0.0)
+            };
+            let sil = json!({"graph": sg, "kmeans": sk, "cells": cells.len()});
+            if sk > sg {
+                (kmeans_labels, "kmeans", sil)
+            } else {
+                (graph_labels, "graph", sil)
+            }
+        }
+    };
+    progress.message(&format!("consensus: the {picked} partition"));
     let nc = labels.iter().max().map_or(0, |m| m + 1);
     Ok(Clustering {
         labels: labels.into_iter().map(|l| l as i64).collect(),
         info: json!({
             "algorithm": "consensus", "k": k, "runs": runs, "n_neighbors": cfg.n_neighbors, "resolution": res,
             "resolutions_tried": tried, "quality_value": q, "n_clusters": nc, "knn": knn_info,
-            "run_inertia": inertias, "run_agreement_ari": agreement,
+            "run_inertia": inertias, "run_agreement_ari": agreement, "picked": picked, "pick": cfg.consensus_pick,
+            "silhouettes": silhouettes,
         }),
     })
 }
