@@ -6,17 +6,21 @@ K-means (n_init 10, scikit-learn) on each, and combinations of 10 single-start K
 runs per embedding: the co-association cut (kNN edges weighted by (agree + 1/2) / (runs +
 1), Leiden RB-configuration with the resolution bisected to k, as `cluster.algorithm =
 consensus` does) on the PCA and the scMAE kNN graphs, the same with PCA and scMAE runs
-only, and exact average linkage on the full co-association matrix (EAC). ARI against the
-labels, which no choice uses.
+only, exact average linkage on the full co-association matrix (EAC), and the member whose
+K-means partition has the highest mean NMI to the other members' (a label-free pick).
+ARI against the labels, which no choice uses.
 
-  .venv/bin/python bench/consensus_members.py [--datasets a,b] [--seed 0] [--work DIR]
+  .venv/bin/python bench/consensus_members.py [--datasets a,b] [--seeds 5] [--jobs 2] [--work DIR]
 
-Writes bench/results/consensus_members.json.
+Writes bench/results/consensus_members.json: every (dataset, seed) and the medians over
+seeds with their range.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import igraph as ig
 import leidenalg as la
@@ -25,13 +29,15 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score as ari
+from sklearn.metrics import normalized_mutual_info_score as nmi
 from sklearn.neighbors import NearestNeighbors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
 DATA = os.path.join(ROOT, "..", "shared", "data")
 METHODS = ["pca", "scmae", "mask-sc-mlp", "contrastive-sc"]
-DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "baron_mouse", "pollen_top1000hvg", "darmanis_top1000hvg"]
+DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "mouse_bladder_select2100", "baron_mouse", "pollen_top1000hvg",
+            "darmanis_top1000hvg", "blakeley"]
 
 
 def embedding(work, method, dataset, seed):
@@ -76,33 +82,56 @@ def eac_average(parts, k):
     return fcluster(linkage(squareform(d, checks=False), "average"), k, "maxclust")
 
 
+def evaluate(work, d, seed):
+    """ARIs of the members and of the combinations on one dataset and seed."""
+    xs, truth = {}, None
+    for m in METHODS:
+        xs[m], truth = embedding(work, m, d, seed)
+    k, n = len(set(truth)), len(truth)
+    r = {"dataset": d, "seed": seed, "k": k}
+    parts, member = [], {}
+    for m in METHODS:
+        member[m] = KMeans(k, n_init=10, random_state=seed).fit(xs[m]).labels_
+        r[f"kmeans_{m}"] = ari(truth, member[m])
+        parts += [KMeans(k, n_init=1, random_state=1000 * seed + i).fit(xs[m]).labels_ for i in range(10)]
+    for g in ["pca", "scmae"]:
+        r[f"cut_all_on_{g}_graph"] = ari(truth, cut(n, knn_edges(xs[g]), parts, k, seed))
+    r["cut_pca_scmae_on_pca_graph"] = ari(truth, cut(n, knn_edges(xs["pca"]), parts[:20], k, seed))
+    r["eac_average_all"] = ari(truth, eac_average(parts, k))
+    r["best_member"] = max(r[f"kmeans_{m}"] for m in METHODS)
+    agree = {m: float(np.mean([nmi(member[m], member[o]) for o in METHODS if o != m])) for m in METHODS}
+    r["member_mean_nmi_to_others"] = agree
+    r["picked_by_agreement"] = max(METHODS, key=lambda m: agree[m])
+    r["picked_ari"] = r[f"kmeans_{r['picked_by_agreement']}"]
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1")
+    ap.add_argument("--jobs", type=int, default=2, help="scdeep runs side by side (1 thread each)")
     ap.add_argument("--work", default=os.path.join(ROOT, "target", "consensus_members"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_members.json"))
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
+    datasets = a.datasets.split(",")
+    jobs = [(m, d, seed) for d in datasets for seed in range(a.seeds) for m in METHODS]
+    with ThreadPoolExecutor(a.jobs) as pool:
+        list(pool.map(lambda j: embedding(a.work, *j), jobs))
     results = []
-    for d in a.datasets.split(","):
-        xs, truth = {}, None
-        for m in METHODS:
-            xs[m], truth = embedding(a.work, m, d, a.seed)
-        k, n = len(set(truth)), len(truth)
-        r = {"dataset": d, "seed": a.seed, "k": k}
-        parts = []
-        for m in METHODS:
-            r[f"kmeans_{m}"] = ari(truth, KMeans(k, n_init=10, random_state=a.seed).fit(xs[m]).labels_)
-            parts += [KMeans(k, n_init=1, random_state=1000 * a.seed + i).fit(xs[m]).labels_ for i in range(10)]
-        for g in ["pca", "scmae"]:
-            r[f"cut_all_on_{g}_graph"] = ari(truth, cut(n, knn_edges(xs[g]), parts, k, a.seed))
-        r["cut_pca_scmae_on_pca_graph"] = ari(truth, cut(n, knn_edges(xs["pca"]), parts[:20], k, a.seed))
-        r["eac_average_all"] = ari(truth, eac_average(parts, k))
-        r["best_member"] = max(r[f"kmeans_{m}"] for m in METHODS)
-        print(json.dumps({key: (round(v, 3) if isinstance(v, float) else v) for key, v in r.items()}), flush=True)
-        results.append(r)
-    json.dump({"benchmark": "consensus over embeddings (issue 24, exploration)", "methods": METHODS, "runs": results},
+    for d in datasets:
+        for seed in range(a.seeds):
+            results.append(evaluate(a.work, d, seed))
+    columns = [c for c in results[0] if isinstance(results[0][c], float)]
+    summary = {}
+    for d in datasets:
+        rs = [r for r in results if r["dataset"] == d]
+        summary[d] = {c: {"median": statistics.median(r[c] for r in rs), "min": min(r[c] for r in rs), "max": max(r[c] for r in rs)}
+                      for c in columns}
+        print(d, {c: round(v["median"], 3) for c, v in summary[d].items()}, flush=True)
+    json.dump({"benchmark": "consensus over embeddings (issue 24, exploration)", "methods": METHODS, "seeds": a.seeds,
+               "summary": summary, "runs": results},
               open(a.out, "w"), indent=1)
     print("wrote", a.out)
 
