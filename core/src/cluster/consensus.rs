@@ -5,17 +5,16 @@
 //! so the cost is cells x neighbours x partitions, not cells squared.
 
 use super::graph::Graph;
-use super::leiden::{communities, CommunityParams, Quality};
+use super::leiden::{communities, CommunityParams};
 
-/// One partition of `partitions`' consensus on the kNN graph `g`: Leiden (`quality`) on
-/// their co-association graph, the resolution searched to give `k` clusters (at most
-/// `super::MAX_SEARCH_RUNS` runs); labels numbered by first appearance. Returns (labels,
-/// resolution, quality value, Leiden runs).
-pub fn combine(g: &Graph, partitions: &[Vec<usize>], k: usize, quality: Quality, seed: u64) -> (Vec<usize>, f64, f64, usize) {
+/// One partition of `partitions`' consensus on the kNN graph `g`: `leiden` (its
+/// resolution is searched to give `k` clusters, at most `super::MAX_SEARCH_RUNS` runs,
+/// its seed offset by each attempt) on their co-association graph; labels numbered by
+/// first appearance. Returns (labels, resolution, quality value, Leiden runs).
+pub fn combine(g: &Graph, partitions: &[Vec<usize>], k: usize, leiden: &CommunityParams) -> (Vec<usize>, f64, f64, usize) {
     let cg = coassociation(g, partitions);
     let (labels, res, q, tried) = super::search_resolution(k, super::MAX_SEARCH_RUNS, |r, attempt| {
-        let p = CommunityParams { quality, resolution: r, refine: true, theta: 0.01, max_iterations: 0, seed: seed.wrapping_add(attempt) };
-        communities(&cg, &p)
+        communities(&cg, &CommunityParams { resolution: r, seed: leiden.seed.wrapping_add(attempt), ..*leiden })
     });
     (canonical(&labels), res, q, tried)
 }
@@ -53,6 +52,11 @@ pub fn canonical(labels: &[usize]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::Quality;
+
+    fn leiden(seed: u64) -> CommunityParams {
+        CommunityParams { quality: Quality::Modularity, resolution: 1.0, refine: true, theta: 0.01, max_iterations: 0, seed }
+    }
 
     fn ring(n: usize) -> Graph {
         let mut t = Vec::new();
@@ -106,7 +110,7 @@ mod tests {
         for truth in [rings, four] {
             let k = truth.iter().max().unwrap() + 1;
             let parts = vec![truth.clone(); 5];
-            let (labels, _, _, _) = combine(&g, &parts, k, Quality::Modularity, 0);
+            let (labels, _, _, _) = combine(&g, &parts, k, &leiden(0));
             assert_eq!(labels, canonical(&truth));
         }
     }
@@ -118,12 +122,12 @@ mod tests {
         let parts = vec![rings.clone(), rings.clone(), noisy.clone()];
         let renamed =
             vec![rings.iter().map(|l| 7 - l).collect(), rings.iter().map(|l| l + 3).collect(), noisy.iter().map(|l| 9 * l).collect()];
-        let a = combine(&g, &parts, 2, Quality::Modularity, 3);
-        let b = combine(&g, &renamed, 2, Quality::Modularity, 3);
+        let a = combine(&g, &parts, 2, &leiden(3));
+        let b = combine(&g, &renamed, 2, &leiden(3));
         assert_eq!(a.0, b.0);
         assert_eq!(a.0, canonical(&rings), "the majority's rings, not the noisy run's two swapped cells");
         // and the same seed gives the same labels
-        assert_eq!(a.0, combine(&g, &parts, 2, Quality::Modularity, 3).0);
+        assert_eq!(a.0, combine(&g, &parts, 2, &leiden(3)).0);
     }
 
     #[test]

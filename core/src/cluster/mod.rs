@@ -395,7 +395,9 @@ fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, pro
         parts.push(km.labels.iter().map(|&l| l as usize).collect::<Vec<usize>>());
     }
     let (g, knn_info) = build_graph(x, cfg, cfg.n_neighbors, seed, progress)?;
-    let (graph_labels, res, q, tried) = consensus::combine(&g, &parts, k, cfg.quality, seed);
+    let leiden =
+        CommunityParams { quality: cfg.quality, resolution: 1.0, refine: true, theta: 0.01, max_iterations: cfg.max_iterations, seed };
+    let (graph_labels, res, q, tried) = consensus::combine(&g, &parts, k, &leiden);
     // How well each run agrees with the consensus (ARI): a label-free stability measure.
     let agreement = parts.iter().map(|p| crate::metrics::adjusted_rand_index(p, &graph_labels)).collect::<Result<Vec<f64>>>()?;
     let best = (0..runs).min_by(|&a, &b| inertias[a].total_cmp(&inertias[b])).unwrap_or(0);
@@ -405,20 +407,12 @@ fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, pro
             // The graph cut wins where it separates what K-means merges; where one type
             // dominates, modularity at k splits it and K-means' compact clusters score higher.
             let kmeans_labels = consensus::canonical(&parts[best]);
-            let cells = crate::metrics::silhouette_cells(graph_labels.len(), cfg.consensus_silhouette_sample);
             let d = x.size()[1] as usize;
             let emb = Vec::<f32>::try_from(&x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-            let xs: Vec<f32> = cells.iter().flat_map(|&i| emb[i * d..(i + 1) * d].iter().copied()).collect();
-            let gs: Vec<usize> = cells.iter().map(|&i| graph_labels[i]).collect();
-            let ks: Vec<usize> = cells.iter().map(|&i| kmeans_labels[i]).collect();
-            let ok = |l: &[usize]| (2..l.len()).contains(&(l.iter().max().map_or(0, |m| m + 1)));
-            let (sg, sk) = if ok(&gs) && ok(&ks) {
-                let v = crate::metrics::silhouettes(&xs, d, &[&gs, &ks])?;
-                (v[0], v[1])
-            } else {
-                (0.0, 0.0)
-            };
-            let sil = json!({"graph": sg, "kmeans": sk, "cells": cells.len()});
+            let (got, cells) =
+                crate::metrics::sampled_silhouettes(&emb, d, &[&graph_labels, &kmeans_labels], cfg.consensus_silhouette_sample)?;
+            let (sg, sk) = (got[0].unwrap_or(0.0), got[1].unwrap_or(0.0));
+            let sil = json!({"graph": sg, "kmeans": sk, "cells": cells});
             if sk > sg {
                 (kmeans_labels, "kmeans", sil)
             } else {

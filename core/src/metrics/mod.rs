@@ -448,6 +448,23 @@ impl Scores {
     }
 }
 
+/// The mean silhouettes of `labelings` of the rows of `x` (n x d) on the cells of
+/// [`silhouette_cells`]`(n, sample)`, in one pass over their distances: None for a
+/// labelling with fewer than 2 or as many clusters as there are sampled cells. Returns
+/// them and the number of cells used.
+pub fn sampled_silhouettes(x: &[f32], d: usize, labelings: &[&[usize]], sample: usize) -> Result<(Vec<Option<f64>>, usize)> {
+    let n = labelings.first().map_or(0, |l| l.len());
+    let cells = silhouette_cells(n, sample);
+    let m = cells.len();
+    let xs: std::borrow::Cow<[f32]> =
+        if m == n { x.into() } else { cells.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect::<Vec<f32>>().into() };
+    let sampled: Vec<Vec<usize>> = labelings.iter().map(|l| cells.iter().map(|&i| l[i]).collect()).collect();
+    let ok: Vec<bool> = sampled.iter().map(|l| (2..m).contains(&encode(l).1)).collect();
+    let which: Vec<&[usize]> = sampled.iter().zip(&ok).filter(|w| *w.1).map(|w| w.0.as_slice()).collect();
+    let mut got = silhouettes(&xs, d, &which)?.into_iter();
+    Ok((ok.iter().map(|&o| if o { got.next() } else { None }).collect(), m))
+}
+
 /// Score predicted labels against truth. The silhouettes (O(m^2) for m cells) are
 /// computed on the cells of [`silhouette_cells`]`(n, silhouette_sample)`; `silhouette_cells`
 /// in the result says how many.
@@ -477,23 +494,11 @@ pub fn evaluate(
     };
     if let Some((x, d)) = embedding {
         let n = t.len();
-        let cells = silhouette_cells(n, silhouette_sample);
-        let m = cells.len();
-        let xs: Vec<f32> = if m == n { x.to_vec() } else { cells.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect() };
-        let ts: Vec<usize> = cells.iter().map(|&i| t[i]).collect();
-        let ps: Vec<usize> = cells.iter().map(|&i| p[i]).collect();
-        // a silhouette needs 2 <= clusters < cells among the sampled cells
-        let (t_ok, p_ok) = ((2..m).contains(&encode(&ts).1), (2..m).contains(&encode(&ps).1));
-        let which: Vec<&[usize]> = [(t_ok, &ts), (p_ok, &ps)].into_iter().filter(|w| w.0).map(|w| w.1.as_slice()).collect();
-        let mut got = silhouettes(&xs, d, &which)?.into_iter();
-        if t_ok {
-            s.asw_truth = got.next();
-            s.asw_truth_scaled = s.asw_truth.map(|a| (a + 1.0) / 2.0);
-        }
-        if p_ok {
-            s.asw_pred = got.next();
-        }
-        if !which.is_empty() {
+        let (got, m) = sampled_silhouettes(x, d, &[&t, &p], silhouette_sample)?;
+        s.asw_truth = got[0];
+        s.asw_truth_scaled = s.asw_truth.map(|a| (a + 1.0) / 2.0);
+        s.asw_pred = got[1];
+        if got.iter().any(Option::is_some) {
             s.silhouette_cells = Some(m);
         }
         if kp >= 2 && kp < n {
