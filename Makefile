@@ -19,7 +19,7 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test test-python test-doors build setup fixtures bench clean header install c-test cpp-test python valgrind r r-test r-check fuzz fuzz-seeds fmt lint check
+.PHONY: demo test test-python test-doors build setup fixtures bench clean header install c-test cpp-test python wheel valgrind r r-test r-check r-tarball dist-test fuzz fuzz-seeds fmt lint check
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -56,7 +56,7 @@ test-python:
 	$(PY) -m pytest -q tests/python tests/hostile python-package/tests tests/workflows
 
 test-doors:
-	$(MAKE) --no-print-directory c-test cpp-test r-check
+	$(MAKE) --no-print-directory c-test cpp-test r-check dist-test
 
 # Formatting (rustfmt.toml) and lints of every Rust file of the repository: the gates of
 # `make test`. `make fmt` rewrites the files; `make check` is the quick round a developer
@@ -74,24 +74,27 @@ lint: setup
 check: lint
 	cargo test --release --workspace --lib --quiet
 
-# The Python package (maturin; the extension shares target/ with the workspace) in .venv.
-python: build
-	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps ./python-package
+# The Python wheel (abi3, no libtorch inside: it depends on torch==2.13.0 and finds its
+# libraries at run time, scdeep/__init__.py importing torch first) and the sdist, built by
+# maturin in the shared target/; `make python` installs the wheel into .venv.
+DIST := $(CARGO_TARGET_DIR)/dist
+wheel: build
+	mkdir -p $(DIST) && rm -f $(DIST)/scdeep-*
+	cd python-package && $(PY) -m maturin build --release --quiet --auditwheel warn --compatibility manylinux_2_34 --out $(DIST)
+	cd python-package && $(PY) -m maturin sdist --out $(DIST)
+
+python: wheel
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --force-reinstall $(DIST)/scdeep-*.whl
 
 # Copy the header cbindgen generated during the build into c-include/ (checked in).
 header: build
 	cp "$$(ls -t $(CARGO_TARGET_DIR)/release/build/scdeep-c-*/out/scdeep.h | head -1)" c-include/scdeep.h
 
-# The C library, headers, pkg-config file and CMake package under $(PREFIX).
+# The CLI, the C library, headers, pkg-config file and CMake package under $(PREFIX), with
+# the libtorch libraries they load (scripts/install.sh; CUDA=1 adds the CUDA libraries):
+# relocatable, and independent of this checkout and its .venv.
 install: build
-	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/lib/cmake/scdeep $(PREFIX)/include
-	install -m 644 c-include/scdeep.h c-include/scdeep.hpp $(PREFIX)/include/
-	install -m 755 $(CARGO_TARGET_DIR)/release/libscdeep.so $(PREFIX)/lib/
-	install -m 644 $(CARGO_TARGET_DIR)/release/libscdeep.a $(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e "s|@TORCHLIB@|$$($(PY) -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')|" \
-	    scripts/scdeep.pc.in > $(PREFIX)/lib/pkgconfig/scdeep.pc
-	sed -e 's|@VERSION@|$(VERSION)|' scripts/scdeepConfig.cmake.in > $(PREFIX)/lib/cmake/scdeep/scdeepConfig.cmake
+	bash scripts/install.sh "$(PREFIX)" "$(CARGO_TARGET_DIR)/release" "$(PY)" "$(VERSION)"
 
 # The C program (through pkg-config) against an install in target/ctest/prefix; it must
 # get the labels `scdeep run` gets with the same seed and threads (both with the default method).
@@ -133,19 +136,22 @@ r: build $(STAMPS)/test-system
 r-test: r
 	cd r-package/tests/testthat && $(R_ENV) Rscript -e 'testthat::test_dir(".", package = "scdeep", load_package = "installed", stop_on_failure = TRUE)'
 
-# R CMD check on a source tarball that carries the Rust sources (core, bindings/r) in
-# src/rust, as a tarball for CRAN-like installs must; it runs the testthat suite too.
-# Fails on any ERROR or WARNING (R CMD check itself exits 0 on warnings).
-r-check: build $(STAMPS)/test-system
-	rm -rf $(RBUILD) && mkdir -p $(RBUILD)/scdeep/src/rust/core $(RBUILD)/scdeep/src/rust/bindings
-	cp -r r-package/. $(RBUILD)/scdeep/
-	rm -f $(RBUILD)/scdeep/src/Makevars $(RBUILD)/scdeep/src/*.o $(RBUILD)/scdeep/src/*.so
-	cp -r core/Cargo.toml core/build.rs core/src $(RBUILD)/scdeep/src/rust/core/
-	cp -r bindings/r $(RBUILD)/scdeep/src/rust/bindings/
-	sed -e 's|^members = .*|members = ["core"]|' Cargo.toml > $(RBUILD)/scdeep/src/rust/Cargo.toml
-	cd $(RBUILD) && $(R_ENV) R CMD build --no-build-vignettes scdeep > build.log 2>&1 || { cat build.log; exit 1; }
-	cd $(RBUILD) && $(R_ENV) R CMD check --no-manual scdeep_$(VERSION).tar.gz
-	@! grep -E '^Status: .*(ERROR|WARNING)' $(RBUILD)/scdeep.Rcheck/00check.log
+# The R source package (scripts/r_tarball.sh): the Rust sources in src/rust and every
+# crate vendored, so that R CMD INSTALL builds offline; R CMD check of it outside the
+# checkout, offline, with the testthat suite (tests/dist/test_r_tarball.sh).
+RTARBALL := $(DIST)/scdeep_$(VERSION).tar.gz
+r-tarball: build $(STAMPS)/test-system
+	bash scripts/r_tarball.sh $(RBUILD) $(DIST)
+
+r-check: r-tarball
+	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/rcheck SCDEEP_DATA=$(ROOT)/../shared/data SCDEEP_CLI=$(BIN) SCDEEP_PYTHON=$(PY) SCDEEP_CARGO_QUIET=1 \
+	  bash tests/dist/test_r_tarball.sh $(RTARBALL)
+
+# The wheel in a fresh venv without Rust, and the installed CLI after its prefix moved
+# with this checkout hidden.
+dist-test: python
+	bash tests/dist/test_wheel.sh $(DIST) $(ROOT)/../shared/data
+	bash tests/dist/test_install.sh $(ROOT)/../shared/data
 
 # Regenerate the reference fixtures with scanpy / scikit-learn / skmisc.
 fixtures: setup

@@ -5,25 +5,30 @@ use std::sync::Once;
 
 static CUDA_LOAD: Once = Once::new();
 
+/// The directory of the libtorch this process loaded (the one libtorch_cpu.so was mapped
+/// from), so that an installed or relocated binary finds libtorch_cuda beside it.
+fn loaded_libtorch_dir() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .map(|p| p.trim_end_matches("/libtorch_cpu.so").to_string())
+}
+
 /// The linker drops libtorch_cuda (`--as-needed`) because nothing references it by
-/// symbol; load it once so CUDA kernels register. Fails quietly on CPU-only installs.
+/// symbol; load it once so CUDA kernels register: from the directory of the loaded
+/// libtorch, else the one built against, else by name. Fails quietly on CPU-only installs.
 pub fn load_cuda() {
     CUDA_LOAD.call_once(|| {
-        for name in ["libtorch_cuda.so"] {
-            let mut path = String::new();
-            if let Some(dir) = option_env!("SCDEEP_LIBTORCH_LIB") {
-                path = format!("{dir}/{name}");
-            }
-            for p in [path.as_str(), name] {
-                if p.is_empty() {
-                    continue;
-                }
-                let c = std::ffi::CString::new(p).unwrap();
-                // SAFETY: dlopen with a valid C string; the handle is intentionally leaked.
-                let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-                if !h.is_null() {
-                    return;
-                }
+        let name = "libtorch_cuda.so";
+        let dirs = [loaded_libtorch_dir(), option_env!("SCDEEP_LIBTORCH_LIB").map(String::from)];
+        let paths = dirs.into_iter().flatten().map(|d| format!("{d}/{name}")).chain([name.to_string()]);
+        for p in paths {
+            let Ok(c) = std::ffi::CString::new(p) else { continue };
+            // SAFETY: dlopen with a valid C string; the handle is intentionally leaked.
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if !h.is_null() {
+                return;
             }
         }
     });

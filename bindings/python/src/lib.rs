@@ -362,6 +362,14 @@ fn error_kinds_json() -> String {
     serde_json::to_string(&scdeep_core::error::ERROR_KINDS).unwrap_or_default()
 }
 
+/// The `scdeep` command line, run in this process (the wheel's console script): `argv`
+/// with the program name first; returns the exit status. It installs the CLI's SIGINT and
+/// SIGTERM handlers, so it is for a process that exists to run the command.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| scdeep_cli::main_with_args(argv))
+}
+
 #[pymodule]
 fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CoreError", m.py().get_type::<CoreError>())?;
@@ -376,5 +384,6 @@ fn _scdeep(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(libtorch_version, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     Ok(())
 }
