@@ -12,7 +12,7 @@ case "$data" in "$root"/*) echo "test_install: $data lies inside the checkout" >
 tmp=$(mktemp -d /tmp/scdeep-install.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)
-make -s -C "$root" install PREFIX="$tmp/prefix"
+MAKEFLAGS= make -s -C "$root" install PREFIX="$tmp/prefix"
 echo "test_install: installed in $(( $(date +%s) - start )) s, $(du -sh "$tmp/prefix" | cut -f1)"
 mv "$tmp/prefix" "$tmp/moved"
 bin=$tmp/moved/bin/scdeep
