@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: cluster real PBMC cells with scMAE (and the PCA baseline), print metrics;
-# without ../shared/data, simulate labelled counts instead.
+# without ../shared/data, simulate labelled counts instead. Rerunning replaces the demo's
+# own results. DEMO_OUT: where (target/demo); DEMO_ARGS: extra `scdeep run` flags (the
+# test passes a few epochs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/scdeep"
@@ -15,7 +17,8 @@ if [ ! -f "$INPUT" ]; then
   "$BIN" simulate --out "$INPUT" --n-cells 3000 --n-genes 2000 --groups 0.35,0.25,0.2,0.12,0.08 --seed 1
 fi
 for m in pca scmae; do
-  "$BIN" run --input "$INPUT" --label-key "$KEY" --method "$m" --seed 0 --out "$OUT/$m" --save-model "$OUT/$m/model"
+  # shellcheck disable=SC2086
+  "$BIN" run --input "$INPUT" --label-key "$KEY" --method "$m" --seed 0 --out "$OUT/$m" --save-model "$OUT/models/$m" ${DEMO_ARGS:-}
 done
 python3 - "$INPUT" "$OUT" <<'PY'
 import json, os, sys
