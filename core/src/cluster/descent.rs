@@ -120,7 +120,20 @@ pub fn knn_descent(x: &Tensor, k: usize, init: Knn, metric: Metric, p: &DescentP
     let n = init.n;
     let x = prepare(x, k, metric)?.to_device(tch::Device::Cpu);
     let d = x.size()[1] as usize;
-    let rows = Vec::<f32>::try_from(&x.contiguous().view([-1]))?;
+    // The descent works on the cells renumbered in a breadth-first order of `init`, so that
+    // the cells compared together lie near each other in memory (the rows of a cell's
+    // candidates are otherwise scattered over the whole matrix, and fetching them costs
+    // more than comparing them). `order[new] = old`.
+    let order = locality_order(&init);
+    let mut rank = vec![0u32; n];
+    for (new, &old) in order.iter().enumerate() {
+        rank[old as usize] = new as u32;
+    }
+    let rows = {
+        let perm = Tensor::from_slice(&order.iter().map(|&o| o as i64).collect::<Vec<_>>());
+        Vec::<f32>::try_from(&x.index_select(0, &perm).contiguous().view([-1]))?
+    };
+    drop(x);
     let row = |i: u32| &rows[i as usize * d..(i as usize + 1) * d];
     let kk = p.width.max(k - 1);
     let mut g: Heaps<f32> = Heaps::new(n, kk, f32::INFINITY);
@@ -130,7 +143,9 @@ pub fn knn_descent(x: &Tensor, k: usize, init: Knn, metric: Metric, p: &DescentP
     let random = kk / 4;
     for i in 0..n {
         let mut kept = 0;
-        for &j in &init.indices[i * init.k..(i + 1) * init.k] {
+        let old = order[i] as usize;
+        for &j in &init.indices[old * init.k..(old + 1) * init.k] {
+            let j = rank[j as usize];
             if j as usize != i && kept < kk - random {
                 kept += g.push(i, j, sqdist(row(i as u32), row(j)), true) as usize;
             }
@@ -209,24 +224,52 @@ pub fn knn_descent(x: &Tensor, k: usize, init: Knn, metric: Metric, p: &DescentP
             break;
         }
     }
-    let mut out = Knn { n, k, indices: Vec::with_capacity(n * k), distances: Vec::with_capacity(n * k) };
+    let mut out = Knn { n, k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
     for i in 0..n {
-        let mut nb: Vec<(f64, u32)> =
-            g.row(i).map(|j| (row(i as u32).iter().zip(row(j)).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>(), j)).collect();
+        let old = order[i] as usize;
+        let mut nb: Vec<(f64, u32)> = g
+            .row(i)
+            .map(|j| (row(i as u32).iter().zip(row(j)).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>(), order[j as usize]))
+            .collect();
         if nb.len() < k - 1 {
-            return Err(Error::Numeric(format!("NN-descent found {} of {} neighbours for cell {i}", nb.len(), k - 1)));
+            return Err(Error::Numeric(format!("NN-descent found {} of {} neighbours for cell {old}", nb.len(), k - 1)));
         }
         nb.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         nb.truncate(k - 1);
-        out.indices.push(i as u32);
-        out.distances.push(0.0);
-        for (dd, j) in nb {
-            out.indices.push(j);
-            out.distances.push(match metric {
+        out.indices[old * k] = old as u32;
+        for (t, (dd, j)) in nb.into_iter().enumerate() {
+            out.indices[old * k + 1 + t] = j;
+            out.distances[old * k + 1 + t] = match metric {
                 Metric::Euclidean => dd.sqrt() as f32,
                 Metric::Cosine => (dd / 2.0) as f32,
-            });
+            };
         }
     }
     Ok((out, report))
+}
+
+/// The cells in breadth-first order of the graph `g` (each unvisited cell, in index order,
+/// starts a new search): neighbours get nearby numbers.
+fn locality_order(g: &Knn) -> Vec<u32> {
+    let mut seen = vec![false; g.n];
+    let mut order: Vec<u32> = Vec::with_capacity(g.n);
+    for s in 0..g.n {
+        if seen[s] {
+            continue;
+        }
+        seen[s] = true;
+        let mut head = order.len();
+        order.push(s as u32);
+        while head < order.len() {
+            let i = order[head] as usize;
+            head += 1;
+            for &j in &g.indices[i * g.k..(i + 1) * g.k] {
+                if !seen[j as usize] {
+                    seen[j as usize] = true;
+                    order.push(j);
+                }
+            }
+        }
+    }
+    order
 }
