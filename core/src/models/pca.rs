@@ -1,8 +1,9 @@
 //! PCA on libtorch. Exact: accumulate X^T X over row blocks and take `eigh` (genes <=
 //! `exact_max_genes` and cells <= `exact_max_cells`). Randomized (Halko et al.): range
-//! finder with power iterations. The sparse matrix is never densified whole: on a GPU the
-//! products go block-wise through dense blocks; on the CPU they go through `Implicit`
-//! (X = a constant row + a sparse part), O(non-zeros) instead of O(cells x genes).
+//! finder with power iterations. The sparse matrix is never densified whole: the products
+//! go through X = a constant row + a sparse part, O(non-zeros) instead of O(cells x
+//! genes), on the CPU by `Implicit`, on a GPU by `DeviceSparse` (sparse tensors uploaded
+//! once; dense blocks of rows from the host when they do not fit).
 
 use super::MethodInfo;
 use super::{Context, Method, Named};
@@ -67,6 +68,9 @@ pub struct Pca {
     pub components: Option<Tensor>,
     pub mean: Option<Tensor>,
     pub explained_variance: Vec<f64>,
+    /// Tests: the CPU takes the device's sparse-tensor products (`DeviceSparse`) instead of
+    /// `Implicit`, so that the GPU's code path is checked where there is no GPU.
+    sparse_tensors_on_cpu: bool,
 }
 
 impl Pca {
@@ -81,12 +85,24 @@ impl Pca {
         if p.block_rows == 0 {
             return Err(Error::config("params.block_rows", 0, "must be >= 1"));
         }
-        Ok(Pca { p, components: None, mean: None, explained_variance: vec![] })
+        Ok(Pca { p, components: None, mean: None, explained_variance: vec![], sparse_tensors_on_cpu: false })
     }
 
     fn blocks(&self, data: &Prepared) -> Vec<Vec<usize>> {
         let n = data.n_cells();
         (0..n).step_by(self.p.block_rows).map(|s| (s..(s + self.p.block_rows).min(n)).collect()).collect()
+    }
+
+    /// The data as sparse tensors on `dev`; None (dense blocks instead, said in the log)
+    /// when they do not fit there.
+    fn device_sparse(&self, data: &Prepared, dev: tch::Device, ctx: &mut Context) -> Option<DeviceSparse> {
+        match crate::device::torch_guard("uploading the sparse matrix for PCA", dev, || DeviceSparse::new(data, dev)) {
+            Ok(ds) => Some(ds),
+            Err(e) => {
+                ctx.progress.message(&format!("PCA: {e}; using dense blocks of rows from the host instead"));
+                None
+            }
+        }
     }
 
     fn block(data: &Prepared, rows: &[usize], dev: tch::Device) -> Tensor {
@@ -206,6 +222,95 @@ impl<'a> Implicit<'a> {
     }
 }
 
+/// The same decomposition X = 1 z^T + S held on the device (a GPU): S in blocks of rows as
+/// sparse CSR tensors, each with its transpose (genes x block rows), so that both products
+/// of the randomized range finder run there (cuSPARSE on CUDA) from one upload, instead of
+/// densifying every block on the host for every product. Device memory: about 2 x
+/// non-zeros x 12 bytes.
+struct DeviceSparse {
+    /// (S_b, S_b^T) per block of rows
+    blocks: Vec<(Tensor, Tensor)>,
+    /// rows of each block
+    lens: Vec<i64>,
+    z: Tensor,
+    n: usize,
+}
+
+impl DeviceSparse {
+    /// Rows per block (bounds the host copy made while uploading).
+    const BLOCK_ROWS: usize = 65_536;
+
+    fn new(p: &Prepared, dev: tch::Device) -> Result<DeviceSparse> {
+        let im = Implicit::new(p);
+        let (n, g) = (p.x.n_rows, p.x.n_cols);
+        let mut blocks = Vec::new();
+        let mut lens = Vec::new();
+        for r0 in (0..n).step_by(Self::BLOCK_ROWS) {
+            let r1 = (r0 + Self::BLOCK_ROWS).min(n);
+            let mut b = Csr { n_rows: r1 - r0, n_cols: g, indptr: Vec::with_capacity(r1 - r0 + 1), indices: Vec::new(), data: Vec::new() };
+            b.indptr.push(0);
+            for i in r0..r1 {
+                let (idx, val) = p.x.row(i);
+                b.indices.extend_from_slice(idx);
+                b.data.extend(idx.iter().zip(val).map(|(&j, &v)| im.s(j as usize, v)));
+                b.indptr.push(b.indices.len());
+            }
+            let bt = b.transpose();
+            blocks.push((csr_tensor(&b, dev)?, csr_tensor(&bt, dev)?));
+            lens.push((r1 - r0) as i64);
+        }
+        let z = Tensor::from_slice(&im.z).f_to_device(dev)?;
+        // both products once, so that a device without them is known before the fit
+        if let Some((s, st)) = blocks.first() {
+            let _ = s.f_mm(&Tensor::f_ones([g as i64, 1], (Kind::Float, dev))?)?;
+            let _ = st.f_mm(&Tensor::f_ones([lens[0], 1], (Kind::Float, dev))?)?;
+        }
+        Ok(DeviceSparse { blocks, lens, z, n })
+    }
+
+    /// The column means of X.
+    fn mean(&self) -> Result<Tensor> {
+        let mut sum = Tensor::f_zeros([self.z.size()[0], 1], (Kind::Double, self.z.device()))?;
+        for ((_, st), &len) in self.blocks.iter().zip(&self.lens) {
+            // in float64: a column's sum over a block is a long float32 accumulation
+            sum += st.f_to_kind(Kind::Double)?.f_mm(&Tensor::f_ones([len, 1], (Kind::Double, self.z.device()))?)?;
+        }
+        Ok((sum.squeeze_dim(1) / self.n as f64 + self.z.to_kind(Kind::Double)).to_kind(Kind::Float))
+    }
+
+    /// (X - 1 mean^T) m for m (genes x l).
+    fn centred_mul(&self, mean: &Tensor, m: &Tensor) -> Result<Tensor> {
+        let c = (&self.z - mean).unsqueeze(0).f_mm(m)?;
+        let parts = self.blocks.iter().map(|(s, _)| s.f_mm(m)).collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Tensor::f_cat(&parts, 0)? + c)
+    }
+
+    /// (X - 1 mean^T)^T q for q (cells x l).
+    fn centred_tmul(&self, mean: &Tensor, q: &Tensor) -> Result<Tensor> {
+        let mut acc = (&self.z - mean).unsqueeze(1) * q.sum_dim_intlist(0, true, Kind::Float);
+        let mut start = 0;
+        for ((_, st), &len) in self.blocks.iter().zip(&self.lens) {
+            acc += st.f_mm(&q.narrow(0, start, len))?;
+            start += len;
+        }
+        Ok(acc)
+    }
+}
+
+/// A sparse CSR tensor of `m` on `dev`.
+fn csr_tensor(m: &Csr, dev: tch::Device) -> Result<Tensor> {
+    let crow: Vec<i64> = m.indptr.iter().map(|&p| p as i64).collect();
+    let col: Vec<i64> = m.indices.iter().map(|&j| j as i64).collect();
+    let opts = (Kind::Float, dev);
+    Ok(Tensor::f_sparse_csr_tensor_crow_col_value_size(
+        &Tensor::from_slice(&crow).f_to_device(dev)?,
+        &Tensor::from_slice(&col).f_to_device(dev)?,
+        &Tensor::from_slice(&m.data).f_to_device(dev)?,
+        [m.n_rows as i64, m.n_cols as i64],
+        opts,
+    )?)
+}
+
 /// `t` as a contiguous float tensor on the CPU (itself when it already is one).
 fn cpu_floats(t: &Tensor) -> Result<Tensor> {
     Ok(t.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?)
@@ -245,24 +350,29 @@ impl Method for Pca {
             "randomized" => false,
             _ => g <= self.p.exact_max_genes && n <= self.p.exact_max_cells,
         };
-        let implicit = (!exact && dev == tch::Device::Cpu).then(|| Implicit::new(data));
+        let host = dev == tch::Device::Cpu && !self.sparse_tensors_on_cpu;
+        let implicit = (!exact && host).then(|| Implicit::new(data));
+        let on_device = if exact || host { None } else { self.device_sparse(data, dev, ctx) };
         ctx.progress.message(&format!(
             "PCA ({}) of {n} cells x {g} genes, {k} components",
             if exact {
                 "exact"
             } else if implicit.is_some() {
                 "randomized, sparse products"
+            } else if on_device.is_some() {
+                "randomized, sparse products on the device"
             } else {
                 "randomized"
             }
         ));
         // The column means, also as a host vector when the sparse products use them.
-        let (mean, mean_v) = match &implicit {
-            Some(im) => {
+        let (mean, mean_v) = match (&implicit, &on_device) {
+            (Some(im), _) => {
                 let v: Vec<f32> = im.mean().iter().map(|&m| m as f32).collect();
                 (Tensor::from_slice(&v), v)
             }
-            None => {
+            (None, Some(ds)) => (ds.mean()?, Vec::new()),
+            (None, None) => {
                 let mut sum = Tensor::zeros([g as i64], (Kind::Double, dev));
                 for b in &blocks {
                     sum += Self::block(data, b, dev).sum_dim_intlist(0, false, Kind::Double);
@@ -292,12 +402,18 @@ impl Method for Pca {
                 if let Some(im) = &implicit {
                     return im.centred_mul(&mean_v, m);
                 }
+                if let Some(ds) = &on_device {
+                    return ds.centred_mul(&mean, m);
+                }
                 let parts: Vec<Tensor> = blocks.iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(m)).collect();
                 Ok(Tensor::cat(&parts, 0))
             };
             let xct_mul = |q: &Tensor| -> Result<Tensor> {
                 if let Some(im) = &implicit {
                     return im.centred_tmul(&mean_v, q);
+                }
+                if let Some(ds) = &on_device {
+                    return ds.centred_tmul(&mean, q);
                 }
                 let mut acc = Tensor::zeros([g as i64, q.size()[1]], opts);
                 let mut start = 0i64;
@@ -338,11 +454,17 @@ impl Method for Pca {
             return Err(Error::data("pca: the model is not fitted or loaded"));
         };
         let dev = ctx.device;
-        if dev == tch::Device::Cpu && data.n_cells() > self.p.exact_max_cells {
+        let host = dev == tch::Device::Cpu && !self.sparse_tensors_on_cpu;
+        if host && data.n_cells() > self.p.exact_max_cells {
             let mean_v = Vec::<f32>::try_from(&mean.to_kind(Kind::Float).to_device(dev).contiguous())?;
             return Implicit::new(data).centred_mul(&mean_v, &comps.to_kind(Kind::Float).to_device(dev));
         }
         let (comps, mean) = (comps.to_device(dev), mean.to_device(dev));
+        if data.n_cells() > self.p.exact_max_cells {
+            if let Some(ds) = self.device_sparse(data, dev, ctx) {
+                return ds.centred_mul(&mean.to_kind(Kind::Float), &comps.to_kind(Kind::Float));
+            }
+        }
         let parts: Vec<Tensor> = self.blocks(data).iter().map(|b| (Self::block(data, b, dev) - &mean).matmul(&comps)).collect();
         Ok(Tensor::cat(&parts, 0))
     }
@@ -417,6 +539,21 @@ mod tests {
         }
     }
 
+    /// `f` with a CPU context (seed 3, default training options, no progress output).
+    fn with_ctx<T>(f: impl FnOnce(&mut Context) -> T) -> T {
+        let mut prog = crate::progress::Silent;
+        let train = crate::train::TrainConfig::default();
+        let mut ctx = Context {
+            device: tch::Device::Cpu,
+            seed: 3,
+            train: &train,
+            n_clusters: None,
+            fingerprint: serde_json::Value::Null,
+            progress: &mut prog,
+        };
+        f(&mut ctx)
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b).abs().max().double_value(&[])
     }
@@ -447,19 +584,10 @@ mod tests {
         let p = prepared(900, 30, true);
         let fit = |params: serde_json::Value| {
             let mut pca = Pca::from_params(&params).unwrap();
-            let mut prog = crate::progress::Silent;
-            let train = crate::train::TrainConfig::default();
-            let mut ctx = Context {
-                device: tch::Device::Cpu,
-                seed: 3,
-                train: &train,
-                n_clusters: None,
-                fingerprint: serde_json::Value::Null,
-                progress: &mut prog,
-            };
-            pca.fit(&p, &mut ctx).unwrap();
-            let e = pca.embed(&p, &mut ctx).unwrap();
-            (pca.explained_variance.clone(), e)
+            with_ctx(|ctx| {
+                pca.fit(&p, ctx).unwrap();
+                (pca.explained_variance.clone(), pca.embed(&p, ctx).unwrap())
+            })
         };
         let (ev_full, e_full) = fit(serde_json::json!({"n_comps": 4, "solver": "full"}));
         // above exact_max_cells: randomized fit, sparse embedding
@@ -471,20 +599,47 @@ mod tests {
         assert!(max_diff(&e_full.narrow(1, 0, 2), &e_rand.narrow(1, 0, 2)) < 1e-2, "embeddings");
         // the sparse embedding of a fitted model equals its dense-block embedding
         let mut pca = Pca::from_params(&serde_json::json!({"n_comps": 4, "exact_max_cells": 100})).unwrap();
-        let mut prog = crate::progress::Silent;
-        let train = crate::train::TrainConfig::default();
-        let mut ctx = Context {
-            device: tch::Device::Cpu,
-            seed: 3,
-            train: &train,
-            n_clusters: None,
-            fingerprint: serde_json::Value::Null,
-            progress: &mut prog,
-        };
-        pca.fit(&p, &mut ctx).unwrap();
-        let sparse = pca.embed(&p, &mut ctx).unwrap();
-        pca.p.exact_max_cells = usize::MAX;
-        let blocks = pca.embed(&p, &mut ctx).unwrap();
+        let (sparse, blocks) = with_ctx(|ctx| {
+            pca.fit(&p, ctx).unwrap();
+            let sparse = pca.embed(&p, ctx).unwrap();
+            pca.p.exact_max_cells = usize::MAX;
+            (sparse, pca.embed(&p, ctx).unwrap())
+        });
         assert!(max_diff(&sparse, &blocks) < 1e-4, "sparse vs block embedding");
+    }
+
+    /// The GPU's path (sparse CSR tensors on the device, `DeviceSparse`), taken here on the
+    /// CPU: the same products, fit and embedding as the host's sparse path.
+    #[test]
+    fn device_sparse_tensors_give_the_host_sparse_results() {
+        for zero_center in [true, false] {
+            let p = prepared(70_000, 12, zero_center); // two blocks of DeviceSparse::BLOCK_ROWS
+            let (im, ds) = (Implicit::new(&p), DeviceSparse::new(&p, tch::Device::Cpu).unwrap());
+            assert_eq!(ds.blocks.len(), 2);
+            let mean_v: Vec<f32> = im.mean().iter().map(|&m| m as f32).collect();
+            let mean = ds.mean().unwrap();
+            let dm = max_diff(&mean, &Tensor::from_slice(&mean_v));
+            assert!(dm < 1e-5, "column means differ by {dm}");
+            let mut rng = crate::seed::rng_for(1, 0);
+            let m = crate::train::random::normal(&mut rng, &[12, 5], tch::Device::Cpu);
+            let q = crate::train::random::normal(&mut rng, &[70_000, 5], tch::Device::Cpu);
+            assert!(max_diff(&ds.centred_mul(&mean, &m).unwrap(), &im.centred_mul(&mean_v, &m).unwrap()) < 1e-3, "X_c m");
+            let (a, b) = (ds.centred_tmul(&mean, &q).unwrap(), im.centred_tmul(&mean_v, &q).unwrap());
+            assert!(max_diff(&a, &b) < 1e-5 * b.abs().max().double_value(&[]), "X_c^T q");
+        }
+        let p = prepared(3000, 30, true);
+        let fit = |on_device: bool| {
+            let mut pca = Pca::from_params(&serde_json::json!({"n_comps": 4, "exact_max_cells": 100})).unwrap();
+            pca.sparse_tensors_on_cpu = on_device;
+            with_ctx(|ctx| {
+                pca.fit(&p, ctx).unwrap();
+                (pca.explained_variance.clone(), pca.embed(&p, ctx).unwrap())
+            })
+        };
+        let ((ev_h, e_h), (ev_d, e_d)) = (fit(false), fit(true));
+        for (a, b) in ev_h.iter().zip(&ev_d) {
+            assert!((a - b).abs() <= 1e-4 * a, "explained variance: host {a} device path {b}");
+        }
+        assert!(max_diff(&e_h, &e_d) < 1e-3, "embeddings");
     }
 }
