@@ -141,9 +141,9 @@ pub fn knn_descent(x: &Tensor, k: usize, init: Knn, metric: Metric, p: &DescentP
     // that neighbourhoods closed in `init` (a list of the inverted file that is a whole
     // group) are linked to the rest and the descent can leave them.
     let random = kk / 4;
-    for i in 0..n {
+    for (i, &old) in order.iter().enumerate() {
         let mut kept = 0;
-        let old = order[i] as usize;
+        let old = old as usize;
         for &j in &init.indices[old * init.k..(old + 1) * init.k] {
             let j = rank[j as usize];
             if j as usize != i && kept < kk - random {
