@@ -93,6 +93,11 @@ impl Pca {
         (0..n).step_by(self.p.block_rows).map(|s| (s..(s + self.p.block_rows).min(n)).collect()).collect()
     }
 
+    /// Whether the sparse products run on the host (`Implicit`) rather than as tensors on `dev`.
+    fn host_products(&self, dev: tch::Device) -> bool {
+        dev == tch::Device::Cpu && !self.sparse_tensors_on_cpu
+    }
+
     /// The data as sparse tensors on `dev`; None (dense blocks instead, said in the log)
     /// when they do not fit there.
     fn device_sparse(&self, data: &Prepared, dev: tch::Device, ctx: &mut Context) -> Option<DeviceSparse> {
@@ -247,13 +252,9 @@ impl DeviceSparse {
         let mut lens = Vec::new();
         for r0 in (0..n).step_by(Self::BLOCK_ROWS) {
             let r1 = (r0 + Self::BLOCK_ROWS).min(n);
-            let mut b = Csr { n_rows: r1 - r0, n_cols: g, indptr: Vec::with_capacity(r1 - r0 + 1), indices: Vec::new(), data: Vec::new() };
-            b.indptr.push(0);
-            for i in r0..r1 {
-                let (idx, val) = p.x.row(i);
-                b.indices.extend_from_slice(idx);
-                b.data.extend(idx.iter().zip(val).map(|(&j, &v)| im.s(j as usize, v)));
-                b.indptr.push(b.indices.len());
+            let mut b = p.x.select_rows(&(r0..r1).collect::<Vec<_>>());
+            for (v, &j) in b.data.iter_mut().zip(&b.indices) {
+                *v = im.s(j as usize, *v);
             }
             let bt = b.transpose();
             blocks.push((csr_tensor(&b, dev)?, csr_tensor(&bt, dev)?));
@@ -350,7 +351,7 @@ impl Method for Pca {
             "randomized" => false,
             _ => g <= self.p.exact_max_genes && n <= self.p.exact_max_cells,
         };
-        let host = dev == tch::Device::Cpu && !self.sparse_tensors_on_cpu;
+        let host = self.host_products(dev);
         let implicit = (!exact && host).then(|| Implicit::new(data));
         let on_device = if exact || host { None } else { self.device_sparse(data, dev, ctx) };
         ctx.progress.message(&format!(
@@ -454,8 +455,7 @@ impl Method for Pca {
             return Err(Error::data("pca: the model is not fitted or loaded"));
         };
         let dev = ctx.device;
-        let host = dev == tch::Device::Cpu && !self.sparse_tensors_on_cpu;
-        if host && data.n_cells() > self.p.exact_max_cells {
+        if self.host_products(dev) && data.n_cells() > self.p.exact_max_cells {
             let mean_v = Vec::<f32>::try_from(&mean.to_kind(Kind::Float).to_device(dev).contiguous())?;
             return Implicit::new(data).centred_mul(&mean_v, &comps.to_kind(Kind::Float).to_device(dev));
         }
