@@ -65,7 +65,8 @@ pub const DEFAULT_METHOD: &str = "scmae";
 /// arguments, R's `...`), dotted settings ([`ConfigBuilder::set`]: CLI flags and `--set`).
 /// [`ConfigBuilder::build`] then applies the one rule that depends on the data: with
 /// neither a number of clusters nor ground truth, and no algorithm chosen, the cells are
-/// clustered by Leiden on the kNN graph (resolution 1.0) instead of failing for want of k.
+/// clustered by Leiden on the kNN graph (resolution 1.0) instead of failing for want of k
+/// (a consensus estimates k instead).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigBuilder {
     over: serde_json::Map<String, Value>,
@@ -156,7 +157,9 @@ impl ConfigBuilder {
             Some(Value::Object(c)) => (c.get("n_clusters").filter(|k| !k.is_null()), c.get("algorithm")),
             Some(c) => return Err(Error::config("cluster", c, "must be named cluster options")),
         };
-        if !has_truth && k.is_none() && algorithm.is_none() {
+        let method = over.get("method").and_then(Value::as_str).unwrap_or(DEFAULT_METHOD);
+        // A consensus estimates k itself (ensemble::estimate_k).
+        if !has_truth && k.is_none() && algorithm.is_none() && method != crate::ensemble::NAME {
             put(&mut over, &["cluster", "algorithm"], Value::from("leiden"));
         }
         RunConfig::from_json(&Value::Object(over))
@@ -231,7 +234,11 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.preprocess.validate()?;
         self.train.validate()?;
-        crate::models::build(&self.method, &self.params)?; // validates method and params
+        if self.method == crate::ensemble::NAME {
+            crate::ensemble::Params::from_config(self)?;
+        } else {
+            crate::models::build(&self.method, &self.params)?; // validates method and params
+        }
         self.cluster.validate()?;
         if self.threads == Some(0) {
             return Err(Error::config("threads", 0, "must be >= 1"));

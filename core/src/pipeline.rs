@@ -84,6 +84,9 @@ pub fn run_owned(ds: Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> R
 /// Run on an input preprocessed while it was read (`io::read_for_run`; its `keep_counts`
 /// must be `needs_counts(cfg)`).
 pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    if !can_stream(cfg) {
+        return Err(Error::config("method", &cfg.method, "needs the input read whole (its members preprocess it each their own way)"));
+    }
     let (mut cfg, device, method) = start(cfg, progress)?;
     resolve_n_top_genes(&mut cfg, input.genes.len());
     for n in &input.notes {
@@ -97,11 +100,27 @@ pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: 
 
 /// Whether the method `cfg` asks for reads the raw counts (what `io::read_for_run` keeps).
 pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
+    if cfg.method == crate::ensemble::NAME {
+        return Ok(true);
+    }
     Ok(crate::models::build(&cfg.method, &cfg.params)?.needs_counts())
+}
+
+/// Whether the run can take an input preprocessed while it was read
+/// ([`run_streamed`]): not a consensus, whose members preprocess the input each their own way.
+pub fn can_stream(cfg: &RunConfig) -> bool {
+    cfg.method != crate::ensemble::NAME
 }
 
 /// The run's checked options (with the device resolved), device and method.
 fn start(cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(RunConfig, tch::Device, Box<dyn crate::models::Method>)> {
+    let (cfg, device) = setup(cfg, progress)?;
+    let method = crate::models::build(&cfg.method, &cfg.params)?;
+    Ok((cfg, device, method))
+}
+
+/// The run's checked options with the device resolved, and the device; the thread count set.
+pub(crate) fn setup(cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(RunConfig, tch::Device)> {
     cfg.validate()?;
     let device = crate::device::parse_device(&cfg.device)?;
     crate::device::set_threads(cfg.threads)?;
@@ -110,14 +129,13 @@ fn start(cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(RunConfig, tch
     }
     let mut cfg = cfg.clone();
     cfg.device = crate::device::device_name(device);
-    let method = crate::models::build(&cfg.method, &cfg.params)?;
-    Ok((cfg, device, method))
+    Ok((cfg, device))
 }
 
 /// A default number of HVGs above the input's genes means all of them: the resolved
 /// config (run.json) says so, so that it reproduces the run (a number the user gives
 /// that is too large is an error).
-fn resolve_n_top_genes(cfg: &mut RunConfig, n_genes: usize) {
+pub(crate) fn resolve_n_top_genes(cfg: &mut RunConfig, n_genes: usize) {
     let p = &mut cfg.preprocess;
     if p.n_top_genes_is_default && p.hvg_flavor.is_some() && p.n_top_genes > n_genes {
         p.n_top_genes = n_genes;
@@ -125,13 +143,16 @@ fn resolve_n_top_genes(cfg: &mut RunConfig, n_genes: usize) {
 }
 
 fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    let (mut cfg, device, method) = start(cfg, progress)?;
-    resolve_n_top_genes(&mut cfg, ds.n_genes());
     if ds.has_duplicate_genes() {
         if let Some(w) = ds.to_mut().make_genes_unique() {
             progress.message(&w);
         }
     }
+    if cfg.method == crate::ensemble::NAME {
+        return crate::ensemble::run(&ds, cfg, progress);
+    }
+    let (mut cfg, device, method) = start(cfg, progress)?;
+    resolve_n_top_genes(&mut cfg, ds.n_genes());
     progress.stage("preprocess");
     let t = Instant::now();
     let prep = match ds {
@@ -139,6 +160,52 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
         Cow::Borrowed(ds) => crate::preprocess::prepare(ds, &cfg.preprocess)?,
     };
     run_prepared(prep, cfg, device, method, vec![("preprocess".to_string(), t.elapsed().as_secs_f64())], progress)
+}
+
+/// The number of clusters the run asks for: the config's, else the number of ground-truth
+/// classes, else None; more clusters than cells is an error.
+pub(crate) fn known_k(cfg: &RunConfig, prep: &crate::preprocess::Prepared) -> Result<Option<usize>> {
+    let k = match (cfg.cluster.n_clusters, &prep.labels) {
+        (Some(k), _) => Some(k),
+        (None, Some(l)) => Some(l.iter().collect::<std::collections::HashSet<_>>().len()),
+        (None, None) => None,
+    };
+    if let Some(k) = k.filter(|&k| k > prep.n_cells()) {
+        return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
+    }
+    Ok(k)
+}
+
+/// The method stage of a run: `method` trained on `prep`, the cells embedded (and
+/// imputed, for methods that impute), with the stages' times added to `timings`.
+pub(crate) fn fit_embed(
+    prep: &crate::preprocess::Prepared,
+    cfg: &RunConfig,
+    device: tch::Device,
+    method: &mut dyn crate::models::Method,
+    k: Option<usize>,
+    timings: &mut Vec<(String, f64)>,
+    progress: &mut dyn Progress,
+) -> Result<(tch::Tensor, Option<crate::models::Imputed>)> {
+    progress.stage(&cfg.method);
+    let t = Instant::now();
+    let mut ctx =
+        Context { device, seed: cfg.seed, train: &cfg.train, n_clusters: k, fingerprint: fingerprint(cfg, prep), progress: &mut *progress };
+    use crate::device::torch_guard as guard;
+    guard(&format!("training {}", cfg.method), device, || method.fit(prep, &mut ctx))?;
+    timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let e = guard("embedding the cells", device, || method.embed(prep, &mut ctx))?;
+    timings.push(("embed".to_string(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let imputed = guard("imputing", device, || method.impute(prep, &mut ctx))?;
+    if imputed.is_some() {
+        timings.push(("impute".to_string(), t.elapsed().as_secs_f64()));
+    }
+    if !progress.should_continue() {
+        return Err(Error::Cancelled);
+    }
+    Ok((e, imputed))
 }
 
 /// The run from the preprocessed cells on: training, embedding, clustering, scores.
@@ -152,17 +219,10 @@ fn run_prepared(
 ) -> Result<RunResult> {
     progress.message(&format!("{} cells x {} genes after preprocessing", prep.n_cells(), prep.n_genes()));
 
-    let k = match (cfg.cluster.n_clusters, &prep.labels) {
-        (Some(k), _) => Some(k),
-        (None, Some(l)) => Some(l.iter().collect::<std::collections::HashSet<_>>().len()),
-        (None, None) => None,
-    };
-    if let Some(k) = k {
-        if k > prep.n_cells() {
-            return Err(Error::config("cluster.n_clusters", k, format!("more clusters than cells ({} after filtering)", prep.n_cells())));
-        }
-    } else if matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans | crate::cluster::Algorithm::Consensus)
-        || (cfg.cluster.algorithm == crate::cluster::Algorithm::Auto && prep.n_cells() < cfg.cluster.auto_max_kmeans_cells)
+    let k = known_k(&cfg, &prep)?;
+    if k.is_none()
+        && (matches!(cfg.cluster.algorithm, crate::cluster::Algorithm::Kmeans | crate::cluster::Algorithm::Consensus)
+            || (cfg.cluster.algorithm == crate::cluster::Algorithm::Auto && prep.n_cells() < cfg.cluster.auto_max_kmeans_cells))
     {
         return Err(Error::config(
             "cluster.n_clusters",
@@ -171,34 +231,7 @@ fn run_prepared(
         ));
     }
     cfg.cluster.n_clusters = k;
-
-    progress.stage(&cfg.method);
-    let t = Instant::now();
-    let (emb, imputed) = {
-        let mut ctx = Context {
-            device,
-            seed: cfg.seed,
-            train: &cfg.train,
-            n_clusters: k,
-            fingerprint: fingerprint(&cfg, &prep),
-            progress: &mut *progress,
-        };
-        use crate::device::torch_guard as guard;
-        guard(&format!("training {}", cfg.method), device, || method.fit(&prep, &mut ctx))?;
-        timings.push(("train".to_string(), t.elapsed().as_secs_f64()));
-        let t = Instant::now();
-        let e = guard("embedding the cells", device, || method.embed(&prep, &mut ctx))?;
-        timings.push(("embed".to_string(), t.elapsed().as_secs_f64()));
-        let t = Instant::now();
-        let imputed = guard("imputing", device, || method.impute(&prep, &mut ctx))?;
-        if imputed.is_some() {
-            timings.push(("impute".to_string(), t.elapsed().as_secs_f64()));
-        }
-        (e, imputed)
-    };
-    if !progress.should_continue() {
-        return Err(Error::Cancelled);
-    }
+    let (emb, imputed) = fit_embed(&prep, &cfg, device, method.as_mut(), k, &mut timings, progress)?;
     // Nothing reads the matrices after embedding and imputing: free them before the
     // clustering, whose neighbour search is the largest allocation left.
     let n_genes_used = prep.n_genes();

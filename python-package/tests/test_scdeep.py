@@ -46,6 +46,20 @@ def test_scanpy_runs_on_the_output(tmp_path):
     assert np.array_equal(b.obsm["X_scmae"], a.obsm["X_scmae"])
 
 
+def test_consensus_runs_from_anndata_with_every_members_labels():
+    import json
+    a = ad.read_h5ad(POLLEN)
+    scdeep.tl.cluster(a, method="consensus", label_key="cell_type", device="cpu", threads=1, verbose=False, **FAST)
+    run = json.loads(a.uns["scdeep"]["consensus"]["run"])
+    members = run["clustering"]["members"]
+    assert [m["method"] for m in members] == ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"]
+    # the consensus's train.epochs reached every deep member; the embedding is theirs side by side
+    assert all(m["config"]["train"]["epochs"] == 10 for m in members[1:])
+    assert a.obsm["X_consensus"].shape == (a.n_obs, sum(m["dims"] for m in members))
+    assert a.uns["scdeep"]["consensus"]["metrics"]["ari"] > 0.8
+    assert abs(sum(m["weight"] for m in members) - 1) < 1e-9
+
+
 def test_inputs_are_converted_alike():
     a = ad.read_h5ad(POLLEN)
     x = sp.csr_matrix(a.X)

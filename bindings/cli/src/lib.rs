@@ -636,7 +636,11 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
     let keep_counts = scdeep_core::pipeline::needs_counts(&cfg)?;
-    let input = io::read_for_run(&a.input.input, &a.input.read_options()?, &cfg.preprocess, keep_counts)?;
+    let mut read_opts = a.input.read_options()?;
+    if !scdeep_core::pipeline::can_stream(&cfg) {
+        read_opts.stream_min_nnz = None;
+    }
+    let input = io::read_for_run(&a.input.input, &read_opts, &cfg.preprocess, keep_counts)?;
     signals::check()?;
     let (res, kept, shape) = match input {
         io::Input::Prepared(s) => {

@@ -1,0 +1,407 @@
+//! The `consensus` method: several methods embed the same cells, each with its own
+//! recipe (preprocessing, training, defaults); their embeddings, each centred and scaled
+//! to unit mean squared norm per cell, are concatenated into the consensus embedding,
+//! which K-means clusters (k given, or estimated). Each member's own K-means partition
+//! and its agreement with the consensus (NMI, the member's weight) are reported.
+//!
+//! Why the concatenation (bench/results/consensus_members.json, 7 labelled sets, 5
+//! seeds): no label-free rule that picks one member's partition (agreement between
+//! members, stability across restarts, silhouettes) finds the best member on more than
+//! 4 of 7 sets, and the co-association cut loses up to 0.5 ARI where one type dominates;
+//! K-means on the concatenation is within 0.01 of the best member or above it on 5 of 7
+//! and narrows the seed-to-seed spread, because a distance that every member must agree
+//! on averages out each member's own noise.
+//!
+//! It sits above [`crate::models::Method`]: every member runs the pipeline's own
+//! preprocess -> fit -> embed ([`crate::pipeline::fit_embed`]) as a run of that method
+//! would; only the clustering differs. The saved model is the member whose partition
+//! agrees most with the consensus (`scdeep embed --model` applies that member).
+
+use crate::cluster::{kmeans, KMeansParams};
+use crate::config::{ConfigBuilder, RunConfig};
+use crate::error::{Error, Result};
+use crate::matrix::Dataset;
+use crate::metrics::{normalized_mutual_info, AverageMethod};
+use crate::models::MethodInfo;
+use crate::pipeline::RunResult;
+use crate::preprocess::Recipe;
+use crate::progress::Progress;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Instant;
+use tch::Tensor;
+
+/// The method name of a consensus run.
+pub const NAME: &str = "consensus";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// The methods whose embeddings are compared, each run with its own defaults.
+    pub members: Vec<String>,
+    /// Options of a member over its defaults, by member name, as a run of that method
+    /// takes them: `{"scmae": {"train": {"epochs": 20}}}`.
+    pub member_options: serde_json::Map<String, Value>,
+    /// K-means starts on the consensus embedding (the lowest inertia is kept). More than
+    /// scikit-learn's 10: the concatenation has more near-equal optima than one embedding.
+    pub kmeans_starts: usize,
+    /// With neither k nor ground truth: the bounds of the estimated k.
+    pub k_min: usize,
+    pub k_max: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(),
+            member_options: Default::default(),
+            kmeans_starts: 30,
+            k_min: 2,
+            k_max: 30,
+        }
+    }
+}
+
+/// The default members: the linear baseline and three self-supervised methods that train
+/// in about a minute on 4k cells on one CPU thread.
+pub const DEFAULT_MEMBERS: [&str; 4] = ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"];
+
+pub const INFO: MethodInfo = MethodInfo {
+    name: NAME,
+    description: "Consensus of several methods' embeddings (default members: pca, scMAE, contrastive-sc, mask-sc MLP), \
+                  each with its own recipe; the partition the members agree on most, chosen without labels",
+    reference: "scdeep (issue 24); evidence accumulation: Fred & Jain, IEEE TPAMI 2005; SC3: Kiselev et al., Nat Methods 2017",
+    params: || crate::models::params_json(&Params::default()),
+    recipe: Recipe::Scanpy,
+    n_top_genes: 2000,
+    train: crate::train::TrainConfig::default,
+    cluster: crate::cluster::ClusterConfig::default,
+    build: |_| {
+        Err(Error::config(
+            "method",
+            NAME,
+            "consensus is not one model: it runs its members through the pipeline (pipeline::run), and its saved model is a member's",
+        ))
+    },
+};
+
+impl Params {
+    pub fn from_config(cfg: &RunConfig) -> Result<Params> {
+        let p: Params = crate::config::from_json_at("params", cfg.params.clone())?;
+        if p.members.is_empty() {
+            return Err(Error::config("params.members", "[]", "needs at least one method"));
+        }
+        for (i, m) in p.members.iter().enumerate() {
+            if m == NAME {
+                return Err(Error::config("params.members", m, "a consensus cannot be its own member"));
+            }
+            crate::models::info(m).map_err(|e| Error::config("params.members", m, e.to_string()))?;
+            if p.members[..i].contains(m) {
+                return Err(Error::config("params.members", m, "named twice"));
+            }
+        }
+        for (m, o) in &p.member_options {
+            if !p.members.contains(m) {
+                return Err(Error::config(&format!("params.member_options.{m}"), o, "is not a member (params.members)"));
+            }
+        }
+        if p.kmeans_starts == 0 {
+            return Err(Error::config("params.kmeans_starts", 0, "must be >= 1"));
+        }
+        if p.k_min < 2 || p.k_max < p.k_min {
+            return Err(Error::config("params.k_min", format!("{}..{}", p.k_min, p.k_max), "needs 2 <= k_min <= k_max"));
+        }
+        Ok(p)
+    }
+}
+
+/// The run's options for member `m`: its defaults; then the consensus run's `train` and
+/// `preprocess` fields that differ from a consensus's defaults (what the user set there
+/// applies to every member: `train.epochs`, a cell filter); then `options` (the member's
+/// own, from `params.member_options`); with the consensus run's seed, device, threads,
+/// number of clusters and metrics.
+fn member_config(cfg: &RunConfig, m: &str, options: Option<&Value>, k: Option<usize>) -> Result<RunConfig> {
+    let defaults = RunConfig::for_method(NAME)?;
+    let mut b = ConfigBuilder::new().method(m);
+    for (section, set, default) in [
+        ("train", serde_json::to_value(&cfg.train), serde_json::to_value(&defaults.train)),
+        ("preprocess", serde_json::to_value(&cfg.preprocess), serde_json::to_value(&defaults.preprocess)),
+    ] {
+        let (set, default) = (set.unwrap_or_default(), default.unwrap_or_default());
+        for (key, v) in set.as_object().into_iter().flatten() {
+            if default.get(key) != Some(v) {
+                b = b.set(&format!("{section}.{key}"), v.clone())?;
+            }
+        }
+    }
+    b = b.options(options.unwrap_or(&Value::Null))?;
+    for (field, v) in [("seed", json!(cfg.seed)), ("device", json!(cfg.device)), ("threads", json!(cfg.threads))] {
+        b = b.set(field, v)?;
+    }
+    let mut c =
+        b.n_clusters(k).build(true).map_err(|e| Error::config(&format!("params.member_options.{m}"), "(options)", e.to_string()))?;
+    c.metrics = cfg.metrics.clone();
+    Ok(c)
+}
+
+/// The cells the members kept: names, rows of the input, ground truth.
+type Kept = (Vec<String>, Vec<usize>, Option<Vec<String>>);
+
+/// One member's embedding of the cells and what it took.
+struct Member {
+    name: String,
+    emb: Tensor,
+    model: crate::store::TrainedModel,
+    history: Vec<Value>,
+    n_genes_used: usize,
+}
+
+/// A consensus run on `ds` (see the module's doc).
+pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    let (mut cfg, device) = crate::pipeline::setup(cfg, progress)?;
+    let params = Params::from_config(&cfg)?;
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let mut members: Vec<Member> = Vec::new();
+    let mut kept: Option<Kept> = None;
+    let mut k = cfg.cluster.n_clusters;
+    for (i, name) in params.members.iter().enumerate() {
+        progress.message(&format!("consensus member {}/{}: {name}", i + 1, params.members.len()));
+        let mut mcfg = member_config(&cfg, name, params.member_options.get(name), k)?;
+        crate::pipeline::resolve_n_top_genes(&mut mcfg, ds.n_genes());
+        let mut method = crate::models::build(name, &mcfg.params)?;
+        progress.stage("preprocess");
+        let t = Instant::now();
+        let prep = crate::preprocess::prepare(ds, &mcfg.preprocess)?;
+        let mut mt = vec![("preprocess".to_string(), t.elapsed().as_secs_f64())];
+        match &kept {
+            None => {
+                k = crate::pipeline::known_k(&mcfg, &prep)?;
+                progress.message(&format!("{} cells x {} genes after {name}'s preprocessing", prep.n_cells(), prep.n_genes()));
+                kept = Some((prep.cells.clone(), prep.cell_index.clone(), prep.labels.clone()));
+            }
+            Some((_, index, _)) if *index != prep.cell_index => {
+                return Err(Error::config(
+                    "params.members",
+                    name,
+                    format!(
+                        "its preprocessing keeps {} cells where {}'s keeps {}; members must keep the same cells (set the same cell filters in params.member_options)",
+                        prep.n_cells(),
+                        params.members[0],
+                        index.len()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        mcfg.cluster.n_clusters = k;
+        let (emb, _) = crate::pipeline::fit_embed(&prep, &mcfg, device, method.as_mut(), k, &mut mt, progress)?;
+        timings.extend(mt.into_iter().map(|(s, t)| (format!("{name}.{s}"), t)));
+        let history = method.history();
+        let model = crate::store::TrainedModel {
+            preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &mcfg.preprocess),
+            config: mcfg.clone(),
+            method,
+        };
+        members.push(Member { name: name.clone(), n_genes_used: prep.n_genes(), emb, model, history });
+    }
+    let (cells, cell_index, truth) = kept.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
+
+    progress.stage("cluster");
+    let t = Instant::now();
+    let embs: Vec<&Tensor> = members.iter().map(|m| &m.emb).collect();
+    let concat = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(&embs))?;
+    let (k, k_info) = match k {
+        Some(k) => (k, Value::Null),
+        None => {
+            let (k, info) = crate::device::torch_guard("estimating k", device, || estimate_k(&concat, &params, &cfg, progress))?;
+            progress.message(&format!("consensus: estimated k = {k}"));
+            (k, info)
+        }
+    };
+    cfg.cluster.n_clusters = Some(k);
+    let choice = crate::device::torch_guard("clustering", device, || choose(&concat, &embs, k, &params, &cfg, progress))?;
+    timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
+    let nearest = (0..members.len()).fold(0, |b, i| if choice.weights[i] > choice.weights[b] { i } else { b });
+    progress.message(&format!(
+        "consensus: member weights (NMI to the consensus, normalised) {}",
+        members.iter().zip(&choice.weights).map(|(m, w)| format!("{} {w:.2}", m.name)).collect::<Vec<_>>().join(", ")
+    ));
+
+    let near = &members[nearest].name;
+    progress.message(&format!(
+        "consensus: the run's model is {near}'s, the member nearest the consensus: saved, it embeds new cells as {near} does, not into the consensus embedding"
+    ));
+    let dims = concat.size()[1] as usize;
+    let embedding = Vec::<f32>::try_from(&concat.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
+    drop(concat);
+    let labels = choice.consensus;
+    let scores = match &truth {
+        Some(t) => {
+            progress.stage("metrics");
+            let tm = Instant::now();
+            let s = crate::metrics::evaluate(t, &labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.silhouette_sample)?;
+            timings.push(("metrics".to_string(), tm.elapsed().as_secs_f64()));
+            Some(s)
+        }
+        None => None,
+    };
+    let clustering = json!({
+        "algorithm": "consensus", "k": k, "k_estimate": k_info, "kmeans_starts": params.kmeans_starts,
+        "inertia": choice.inertia, "model_member": members[nearest].name,
+        "members": members.iter().enumerate().map(|(i, m)| json!({
+            "method": m.name, "dims": m.emb.size()[1], "weight": choice.weights[i], "nmi_to_consensus": choice.agreement[i],
+            "labels": choice.labels[i], "config": m.model.config,
+        })).collect::<Vec<_>>(),
+    });
+    let chosen = members.swap_remove(nearest);
+    Ok(RunResult {
+        model: chosen.model,
+        cells,
+        cell_index,
+        embedding,
+        dims,
+        labels,
+        truth,
+        scores,
+        history: chosen.history,
+        timings,
+        config: cfg,
+        clustering,
+        n_genes_used: chosen.n_genes_used,
+        imputed: None,
+    })
+}
+
+/// The consensus embedding: each member's embedding centred and divided by the root of
+/// its mean squared row norm (so each member weighs the same in a distance), side by side.
+fn concatenate(embs: &[&Tensor]) -> Result<Tensor> {
+    let parts = embs
+        .iter()
+        .map(|x| {
+            let e = x.f_to_kind(tch::Kind::Float)?;
+            let c = e.f_sub(&e.f_mean_dim(0, true, tch::Kind::Float)?)?;
+            let ms = c.f_square()?.f_sum_dim_intlist(1, false, tch::Kind::Float)?.f_mean(tch::Kind::Float)?.double_value(&[]);
+            // a constant embedding (mean squared norm 0) stays zero rather than NaN
+            Ok(if ms > 0.0 { c.f_div_scalar(ms.sqrt())? } else { c })
+        })
+        .collect::<Result<Vec<Tensor>>>()?;
+    Ok(Tensor::f_cat(&parts, 1)?)
+}
+
+/// What [`choose`] found: the consensus partition and each member's own.
+struct Choice {
+    consensus: Vec<i64>,
+    inertia: f64,
+    labels: Vec<Vec<i64>>,
+    /// NMI of each member's partition to the consensus, and the same normalised to sum 1.
+    agreement: Vec<f64>,
+    weights: Vec<f64>,
+}
+
+fn as_usize(l: &[i64]) -> Vec<usize> {
+    l.iter().map(|&v| v as usize).collect()
+}
+
+/// K-means with k clusters on the consensus embedding `concat` (`kmeans_starts` starts)
+/// and on each member's embedding (`cluster.n_init` starts), and each member's agreement
+/// with the consensus.
+fn choose(concat: &Tensor, embs: &[&Tensor], k: usize, params: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
+    let c = &cfg.cluster;
+    progress.message(&format!("consensus: K-means on the consensus embedding (k = {k}, {} starts)", params.kmeans_starts));
+    let km = kmeans(concat, &KMeansParams { k, n_init: params.kmeans_starts, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?;
+    let cons = as_usize(&km.labels);
+    let mut labels = Vec::with_capacity(embs.len());
+    let mut agreement = Vec::with_capacity(embs.len());
+    for x in embs {
+        let l = kmeans(x, &KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
+        agreement.push(normalized_mutual_info(&as_usize(&l), &cons, AverageMethod::Arithmetic)?);
+        labels.push(l);
+    }
+    Ok(Choice { consensus: km.labels, inertia: km.inertia, labels, weights: normalised(&agreement), agreement })
+}
+
+/// `w` divided by its sum (equal weights when the sum is not positive).
+fn normalised(w: &[f64]) -> Vec<f64> {
+    let sum: f64 = w.iter().map(|v| v.max(0.0)).sum();
+    if sum > 0.0 {
+        w.iter().map(|v| v.max(0.0) / sum).collect()
+    } else {
+        vec![1.0 / w.len() as f64; w.len()]
+    }
+}
+
+/// With k unknown: the number of communities Leiden finds at `cluster.resolution` on the
+/// kNN graph of the consensus embedding (the run's graph options), at least `k_min` and
+/// at most `k_max`. Measured against internal indices on 7 labelled sets
+/// (bench/results/consensus_k.json): the silhouette, Calinski-Harabasz, Davies-Bouldin and
+/// restart stability of K-means on the same embedding all stop at 4 to 8 clusters where the
+/// labels have 8 to 16 types; the community count comes closest. Returns k and how it was found.
+fn estimate_k(concat: &Tensor, params: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(usize, Value)> {
+    let graph = crate::cluster::ClusterConfig {
+        algorithm: crate::cluster::Algorithm::Leiden,
+        resolution_choice: crate::cluster::ResolutionChoice::Fixed,
+        ..cfg.cluster.clone()
+    };
+    let c = crate::cluster::run(concat, &graph, None, cfg.seed, progress)?;
+    let found = c.labels.iter().collect::<std::collections::HashSet<_>>().len();
+    let n = concat.size()[0] as usize;
+    let k = found.clamp(params.k_min, params.k_max).min(n);
+    Ok((k, json!({"rule": "leiden_communities", "resolution": cfg.cluster.resolution, "communities": found, "leiden": c.info})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three well-separated blobs of 30 points in `d` dimensions, shifted and scaled.
+    fn blobs(d: i64, scale: f64, seed: i64) -> Tensor {
+        tch::manual_seed(seed);
+        let centres = Tensor::randn([3, d], (tch::Kind::Float, tch::Device::Cpu)) * 8.0;
+        let idx = Tensor::arange(90, (tch::Kind::Int64, tch::Device::Cpu)).divide_scalar_mode(30, "floor");
+        (centres.index_select(0, &idx) + Tensor::randn([90, d], (tch::Kind::Float, tch::Device::Cpu))) * scale + 3.0
+    }
+
+    fn cfg() -> RunConfig {
+        RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap()
+    }
+
+    #[test]
+    fn the_consensus_of_identical_embeddings_is_their_partition() {
+        let x = blobs(5, 1.0, 1);
+        let c = cfg();
+        let p = Params::from_config(&c).unwrap();
+        let one = choose(&concatenate(&[&x]).unwrap(), &[&x], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        // the same embedding three times, at other scales and offsets: the same partition
+        let (a, b) = (&x * 10.0 - 4.0, &x * 0.1);
+        let three = choose(&concatenate(&[&x, &a, &b]).unwrap(), &[&x, &a, &b], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        assert_eq!(three.consensus, one.consensus);
+        for (l, agree) in three.labels.iter().zip(&three.agreement) {
+            assert!((agree - 1.0).abs() < 1e-12, "a member identical to the consensus has NMI 1, got {agree}");
+            assert_eq!(crate::cluster::consensus::canonical(&as_usize(l)), crate::cluster::consensus::canonical(&as_usize(&one.consensus)));
+        }
+        assert_eq!(three.weights, vec![1.0 / 3.0; 3]);
+        // each block has unit mean squared norm per cell
+        let cat = concatenate(&[&x, &a]).unwrap();
+        let ms = cat.narrow(1, 5, 5).square().sum_dim_intlist(1, false, tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+        assert!((ms - 1.0).abs() < 1e-4, "{ms}");
+    }
+
+    #[test]
+    fn member_order_and_label_names_do_not_change_the_consensus() {
+        let (x, y) = (blobs(4, 1.0, 2), blobs(6, 2.0, 2));
+        let c = cfg();
+        let p = Params::from_config(&c).unwrap();
+        let xy = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        let yx = choose(&concatenate(&[&y, &x]).unwrap(), &[&y, &x], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
+        assert_eq!(canon(&xy.consensus), canon(&yx.consensus));
+        assert_eq!(xy.agreement, vec![yx.agreement[1], yx.agreement[0]]);
+        // the weights read partitions, not label names: renamed labels give the same NMI
+        let renamed: Vec<usize> = as_usize(&xy.labels[0]).iter().map(|l| 7 - l).collect();
+        let nmi = normalized_mutual_info(&renamed, &as_usize(&xy.consensus), AverageMethod::Arithmetic).unwrap();
+        assert!((nmi - xy.agreement[0]).abs() < 1e-12);
+        // and the same seed gives the same labels
+        let again = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        assert_eq!(again.consensus, xy.consensus);
+    }
+}

@@ -1,0 +1,130 @@
+//! The consensus method: its members run with their own recipes, one member's partition
+//! is returned with every member's labels and weight, the same seed gives the same
+//! labels, k is estimated on simulated groups when unknown, and bad options name the field.
+
+use scdeep_core::progress::Silent;
+use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::{pipeline, Dataset, RunConfig};
+use serde_json::json;
+
+fn sim(n_cells: usize, groups: usize, seed: u64) -> Dataset {
+    let p = SimParams { n_cells, n_genes: 600, group_prob: vec![1.0; groups], de_prob: 0.3, seed, ..Default::default() };
+    let s = simulate(&p).unwrap();
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
+}
+
+/// A consensus of `members`, scMAE trained shortly (every member's defaults otherwise).
+fn cfg(members: &[&str]) -> RunConfig {
+    let short: serde_json::Map<String, serde_json::Value> =
+        members.iter().filter(|m| **m == "scmae").map(|m| (m.to_string(), json!({"train": {"epochs": 8}}))).collect();
+    RunConfig::from_json(&json!({
+        "method": "consensus", "device": "cpu", "threads": 1, "params": {"members": members, "member_options": short},
+    }))
+    .unwrap()
+}
+
+const ALL: [&str; 4] = ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"];
+
+#[test]
+fn consensus_returns_a_members_partition_with_every_members_labels_and_weight() {
+    let ds = sim(400, 4, 3);
+    let c = cfg(&ALL);
+    let a = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    let info = &a.clustering;
+    let members = info["members"].as_array().unwrap();
+    let names: Vec<&str> = members.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"]);
+    let w: f64 = members.iter().map(|m| m["weight"].as_f64().unwrap()).sum();
+    assert!((w - 1.0).abs() < 1e-9, "weights sum to {w}");
+    for m in members {
+        assert_eq!(m["labels"].as_array().unwrap().len(), a.cells.len());
+    }
+    // scMAE trained for 8 epochs only separates the groups poorly; the others agree with the consensus
+    let agree = members.iter().filter(|m| m["nmi_to_consensus"].as_f64().unwrap() > 0.8).count();
+    assert!(agree >= 3, "members near the consensus: {agree} of 4 ({members:?})");
+    // the embedding is the members' side by side; the saved model is the member nearest the consensus
+    let dims: u64 = members.iter().map(|m| m["dims"].as_u64().unwrap()).sum();
+    assert_eq!(a.dims as u64, dims);
+    assert_eq!(a.embedding.len(), a.cells.len() * a.dims);
+    assert_eq!(a.model.config.method, info["model_member"].as_str().unwrap());
+    // each member's block has unit mean squared norm per cell
+    let n = a.cells.len();
+    let mut off = 0;
+    for m in members {
+        let dm = m["dims"].as_u64().unwrap() as usize;
+        let ms: f64 = (0..n)
+            .map(|i| a.embedding[i * a.dims + off..i * a.dims + off + dm].iter().map(|v| (*v as f64).powi(2)).sum::<f64>())
+            .sum::<f64>()
+            / n as f64;
+        assert!((ms - 1.0).abs() < 1e-3, "{}: mean squared norm {ms}", m["method"]);
+        off += dm;
+    }
+    assert_eq!(a.config.method, "consensus");
+    for t in ["pca.train", "scmae.train", "contrastive-sc.train", "mask-sc-mlp.train", "cluster"] {
+        assert!(a.timings.iter().any(|(k, _)| k == t), "no timing {t}: {:?}", a.timings);
+    }
+    let ari = a.scores.as_ref().unwrap().ari;
+    assert!(ari > 0.9, "ARI {ari} on clearly separated groups");
+    let b = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    assert_eq!(a.labels, b.labels, "same seed, same labels");
+    assert_eq!(a.embedding, b.embedding);
+}
+
+#[test]
+fn k_is_estimated_on_simulated_groups_when_unknown() {
+    for (groups, seed) in [(3, 1), (6, 2)] {
+        let mut ds = sim(600, groups, seed);
+        let truth = ds.labels.take();
+        let c = cfg(&["pca", "contrastive-sc"]);
+        assert_eq!(c.cluster.n_clusters, None);
+        let r = pipeline::run(&ds, &c, &mut Silent).unwrap();
+        let k = r.clustering["k"].as_u64().unwrap() as usize;
+        assert_eq!(k, groups, "estimated k; candidates {}", r.clustering["k_estimate"]);
+        assert_eq!(r.config.cluster.n_clusters, Some(k), "run.json says which k was used");
+        let t = scdeep_core::metrics::evaluate(truth.as_ref().unwrap(), &r.labels, None, Default::default(), 0).unwrap();
+        assert!(t.ari > 0.9, "ARI {} with the estimated k", t.ari);
+    }
+}
+
+#[test]
+fn options_set_on_the_consensus_reach_every_member_and_member_options_win() {
+    let ds = sim(120, 2, 5);
+    let mut c = cfg(&["pca", "scmae", "contrastive-sc"]);
+    c.train.epochs = 3;
+    c.preprocess.min_genes_per_cell = 5;
+    c.params["member_options"] = json!({"contrastive-sc": {"train": {"epochs": 2}}});
+    let r = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    let members = r.clustering["members"].as_array().unwrap();
+    let conf = |i: usize, section: &str, key: &str| members[i]["config"][section][key].clone();
+    assert_eq!(conf(1, "train", "epochs"), json!(3), "the consensus's train.epochs reaches scMAE");
+    assert_eq!(conf(2, "train", "epochs"), json!(2), "a member's own option wins");
+    for i in 0..3 {
+        assert_eq!(conf(i, "preprocess", "min_genes_per_cell"), json!(5));
+    }
+    // what was not set keeps each member's own default (scMAE keeps 1000 genes, pca 2000 -> all 600 here)
+    assert_eq!(conf(1, "train", "batch_size"), json!(RunConfig::for_method("scmae").unwrap().train.batch_size));
+    assert_eq!(members[0]["config"]["method"], "pca");
+}
+
+#[test]
+fn bad_consensus_options_name_the_field_and_value() {
+    let build = |p: serde_json::Value| {
+        scdeep_core::config::ConfigBuilder::new().method("consensus").options(&p).unwrap().build(true).map(|_| ()).unwrap_err().to_string()
+    };
+    let e = build(json!({"members": ["pca", "nonesuch"]}));
+    assert!(e.contains("params.members") && e.contains("nonesuch"), "{e}");
+    let e = build(json!({"members": ["pca", "consensus"]}));
+    assert!(e.contains("its own member"), "{e}");
+    let e = build(json!({"members": ["pca", "pca"]}));
+    assert!(e.contains("named twice"), "{e}");
+    let e = build(json!({"members": ["pca"], "member_options": {"scmae": {}}}));
+    assert!(e.contains("params.member_options.scmae"), "{e}");
+    let e = build(json!({"kmeans_starts": 0}));
+    assert!(e.contains("params.kmeans_starts"), "{e}");
+    // a member's own option is checked as that member's run checks it
+    let ds = sim(100, 2, 4);
+    let mut c = cfg(&["pca", "scmae"]);
+    c.params["member_options"]["scmae"]["train"]["epochs"] = json!(0);
+    let e = pipeline::run(&ds, &c, &mut Silent).unwrap_err().to_string();
+    assert!(e.contains("scmae") && e.contains("epochs"), "{e}");
+}
