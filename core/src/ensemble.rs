@@ -4,13 +4,15 @@
 //! which K-means clusters (k given, or estimated). Each member's own K-means partition
 //! and its agreement with the consensus (NMI, the member's weight) are reported.
 //!
-//! Why the concatenation (bench/results/consensus_members.json, 7 labelled sets, 5
-//! seeds): no label-free rule that picks one member's partition (agreement between
+//! Why the concatenation (bench/consensus_picks.py on bench/consensus_members.py's
+//! embeddings, 7 labelled sets, 5 seeds; bench/results/consensus_picks.json): no
+//! label-free rule that picks one member's partition (mean agreement with the other
 //! members, stability across restarts, silhouettes) finds the best member on more than
-//! 4 of 7 sets, and the co-association cut loses up to 0.5 ARI where one type dominates;
-//! K-means on the concatenation is within 0.01 of the best member or above it on 5 of 7
-//! and narrows the seed-to-seed spread, because a distance that every member must agree
-//! on averages out each member's own noise.
+//! 4 of 7 sets, and the co-association cut loses up to 0.5 ARI where one type dominates
+//! (bench/results/consensus_members.json). K-means on the concatenation is within 0.01
+//! of the best member or above it on 5 of 7 sets there, because a distance every member
+//! contributes to averages out each member's own noise. In full runs (accuracy.json,
+//! `consensus`) it loses where one member is far better than the rest (darmanis: scMAE).
 //!
 //! It sits above [`crate::models::Method`]: every member runs the pipeline's own
 //! preprocess -> fit -> embed ([`crate::pipeline::fit_embed`]) as a run of that method
@@ -42,9 +44,6 @@ pub struct Params {
     /// Options of a member over its defaults, by member name, as a run of that method
     /// takes them: `{"scmae": {"train": {"epochs": 20}}}`.
     pub member_options: serde_json::Map<String, Value>,
-    /// K-means starts on the consensus embedding (the lowest inertia is kept). More than
-    /// scikit-learn's 10: the concatenation has more near-equal optima than one embedding.
-    pub kmeans_starts: usize,
     /// With neither k nor ground truth: the bounds of the estimated k.
     pub k_min: usize,
     pub k_max: usize,
@@ -52,13 +51,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params {
-            members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(),
-            member_options: Default::default(),
-            kmeans_starts: 30,
-            k_min: 2,
-            k_max: 30,
-        }
+        Params { members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(), member_options: Default::default(), k_min: 2, k_max: 30 }
     }
 }
 
@@ -75,7 +68,8 @@ pub const INFO: MethodInfo = MethodInfo {
     recipe: Recipe::Scanpy,
     n_top_genes: 2000,
     train: crate::train::TrainConfig::default,
-    cluster: crate::cluster::ClusterConfig::default,
+    // 30 K-means starts, not scikit-learn's 10: the concatenation has more near-equal optima
+    cluster: || crate::cluster::ClusterConfig { n_init: 30, ..Default::default() },
     build: |_| {
         Err(Error::config(
             "method",
@@ -104,9 +98,6 @@ impl Params {
             if !p.members.contains(m) {
                 return Err(Error::config(&format!("params.member_options.{m}"), o, "is not a member (params.members)"));
             }
-        }
-        if p.kmeans_starts == 0 {
-            return Err(Error::config("params.kmeans_starts", 0, "must be >= 1"));
         }
         if p.k_min < 2 || p.k_max < p.k_min {
             return Err(Error::config("params.k_min", format!("{}..{}", p.k_min, p.k_max), "needs 2 <= k_min <= k_max"));
@@ -219,7 +210,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         }
     };
     cfg.cluster.n_clusters = Some(k);
-    let choice = crate::device::torch_guard("clustering", device, || choose(&concat, &embs, k, &params, &cfg, progress))?;
+    let choice = crate::device::torch_guard("clustering", device, || choose(&concat, &embs, k, &cfg, progress))?;
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
     let nearest = (0..members.len()).fold(0, |b, i| if choice.weights[i] > choice.weights[b] { i } else { b });
     progress.message(&format!(
@@ -246,8 +237,8 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         None => None,
     };
     let clustering = json!({
-        "algorithm": "consensus", "k": k, "k_estimate": k_info, "kmeans_starts": params.kmeans_starts,
-        "inertia": choice.inertia, "model_member": members[nearest].name,
+        "algorithm": "consensus", "k": k, "k_estimate": k_info, "consensus_clustering": choice.info,
+        "model_member": members[nearest].name,
         "members": members.iter().enumerate().map(|(i, m)| json!({
             "method": m.name, "dims": m.emb.size()[1], "weight": choice.weights[i], "nmi_to_consensus": choice.agreement[i],
             "labels": choice.labels[i], "config": m.model.config,
@@ -291,7 +282,8 @@ fn concatenate(embs: &[&Tensor]) -> Result<Tensor> {
 /// What [`choose`] found: the consensus partition and each member's own.
 struct Choice {
     consensus: Vec<i64>,
-    inertia: f64,
+    /// How the consensus embedding was clustered (`cluster::run`'s account).
+    info: Value,
     labels: Vec<Vec<i64>>,
     /// NMI of each member's partition to the consensus, and the same normalised to sum 1.
     agreement: Vec<f64>,
@@ -302,22 +294,22 @@ fn as_usize(l: &[i64]) -> Vec<usize> {
     l.iter().map(|&v| v as usize).collect()
 }
 
-/// K-means with k clusters on the consensus embedding `concat` (`kmeans_starts` starts)
-/// and on each member's embedding (`cluster.n_init` starts), and each member's agreement
-/// with the consensus.
-fn choose(concat: &Tensor, embs: &[&Tensor], k: usize, params: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
+/// The consensus embedding `concat` clustered into k as the run's `cluster` section says
+/// (K-means with `n_init` starts by default), each member's embedding by K-means, and each
+/// member's agreement with the consensus.
+fn choose(concat: &Tensor, embs: &[&Tensor], k: usize, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
     let c = &cfg.cluster;
-    progress.message(&format!("consensus: K-means on the consensus embedding (k = {k}, {} starts)", params.kmeans_starts));
-    let km = kmeans(concat, &KMeansParams { k, n_init: params.kmeans_starts, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?;
-    let cons = as_usize(&km.labels);
+    progress.message("consensus: clustering the consensus embedding");
+    let cons = crate::cluster::run(concat, c, Some(k), cfg.seed, progress)?;
+    let canon = as_usize(&cons.labels);
     let mut labels = Vec::with_capacity(embs.len());
     let mut agreement = Vec::with_capacity(embs.len());
     for x in embs {
         let l = kmeans(x, &KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
-        agreement.push(normalized_mutual_info(&as_usize(&l), &cons, AverageMethod::Arithmetic)?);
+        agreement.push(normalized_mutual_info(&as_usize(&l), &canon, AverageMethod::Arithmetic)?);
         labels.push(l);
     }
-    Ok(Choice { consensus: km.labels, inertia: km.inertia, labels, weights: normalised(&agreement), agreement })
+    Ok(Choice { consensus: cons.labels, info: cons.info, labels, weights: normalised(&agreement), agreement })
 }
 
 /// `w` divided by its sum (equal weights when the sum is not positive).
@@ -369,11 +361,10 @@ mod tests {
     fn the_consensus_of_identical_embeddings_is_their_partition() {
         let x = blobs(5, 1.0, 1);
         let c = cfg();
-        let p = Params::from_config(&c).unwrap();
-        let one = choose(&concatenate(&[&x]).unwrap(), &[&x], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        let one = choose(&concatenate(&[&x]).unwrap(), &[&x], 3, &c, &mut crate::progress::Silent).unwrap();
         // the same embedding three times, at other scales and offsets: the same partition
         let (a, b) = (&x * 10.0 - 4.0, &x * 0.1);
-        let three = choose(&concatenate(&[&x, &a, &b]).unwrap(), &[&x, &a, &b], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        let three = choose(&concatenate(&[&x, &a, &b]).unwrap(), &[&x, &a, &b], 3, &c, &mut crate::progress::Silent).unwrap();
         assert_eq!(three.consensus, one.consensus);
         for (l, agree) in three.labels.iter().zip(&three.agreement) {
             assert!((agree - 1.0).abs() < 1e-12, "a member identical to the consensus has NMI 1, got {agree}");
@@ -390,9 +381,8 @@ mod tests {
     fn member_order_and_label_names_do_not_change_the_consensus() {
         let (x, y) = (blobs(4, 1.0, 2), blobs(6, 2.0, 2));
         let c = cfg();
-        let p = Params::from_config(&c).unwrap();
-        let xy = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &p, &c, &mut crate::progress::Silent).unwrap();
-        let yx = choose(&concatenate(&[&y, &x]).unwrap(), &[&y, &x], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        let xy = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &c, &mut crate::progress::Silent).unwrap();
+        let yx = choose(&concatenate(&[&y, &x]).unwrap(), &[&y, &x], 3, &c, &mut crate::progress::Silent).unwrap();
         let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
         assert_eq!(canon(&xy.consensus), canon(&yx.consensus));
         assert_eq!(xy.agreement, vec![yx.agreement[1], yx.agreement[0]]);
@@ -401,7 +391,7 @@ mod tests {
         let nmi = normalized_mutual_info(&renamed, &as_usize(&xy.consensus), AverageMethod::Arithmetic).unwrap();
         assert!((nmi - xy.agreement[0]).abs() < 1e-12);
         // and the same seed gives the same labels
-        let again = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &p, &c, &mut crate::progress::Silent).unwrap();
+        let again = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &c, &mut crate::progress::Silent).unwrap();
         assert_eq!(again.consensus, xy.consensus);
     }
 }

@@ -119,8 +119,8 @@ fn bad_consensus_options_name_the_field_and_value() {
     assert!(e.contains("named twice"), "{e}");
     let e = build(json!({"members": ["pca"], "member_options": {"scmae": {}}}));
     assert!(e.contains("params.member_options.scmae"), "{e}");
-    let e = build(json!({"kmeans_starts": 0}));
-    assert!(e.contains("params.kmeans_starts"), "{e}");
+    let e = build(json!({"k_min": 1}));
+    assert!(e.contains("params.k_min"), "{e}");
     // a member's own option is checked as that member's run checks it
     let ds = sim(100, 2, 4);
     let mut c = cfg(&["pca", "scmae"]);
