@@ -324,10 +324,11 @@ fn normalised(w: &[f64]) -> Vec<f64> {
 
 /// With k unknown: the number of communities Leiden finds at `cluster.resolution` on the
 /// kNN graph of the consensus embedding (the run's graph options), at least `k_min` and
-/// at most `k_max`. Measured against internal indices on 7 labelled sets
-/// (bench/results/consensus_k.json): the silhouette, Calinski-Harabasz, Davies-Bouldin and
-/// restart stability of K-means on the same embedding all stop at 4 to 8 clusters where the
-/// labels have 8 to 16 types; the community count comes closest. Returns k and how it was found.
+/// at most `k_max`. Within +-1 of the labelled types on 4 of 8 sets
+/// (bench/results/consensus_k.json); internal indices of K-means on the same embedding
+/// (silhouette, Calinski-Harabasz, Davies-Bouldin, restart stability;
+/// bench/results/consensus_k_indices.txt) stop at 4 to 8 clusters where the labels have 8
+/// to 16 types. Returns k and how it was found.
 fn estimate_k(concat: &Tensor, params: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(usize, Value)> {
     let graph = crate::cluster::ClusterConfig {
         algorithm: crate::cluster::Algorithm::Leiden,
