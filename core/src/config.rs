@@ -158,8 +158,8 @@ impl ConfigBuilder {
             Some(c) => return Err(Error::config("cluster", c, "must be named cluster options")),
         };
         let method = over.get("method").and_then(Value::as_str).unwrap_or(DEFAULT_METHOD);
-        // A consensus estimates k itself (ensemble::estimate_k).
-        if !has_truth && k.is_none() && algorithm.is_none() && method != crate::ensemble::NAME {
+        // A consensus estimates k itself (pipeline::ensemble).
+        if !has_truth && k.is_none() && algorithm.is_none() && method != crate::models::consensus::NAME {
             put(&mut over, &["cluster", "algorithm"], Value::from("leiden"));
         }
         RunConfig::from_json(&Value::Object(over))
@@ -234,8 +234,8 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.preprocess.validate()?;
         self.train.validate()?;
-        if self.method == crate::ensemble::NAME {
-            crate::ensemble::Params::from_config(self)?;
+        if self.method == crate::models::consensus::NAME {
+            crate::models::consensus::Params::from_json(&self.params)?;
         } else {
             crate::models::build(&self.method, &self.params)?; // validates method and params
         }

@@ -7,7 +7,6 @@
 pub mod cluster;
 pub mod config;
 pub mod device;
-pub mod ensemble;
 pub mod error;
 pub mod fastmath;
 pub mod fuzz;

@@ -5,6 +5,7 @@
 //! registry.
 
 pub mod cicl;
+pub mod consensus;
 pub mod contrastive;
 pub mod deep;
 pub mod layers;
@@ -114,17 +115,8 @@ pub(crate) fn params_json<T: serde::Serialize>(p: &T) -> Value {
     serde_json::to_value(p).unwrap_or(Value::Null)
 }
 
-pub const METHODS: &[MethodInfo] = &[
-    scmae::INFO,
-    contrastive::INFO,
-    cicl::INFO,
-    masksc::INFO,
-    masksc_mlp::INFO,
-    scrae::INFO,
-    maskclass::INFO,
-    pca::INFO,
-    crate::ensemble::INFO,
-];
+pub const METHODS: &[MethodInfo] =
+    &[scmae::INFO, contrastive::INFO, cicl::INFO, masksc::INFO, masksc_mlp::INFO, scrae::INFO, maskclass::INFO, pca::INFO, consensus::INFO];
 
 pub fn info(method: &str) -> Result<&'static MethodInfo> {
     METHODS.iter().find(|m| m.name == method).ok_or_else(|| {

@@ -1,5 +1,7 @@
 //! config -> result: preprocess -> method -> cluster -> metrics.
 
+pub mod ensemble;
+
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::matrix::Dataset;
@@ -100,7 +102,7 @@ pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: 
 
 /// Whether the method `cfg` asks for reads the raw counts (what `io::read_for_run` keeps).
 pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
-    if cfg.method == crate::ensemble::NAME {
+    if cfg.method == crate::models::consensus::NAME {
         return Ok(true);
     }
     Ok(crate::models::build(&cfg.method, &cfg.params)?.needs_counts())
@@ -109,7 +111,7 @@ pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
 /// Whether the run can take an input preprocessed while it was read
 /// ([`run_streamed`]): not a consensus, whose members preprocess the input each their own way.
 pub fn can_stream(cfg: &RunConfig) -> bool {
-    cfg.method != crate::ensemble::NAME
+    cfg.method != crate::models::consensus::NAME
 }
 
 /// The run's checked options (with the device resolved), device and method.
@@ -148,8 +150,8 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
             progress.message(&w);
         }
     }
-    if cfg.method == crate::ensemble::NAME {
-        return crate::ensemble::run(&ds, cfg, progress);
+    if cfg.method == crate::models::consensus::NAME {
+        return ensemble::run(&ds, cfg, progress);
     }
     let (mut cfg, device, method) = start(cfg, progress)?;
     resolve_n_top_genes(&mut cfg, ds.n_genes());

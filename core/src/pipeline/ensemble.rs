@@ -15,7 +15,7 @@
 //! `consensus`) it loses where one member is far better than the rest (darmanis: scMAE).
 //!
 //! It sits above [`crate::models::Method`]: every member runs the pipeline's own
-//! preprocess -> fit -> embed ([`crate::pipeline::fit_embed`]) as a run of that method
+//! preprocess -> fit -> embed ([`super::fit_embed`]) as a run of that method
 //! would; only the clustering differs. The saved model is the member whose partition
 //! agrees most with the consensus (`scdeep embed --model` applies that member).
 
@@ -24,87 +24,13 @@ use crate::config::{ConfigBuilder, RunConfig};
 use crate::error::{Error, Result};
 use crate::matrix::Dataset;
 use crate::metrics::{normalized_mutual_info, AverageMethod};
-use crate::models::MethodInfo;
-use crate::pipeline::RunResult;
-use crate::preprocess::Recipe;
+use crate::models::consensus::{Params, NAME};
 use crate::progress::Progress;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Instant;
 use tch::Tensor;
 
-/// The method name of a consensus run.
-pub const NAME: &str = "consensus";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Params {
-    /// The methods whose embeddings are compared, each run with its own defaults.
-    pub members: Vec<String>,
-    /// Options of a member over its defaults, by member name, as a run of that method
-    /// takes them: `{"scmae": {"train": {"epochs": 20}}}`.
-    pub member_options: serde_json::Map<String, Value>,
-    /// With neither k nor ground truth: the bounds of the estimated k.
-    pub k_min: usize,
-    pub k_max: usize,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params { members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(), member_options: Default::default(), k_min: 2, k_max: 30 }
-    }
-}
-
-/// The default members: the linear baseline and three self-supervised methods that train
-/// in about a minute on 4k cells on one CPU thread.
-pub const DEFAULT_MEMBERS: [&str; 4] = ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"];
-
-pub const INFO: MethodInfo = MethodInfo {
-    name: NAME,
-    description: "Consensus of several methods' embeddings (default members: pca, scMAE, contrastive-sc, mask-sc MLP), \
-                  each with its own recipe; the partition the members agree on most, chosen without labels",
-    reference: "scdeep (issue 24); evidence accumulation: Fred & Jain, IEEE TPAMI 2005; SC3: Kiselev et al., Nat Methods 2017",
-    params: || crate::models::params_json(&Params::default()),
-    recipe: Recipe::Scanpy,
-    n_top_genes: 2000,
-    train: crate::train::TrainConfig::default,
-    // 30 K-means starts, not scikit-learn's 10: the concatenation has more near-equal optima
-    cluster: || crate::cluster::ClusterConfig { n_init: 30, ..Default::default() },
-    build: |_| {
-        Err(Error::config(
-            "method",
-            NAME,
-            "consensus is not one model: it runs its members through the pipeline (pipeline::run), and its saved model is a member's",
-        ))
-    },
-};
-
-impl Params {
-    pub fn from_config(cfg: &RunConfig) -> Result<Params> {
-        let p: Params = crate::config::from_json_at("params", cfg.params.clone())?;
-        if p.members.is_empty() {
-            return Err(Error::config("params.members", "[]", "needs at least one method"));
-        }
-        for (i, m) in p.members.iter().enumerate() {
-            if m == NAME {
-                return Err(Error::config("params.members", m, "a consensus cannot be its own member"));
-            }
-            crate::models::info(m).map_err(|e| Error::config("params.members", m, e.to_string()))?;
-            if p.members[..i].contains(m) {
-                return Err(Error::config("params.members", m, "named twice"));
-            }
-        }
-        for (m, o) in &p.member_options {
-            if !p.members.contains(m) {
-                return Err(Error::config(&format!("params.member_options.{m}"), o, "is not a member (params.members)"));
-            }
-        }
-        if p.k_min < 2 || p.k_max < p.k_min {
-            return Err(Error::config("params.k_min", format!("{}..{}", p.k_min, p.k_max), "needs 2 <= k_min <= k_max"));
-        }
-        Ok(p)
-    }
-}
+use super::RunResult;
 
 /// The run's options for member `m`: its defaults; then the consensus run's `train` and
 /// `preprocess` fields that differ from a consensus's defaults (what the user set there
@@ -149,8 +75,8 @@ struct Member {
 
 /// A consensus run on `ds` (see the module's doc).
 pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    let (mut cfg, device) = crate::pipeline::setup(cfg, progress)?;
-    let params = Params::from_config(&cfg)?;
+    let (mut cfg, device) = super::setup(cfg, progress)?;
+    let params = Params::from_json(&cfg.params)?;
     let mut timings: Vec<(String, f64)> = Vec::new();
     let mut members: Vec<Member> = Vec::new();
     let mut kept: Option<Kept> = None;
@@ -158,7 +84,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     for (i, name) in params.members.iter().enumerate() {
         progress.message(&format!("consensus member {}/{}: {name}", i + 1, params.members.len()));
         let mut mcfg = member_config(&cfg, name, params.member_options.get(name), k)?;
-        crate::pipeline::resolve_n_top_genes(&mut mcfg, ds.n_genes());
+        super::resolve_n_top_genes(&mut mcfg, ds.n_genes());
         let mut method = crate::models::build(name, &mcfg.params)?;
         progress.stage("preprocess");
         let t = Instant::now();
@@ -166,7 +92,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         let mut mt = vec![("preprocess".to_string(), t.elapsed().as_secs_f64())];
         match &kept {
             None => {
-                k = crate::pipeline::known_k(&mcfg, &prep)?;
+                k = super::known_k(&mcfg, &prep)?;
                 progress.message(&format!("{} cells x {} genes after {name}'s preprocessing", prep.n_cells(), prep.n_genes()));
                 kept = Some((prep.cells.clone(), prep.cell_index.clone(), prep.labels.clone()));
             }
@@ -185,7 +111,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
             Some(_) => {}
         }
         mcfg.cluster.n_clusters = k;
-        let (emb, _) = crate::pipeline::fit_embed(&prep, &mcfg, device, method.as_mut(), k, &mut mt, progress)?;
+        let (emb, _) = super::fit_embed(&prep, &mcfg, device, method.as_mut(), k, &mut mt, progress)?;
         timings.extend(mt.into_iter().map(|(s, t)| (format!("{name}.{s}"), t)));
         let history = method.history();
         let model = crate::store::TrainedModel {

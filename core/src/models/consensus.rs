@@ -1,0 +1,82 @@
+//! The `consensus` method's registry entry and parameters. It is not one model: the
+//! pipeline runs its members (`pipeline::ensemble`), each a method of this registry.
+
+use crate::error::{Error, Result};
+use crate::models::MethodInfo;
+use crate::preprocess::Recipe;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The method name of a consensus run.
+pub const NAME: &str = "consensus";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// The methods whose embeddings are compared, each run with its own defaults.
+    pub members: Vec<String>,
+    /// Options of a member over its defaults, by member name, as a run of that method
+    /// takes them: `{"scmae": {"train": {"epochs": 20}}}`.
+    pub member_options: serde_json::Map<String, Value>,
+    /// With neither k nor ground truth: the bounds of the estimated k.
+    pub k_min: usize,
+    pub k_max: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(), member_options: Default::default(), k_min: 2, k_max: 30 }
+    }
+}
+
+/// The default members: the linear baseline and three self-supervised methods that train
+/// in about a minute on 4k cells on one CPU thread.
+pub const DEFAULT_MEMBERS: [&str; 4] = ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"];
+
+pub const INFO: MethodInfo = MethodInfo {
+    name: NAME,
+    description: "Consensus of several methods' embeddings (default members: pca, scMAE, contrastive-sc, mask-sc MLP), \
+                  each with its own recipe; the partition the members agree on most, chosen without labels",
+    reference: "scdeep (issue 24); evidence accumulation: Fred & Jain, IEEE TPAMI 2005; SC3: Kiselev et al., Nat Methods 2017",
+    params: || super::params_json(&Params::default()),
+    recipe: Recipe::Scanpy,
+    n_top_genes: 2000,
+    train: crate::train::TrainConfig::default,
+    // 30 K-means starts, not scikit-learn's 10: the concatenation has more near-equal optima
+    cluster: || crate::cluster::ClusterConfig { n_init: 30, ..Default::default() },
+    build: |_| {
+        Err(Error::config(
+            "method",
+            NAME,
+            "consensus is not one model: the pipeline runs its members (pipeline::run), and its saved model is a member's",
+        ))
+    },
+};
+
+impl Params {
+    /// The parameters of a consensus config's `params` section, checked.
+    pub fn from_json(params: &Value) -> Result<Params> {
+        let p: Params = crate::error::from_json_at("params", params.clone())?;
+        if p.members.is_empty() {
+            return Err(Error::config("params.members", "[]", "needs at least one method"));
+        }
+        for (i, m) in p.members.iter().enumerate() {
+            if m == NAME {
+                return Err(Error::config("params.members", m, "a consensus cannot be its own member"));
+            }
+            super::info(m).map_err(|e| Error::config("params.members", m, e.to_string()))?;
+            if p.members[..i].contains(m) {
+                return Err(Error::config("params.members", m, "named twice"));
+            }
+        }
+        for (m, o) in &p.member_options {
+            if !p.members.contains(m) {
+                return Err(Error::config(&format!("params.member_options.{m}"), o, "is not a member (params.members)"));
+            }
+        }
+        if p.k_min < 2 || p.k_max < p.k_min {
+            return Err(Error::config("params.k_min", format!("{}..{}", p.k_min, p.k_max), "needs 2 <= k_min <= k_max"));
+        }
+        Ok(p)
+    }
+}
