@@ -1,9 +1,11 @@
-//! The consensus method: its members run with their own recipes, one member's partition
-//! is returned with every member's labels and weight, the same seed gives the same
+//! The consensus method: its members run with their own recipes, the partition of their
+//! concatenated embeddings is returned with every member's labels and weight, the saved
+//! model embeds new cells into the same concatenation, the same seed gives the same
 //! labels, k is estimated on simulated groups when unknown, and bad options name the field.
 
 use scdeep_core::progress::Silent;
 use scdeep_core::simulate::{simulate, SimParams};
+use scdeep_core::store::TrainedModel;
 use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
 
@@ -42,11 +44,11 @@ fn consensus_returns_a_members_partition_with_every_members_labels_and_weight() 
     // scMAE trained for 8 epochs only separates the groups poorly; the others agree with the consensus
     let agree = members.iter().filter(|m| m["nmi_to_consensus"].as_f64().unwrap() > 0.8).count();
     assert!(agree >= 3, "members near the consensus: {agree} of 4 ({members:?})");
-    // the embedding is the members' side by side; the saved model is the member nearest the consensus
+    // the embedding is the members' side by side
     let dims: u64 = members.iter().map(|m| m["dims"].as_u64().unwrap()).sum();
     assert_eq!(a.dims as u64, dims);
     assert_eq!(a.embedding.len(), a.cells.len() * a.dims);
-    assert_eq!(a.model.config.method, info["model_member"].as_str().unwrap());
+    assert_eq!(a.model.config.method, "consensus");
     // each member's block has unit mean squared norm per cell
     let n = a.cells.len();
     let mut off = 0;
@@ -68,6 +70,36 @@ fn consensus_returns_a_members_partition_with_every_members_labels_and_weight() 
     let b = pipeline::run(&ds, &c, &mut Silent).unwrap();
     assert_eq!(a.labels, b.labels, "same seed, same labels");
     assert_eq!(a.embedding, b.embedding);
+}
+
+#[test]
+fn a_saved_consensus_embeds_new_cells_into_the_runs_consensus_embedding() {
+    let ds = sim(300, 3, 5);
+    let a = pipeline::run(&ds, &cfg(&["pca", "scmae"]), &mut Silent).unwrap();
+    let dir = std::env::temp_dir().join(format!("scdeep-consensus-model-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    a.model.save(&dir, false).unwrap();
+    for f in ["config.json", "model.safetensors", "genes.tsv", "members/pca/config.json", "members/scmae/model.safetensors"] {
+        assert!(dir.join(f).is_file(), "no {f}");
+    }
+    let m = TrainedModel::load(&dir, Some("consensus"), tch::Device::Cpu).unwrap();
+    assert_eq!(m.genes(), a.model.genes());
+    // the run's own cells come back at the run's embedding
+    let e = m.embed(&ds, tch::Device::Cpu, &mut Silent).unwrap();
+    assert_eq!((e.dims, e.prepared.cells.len()), (a.dims, a.cells.len()));
+    let worst = e.embedding.iter().zip(&a.embedding).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-3, "embedding differs by up to {worst}");
+    // a folder whose member is gone, or whose centre is missing, names what is wrong
+    std::fs::rename(dir.join("members/scmae"), dir.join("members/gone")).unwrap();
+    let err = TrainedModel::load(&dir, None, tch::Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("members/scmae"), "{err}");
+    std::fs::rename(dir.join("members/gone"), dir.join("members/scmae")).unwrap();
+    let mut c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    c["members"] = json!(["pca", "../x"]);
+    std::fs::write(dir.join("config.json"), c.to_string()).unwrap();
+    let err = TrainedModel::load(&dir, None, tch::Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("../x"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

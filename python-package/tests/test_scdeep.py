@@ -60,6 +60,18 @@ def test_consensus_runs_from_anndata_with_every_members_labels():
     assert abs(sum(m["weight"] for m in members) - 1) < 1e-9
 
 
+def test_a_consensus_model_transforms_into_its_consensus_embedding(tmp_path):
+    a = ad.read_h5ad(POLLEN)
+    m = scdeep.Model("consensus", device="cpu", threads=1, verbose=False, members=["pca", "scmae"], **FAST).fit(a)
+    e = m.transform(a)
+    np.testing.assert_allclose(e, m.embedding_, atol=1e-3)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert np.array_equal(m2.transform(a), e)
+    m.save(tmp_path / "model")
+    assert (tmp_path / "model" / "members" / "scmae" / "model.safetensors").is_file()
+    assert np.array_equal(scdeep.Model.load(tmp_path / "model", method="consensus", device="cpu").transform(a), e)
+
+
 def test_inputs_are_converted_alike():
     a = ad.read_h5ad(POLLEN)
     x = sp.csr_matrix(a.X)

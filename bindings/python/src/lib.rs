@@ -149,37 +149,21 @@ impl Model {
         self.get().save(std::path::Path::new(path), overwrite).map_err(err)
     }
 
-    /// The model folder's files as {name: bytes} (for pickling).
+    /// The model folder's files as {path: bytes} (for pickling).
     fn to_files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dir = std::env::temp_dir().join(format!("scdeep-pickle-{}-{:p}", std::process::id(), self));
-        self.get().save(&dir, false).map_err(err)?;
         let d = PyDict::new(py);
-        for name in ["config.json", "model.safetensors", "genes.tsv", "preprocess.json"] {
-            let b = std::fs::read(dir.join(name)).map_err(|e| err(Error::io(&dir.join(name), e)))?;
+        for (name, b) in self.get().to_files().map_err(err)? {
             d.set_item(name, PyBytes::new(py, &b))?;
         }
-        let _ = std::fs::remove_dir_all(&dir);
         Ok(d)
     }
 
     #[staticmethod]
     #[pyo3(signature = (files, device="auto"))]
-    fn from_files(files: std::collections::HashMap<String, Vec<u8>>, device: &str) -> PyResult<Model> {
-        let dir = std::env::temp_dir().join(format!(
-            "scdeep-unpickle-{}-{}",
-            std::process::id(),
-            files.len() as u64 ^ (&files as *const _ as u64)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| err(Error::io(&dir, e)))?;
-        for (name, b) in &files {
-            if name.contains('/') || name.contains("..") {
-                return Err(option_err("files", format!("bad file name {name:?}")));
-            }
-            std::fs::write(dir.join(name), b).map_err(|e| err(Error::io(&dir.join(name), e)))?;
-        }
-        let r = Model::load(dir.to_str().unwrap(), None, device);
-        let _ = std::fs::remove_dir_all(&dir);
-        r
+    fn from_files(files: std::collections::BTreeMap<String, Vec<u8>>, device: &str) -> PyResult<Model> {
+        let dev = scdeep_core::device::parse_device(device).map_err(err)?;
+        let files: Vec<(String, Vec<u8>)> = files.into_iter().collect();
+        Ok(Model::new(TrainedModel::from_files(&files, dev).map_err(err)?))
     }
 
     #[getter]

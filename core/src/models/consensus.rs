@@ -48,7 +48,7 @@ pub const INFO: MethodInfo = MethodInfo {
         Err(Error::config(
             "method",
             NAME,
-            "consensus is not one model: the pipeline runs its members (pipeline::run), and its saved model is a member's",
+            "consensus is not one model: the pipeline runs its members (pipeline::run), and its saved model holds theirs",
         ))
     },
 };

@@ -16,8 +16,9 @@
 //!
 //! It sits above [`crate::models::Method`]: every member runs the pipeline's own
 //! preprocess -> fit -> embed ([`super::fit_embed`]) as a run of that method
-//! would; only the clustering differs. The saved model is the member whose partition
-//! agrees most with the consensus (`scdeep embed --model` applies that member).
+//! would; only the clustering differs. The saved model holds every member's model and
+//! the centre and scale its embedding had here, so that it embeds new cells into the
+//! same consensus embedding (`store::Body::Consensus`).
 
 use crate::cluster::{kmeans, KMeansParams};
 use crate::config::{ConfigBuilder, RunConfig};
@@ -37,8 +38,7 @@ use super::RunResult;
 /// applies to every member: `train.epochs`, a cell filter); then `options` (the member's
 /// own, from `params.member_options`); with the consensus run's seed, device, threads,
 /// number of clusters and metrics.
-fn member_config(cfg: &RunConfig, m: &str, options: Option<&Value>, k: Option<usize>) -> Result<RunConfig> {
-    let defaults = RunConfig::for_method(NAME)?;
+fn member_config(cfg: &RunConfig, defaults: &RunConfig, m: &str, options: Option<&Value>, k: Option<usize>) -> Result<RunConfig> {
     let mut b = ConfigBuilder::new().method(m);
     for (section, set, default) in [
         ("train", serde_json::to_value(&cfg.train), serde_json::to_value(&defaults.train)),
@@ -70,7 +70,6 @@ struct Member {
     emb: Tensor,
     model: crate::store::TrainedModel,
     history: Vec<Value>,
-    n_genes_used: usize,
 }
 
 /// A consensus run on `ds` (see the module's doc).
@@ -81,9 +80,10 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let mut members: Vec<Member> = Vec::new();
     let mut kept: Option<Kept> = None;
     let mut k = cfg.cluster.n_clusters;
+    let defaults = RunConfig::for_method(NAME)?;
     for (i, name) in params.members.iter().enumerate() {
         progress.message(&format!("consensus member {}/{}: {name}", i + 1, params.members.len()));
-        let mut mcfg = member_config(&cfg, name, params.member_options.get(name), k)?;
+        let mut mcfg = member_config(&cfg, &defaults, name, params.member_options.get(name), k)?;
         super::resolve_n_top_genes(&mut mcfg, ds.n_genes());
         let mut method = crate::models::build(name, &mcfg.params)?;
         progress.stage("preprocess");
@@ -114,19 +114,19 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         let (emb, _) = super::fit_embed(&prep, &mcfg, device, method.as_mut(), k, &mut mt, progress)?;
         timings.extend(mt.into_iter().map(|(s, t)| (format!("{name}.{s}"), t)));
         let history = method.history();
-        let model = crate::store::TrainedModel {
-            preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &mcfg.preprocess),
-            config: mcfg.clone(),
+        let model = crate::store::TrainedModel::single(
+            mcfg.clone(),
             method,
-        };
-        members.push(Member { name: name.clone(), n_genes_used: prep.n_genes(), emb, model, history });
+            crate::preprocess::SavedPreprocess::from_prepared(&prep, &mcfg.preprocess),
+        );
+        members.push(Member { name: name.clone(), emb, model, history });
     }
     let (cells, cell_index, truth) = kept.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
 
     progress.stage("cluster");
     let t = Instant::now();
     let embs: Vec<&Tensor> = members.iter().map(|m| &m.emb).collect();
-    let concat = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(&embs))?;
+    let (concat, standard) = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(&embs))?;
     let (k, k_info) = match k {
         Some(k) => (k, Value::Null),
         None => {
@@ -136,18 +136,14 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         }
     };
     cfg.cluster.n_clusters = Some(k);
-    let choice = crate::device::torch_guard("clustering", device, || choose(&concat, &embs, k, &cfg, progress))?;
+    let n_inits: Vec<usize> = members.iter().map(|m| m.model.config.cluster.n_init).collect();
+    let choice = crate::device::torch_guard("clustering", device, || choose(&concat, &embs, &n_inits, k, &cfg, progress))?;
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
-    let nearest = (0..members.len()).fold(0, |b, i| if choice.weights[i] > choice.weights[b] { i } else { b });
     progress.message(&format!(
         "consensus: member weights (NMI to the consensus, normalised) {}",
         members.iter().zip(&choice.weights).map(|(m, w)| format!("{} {w:.2}", m.name)).collect::<Vec<_>>().join(", ")
     ));
 
-    let near = &members[nearest].name;
-    progress.message(&format!(
-        "consensus: the run's model is {near}'s, the member nearest the consensus: saved, it embeds new cells as {near} does, not into the consensus embedding"
-    ));
     let dims = concat.size()[1] as usize;
     let embedding = Vec::<f32>::try_from(&concat.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
     drop(concat);
@@ -164,15 +160,19 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     };
     let clustering = json!({
         "algorithm": "consensus", "k": k, "k_estimate": k_info, "consensus_clustering": choice.info,
-        "model_member": members[nearest].name,
         "members": members.iter().enumerate().map(|(i, m)| json!({
             "method": m.name, "dims": m.emb.size()[1], "weight": choice.weights[i], "nmi_to_consensus": choice.agreement[i],
             "labels": choice.labels[i], "config": m.model.config,
         })).collect::<Vec<_>>(),
     });
-    let chosen = members.swap_remove(nearest);
+    let history = merged_history(&members);
+    let model = crate::store::TrainedModel::consensus(
+        cfg.clone(),
+        members.into_iter().zip(standard).map(|(m, (centre, scale))| crate::store::Member { model: m.model, centre, scale }).collect(),
+    );
     Ok(RunResult {
-        model: chosen.model,
+        n_genes_used: model.genes().len(),
+        model,
         cells,
         cell_index,
         embedding,
@@ -180,29 +180,51 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         labels,
         truth,
         scores,
-        history: chosen.history,
+        history,
         timings,
         config: cfg,
         clustering,
-        n_genes_used: chosen.n_genes_used,
         imputed: None,
     })
 }
 
+/// A member's centre (one value per dimension) and divisor in the consensus embedding.
+type Standard = (Vec<f32>, f32);
+
+/// The members' training losses by epoch, each key suffixed with its member
+/// (`loss[scmae]`), so that one loss plot shows them all.
+fn merged_history(members: &[Member]) -> Vec<Value> {
+    let mut out: Vec<serde_json::Map<String, Value>> = Vec::new();
+    for m in members {
+        for (i, h) in m.history.iter().enumerate() {
+            if out.len() <= i {
+                out.push(serde_json::Map::from_iter([("epoch".to_string(), json!(i + 1))]));
+            }
+            for (key, v) in h.as_object().into_iter().flatten().filter(|(key, _)| *key != "epoch") {
+                out[i].insert(format!("{key}[{}]", m.name), v.clone());
+            }
+        }
+    }
+    out.into_iter().map(Value::Object).collect()
+}
+
 /// The consensus embedding: each member's embedding centred and divided by the root of
-/// its mean squared row norm (so each member weighs the same in a distance), side by side.
-fn concatenate(embs: &[&Tensor]) -> Result<Tensor> {
-    let parts = embs
-        .iter()
-        .map(|x| {
-            let e = x.f_to_kind(tch::Kind::Float)?;
-            let c = e.f_sub(&e.f_mean_dim(0, true, tch::Kind::Float)?)?;
-            let ms = c.f_square()?.f_sum_dim_intlist(1, false, tch::Kind::Float)?.f_mean(tch::Kind::Float)?.double_value(&[]);
-            // a constant embedding (mean squared norm 0) stays zero rather than NaN
-            Ok(if ms > 0.0 { c.f_div_scalar(ms.sqrt())? } else { c })
-        })
-        .collect::<Result<Vec<Tensor>>>()?;
-    Ok(Tensor::f_cat(&parts, 1)?)
+/// its mean squared row norm (so each member weighs the same in a distance), side by
+/// side; with each member's centre and divisor (what a saved consensus applies).
+fn concatenate(embs: &[&Tensor]) -> Result<(Tensor, Vec<Standard>)> {
+    let mut parts = Vec::with_capacity(embs.len());
+    let mut standard = Vec::with_capacity(embs.len());
+    for x in embs {
+        let e = x.f_to_kind(tch::Kind::Float)?;
+        let centre = e.f_mean_dim(0, true, tch::Kind::Float)?;
+        let c = e.f_sub(&centre)?;
+        let ms = c.f_square()?.f_sum_dim_intlist(1, false, tch::Kind::Float)?.f_mean(tch::Kind::Float)?.double_value(&[]);
+        // a constant embedding (mean squared norm 0) stays zero rather than NaN
+        let scale = if ms > 0.0 { ms.sqrt() as f32 } else { 1.0 };
+        parts.push(c.f_div_scalar(scale as f64)?);
+        standard.push((Vec::<f32>::try_from(&centre.f_to_device(tch::Device::Cpu)?.f_view([-1])?)?, scale));
+    }
+    Ok((Tensor::f_cat(&parts, 1)?, standard))
 }
 
 /// What [`choose`] found: the consensus partition and each member's own.
@@ -221,17 +243,17 @@ fn as_usize(l: &[i64]) -> Vec<usize> {
 }
 
 /// The consensus embedding `concat` clustered into k as the run's `cluster` section says
-/// (K-means with `n_init` starts by default), each member's embedding by K-means, and each
-/// member's agreement with the consensus.
-fn choose(concat: &Tensor, embs: &[&Tensor], k: usize, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
+/// (K-means with `n_init` starts by default), each member's embedding by K-means (with
+/// its `n_inits` starts: its own run's), and each member's agreement with the consensus.
+fn choose(concat: &Tensor, embs: &[&Tensor], n_inits: &[usize], k: usize, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
     let c = &cfg.cluster;
     progress.message("consensus: clustering the consensus embedding");
     let cons = crate::cluster::run(concat, c, Some(k), cfg.seed, progress)?;
     let canon = as_usize(&cons.labels);
     let mut labels = Vec::with_capacity(embs.len());
     let mut agreement = Vec::with_capacity(embs.len());
-    for x in embs {
-        let l = kmeans(x, &KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
+    for (x, &n_init) in embs.iter().zip(n_inits) {
+        let l = kmeans(x, &KMeansParams { k, n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
         agreement.push(normalized_mutual_info(&as_usize(&l), &canon, AverageMethod::Arithmetic)?);
         labels.push(l);
     }
@@ -280,18 +302,19 @@ mod tests {
         (centres.index_select(0, &idx) + Tensor::randn([90, d], (tch::Kind::Float, tch::Device::Cpu))) * scale + 3.0
     }
 
-    fn cfg() -> RunConfig {
-        RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap()
+    /// The consensus of the embeddings `xs` into 3 clusters (10 K-means starts per member).
+    fn consensus_of(xs: &[&Tensor]) -> Choice {
+        let cfg = RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap();
+        choose(&concatenate(xs).unwrap().0, xs, &vec![10; xs.len()], 3, &cfg, &mut crate::progress::Silent).unwrap()
     }
 
     #[test]
     fn the_consensus_of_identical_embeddings_is_their_partition() {
         let x = blobs(5, 1.0, 1);
-        let c = cfg();
-        let one = choose(&concatenate(&[&x]).unwrap(), &[&x], 3, &c, &mut crate::progress::Silent).unwrap();
+        let one = consensus_of(&[&x]);
         // the same embedding three times, at other scales and offsets: the same partition
         let (a, b) = (&x * 10.0 - 4.0, &x * 0.1);
-        let three = choose(&concatenate(&[&x, &a, &b]).unwrap(), &[&x, &a, &b], 3, &c, &mut crate::progress::Silent).unwrap();
+        let three = consensus_of(&[&x, &a, &b]);
         assert_eq!(three.consensus, one.consensus);
         for (l, agree) in three.labels.iter().zip(&three.agreement) {
             assert!((agree - 1.0).abs() < 1e-12, "a member identical to the consensus has NMI 1, got {agree}");
@@ -299,7 +322,9 @@ mod tests {
         }
         assert_eq!(three.weights, vec![1.0 / 3.0; 3]);
         // each block has unit mean squared norm per cell
-        let cat = concatenate(&[&x, &a]).unwrap();
+        let (cat, standard) = concatenate(&[&x, &a]).unwrap();
+        assert_eq!(standard.len(), 2);
+        assert_eq!(standard[1].0.len(), 5);
         let ms = cat.narrow(1, 5, 5).square().sum_dim_intlist(1, false, tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
         assert!((ms - 1.0).abs() < 1e-4, "{ms}");
     }
@@ -307,9 +332,8 @@ mod tests {
     #[test]
     fn member_order_and_label_names_do_not_change_the_consensus() {
         let (x, y) = (blobs(4, 1.0, 2), blobs(6, 2.0, 2));
-        let c = cfg();
-        let xy = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &c, &mut crate::progress::Silent).unwrap();
-        let yx = choose(&concatenate(&[&y, &x]).unwrap(), &[&y, &x], 3, &c, &mut crate::progress::Silent).unwrap();
+        let xy = consensus_of(&[&x, &y]);
+        let yx = consensus_of(&[&y, &x]);
         let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
         assert_eq!(canon(&xy.consensus), canon(&yx.consensus));
         assert_eq!(xy.agreement, vec![yx.agreement[1], yx.agreement[0]]);
@@ -318,7 +342,7 @@ mod tests {
         let nmi = normalized_mutual_info(&renamed, &as_usize(&xy.consensus), AverageMethod::Arithmetic).unwrap();
         assert!((nmi - xy.agreement[0]).abs() < 1e-12);
         // and the same seed gives the same labels
-        let again = choose(&concatenate(&[&x, &y]).unwrap(), &[&x, &y], 3, &c, &mut crate::progress::Silent).unwrap();
+        let again = consensus_of(&[&x, &y]);
         assert_eq!(again.consensus, xy.consensus);
     }
 }

@@ -265,11 +265,8 @@ fn run_prepared(
         None => None,
     };
     let model_history = method.history();
-    let model = crate::store::TrainedModel {
-        preprocess: crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess),
-        config: cfg.clone(),
-        method,
-    };
+    let model =
+        crate::store::TrainedModel::single(cfg.clone(), method, crate::preprocess::SavedPreprocess::from_prepared(&prep, &cfg.preprocess));
     Ok(RunResult {
         model,
         n_genes_used,
