@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The demo: cluster real PBMC cells with scMAE (and the PCA baseline), print metrics;
-# without ../shared/data, simulate labelled counts instead. Rerunning replaces the demo's
-# own results. DEMO_OUT: where (target/demo); DEMO_ARGS: extra `scdeep run` flags (the
+# The demo: cluster real PBMC cells with the default method (the consensus), scMAE and the
+# PCA baseline, print metrics; without ../shared/data, simulate labelled counts instead.
+# Rerunning replaces the demo's own results. DEMO_OUT: where (target/demo); DEMO_ARGS: extra `scdeep run` flags (the
 # test passes a few epochs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,16 +16,16 @@ if [ ! -f "$INPUT" ]; then
   KEY=group
   "$BIN" simulate --out "$INPUT" --n-cells 3000 --n-genes 2000 --groups 0.35,0.25,0.2,0.12,0.08 --seed 1
 fi
-for m in pca scmae; do
+for m in pca scmae consensus; do
   # shellcheck disable=SC2086
   "$BIN" run --input "$INPUT" --label-key "$KEY" --method "$m" --seed 0 --out "$OUT/$m" --save-model "$OUT/models/$m" ${DEMO_ARGS:-}
 done
 python3 - "$INPUT" "$OUT" <<'PY'
 import json, os, sys
 print("demo: %s" % os.path.basename(sys.argv[1]))
-for m in ("pca", "scmae"):
+for m in ("pca", "scmae", "consensus"):
     r = json.load(open(os.path.join(sys.argv[2], m, "run.json")))
     s = r["metrics"]
     t = sum(r["timings_s"].values())
-    print("  %-6s ARI %.3f  NMI %.3f  (%d clusters, %d types, %.1f s)" % (m, s["ari"], s["nmi"], s["n_clusters"], s["n_classes"], t))
+    print("  %-9s ARI %.3f  NMI %.3f  (%d clusters, %d types, %.1f s)" % (m, s["ari"], s["nmi"], s["n_clusters"], s["n_classes"], t))
 PY

@@ -357,18 +357,11 @@ impl TrainedModel {
                         Some(_) => {}
                         None => first = Some(p),
                     }
-                    let scaled = e.chunks(d).flat_map(|row| row.iter().zip(&m.centre).map(|(v, c)| (v - c) / m.scale)).collect();
-                    parts.push((scaled, d));
+                    parts.push((e, d));
                 }
                 let prepared = first.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
-                let dims: usize = parts.iter().map(|p| p.1).sum();
-                let n = prepared.n_cells();
-                let mut embedding = Vec::with_capacity(n * dims);
-                for i in 0..n {
-                    for (e, d) in &parts {
-                        embedding.extend_from_slice(&e[i * d..(i + 1) * d]);
-                    }
-                }
+                let standard: Vec<(&[f32], f32)> = members.iter().map(|m| (m.centre.as_slice(), m.scale)).collect();
+                let (embedding, dims) = side_by_side(&parts, &standard, prepared.n_cells());
                 Ok((prepared, embedding, dims))
             }
         }
@@ -397,4 +390,35 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
         }
     }
     Ok(())
+}
+
+/// The consensus embedding (cells x dims, row-major, and dims): each part (`n` cells x
+/// d, row-major) centred and divided by its `standard` (centre, scale), side by side.
+/// The one definition a run and a saved consensus share, so that a saved consensus gives
+/// the run's cells the run's embedding bit for bit.
+pub fn side_by_side(parts: &[(Vec<f32>, usize)], standard: &[(&[f32], f32)], n: usize) -> (Vec<f32>, usize) {
+    let dims: usize = parts.iter().map(|p| p.1).sum();
+    let mut out = Vec::with_capacity(n * dims);
+    for i in 0..n {
+        for ((e, d), (centre, scale)) in parts.iter().zip(standard) {
+            out.extend(e[i * d..(i + 1) * d].iter().zip(centre.iter()).map(|(v, c)| (v - c) / scale));
+        }
+    }
+    (out, dims)
+}
+
+/// The centre (column means) of `e` (`n` x `d`, row-major) and the root of its centred
+/// rows' mean squared norm (1 for a constant embedding, which then stays zero).
+pub fn standard_of(e: &[f32], d: usize) -> (Vec<f32>, f32) {
+    let n = (e.len() / d.max(1)).max(1);
+    let mut sum = vec![0f64; d];
+    for row in e.chunks(d.max(1)) {
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += *v as f64;
+        }
+    }
+    let centre: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
+    let ss: f64 = e.chunks(d.max(1)).map(|row| row.iter().zip(&centre).map(|(v, c)| ((v - c) as f64).powi(2)).sum::<f64>()).sum();
+    let ms = ss / n as f64;
+    (centre, if ms > 0.0 { ms.sqrt() as f32 } else { 1.0 })
 }

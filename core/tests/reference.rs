@@ -290,7 +290,7 @@ fn simulator_is_seeded_and_separable() {
     assert!(zip_eq(&obs, &tru).all(|(o, t)| *o == 0.0 || o == t));
     assert!(a.counts.nnz() < true_counts.nnz(), "dropout removed nothing");
     let ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), source: "sim".into() };
-    let cfg = scdeep_core::RunConfig { device: "cpu".into(), ..Default::default() };
+    let cfg = scdeep_core::RunConfig { device: "cpu".into(), ..scdeep_core::RunConfig::for_method("pca").unwrap() };
     let r = scdeep_core::pipeline::run(&ds, &cfg, &mut scdeep_core::progress::Silent).unwrap();
     let s = r.scores.unwrap();
     assert!(s.ari > 0.8, "PCA + K-means should separate the simulated groups, ARI {}", s.ari);

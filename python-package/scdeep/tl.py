@@ -32,8 +32,9 @@ def cluster(adata, method=None, n_clusters=None, layer=None, use_raw=False, labe
         ``scdeep.methods()`` lists them (``"scmae"``, ``"pca"``, ...); by default
         ``scdeep.DEFAULT_METHOD`` (core's, the same in every door).
     n_clusters : int, optional
-        Number of clusters; by default the number of classes in ``label_key``, or graph
-        clustering at resolution 1.0 when neither is given.
+        Number of clusters; by default the number of classes in ``label_key``; when
+        neither is given the consensus estimates it, other methods cluster by Leiden at
+        resolution 1.0.
     layer : str, optional
         Use ``adata.layers[layer]`` instead of ``X``.
     use_raw : bool

@@ -21,17 +21,18 @@ FAST = {"train": {"epochs": 10}}
 
 def test_same_labels_as_the_cli(tmp_path):
     # no method named: both doors take the core's default
-    assert scdeep.DEFAULT_METHOD == scdeep.Model().method == "scmae"
+    assert scdeep.DEFAULT_METHOD == scdeep.Model().method == "consensus"
     a = ad.read_h5ad(PBMC)
     scdeep.tl.cluster(a, label_key="cell_type", seed=0, threads=1, device="cpu", verbose=False, **FAST)
     subprocess.run([BIN, "run", "-q", "-i", PBMC, "--label-key", "cell_type", "--seed", "0", "--threads", "1",
                     "--device", "cpu", "--epochs", "10", "--no-h5ad", "--out", str(tmp_path)], check=True)
     cli = [line.split("\t")[1] for line in (tmp_path / "labels.tsv").read_text().splitlines()[1:]]
-    assert list(a.obs["scmae_clusters"].astype(str)) == cli
-    assert a.obsm["X_scmae"].shape == (a.n_obs, 128)
-    u = a.uns["scdeep"]["scmae"]
-    assert u["metrics"]["ari"] > 0.5 and "loss_mask" in u["history"]
-    assert isinstance(a.obs["scmae_clusters"].dtype, __import__("pandas").CategoricalDtype)
+    assert list(a.obs["consensus_clusters"].astype(str)) == cli
+    # the members' embeddings side by side: pca 50, scmae 128, contrastive-sc 60, mask-sc-mlp 60
+    assert a.obsm["X_consensus"].shape == (a.n_obs, 298)
+    u = a.uns["scdeep"]["consensus"]
+    assert u["metrics"]["ari"] > 0.5 and "loss_mask[scmae]" in u["history"]
+    assert isinstance(a.obs["consensus_clusters"].dtype, __import__("pandas").CategoricalDtype)
 
 
 def test_scanpy_runs_on_the_output(tmp_path):
@@ -64,7 +65,7 @@ def test_a_consensus_model_transforms_into_its_consensus_embedding(tmp_path):
     a = ad.read_h5ad(POLLEN)
     m = scdeep.Model("consensus", device="cpu", threads=1, verbose=False, members=["pca", "scmae"], **FAST).fit(a)
     e = m.transform(a)
-    np.testing.assert_allclose(e, m.embedding_, atol=1e-3)
+    assert np.array_equal(e, m.embedding_)  # the run's cells at the run's embedding
     m2 = pickle.loads(pickle.dumps(m))
     assert np.array_equal(m2.transform(a), e)
     m.save(tmp_path / "model")

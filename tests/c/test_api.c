@@ -66,7 +66,7 @@ static void default_method_matches_cli(const char *h5ad, const char *cli_labels,
         }
         fclose(f);
         CHECK(i == n && differ == 0, "%zu of %zu labels differ from the CLI's", differ, i);
-        printf("c: scMAE through the C API: %zu cells, labels identical to `scdeep run`\n", n);
+        printf("c: the default method (consensus) through the C API: %zu cells, labels identical to `scdeep run`\n", n);
     }
     const char *metrics = NULL;
     CHECK(scdeep_result_metrics_json(res, &metrics) == SCDEEP_STATUS_OK && strstr(metrics, "\"ari\"") != NULL, "metrics");
@@ -79,7 +79,7 @@ static void default_method_matches_cli(const char *h5ad, const char *cli_labels,
     snprintf(dir, sizeof dir, "%s/c-model", tmp);
     CHECK(scdeep_result_save_model(res, dir) == SCDEEP_STATUS_OK, "save model");
     ScdeepModel *model = NULL;
-    CHECK(scdeep_model_load(dir, "scmae", "cpu", &model) == SCDEEP_STATUS_OK, "load model");
+    CHECK(scdeep_model_load(dir, "consensus", "cpu", &model) == SCDEEP_STATUS_OK, "load model");
     ScdeepResult *again = NULL;
     CHECK(scdeep_model_embed(model, ds, &again) == SCDEEP_STATUS_OK, "embed");
     size_t r1, c1, r2, c2;
@@ -87,7 +87,7 @@ static void default_method_matches_cli(const char *h5ad, const char *cli_labels,
     scdeep_result_embedding(res, &r1, &c1, &e1);
     scdeep_result_embedding(again, &r2, &c2, &e2);
     CHECK(r1 == r2 && c1 == c2 && memcmp(e1, e2, r1 * c1 * sizeof(float)) == 0, "embedding after save/load differs");
-    expect(scdeep_model_load(dir, "pca", NULL, &model), SCDEEP_STATUS_ERR_ARGUMENT, "holds a `scmae` model", "load as another method");
+    expect(scdeep_model_load(dir, "pca", NULL, &model), SCDEEP_STATUS_ERR_ARGUMENT, "holds a `consensus` model", "load as another method");
     CHECK(model == NULL, "out pointer cleared on failure");
     /* a non-empty folder scdeep did not write is refused, unless overwrite; its other
        files are kept */

@@ -13,7 +13,8 @@ def test_demo_runs_and_reruns(tmp_path):
     for _ in range(2):
         r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "demo.sh")], env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-        scores = dict(re.findall(r"^\s+(pca|scmae)\s+ARI (\d\.\d+)", r.stdout, re.M))
-        assert set(scores) == {"pca", "scmae"}, r.stdout
+        scores = dict(re.findall(r"^\s+(pca|scmae|consensus)\s+ARI (\d\.\d+)", r.stdout, re.M))
+        assert set(scores) == {"pca", "scmae", "consensus"}, r.stdout
         assert float(scores["pca"]) > 0.5, r.stdout
     assert (tmp_path / "demo" / "models" / "scmae").is_dir()
+    assert (tmp_path / "demo" / "models" / "consensus" / "members" / "scmae").is_dir()

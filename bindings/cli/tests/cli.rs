@@ -164,7 +164,12 @@ fn bad_values() {
     expect_fail(&["--input", &zero, "-k", "2"], 5, &["zero.csv", "all zeros"]);
     let small = write(&d, "small.csv", "cell,g1,g2,g3\nc1,1,2,3\nc2,3,4,1\nc3,5,1,2\n");
     expect_fail(&["--input", &small, "-k", "5"], 2, &["cluster.n_clusters", "5", "more clusters than cells (3"]);
-    expect_fail(&["--input", &small, "--cluster", "kmeans"], 2, &["cluster.n_clusters", "K-means needs the number of clusters"]);
+    // a single method's K-means needs k (the default, the consensus, estimates it)
+    expect_fail(
+        &["--input", &small, "--method", "pca", "--cluster", "kmeans"],
+        2,
+        &["cluster.n_clusters", "K-means needs the number of clusters"],
+    );
     let bad_num = write(&d, "text.csv", "cell,g1\nc1,abc\n");
     expect_fail(&["--input", &bad_num], 4, &["text.csv", "line 2", "'abc'"]);
 }

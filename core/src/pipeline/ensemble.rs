@@ -126,7 +126,10 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     progress.stage("cluster");
     let t = Instant::now();
     let embs: Vec<&Tensor> = members.iter().map(|m| &m.emb).collect();
-    let (concat, standard) = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(&embs))?;
+    let (concat, standard) = crate::device::torch_guard("concatenating the embeddings", device, || {
+        let (c, s) = concatenate(&embs)?;
+        Ok((c.f_to_device(device)?, s))
+    })?;
     let (k, k_info) = match k {
         Some(k) => (k, Value::Null),
         None => {
@@ -208,23 +211,23 @@ fn merged_history(members: &[Member]) -> Vec<Value> {
     out.into_iter().map(Value::Object).collect()
 }
 
-/// The consensus embedding: each member's embedding centred and divided by the root of
-/// its mean squared row norm (so each member weighs the same in a distance), side by
-/// side; with each member's centre and divisor (what a saved consensus applies).
+/// The consensus embedding (on the CPU): each member's embedding centred and divided by
+/// the root of its mean squared row norm (so each member weighs the same in a distance),
+/// side by side (`store::side_by_side`, as a saved consensus embeds); with each member's
+/// centre and divisor.
 fn concatenate(embs: &[&Tensor]) -> Result<(Tensor, Vec<Standard>)> {
     let mut parts = Vec::with_capacity(embs.len());
     let mut standard = Vec::with_capacity(embs.len());
+    let n = embs.first().map_or(0, |e| e.size()[0]);
     for x in embs {
-        let e = x.f_to_kind(tch::Kind::Float)?;
-        let centre = e.f_mean_dim(0, true, tch::Kind::Float)?;
-        let c = e.f_sub(&centre)?;
-        let ms = c.f_square()?.f_sum_dim_intlist(1, false, tch::Kind::Float)?.f_mean(tch::Kind::Float)?.double_value(&[]);
-        // a constant embedding (mean squared norm 0) stays zero rather than NaN
-        let scale = if ms > 0.0 { ms.sqrt() as f32 } else { 1.0 };
-        parts.push(c.f_div_scalar(scale as f64)?);
-        standard.push((Vec::<f32>::try_from(&centre.f_to_device(tch::Device::Cpu)?.f_view([-1])?)?, scale));
+        let d = x.size()[1] as usize;
+        let e = Vec::<f32>::try_from(&x.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Float)?.f_contiguous()?.f_view([-1])?)?;
+        standard.push(crate::store::standard_of(&e, d));
+        parts.push((e, d));
     }
-    Ok((Tensor::f_cat(&parts, 1)?, standard))
+    let s: Vec<(&[f32], f32)> = standard.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
+    let (cat, dims) = crate::store::side_by_side(&parts, &s, n as usize);
+    Ok((Tensor::from_slice(&cat).f_view([n, dims as i64])?, standard))
 }
 
 /// What [`choose`] found: the consensus partition and each member's own.
@@ -315,10 +318,11 @@ mod tests {
         // the same embedding three times, at other scales and offsets: the same partition
         let (a, b) = (&x * 10.0 - 4.0, &x * 0.1);
         let three = consensus_of(&[&x, &a, &b]);
-        assert_eq!(three.consensus, one.consensus);
+        let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
+        assert_eq!(canon(&three.consensus), canon(&one.consensus));
         for (l, agree) in three.labels.iter().zip(&three.agreement) {
             assert!((agree - 1.0).abs() < 1e-12, "a member identical to the consensus has NMI 1, got {agree}");
-            assert_eq!(crate::cluster::consensus::canonical(&as_usize(l)), crate::cluster::consensus::canonical(&as_usize(&one.consensus)));
+            assert_eq!(canon(l), canon(&one.consensus));
         }
         assert_eq!(three.weights, vec![1.0 / 3.0; 3]);
         // each block has unit mean squared norm per cell

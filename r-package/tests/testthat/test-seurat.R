@@ -4,12 +4,15 @@ suppressPackageStartupMessages(library(Seurat))
 test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors/FindClusters/RunUMAP", {
   mtx <- file.path(data_dir(), "10x_pbmc_top2000", "mtx")
   obj <- CreateSeuratObject(Read10X(mtx))
-  # no method, no k, no labels: the core's default method, clustered by Leiden (resolution 1)
+  # no method, no k, no labels: the core's default method (the consensus), k estimated
   obj <- RunScdeep(obj, seed = 1, threads = 1, verbose = FALSE, train = list(epochs = 10))
-  expect_identical(obj[["scmae"]]@misc$scdeep$config$method, "scmae")
-  expect_identical(obj[["scmae"]]@misc$scdeep$run$clustering$algorithm, "leiden")
+  expect_identical(obj[["consensus"]]@misc$scdeep$config$method, "consensus")
+  cl <- obj[["consensus"]]@misc$scdeep$run$clustering
+  expect_identical(cl$algorithm, "consensus")
+  expect_identical(cl$k_estimate$rule, "leiden_communities")
+  expect_identical(nlevels(obj$consensus_clusters), as.integer(cl$k))
   # the keys of uns['scdeep'][method] in Python and the CLI (core's io::results::uns_entry), and the model
-  expect_setequal(names(obj[["scmae"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "model"))
+  expect_setequal(names(obj[["consensus"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "model"))
 
   # the same call through the CLI: the same defaults, so the same labels
   out <- tempfile()
@@ -18,24 +21,25 @@ test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors
   expect_equal(status, 0L)
   cli <- utils::read.delim(file.path(out, "labels.tsv"), stringsAsFactors = FALSE)
   expect_equal(nrow(cli), ncol(obj))
-  expect_identical(as.integer(as.character(obj$scmae_clusters)), as.integer(cli[[2]]))
+  expect_identical(as.integer(as.character(obj$consensus_clusters)), as.integer(cli[[2]]))
 
-  red <- obj[["scmae"]]
+  red <- obj[["consensus"]]
   expect_s4_class(red, "DimReduc")
-  expect_identical(Key(red), "SCMAE_")
-  expect_equal(dim(Embeddings(red)), c(ncol(obj), 128L))
+  expect_identical(Key(red), "CONSENSUS_")
+  # the members' embeddings side by side: pca 50, scmae 128, contrastive-sc 60, mask-sc-mlp 60
+  expect_equal(dim(Embeddings(red)), c(ncol(obj), 298L))
   expect_identical(rownames(Embeddings(red)), colnames(obj))
-  expect_true(is.finite(Misc(red, "scdeep")$history$loss[1]))
+  expect_true(is.finite(Misc(red, "scdeep")$history[["loss[scmae]"]][1]))
   expect_true("RunScdeep.RNA" %in% names(obj@commands))
 
-  obj <- FindNeighbors(obj, reduction = "scmae", dims = 1:128, verbose = FALSE)
+  obj <- FindNeighbors(obj, reduction = "consensus", dims = 1:298, verbose = FALSE)
   obj <- FindClusters(obj, verbose = FALSE)
   expect_gt(nlevels(obj$seurat_clusters), 1L)
-  obj <- RunUMAP(obj, reduction = "scmae", dims = 1:128, verbose = FALSE)
+  obj <- RunUMAP(obj, reduction = "consensus", dims = 1:298, verbose = FALSE)
   expect_equal(dim(Embeddings(obj[["umap"]])), c(ncol(obj), 2L))
   # ground truth gives the same labels the published ARI is about
   truth <- utils::read.delim(file.path(data_dir(), "10x_pbmc_top2000", "labels.tsv"), stringsAsFactors = FALSE)
-  expect_gt(ScdeepEvaluate(obj$scmae_clusters, truth[[2]])$ari, 0.5)
+  expect_gt(ScdeepEvaluate(obj$consensus_clusters, truth[[2]])$ari, 0.5)
 })
 
 test_that("Seurat: options, idents, model reuse and a second method", {

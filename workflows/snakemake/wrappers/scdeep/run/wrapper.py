@@ -4,7 +4,7 @@ input:  counts (required; .h5ad, a 10x folder, 10x .h5, .csv/.tsv), labels (opti
         `cell<TAB>label` with ground truth)
 output: any of embedding, labels, metrics, h5ad, history, run, versions, truth, model
         (named outputs; all files in one folder, the run folder; `model` is a folder)
-params: method (default: the CLI's, scmae), seed, n_clusters, label_key (an .h5ad obs column with
+params: method (default: the CLI's, consensus), seed, n_clusters, label_key (an .h5ad obs column with
         ground truth), device ("cpu", "cuda", "auto"), extra (more CLI flags, e.g.
         "--epochs 50 --set train.batch_size=128")
 threads: passed as --threads (libtorch intra-op threads)
