@@ -8,7 +8,8 @@
 #    torch with bench/gpu_build.sh, and TORCH_LIB is then found from that machine's torch);
 # 3. `scdeep version` must report CUDA;
 # 4. scMAE on PBMC with --device cuda (twice: same seed, same labels?) and with --device
-#    cpu: ARI of each against the labels and the agreement (ARI) of the label sets;
+#    cpu: ARI of each against the labels and the agreement (ARI) of the label sets; the
+#    same for the default method (the consensus), once on each device;
 # 5. the mask-sc ViT trained in full on PBMC (small preset), which these CPUs cannot, and
 #    for MASKSC_EPOCHS (20 50 100) epochs;
 #    seconds per epoch of every method on cuda (2 epochs on PBMC); a forced CUDA
@@ -99,6 +100,9 @@ if [ -n "$DATA" ]; then
   run scmae_cuda --method scmae --device "$DEVICE" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
   run scmae_cuda_again --method scmae --device "$DEVICE" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
   run scmae_cpu --method scmae --device cpu --threads "$(nproc)" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
+  # the default method (the consensus of four members) on cuda and on the CPU
+  run consensus_cuda --device "$DEVICE" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
+  run consensus_cpu --device cpu --threads "$(nproc)" --input "$PBMC" "${LAB[@]}" --seed 0 "${FULL[@]}"
   # mask-sc's ViT (small preset, the default) trained in full, and for fewer epochs
   # (MASKSC_EPOCHS): on the H200 the full 200 epochs gave ARI 0.437, below 20 CPU-recipe
   # epochs' 0.632, so where the curve peaks is the question.
@@ -167,6 +171,7 @@ def agreement(x, y):
             "ari": adjusted_rand_score([a[c] for c in cells], [b[c] for c in cells])}
 res["scmae_cuda_vs_cpu_labels"] = agreement("scmae_cuda", "scmae_cpu")
 res["scmae_cuda_repeat_labels"] = agreement("scmae_cuda", "scmae_cuda_again")
+res["consensus_cuda_vs_cpu_labels"] = agreement("consensus_cuda", "consensus_cpu")
 json.dump(res, open(out, "w"), indent=1)
 print(json.dumps({k: v for k, v in res.items() if k != "steps"}, indent=1)[:6000])
 for s in steps:
