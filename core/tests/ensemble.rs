@@ -159,3 +159,24 @@ fn bad_consensus_options_name_the_field_and_value() {
     let e = pipeline::run(&ds, &c, &mut Silent).unwrap_err().to_string();
     assert!(e.contains("scmae") && e.contains("epochs"), "{e}");
 }
+
+/// The stages a run entered.
+#[derive(Default)]
+struct Stages(Vec<String>);
+impl scdeep_core::progress::Progress for Stages {
+    fn stage(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+}
+
+#[test]
+fn too_few_cells_to_estimate_k_is_an_error_before_any_member_trains() {
+    let mut ds = sim(100, 2, 4);
+    ds.x = ds.x.select_rows(&(0..10).collect::<Vec<_>>());
+    ds.cells.truncate(10);
+    ds.labels = None;
+    let mut stages = Stages::default();
+    let e = pipeline::run(&ds, &cfg(&["pca", "scmae"]), &mut stages).unwrap_err().to_string();
+    assert!(e.contains("cluster.n_neighbors") && e.contains("(10)"), "{e}");
+    assert!(!stages.0.iter().any(|s| s == "pca" || s == "scmae"), "a member trained first: {:?}", stages.0);
+}

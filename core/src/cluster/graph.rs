@@ -13,7 +13,8 @@ pub enum Metric {
     Cosine,
 }
 
-fn check_k(k: usize, n: usize) -> Result<()> {
+/// A kNN graph of `k` neighbours (the cell itself included) needs 2 <= k < n cells.
+pub(crate) fn check_k(k: usize, n: usize) -> Result<()> {
     if k < 2 || k >= n {
         return Err(Error::config(
             "cluster.n_neighbors",

@@ -93,6 +93,11 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
         match &kept {
             None => {
                 k = super::known_k(&mcfg, &prep)?;
+                if k.is_none() {
+                    // k will be estimated on a kNN graph: a graph these cells cannot have
+                    // is an error now, not after every member has trained
+                    crate::cluster::graph::check_k(cfg.cluster.n_neighbors, prep.n_cells())?;
+                }
                 progress.message(&format!("{} cells x {} genes after {name}'s preprocessing", prep.n_cells(), prep.n_genes()));
                 kept = Some((prep.cells.clone(), prep.cell_index.clone(), prep.labels.clone()));
             }
