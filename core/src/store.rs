@@ -320,6 +320,7 @@ impl TrainedModel {
     ) -> Result<(Prepared<'static>, Vec<f32>, usize)> {
         match &self.body {
             Body::Single { method, preprocess } => {
+                // the missing genes were counted by `embed`, over every member of a consensus
                 let (prepared, _) = preprocess::prepare_with(ds, preprocess)?;
                 let mut ctx = Context {
                     device,

@@ -131,9 +131,9 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     progress.stage("cluster");
     let t = Instant::now();
     let embs: Vec<&Tensor> = members.iter().map(|m| &m.emb).collect();
-    let (concat, standard) = crate::device::torch_guard("concatenating the embeddings", device, || {
-        let (c, s) = concatenate(&embs)?;
-        Ok((c.f_to_device(device)?, s))
+    let (concat, embedding, standard) = crate::device::torch_guard("concatenating the embeddings", device, || {
+        let (c, e, s) = concatenate(&embs)?;
+        Ok((c.f_to_device(device)?, e, s))
     })?;
     let (k, k_info) = match k {
         Some(k) => (k, Value::Null),
@@ -153,7 +153,6 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     ));
 
     let dims = concat.size()[1] as usize;
-    let embedding = Vec::<f32>::try_from(&concat.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
     drop(concat);
     let labels = choice.consensus;
     let scores = match &truth {
@@ -218,9 +217,9 @@ fn merged_history(members: &[Member]) -> Vec<Value> {
 
 /// The consensus embedding (on the CPU): each member's embedding centred and divided by
 /// the root of its mean squared row norm (so each member weighs the same in a distance),
-/// side by side (`store::side_by_side`, as a saved consensus embeds); with each member's
-/// centre and divisor.
-fn concatenate(embs: &[&Tensor]) -> Result<(Tensor, Vec<Standard>)> {
+/// side by side (`store::side_by_side`, as a saved consensus embeds), as a tensor and as
+/// the run's row-major embedding; with each member's centre and divisor.
+fn concatenate(embs: &[&Tensor]) -> Result<(Tensor, Vec<f32>, Vec<Standard>)> {
     let mut parts = Vec::with_capacity(embs.len());
     let mut standard = Vec::with_capacity(embs.len());
     let n = embs.first().map_or(0, |e| e.size()[0]);
@@ -232,7 +231,7 @@ fn concatenate(embs: &[&Tensor]) -> Result<(Tensor, Vec<Standard>)> {
     }
     let s: Vec<(&[f32], f32)> = standard.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
     let (cat, dims) = crate::store::side_by_side(&parts, &s, n as usize);
-    Ok((Tensor::from_slice(&cat).f_view([n, dims as i64])?, standard))
+    Ok((Tensor::from_slice(&cat).f_view([n, dims as i64])?, cat, standard))
 }
 
 /// What [`choose`] found: the consensus partition and each member's own.
@@ -331,7 +330,7 @@ mod tests {
         }
         assert_eq!(three.weights, vec![1.0 / 3.0; 3]);
         // each block has unit mean squared norm per cell
-        let (cat, standard) = concatenate(&[&x, &a]).unwrap();
+        let (cat, _, standard) = concatenate(&[&x, &a]).unwrap();
         assert_eq!(standard.len(), 2);
         assert_eq!(standard[1].0.len(), 5);
         let ms = cat.narrow(1, 5, 5).square().sum_dim_intlist(1, false, tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
