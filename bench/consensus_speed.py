@@ -7,11 +7,17 @@ other in one script, 1 thread each:
   CPU thread; the consensus's train.epochs reaches every deep member), so the comparison
   is of everything but the epochs: preprocessing per member, embedding, clustering.
 
-- with --1m, 1M simulated cells (the same simulation) with `--epochs 1` for both (about 40
-  minutes for the two runs; --only-1m keeps the other entries of --out and runs only it).
+- 1M simulated cells (the same simulation) with `--epochs 1` for both (about an hour
+  for the three runs).
 
-  .venv/bin/python bench/consensus_speed.py [--no-100k] [--1m | --only-1m]
+Each simulated set also runs the consensus with `--stream-min-nnz none`
+(`consensus_whole_read`): the input read once and shared by the members, where by default
+each member reads the .h5ad again in blocks of rows (io::MemberReads), so the two differ
+only in how the input is held.
 
+  .venv/bin/python bench/consensus_speed.py [--sets pbmc,100k,1m] [--methods scmae,consensus,consensus_whole_read]
+
+Entries of --out for sets not run are kept.
 Writes bench/results/consensus_speed.json (wall s, peak RSS MiB, the runs' timings, ARI).
 """
 import argparse
@@ -39,25 +45,28 @@ def run(path, method, extra):
     return r
 
 
+VARIANTS = {"scmae": ("scmae", []), "consensus": ("consensus", []), "consensus_whole_read": ("consensus", ["--stream-min-nnz", "none"])}
+SIMS = {"100k": ("sim_100k_epochs2", 100_000, "2"), "1m": ("sim_1m_epochs1", 1_000_000, "1")}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--no-100k", action="store_true")
-    ap.add_argument("--1m", dest="one_m", action="store_true")
-    ap.add_argument("--only-1m", action="store_true")
+    ap.add_argument("--sets", default="pbmc,100k", help="of pbmc, 100k, 1m")
+    ap.add_argument("--methods", default=",".join(VARIANTS), help="simulated sets only; pbmc runs scmae and consensus")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_speed.json"))
     a = ap.parse_args()
-    if a.only_1m:
-        res = json.load(open(a.out))
-    else:
-        res = {"threads": 1, "pbmc": {m: run(PBMC, m, ["--label-key", "cell_type"]) for m in ["scmae", "consensus"]}}
-    if a.one_m or a.only_1m:
-        path, _ = simulate(1_000_000, 2000)
-        res["sim_1m_epochs1"] = {m: run(path, m, ["--label-key", "group", "-k", "8", "--epochs", "1"]) for m in ["scmae", "consensus"]}
-    if not a.no_100k and not a.only_1m:
-        path, _ = simulate(100_000, 2000)
-        res["sim_100k_epochs2"] = {m: run(path, m, ["--label-key", "group", "-k", "8", "--epochs", "2"]) for m in ["scmae", "consensus"]}
-    for k, v in res.items():
-        if isinstance(v, dict) and "scmae" in v:
+    sets, methods = a.sets.split(","), a.methods.split(",")
+    res = json.load(open(a.out)) if os.path.exists(a.out) else {}
+    res["threads"] = 1
+    if "pbmc" in sets:
+        res["pbmc"] = {m: run(PBMC, m, ["--label-key", "cell_type"]) for m in ["scmae", "consensus"]}
+    for name, (key, cells, epochs) in SIMS.items():
+        if name in sets:
+            path, _ = simulate(cells, 2000)
+            extra = ["--label-key", "group", "-k", "8", "--epochs", epochs]
+            res[key] = {v: run(path, VARIANTS[v][0], extra + VARIANTS[v][1]) for v in methods}
+    for v in res.values():
+        if isinstance(v, dict) and "scmae" in v and "consensus" in v:
             v["ratio_wall"] = round(v["consensus"]["wall_s"] / v["scmae"]["wall_s"], 2)
             v["ratio_rss"] = round(v["consensus"]["peak_rss_mb"] / v["scmae"]["peak_rss_mb"], 2)
     json.dump(res, open(a.out, "w"), indent=1)

@@ -371,10 +371,8 @@ impl TrainedModel {
 
 /// A folder name under the system's temporary folder that nothing else uses.
 fn scratch_dir(what: &str) -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    std::env::temp_dir().join(format!("scdeep-{what}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    std::env::temp_dir().join(format!("scdeep-{what}-{}-{}-{nanos}", std::process::id(), crate::io::output::unique()))
 }
 
 /// Every file under `dir` (but scdeep's output marker) by its path below the top folder.

@@ -180,3 +180,51 @@ fn too_few_cells_to_estimate_k_is_an_error_before_any_member_trains() {
     assert!(e.contains("cluster.n_neighbors") && e.contains("(10)"), "{e}");
     assert!(!stages.0.iter().any(|s| s == "pca" || s == "scmae"), "a member trained first: {:?}", stages.0);
 }
+
+#[test]
+fn members_reading_a_large_h5ad_each_in_turn_give_the_run_on_the_whole_input() {
+    use scdeep_core::io::{self, MemberReads, ReadOptions};
+    let ds = sim(400, 4, 7);
+    let path = std::env::temp_dir().join(format!("scdeep-member-reads-{}.h5ad", std::process::id()));
+    let labels = ds.labels.clone().unwrap();
+    io::write_h5ad_new(&path, &ds.x, &ds.cells, &ds.genes, &[("group", &labels)], &[]).unwrap();
+    // contrastive-sc selects 300 of the 600 genes: read in blocks of rows; mask-sc-mlp's 500
+    // and pca's 2000 are more than half: read whole, its matrix normalised in place
+    let c = RunConfig::from_json(&json!({
+        "method": "consensus", "device": "cpu", "threads": 1,
+        "params": {"members": ["pca", "contrastive-sc", "mask-sc-mlp"],
+                   "member_options": {"contrastive-sc": {"preprocess": {"n_top_genes": 300}}}},
+    }))
+    .unwrap();
+    let opts = ReadOptions { label_key: Some("group".into()), stream_min_nnz: Some(1), ..Default::default() };
+    let whole = io::read(&path, &opts).unwrap();
+    let expected = pipeline::run(&whole, &c, &mut Silent).unwrap();
+
+    /// Records the stages and messages of a run.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+    impl scdeep_core::progress::Progress for Log {
+        fn message(&mut self, m: &str) {
+            self.0.push(m.to_string());
+        }
+    }
+    let mut reads = MemberReads::open(&path, &opts).unwrap().expect("a csr_matrix of more than 1 value is read per member");
+    let mut log = Log::default();
+    let got = pipeline::run_members(&mut reads, &c, &mut log).unwrap();
+    assert_eq!(got.labels, expected.labels);
+    assert_eq!(got.embedding, expected.embedding, "the same embedding, bit for bit");
+    assert_eq!(got.cells, expected.cells);
+    assert_eq!(got.clustering["members"], expected.clustering["members"]);
+    assert_eq!(reads.shape, Some((400, ds.genes.clone())));
+    let blocks = log.0.iter().filter(|m| m.contains("in blocks of rows: kept 400 cells x 300 selected genes")).count();
+    assert_eq!(blocks, 1, "only contrastive-sc reads in blocks: {:?}", log.0);
+
+    // below the size that streams, or with streaming off, the input is read once and shared
+    for min in [None, Some(u64::MAX)] {
+        assert!(MemberReads::open(&path, &ReadOptions { stream_min_nnz: min, ..opts.clone() }).unwrap().is_none());
+    }
+    // a single method reads its input once
+    let e = pipeline::run_members(&mut reads, &RunConfig::for_method("pca").unwrap(), &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("pca"), "{e}");
+    std::fs::remove_file(&path).unwrap();
+}

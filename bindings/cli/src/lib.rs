@@ -637,17 +637,32 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     prog.stage_msg("read");
     let keep_counts = scdeep_core::pipeline::needs_counts(&cfg)?;
     let mut read_opts = a.input.read_options()?;
-    if !scdeep_core::pipeline::can_stream(&cfg) {
-        read_opts.stream_min_nnz = None;
-    }
-    let input = io::read_for_run(&a.input.input, &read_opts, &cfg.preprocess, keep_counts)?;
+    // A consensus on a large .h5ad: each member reads it again, in blocks of rows where it can
+    let members = match scdeep_core::pipeline::can_stream(&cfg) {
+        true => None,
+        false => io::MemberReads::open(&a.input.input, &read_opts)?,
+    };
+    let input = match members {
+        Some(m) => RunInput::Members(m),
+        None => {
+            if !scdeep_core::pipeline::can_stream(&cfg) {
+                read_opts.stream_min_nnz = None;
+            }
+            RunInput::Read(io::read_for_run(&a.input.input, &read_opts, &cfg.preprocess, keep_counts)?)
+        }
+    };
     signals::check()?;
     let (res, kept, shape) = match input {
-        io::Input::Prepared(s) => {
+        RunInput::Members(mut members) => {
+            let res = scdeep_core::pipeline::run_members(&mut members, &cfg, &mut prog)?;
+            let (n_cells, genes) = members.shape.take().unwrap_or_default();
+            (res, None, results::InputShape { n_cells, genes })
+        }
+        RunInput::Read(io::Input::Prepared(s)) => {
             let shape = results::InputShape { n_cells: s.n_cells, genes: s.genes.clone() };
             (scdeep_core::pipeline::run_streamed(*s, &cfg, &mut prog)?, None, shape)
         }
-        io::Input::Whole(mut ds) => {
+        RunInput::Read(io::Input::Whole(mut ds)) => {
             prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
             if let Some(w) = ds.make_genes_unique() {
                 prog.line(&w);
@@ -705,6 +720,13 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
         eprintln!("scdeep: results in {}", a.out.display());
     }
     Ok(())
+}
+
+/// What a run reads: the input (whole, or preprocessed in blocks), or one read per
+/// consensus member.
+enum RunInput {
+    Read(io::Input),
+    Members(io::MemberReads),
 }
 
 fn is_h5ad_input(a: &RunArgs) -> bool {

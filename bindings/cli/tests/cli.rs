@@ -103,6 +103,23 @@ fn run_pca_end_to_end() {
 }
 
 #[test]
+fn a_consensus_on_a_large_h5ad_reads_it_once_per_member_with_the_same_result() {
+    // --stream-min-nnz 1: pollen counts as large, so each member reads the file again
+    // (those selecting at most half of its genes in blocks of rows) instead of sharing
+    // one whole read; the results are the same, and the output .h5ad is written
+    let (blocks, whole) = (tmp("members"), tmp("members-whole"));
+    let common = ["--label-key", "cell_type", "--epochs", "2", "--seed", "3"];
+    run_pollen(&[&common[..], &["--stream-min-nnz", "1"]].concat(), &blocks);
+    run_pollen(&[&common[..], &["--stream-min-nnz", "none", "--no-h5ad"]].concat(), &whole);
+    for f in ["labels.tsv", "embedding.npy", "metrics.json"] {
+        assert_eq!(std::fs::read(blocks.join(f)).unwrap(), std::fs::read(whole.join(f)).unwrap(), "{f} differs");
+    }
+    assert!(blocks.join("pollen_top1000hvg.scdeep.h5ad").is_file());
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(blocks.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["config"]["method"], "consensus");
+}
+
+#[test]
 fn methods_and_version() {
     let o = bin().args(["methods", "--json"]).output().unwrap();
     assert!(o.status.success());

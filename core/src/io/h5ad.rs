@@ -389,6 +389,14 @@ impl crate::preprocess::stream::RowBlocks for CsrRows {
     }
 }
 
+/// Whether `read_h5ad_for_run` reads the matrix `opts` asks for in blocks of rows when the
+/// preprocessing lets it: a csr_matrix of at least `min_nnz` values.
+pub(crate) fn reads_in_blocks(path: &Path, opts: &ReadOptions, min_nnz: u64) -> Result<bool> {
+    let f = open(path)?;
+    let (parent, name, _) = locate(path, &f, opts)?;
+    Ok(CsrRows::open(path, &opts.limits, &parent, &name, min_nnz)?.is_some())
+}
+
 /// What `super::read_for_run` reads from an .h5ad: the matrix whole, or (a csr_matrix of
 /// at least `opts.stream_min_nnz` values whose HVG selection keeps at most half of the
 /// genes) preprocessed block by block, holding only the kept cells and selected genes.

@@ -142,6 +142,15 @@ fn get_opt<T>(r: &mut dyn Read, get: impl FnOnce(&mut dyn Read) -> std::io::Resu
     Ok(if get_u64(r)? == 1 { Some(get(r)?) } else { None })
 }
 
+impl Wire for bool {
+    fn put(self, w: &mut dyn Write) -> std::io::Result<()> {
+        put_u64(w, self as u64)
+    }
+    fn get(r: &mut dyn Read, _: u64) -> std::io::Result<bool> {
+        Ok(get_u64(r)? == 1)
+    }
+}
+
 impl Wire for Dataset {
     fn put(self, w: &mut dyn Write) -> std::io::Result<()> {
         let Dataset { x, cells, genes, labels, source } = self;

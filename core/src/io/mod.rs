@@ -221,6 +221,49 @@ pub fn read_for_run(path: &Path, opts: &ReadOptions, pre: &crate::preprocess::Pr
     read(path, opts).map(Input::Whole)
 }
 
+/// A consensus's members reading one large .h5ad (`pipeline::run_members`): each member
+/// reads the file again with its own preprocessing, in blocks of rows where
+/// [`read_for_run`] would (else whole, its matrix normalised in place), so that the run
+/// holds one member's matrix at a time, never the input and a member's copy together.
+pub struct MemberReads {
+    path: std::path::PathBuf,
+    opts: ReadOptions,
+    /// The input's number of cells and (unique) gene names, once a member has read them.
+    pub shape: Option<(usize, Vec<String>)>,
+}
+
+impl MemberReads {
+    /// The reads of `path`, when it is an .h5ad whose matrix is a csr_matrix of at least
+    /// `opts.stream_min_nnz` values; None for anything else, which is better read once
+    /// and shared ([`read_for_run`] and `pipeline::run`).
+    pub fn open(path: &Path, opts: &ReadOptions) -> Result<Option<MemberReads>> {
+        let Some(min) = opts.stream_min_nnz else { return Ok(None) };
+        if check_request(path, opts)? != Format::H5ad || !isolate::run(path, &opts.limits, || h5ad::reads_in_blocks(path, opts, min))? {
+            return Ok(None);
+        }
+        Ok(Some(MemberReads { path: path.to_path_buf(), opts: opts.clone(), shape: None }))
+    }
+}
+
+impl crate::preprocess::Source<'static> for MemberReads {
+    fn prepare(&mut self, cfg: &crate::preprocess::PreprocessConfig, keep_counts: bool) -> Result<crate::preprocess::Sourced<'static>> {
+        let (prep, n_cells, genes, notes) = match read_for_run(&self.path, &self.opts, cfg, keep_counts)? {
+            Input::Prepared(s) => {
+                let StreamedInput { prep, n_cells, genes, notes, .. } = *s;
+                (prep, n_cells, genes, notes)
+            }
+            Input::Whole(mut ds) => {
+                let notes = ds.make_genes_unique().into_iter().collect();
+                let (n_cells, genes) = (ds.n_cells(), ds.genes.clone());
+                (crate::preprocess::prepare_owned(ds, cfg, keep_counts)?, n_cells, genes, notes)
+            }
+        };
+        let n_genes = genes.len();
+        self.shape.get_or_insert((n_cells, genes));
+        Ok(crate::preprocess::Sourced { prep, n_genes, notes })
+    }
+}
+
 /// The input's format, once the path exists and the options fit it.
 fn check_request(path: &Path, opts: &ReadOptions) -> Result<Format> {
     if !path.exists() {

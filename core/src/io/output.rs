@@ -158,7 +158,8 @@ impl Drop for StagedDir {
     }
 }
 
-fn unique() -> u64 {
+/// A number no earlier call in this process returned (for temporary names).
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

@@ -23,9 +23,9 @@
 use crate::cluster::{kmeans, KMeansParams};
 use crate::config::{ConfigBuilder, RunConfig};
 use crate::error::{Error, Result};
-use crate::matrix::Dataset;
 use crate::metrics::{normalized_mutual_info, AverageMethod};
 use crate::models::consensus::{Params, NAME};
+use crate::preprocess::{Source, Sourced};
 use crate::progress::Progress;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -64,31 +64,36 @@ fn member_config(cfg: &RunConfig, defaults: &RunConfig, m: &str, options: Option
 /// The cells the members kept: names, rows of the input, ground truth.
 type Kept = (Vec<String>, Vec<usize>, Option<Vec<String>>);
 
-/// One member's embedding of the cells and what it took.
+/// What one member took (its embedding is kept apart until the concatenation).
 struct Member {
     name: String,
-    emb: Tensor,
+    dims: usize,
     model: crate::store::TrainedModel,
     history: Vec<Value>,
 }
 
-/// A consensus run on `ds` (see the module's doc).
-pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+/// A consensus run (see the module's doc) whose members read the cells from `src`, each
+/// with its own preprocessing; a member's prepared matrix is freed before the next reads.
+pub fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     let (mut cfg, device) = super::setup(cfg, progress)?;
     let params = Params::from_json(&cfg.params)?;
     let mut timings: Vec<(String, f64)> = Vec::new();
     let mut members: Vec<Member> = Vec::new();
+    let mut embs: Vec<Tensor> = Vec::new();
     let mut kept: Option<Kept> = None;
     let mut k = cfg.cluster.n_clusters;
     let defaults = RunConfig::for_method(NAME)?;
     for (i, name) in params.members.iter().enumerate() {
         progress.message(&format!("consensus member {}/{}: {name}", i + 1, params.members.len()));
         let mut mcfg = member_config(&cfg, &defaults, name, params.member_options.get(name), k)?;
-        super::resolve_n_top_genes(&mut mcfg, ds.n_genes());
         let mut method = crate::models::build(name, &mcfg.params)?;
         progress.stage("preprocess");
         let t = Instant::now();
-        let prep = crate::preprocess::prepare(ds, &mcfg.preprocess)?;
+        let Sourced { prep, n_genes, notes } = src.prepare(&mcfg.preprocess, method.needs_counts())?;
+        for n in &notes {
+            progress.message(n);
+        }
+        super::resolve_n_top_genes(&mut mcfg, n_genes);
         let mut mt = vec![("preprocess".to_string(), t.elapsed().as_secs_f64())];
         match &kept {
             None => {
@@ -124,36 +129,38 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
             method,
             crate::preprocess::SavedPreprocess::from_prepared(&prep, &mcfg.preprocess),
         );
-        members.push(Member { name: name.clone(), emb, model, history });
+        members.push(Member { name: name.clone(), dims: emb.size()[1] as usize, model, history });
+        embs.push(emb);
     }
     let (cells, cell_index, truth) = kept.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
 
     progress.stage("cluster");
     let t = Instant::now();
-    let embs: Vec<&Tensor> = members.iter().map(|m| &m.emb).collect();
-    let (concat, embedding, standard) = crate::device::torch_guard("concatenating the embeddings", device, || {
-        let (c, e, s) = concatenate(&embs)?;
-        Ok((c.f_to_device(device)?, e, s))
-    })?;
-    let (k, k_info) = match k {
-        Some(k) => (k, Value::Null),
-        None => {
-            let (k, info) = crate::device::torch_guard("estimating k", device, || estimate_k(&concat, &params, &cfg, progress))?;
-            progress.message(&format!("consensus: estimated k = {k}"));
-            (k, info)
-        }
-    };
-    cfg.cluster.n_clusters = Some(k);
+    let (embedding, standard) = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(embs))?;
+    let member_dims: Vec<usize> = members.iter().map(|m| m.dims).collect();
+    let dims: usize = member_dims.iter().sum();
     let n_inits: Vec<usize> = members.iter().map(|m| m.model.config.cluster.n_init).collect();
-    let choice = crate::device::torch_guard("clustering", device, || choose(&concat, &embs, &n_inits, k, &cfg, progress))?;
+    let (k, k_info, choice) = crate::device::torch_guard("clustering", device, || {
+        with_tensor(&embedding, dims, device, |concat| {
+            let (k, k_info) = match k {
+                Some(k) => (k, Value::Null),
+                None => {
+                    let (k, info) = estimate_k(concat, &params, &cfg, progress)?;
+                    progress.message(&format!("consensus: estimated k = {k}"));
+                    (k, info)
+                }
+            };
+            let choice = choose(concat, &member_dims, &n_inits, k, &cfg, progress)?;
+            Ok((k, k_info, choice))
+        })
+    })?;
+    cfg.cluster.n_clusters = Some(k);
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
     progress.message(&format!(
         "consensus: member weights (NMI to the consensus, normalised) {}",
         members.iter().zip(&choice.weights).map(|(m, w)| format!("{} {w:.2}", m.name)).collect::<Vec<_>>().join(", ")
     ));
 
-    let dims = concat.size()[1] as usize;
-    drop(concat);
     let labels = choice.consensus;
     let scores = match &truth {
         Some(t) => {
@@ -168,7 +175,7 @@ pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result
     let clustering = json!({
         "algorithm": "consensus", "k": k, "k_estimate": k_info, "consensus_clustering": choice.info,
         "members": members.iter().enumerate().map(|(i, m)| json!({
-            "method": m.name, "dims": m.emb.size()[1], "weight": choice.weights[i], "nmi_to_consensus": choice.agreement[i],
+            "method": m.name, "dims": m.dims, "weight": choice.weights[i], "nmi_to_consensus": choice.agreement[i],
             "labels": choice.labels[i], "config": m.model.config,
         })).collect::<Vec<_>>(),
     });
@@ -215,23 +222,39 @@ fn merged_history(members: &[Member]) -> Vec<Value> {
     out.into_iter().map(Value::Object).collect()
 }
 
-/// The consensus embedding (on the CPU): each member's embedding centred and divided by
-/// the root of its mean squared row norm (so each member weighs the same in a distance),
-/// side by side (`store::side_by_side`, as a saved consensus embeds), as a tensor and as
-/// the run's row-major embedding; with each member's centre and divisor.
-fn concatenate(embs: &[&Tensor]) -> Result<(Tensor, Vec<f32>, Vec<Standard>)> {
+/// The consensus embedding (row-major, on the CPU): each member's embedding centred and
+/// divided by the root of its mean squared row norm (so each member weighs the same in a
+/// distance), side by side (`store::side_by_side`, as a saved consensus embeds); with
+/// each member's centre and divisor. Each member's tensor is freed once copied, and its
+/// copy once placed (at 1M cells the members' embeddings are a gigabyte each time they
+/// are held).
+fn concatenate(embs: Vec<Tensor>) -> Result<(Vec<f32>, Vec<Standard>)> {
     let mut parts = Vec::with_capacity(embs.len());
     let mut standard = Vec::with_capacity(embs.len());
     let n = embs.first().map_or(0, |e| e.size()[0]);
     for x in embs {
         let d = x.size()[1] as usize;
         let e = Vec::<f32>::try_from(&x.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Float)?.f_contiguous()?.f_view([-1])?)?;
+        drop(x);
         standard.push(crate::store::standard_of(&e, d));
         parts.push((e, d));
     }
     let s: Vec<(&[f32], f32)> = standard.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
-    let (cat, dims) = crate::store::side_by_side(&parts, &s, n as usize);
-    Ok((Tensor::from_slice(&cat).f_view([n, dims as i64])?, cat, standard))
+    let (cat, _) = crate::store::side_by_side(&parts, &s, n as usize);
+    Ok((cat, standard))
+}
+
+/// `f` on `x` (rows of `dims` values) as a cells x dims tensor on `device`. On the CPU the
+/// tensor reads `x` where it is, not a copy (the consensus embedding is a gigabyte at 1M
+/// cells); on another device it is a copy there.
+fn with_tensor<T>(x: &[f32], dims: usize, device: tch::Device, f: impl FnOnce(&Tensor) -> Result<T>) -> Result<T> {
+    let n = (x.len() / dims.max(1)) as i64;
+    // SAFETY: the tensor is dropped before this function returns, while `x` is borrowed
+    // and so neither written nor freed; it has x's length and element type. `f` only
+    // reads it (the clustering writes only tensors it makes) and returns no tensor.
+    let t = unsafe { Tensor::f_from_blob(x.as_ptr().cast::<u8>(), &[n, dims as i64], &[], tch::Kind::Float, tch::Device::Cpu)? };
+    let t = if device == tch::Device::Cpu { t } else { t.f_to_device(device)? };
+    f(&t)
 }
 
 /// What [`choose`] found: the consensus partition and each member's own.
@@ -250,17 +273,22 @@ fn as_usize(l: &[i64]) -> Vec<usize> {
 }
 
 /// The consensus embedding `concat` clustered into k as the run's `cluster` section says
-/// (K-means with `n_init` starts by default), each member's embedding by K-means (with
-/// its `n_inits` starts: its own run's), and each member's agreement with the consensus.
-fn choose(concat: &Tensor, embs: &[&Tensor], n_inits: &[usize], k: usize, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
+/// (K-means with `n_init` starts by default), each member's block of it (`dims` columns
+/// each, in order: the member's embedding centred and scaled, which K-means partitions
+/// as it does the embedding) by K-means with its `n_inits` starts (its own run's), and
+/// each member's agreement with the consensus.
+fn choose(concat: &Tensor, dims: &[usize], n_inits: &[usize], k: usize, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
     let c = &cfg.cluster;
     progress.message("consensus: clustering the consensus embedding");
     let cons = crate::cluster::run(concat, c, Some(k), cfg.seed, progress)?;
     let canon = as_usize(&cons.labels);
-    let mut labels = Vec::with_capacity(embs.len());
-    let mut agreement = Vec::with_capacity(embs.len());
-    for (x, &n_init) in embs.iter().zip(n_inits) {
-        let l = kmeans(x, &KMeansParams { k, n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
+    let mut labels = Vec::with_capacity(dims.len());
+    let mut agreement = Vec::with_capacity(dims.len());
+    let mut at = 0;
+    for (&d, &n_init) in dims.iter().zip(n_inits) {
+        let x = concat.f_narrow(1, at as i64, d as i64)?.f_contiguous()?;
+        at += d;
+        let l = kmeans(&x, &KMeansParams { k, n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
         agreement.push(normalized_mutual_info(&as_usize(&l), &canon, AverageMethod::Arithmetic)?);
         labels.push(l);
     }
@@ -312,7 +340,12 @@ mod tests {
     /// The consensus of the embeddings `xs` into 3 clusters (10 K-means starts per member).
     fn consensus_of(xs: &[&Tensor]) -> Choice {
         let cfg = RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap();
-        choose(&concatenate(xs).unwrap().0, xs, &vec![10; xs.len()], 3, &cfg, &mut crate::progress::Silent).unwrap()
+        let dims: Vec<usize> = xs.iter().map(|x| x.size()[1] as usize).collect();
+        let (cat, _) = concatenate(xs.iter().map(|x| x.shallow_clone()).collect()).unwrap();
+        with_tensor(&cat, dims.iter().sum(), tch::Device::Cpu, |t| {
+            choose(t, &dims, &vec![10; xs.len()], 3, &cfg, &mut crate::progress::Silent)
+        })
+        .unwrap()
     }
 
     #[test]
@@ -330,11 +363,15 @@ mod tests {
         }
         assert_eq!(three.weights, vec![1.0 / 3.0; 3]);
         // each block has unit mean squared norm per cell
-        let (cat, _, standard) = concatenate(&[&x, &a]).unwrap();
+        let (cat, standard) = concatenate(vec![x.shallow_clone(), a.shallow_clone()]).unwrap();
         assert_eq!(standard.len(), 2);
         assert_eq!(standard[1].0.len(), 5);
-        let ms = cat.narrow(1, 5, 5).square().sum_dim_intlist(1, false, tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+        let ms: f64 = cat.chunks(10).map(|row| row[5..].iter().map(|v| (*v as f64).powi(2)).sum::<f64>()).sum::<f64>() / 90.0;
         assert!((ms - 1.0).abs() < 1e-4, "{ms}");
+        // the clustering's tensor reads the embedding in place and leaves it as it was
+        let before = cat.clone();
+        let rows = with_tensor(&cat, 10, tch::Device::Cpu, |t| Ok(t.size()[0])).unwrap();
+        assert_eq!((rows, &cat), (90, &before));
     }
 
     #[test]

@@ -100,6 +100,20 @@ pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: 
     run_prepared(input.prep, cfg, device, method, vec![("preprocess".to_string(), input.seconds)], progress)
 }
 
+/// A consensus run whose members each read the cells from `src` with their own
+/// preprocessing (`io::MemberReads` reads a large .h5ad again in blocks of rows for each
+/// member, so the run never holds the input whole).
+pub fn run_members<'a>(src: &mut dyn crate::preprocess::Source<'a>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    if cfg.method != crate::models::consensus::NAME {
+        return Err(Error::config(
+            "method",
+            &cfg.method,
+            "reads its input once (pipeline::run or run_streamed); members are a consensus's",
+        ));
+    }
+    ensemble::run(src, cfg, progress)
+}
+
 /// Whether the method `cfg` asks for reads the raw counts (what `io::read_for_run` keeps).
 pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
     if cfg.method == crate::models::consensus::NAME {
@@ -151,7 +165,7 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
         }
     }
     if cfg.method == crate::models::consensus::NAME {
-        return ensemble::run(&ds, cfg, progress);
+        return ensemble::run(&mut &*ds, cfg, progress);
     }
     let (mut cfg, device, method) = start(cfg, progress)?;
     resolve_n_top_genes(&mut cfg, ds.n_genes());

@@ -263,6 +263,29 @@ pub fn prepare<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepared<'
     crate::device::with_threads(|| prepare_in_pool(Cow::Borrowed(&ds.x), &Names::of(ds), cfg, true))
 }
 
+/// Where each member of a consensus reads its cells from, with its own recipe: a dataset
+/// in memory, or a file read again for each member (`io::MemberReads`), so that no
+/// member's matrix outlives its member.
+pub trait Source<'a> {
+    /// The input prepared with `cfg` (the raw counts kept when `keep_counts`).
+    fn prepare(&mut self, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Sourced<'a>>;
+}
+
+/// What a [`Source`] gives a member.
+pub struct Sourced<'a> {
+    pub prep: Prepared<'a>,
+    /// The input's number of genes (before filters and selection).
+    pub n_genes: usize,
+    /// What the reader has to say (genes renamed, blocks read).
+    pub notes: Vec<String>,
+}
+
+impl<'a> Source<'a> for &'a Dataset {
+    fn prepare(&mut self, cfg: &PreprocessConfig, _keep_counts: bool) -> Result<Sourced<'a>> {
+        Ok(Sourced { prep: prepare(self, cfg)?, n_genes: self.n_genes(), notes: Vec::new() })
+    }
+}
+
 /// `prepare` on a dataset it may consume: the input's matrix is normalised in place and,
 /// unless `keep_counts`, the raw counts are not kept (`Prepared::counts` is then an
 /// error), so the run holds one matrix of the input's size instead of two.
