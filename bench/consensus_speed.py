@@ -7,15 +7,17 @@ other in one script, 1 thread each:
   CPU thread; the consensus's train.epochs reaches every deep member), so the comparison
   is of everything but the epochs: preprocessing per member, embedding, clustering.
 
-- 1M simulated cells (the same simulation) with `--epochs 1` for both (about an hour
-  for the three runs).
+- 100k simulated cells x 20 000 genes (`wide100k`, as bench/scale.py's wide input: every
+  member's gene selection keeps at most half of the genes), `--epochs 2`;
+- 1M simulated cells x 2000 genes with `--epochs 1` for both (about an hour for the three
+  runs; not run by default).
 
 Each simulated set also runs the consensus with `--stream-min-nnz none`
 (`consensus_whole_read`): the input read once and shared by the members, where by default
 each member reads the .h5ad again in blocks of rows (io::MemberReads), so the two differ
 only in how the input is held.
 
-  .venv/bin/python bench/consensus_speed.py [--sets pbmc,100k,1m] [--methods scmae,consensus,consensus_whole_read]
+  .venv/bin/python bench/consensus_speed.py [--sets pbmc,100k,wide100k,1m] [--methods scmae,consensus,consensus_whole_read]
 
 Entries of --out for sets not run are kept.
 Writes bench/results/consensus_speed.json (wall s, peak RSS MiB, the runs' timings, ARI).
@@ -46,12 +48,16 @@ def run(path, method, extra):
 
 
 VARIANTS = {"scmae": ("scmae", []), "consensus": ("consensus", []), "consensus_whole_read": ("consensus", ["--stream-min-nnz", "none"])}
-SIMS = {"100k": ("sim_100k_epochs2", 100_000, "2"), "1m": ("sim_1m_epochs1", 1_000_000, "1")}
+SIMS = {
+    "100k": ("sim_100k_epochs2", 100_000, 2000, "2"),
+    "wide100k": ("wide_100k_x20000_epochs2", 100_000, 20_000, "2"),
+    "1m": ("sim_1m_epochs1", 1_000_000, 2000, "1"),
+}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", default="pbmc,100k", help="of pbmc, 100k, 1m")
+    ap.add_argument("--sets", default="pbmc,100k,wide100k", help="of pbmc, 100k, wide100k, 1m")
     ap.add_argument("--methods", default=",".join(VARIANTS), help="simulated sets only; pbmc runs scmae and consensus")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_speed.json"))
     a = ap.parse_args()
@@ -60,9 +66,9 @@ def main():
     res["threads"] = 1
     if "pbmc" in sets:
         res["pbmc"] = {m: run(PBMC, m, ["--label-key", "cell_type"]) for m in ["scmae", "consensus"]}
-    for name, (key, cells, epochs) in SIMS.items():
+    for name, (key, cells, genes, epochs) in SIMS.items():
         if name in sets:
-            path, _ = simulate(cells, 2000)
+            path, _ = simulate(cells, genes)
             extra = ["--label-key", "group", "-k", "8", "--epochs", epochs]
             res[key] = {v: run(path, VARIANTS[v][0], extra + VARIANTS[v][1]) for v in methods}
     for v in res.values():

@@ -392,18 +392,32 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
 }
 
 /// The consensus embedding (cells x dims, row-major, and dims): each part (`n` cells x
-/// d, row-major) centred and divided by its `standard` (centre, scale), side by side.
-/// The one definition a run and a saved consensus share, so that a saved consensus gives
-/// the run's cells the run's embedding bit for bit.
+/// d, row-major) centred and divided by its `standard` (centre, scale), side by side
+/// ([`place_block`], which a run uses one member at a time).
 pub fn side_by_side(parts: &[(Vec<f32>, usize)], standard: &[(&[f32], f32)], n: usize) -> (Vec<f32>, usize) {
     let dims: usize = parts.iter().map(|p| p.1).sum();
-    let mut out = Vec::with_capacity(n * dims);
-    for i in 0..n {
-        for ((e, d), (centre, scale)) in parts.iter().zip(standard) {
-            out.extend(e[i * d..(i + 1) * d].iter().zip(centre.iter()).map(|(v, c)| (v - c) / scale));
-        }
+    let mut out = vec![0f32; n * dims];
+    let mut at = 0;
+    for ((e, d), s) in parts.iter().zip(standard) {
+        place_block(&mut out, dims, at, e, *d, *s);
+        at += d;
     }
     (out, dims)
+}
+
+/// `part` (cells x `d`, row-major) centred and divided by `standard` (centre, scale),
+/// written to columns `at..at + d` of `out` (cells x `dims`, row-major). The one
+/// definition a run and a saved consensus share, so that a saved consensus gives the
+/// run's cells the run's embedding bit for bit.
+pub fn place_block(out: &mut [f32], dims: usize, at: usize, part: &[f32], d: usize, (centre, scale): (&[f32], f32)) {
+    if d == 0 {
+        return;
+    }
+    for (row, p) in out.chunks_mut(dims).zip(part.chunks(d)) {
+        for ((o, v), c) in row[at..at + d].iter_mut().zip(p).zip(centre) {
+            *o = (v - c) / scale;
+        }
+    }
 }
 
 /// The centre (column means) of `e` (`n` x `d`, row-major) and the root of its centred

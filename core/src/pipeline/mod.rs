@@ -87,7 +87,11 @@ pub fn run_owned(ds: Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> R
 /// must be `needs_counts(cfg)`).
 pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     if !can_stream(cfg) {
-        return Err(Error::config("method", &cfg.method, "needs the input read whole (its members preprocess it each their own way)"));
+        return Err(Error::config(
+            "method",
+            &cfg.method,
+            "preprocesses the input once per member: give it the dataset (pipeline::run) or one read per member (pipeline::run_members)",
+        ));
     }
     let (mut cfg, device, method) = start(cfg, progress)?;
     resolve_n_top_genes(&mut cfg, input.genes.len());
