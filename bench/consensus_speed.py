@@ -19,7 +19,7 @@ only in how the input is held.
 
   .venv/bin/python bench/consensus_speed.py [--sets pbmc,100k,wide100k,1m] [--methods scmae,consensus,consensus_whole_read]
 
-Entries of --out for sets not run are kept.
+Entries of --out for sets and variants not run are kept.
 Writes bench/results/consensus_speed.json (wall s, peak RSS MiB, the runs' timings, ARI).
 """
 import argparse
@@ -70,7 +70,7 @@ def main():
         if name in sets:
             path, _ = simulate(cells, genes)
             extra = ["--label-key", "group", "-k", "8", "--epochs", epochs]
-            res[key] = {v: run(path, VARIANTS[v][0], extra + VARIANTS[v][1]) for v in methods}
+            res.setdefault(key, {}).update({v: run(path, VARIANTS[v][0], extra + VARIANTS[v][1]) for v in methods})
     for v in res.values():
         if isinstance(v, dict) and "scmae" in v and "consensus" in v:
             v["ratio_wall"] = round(v["consensus"]["wall_s"] / v["scmae"]["wall_s"], 2)

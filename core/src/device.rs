@@ -220,6 +220,17 @@ pub fn torch_guard<T>(what: &str, device: tch::Device, f: impl FnOnce() -> Resul
     }
 }
 
+/// Hands the heap's free pages back to the system (glibc keeps what a run freed, and
+/// after large frees serves large blocks from its heap, so a stage's freed matrices
+/// would stay resident through the stages after it). No-op elsewhere.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,14 +87,32 @@ pub fn write_labels_tsv(dest: &Path, cells: &[String], column: &str, labels: &[S
 
 /// NumPy .npy (format 1.0), little-endian f32, C order.
 pub fn write_npy_f32(dest: &Path, values: &[f32], shape: &[usize]) -> Result<()> {
-    AtomicFile::write_with(dest, |w| write_npy(w, "<f4", shape, &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()))
+    AtomicFile::write_with(dest, |w| {
+        write_npy_header(w, "<f4", shape)?;
+        write_le(w, values, f32::to_le_bytes)
+    })
 }
 
 pub fn write_npy_i64(dest: &Path, values: &[i64], shape: &[usize]) -> Result<()> {
-    AtomicFile::write_with(dest, |w| write_npy(w, "<i8", shape, &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()))
+    AtomicFile::write_with(dest, |w| {
+        write_npy_header(w, "<i8", shape)?;
+        write_le(w, values, i64::to_le_bytes)
+    })
 }
 
-fn write_npy(w: &mut dyn Write, descr: &str, shape: &[usize], bytes: &[u8]) -> std::io::Result<()> {
+/// `values` as little-endian bytes, a block at a time (not a copy of them all: an
+/// embedding of 1M cells is a gigabyte).
+fn write_le<T: Copy, const N: usize>(w: &mut dyn Write, values: &[T], bytes: fn(T) -> [u8; N]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(N << 16);
+    for block in values.chunks(1 << 16) {
+        buf.clear();
+        buf.extend(block.iter().flat_map(|&v| bytes(v)));
+        w.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+fn write_npy_header(w: &mut dyn Write, descr: &str, shape: &[usize]) -> std::io::Result<()> {
     let shape_s = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!("({})", shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")),
@@ -106,8 +124,7 @@ fn write_npy(w: &mut dyn Write, descr: &str, shape: &[usize], bytes: &[u8]) -> s
     header.push('\n');
     w.write_all(b"\x93NUMPY\x01\x00")?;
     w.write_all(&(header.len() as u16).to_le_bytes())?;
-    w.write_all(header.as_bytes())?;
-    w.write_all(bytes)
+    w.write_all(header.as_bytes())
 }
 
 /// Read a .npy f32/f64 2-d array (for `scdeep cluster` on an embedding file). Every
@@ -207,4 +224,24 @@ pub fn write_10x_mtx(dir: &Path, x: &crate::matrix::Csr, cells: &[String], genes
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_written_in_blocks_reads_back_exactly() {
+        // more values than one block (65 536), and a partial last block
+        let v: Vec<f32> = (0..(1 << 16) * 2 + 7).map(|i| i as f32 * 0.25 - 7.0).collect();
+        let p = std::env::temp_dir().join(format!("scdeep-npy-{}.npy", std::process::id()));
+        write_npy_f32(&p, &v, &[v.len() / 3, 3]).unwrap();
+        let (back, shape) = read_npy_f32(&p).unwrap();
+        assert_eq!(shape, vec![v.len() / 3, 3]);
+        assert!(back == v, "values differ");
+        let len = std::fs::metadata(&p).unwrap().len() as usize;
+        assert_eq!(len % 4, 0);
+        assert_eq!(len - v.len() * 4, 128, "header of 128 bytes, then the values only");
+        std::fs::remove_file(&p).unwrap();
+    }
 }

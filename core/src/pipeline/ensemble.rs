@@ -131,12 +131,15 @@ pub fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut dyn Pro
         );
         members.push(Member { name: name.clone(), dims: emb.size()[1] as usize, model, history });
         embs.push(emb);
+        drop(prep);
+        crate::device::release_free_memory();
     }
     let (cells, cell_index, truth) = kept.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
 
     progress.stage("cluster");
     let t = Instant::now();
     let (embedding, standard) = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(embs))?;
+    crate::device::release_free_memory();
     let member_dims: Vec<usize> = members.iter().map(|m| m.dims).collect();
     let dims: usize = member_dims.iter().sum();
     let n_inits: Vec<usize> = members.iter().map(|m| m.model.config.cluster.n_init).collect();
