@@ -336,8 +336,11 @@ impl TrainedModel {
                 Ok((prepared, embedding, dims))
             }
             Body::Consensus { members, .. } => {
-                let mut parts: Vec<(Vec<f32>, usize)> = Vec::with_capacity(members.len());
+                // each member's block is placed as soon as it is embedded (as the run does)
+                let dims: usize = members.iter().map(|m| m.centre.len()).sum();
+                let mut embedding = Vec::new();
                 let mut first: Option<Prepared<'static>> = None;
+                let mut at = 0;
                 for m in members {
                     let (p, e, d) = m.model.embed_unique(ds, device, progress)?;
                     if d != m.centre.len() {
@@ -356,13 +359,15 @@ impl TrainedModel {
                             ))
                         }
                         Some(_) => {}
-                        None => first = Some(p),
+                        None => {
+                            embedding = vec![0f32; p.n_cells() * dims];
+                            first = Some(p);
+                        }
                     }
-                    parts.push((e, d));
+                    place_block(&mut embedding, dims, at, &e, d, (&m.centre, m.scale));
+                    at += d;
                 }
                 let prepared = first.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
-                let standard: Vec<(&[f32], f32)> = members.iter().map(|m| (m.centre.as_slice(), m.scale)).collect();
-                let (embedding, dims) = side_by_side(&parts, &standard, prepared.n_cells());
                 Ok((prepared, embedding, dims))
             }
         }
@@ -391,23 +396,10 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
     Ok(())
 }
 
-/// The consensus embedding (cells x dims, row-major, and dims): each part (`n` cells x
-/// d, row-major) centred and divided by its `standard` (centre, scale), side by side
-/// ([`place_block`], which a run uses one member at a time).
-pub fn side_by_side(parts: &[(Vec<f32>, usize)], standard: &[(&[f32], f32)], n: usize) -> (Vec<f32>, usize) {
-    let dims: usize = parts.iter().map(|p| p.1).sum();
-    let mut out = vec![0f32; n * dims];
-    let mut at = 0;
-    for ((e, d), s) in parts.iter().zip(standard) {
-        place_block(&mut out, dims, at, e, *d, *s);
-        at += d;
-    }
-    (out, dims)
-}
-
 /// `part` (cells x `d`, row-major) centred and divided by `standard` (centre, scale),
-/// written to columns `at..at + d` of `out` (cells x `dims`, row-major). The one
-/// definition a run and a saved consensus share, so that a saved consensus gives the
+/// written to columns `at..at + d` of `out` (cells x `dims`, row-major): the consensus
+/// embedding is every member's block side by side. The one definition a run and a saved
+/// consensus share, so that a saved consensus gives the
 /// run's cells the run's embedding bit for bit.
 pub fn place_block(out: &mut [f32], dims: usize, at: usize, part: &[f32], d: usize, (centre, scale): (&[f32], f32)) {
     if d == 0 {

@@ -637,19 +637,19 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     prog.stage_msg("read");
     let keep_counts = scdeep_core::pipeline::needs_counts(&cfg)?;
     let mut read_opts = a.input.read_options()?;
-    // A consensus on a large .h5ad: each member reads it again, in blocks of rows where it can
+    // A consensus reads a large .h5ad again for each member (in blocks of rows where the
+    // member's selection allows), anything else once, whole, and shares it
     let members = match scdeep_core::pipeline::can_stream(&cfg) {
         true => None,
-        false => io::MemberReads::open(&a.input.input, &read_opts)?,
+        false => {
+            let m = io::MemberReads::open(&a.input.input, &read_opts)?;
+            read_opts.stream_min_nnz = None;
+            m
+        }
     };
     let input = match members {
         Some(m) => RunInput::Members(m),
-        None => {
-            if !scdeep_core::pipeline::can_stream(&cfg) {
-                read_opts.stream_min_nnz = None;
-            }
-            RunInput::Read(io::read_for_run(&a.input.input, &read_opts, &cfg.preprocess, keep_counts)?)
-        }
+        None => RunInput::Read(io::read_for_run(&a.input.input, &read_opts, &cfg.preprocess, keep_counts)?),
     };
     signals::check()?;
     let (res, kept, shape) = match input {
