@@ -33,10 +33,10 @@ $(STAMPS)/system: scripts/setup-system.sh
 	bash scripts/setup-system.sh $(SYSTEM_PKGS)
 	@touch $@
 
-$(STAMPS)/venv: scripts/requirements.txt
+$(STAMPS)/venv: scripts/requirements.txt scripts/constraints.txt
 	@mkdir -p $(STAMPS)
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r scripts/requirements.txt -c scripts/constraints.txt
 	@touch $@
 
 build: setup
@@ -72,7 +72,7 @@ lint: setup
 	cd bindings/r && cargo clippy --release --quiet -- -D warnings
 
 check: lint
-	cargo test --release --workspace --lib --quiet
+	cargo test --release --workspace --lib --quiet --exclude scdeep-python
 
 # The Python wheel (abi3, no libtorch inside: it depends on torch==2.13.0 and finds its
 # libraries at run time, scdeep/__init__.py importing torch first) and the sdist, built by
