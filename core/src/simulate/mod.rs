@@ -30,6 +30,11 @@ pub struct SimParams {
     pub n_genes: usize,
     /// Proportions of the groups (cell types); normalised to sum 1.
     pub group_prob: Vec<f64>,
+    /// Nested types: the parent type of each group (empty = every group its own type).
+    /// Groups with the same parent share the parent's differential expression (drawn
+    /// with `de_prob`) and add their own, drawn with `subtype_de_prob`: subtypes of a type.
+    pub group_parent: Vec<usize>,
+    pub subtype_de_prob: f64,
     /// Cells per batch; empty = one batch of all cells.
     pub batch_cells: Vec<usize>,
     pub mean_shape: f64,
@@ -62,6 +67,8 @@ impl Default for SimParams {
             n_cells: 2000,
             n_genes: 2000,
             group_prob: vec![0.3, 0.25, 0.2, 0.15, 0.1],
+            group_parent: vec![],
+            subtype_de_prob: 0.03,
             batch_cells: vec![],
             mean_shape: 0.6,
             mean_rate: 0.3,
@@ -128,7 +135,19 @@ impl SimParams {
                 format!("must sum to n_cells = {}", self.n_cells),
             ));
         }
-        for (n, v) in [("de_prob", self.de_prob), ("de_down_prob", self.de_down_prob), ("out_prob", self.out_prob)] {
+        if !self.group_parent.is_empty() && self.group_parent.len() != self.group_prob.len() {
+            return Err(Error::config(
+                "simulate.group_parent",
+                format!("{:?}", self.group_parent),
+                format!("needs one parent per group ({}) or none", self.group_prob.len()),
+            ));
+        }
+        for (n, v) in [
+            ("de_prob", self.de_prob),
+            ("de_down_prob", self.de_down_prob),
+            ("out_prob", self.out_prob),
+            ("subtype_de_prob", self.subtype_de_prob),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return f(n, v, "must be in [0, 1]");
             }
@@ -205,24 +224,33 @@ pub fn simulate(p: &SimParams) -> Result<Simulated> {
     let bfac = lognormal(p.batch_fac_loc, p.batch_fac_scale);
     let batch_fac: Vec<Vec<f64>> = (0..nb).map(|_| (0..g).map(|_| if nb > 1 { bfac.sample(&mut rng) } else { 1.0 }).collect()).collect();
     let dfac = lognormal(p.de_fac_loc, p.de_fac_scale);
-    let de_fac: Vec<Vec<f64>> = (0..ng)
-        .map(|_| {
-            (0..g)
-                .map(|_| {
-                    if rng.random::<f64>() < p.de_prob {
-                        let f = dfac.sample(&mut rng);
-                        if rng.random::<f64>() < p.de_down_prob {
-                            1.0 / f
-                        } else {
-                            f
-                        }
+    // One gene's DE factor: up or down with probability `prob`, else 1.
+    let de_factors = |rng: &mut ChaCha8Rng, prob: f64| -> Vec<f64> {
+        (0..g)
+            .map(|_| {
+                if rng.random::<f64>() < prob {
+                    let f = dfac.sample(rng);
+                    if rng.random::<f64>() < p.de_down_prob {
+                        1.0 / f
                     } else {
-                        1.0
+                        f
                     }
-                })
-                .collect()
-        })
-        .collect();
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    };
+    let de_fac: Vec<Vec<f64>> = if p.group_parent.is_empty() {
+        (0..ng).map(|_| de_factors(&mut rng, p.de_prob)).collect()
+    } else {
+        let n_parents = p.group_parent.iter().max().map_or(0, |m| m + 1);
+        let parents: Vec<Vec<f64>> = (0..n_parents).map(|_| de_factors(&mut rng, p.de_prob)).collect();
+        p.group_parent
+            .iter()
+            .map(|&parent| de_factors(&mut rng, p.subtype_de_prob).iter().zip(&parents[parent]).map(|(a, b)| a * b).collect())
+            .collect()
+    };
     // Cell assignments.
     let total: f64 = p.group_prob.iter().sum();
     let mut cum = Vec::new();
@@ -388,4 +416,53 @@ struct Block {
     tru: Parts,
     groups: Vec<usize>,
     batches: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mean log-expression profile of each group.
+    fn profiles(sim: &Simulated, ng: usize) -> Vec<Vec<f64>> {
+        let dense = sim.counts.to_dense();
+        let g = sim.counts.n_cols;
+        let mut sum = vec![vec![0.0; g]; ng];
+        let mut n = vec![0usize; ng];
+        for (i, grp) in sim.groups.iter().enumerate() {
+            let k: usize = grp.trim_start_matches("Group").parse::<usize>().unwrap() - 1;
+            n[k] += 1;
+            for j in 0..g {
+                sum[k][j] += (dense[i * g + j] as f64).ln_1p();
+            }
+        }
+        sum.iter().zip(&n).map(|(s, &c)| s.iter().map(|v| v / c as f64).collect()).collect()
+    }
+
+    #[test]
+    fn subtypes_of_a_type_are_closer_to_each_other_than_to_other_types() {
+        let p = SimParams {
+            n_cells: 800,
+            n_genes: 600,
+            group_prob: vec![1.0; 4],
+            group_parent: vec![0, 0, 1, 1],
+            dropout_type: DropoutType::None,
+            seed: 3,
+            ..Default::default()
+        };
+        let sim = simulate(&p).unwrap();
+        let m = profiles(&sim, 4);
+        let d = |a: usize, b: usize| m[a].iter().zip(&m[b]).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+        for (sib, other) in [((0, 1), (0, 2)), ((2, 3), (1, 3)), ((0, 1), (1, 2))] {
+            assert!(
+                d(sib.0, sib.1) < d(other.0, other.1) / 2.0,
+                "siblings {sib:?} {} vs {other:?} {}",
+                d(sib.0, sib.1),
+                d(other.0, other.1)
+            );
+        }
+        // subtypes still differ, and a parent per group is required
+        assert!(d(0, 1) > 0.0);
+        let bad = SimParams { group_parent: vec![0, 0], ..p };
+        assert!(bad.validate().unwrap_err().to_string().contains("group_parent"));
+    }
 }
