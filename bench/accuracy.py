@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Clustering accuracy of scdeep methods on every count dataset in ../shared/data.
+"""Clustering accuracy of scdeep methods on every count dataset in ../shared/data (the
+leave-one-dataset-out comparison of the default's rules is bench/generalization.py).
 
   .venv/bin/python bench/accuracy.py [--methods scmae,pca] [--seeds 5] [--datasets a,b]
       [--set KEY=VALUE ...] [--label NAME] [--merge] [--jobs 2] [--out bench/results/accuracy.json]
@@ -30,8 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release", "scdeep")
 DATA = os.path.join(ROOT, "..", "shared", "data")
-COUNT_DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "mouse_bladder_select2100", "baron_mouse",
-                  "pollen_top1000hvg", "darmanis_top1000hvg", "blakeley"]
+# Every labelled set of ../shared/data but yan (RPKM, not counts).
+COUNT_DATASETS = sorted(d for d in os.listdir(DATA) if d != "yan" and os.path.isfile(os.path.join(DATA, d, f"{d}.h5ad"))) \
+    if os.path.isdir(DATA) else []
 # CATALOG.md, "Measured here" (median ARI / NMI of 3 seeds), for comparison.
 REFERENCE = {
     "scmae_authors": {"10x_pbmc_top2000": [0.757, 0.767], "mouse_bladder_top2000": [0.472, 0.740], "baron_mouse": [0.889, 0.860],

@@ -147,6 +147,10 @@ pub fn uns_entry(res: &RunResult) -> Value {
         "timings_s": info["timings_s"],
         "history": history_columns(&res.history),
     });
+    // how far to trust the partition (no labels needed): overall and per cluster
+    if let Some(st) = info["clustering"].get("stability").filter(|v| v.is_object()) {
+        e["stability"] = json!({"overall": st["overall"], "per_cluster": st["per_cluster"]});
+    }
     if let Some(s) = &res.scores {
         e["metrics"] = s.as_pairs().into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>().into();
     }

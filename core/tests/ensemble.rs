@@ -10,7 +10,12 @@ use scdeep_core::{pipeline, Dataset, RunConfig};
 use serde_json::json;
 
 fn sim(n_cells: usize, groups: usize, seed: u64) -> Dataset {
-    let p = SimParams { n_cells, n_genes: 600, group_prob: vec![1.0; groups], de_prob: 0.3, seed, ..Default::default() };
+    sim_de(n_cells, groups, seed, SimParams::default().de_fac_loc)
+}
+
+/// `sim` with the groups' differential expression of size `de_fac_loc` (log scale).
+fn sim_de(n_cells: usize, groups: usize, seed: u64, de_fac_loc: f64) -> Dataset {
+    let p = SimParams { n_cells, n_genes: 600, group_prob: vec![1.0; groups], de_prob: 0.3, de_fac_loc, seed, ..Default::default() };
     let s = simulate(&p).unwrap();
     Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
 }
@@ -36,20 +41,23 @@ fn consensus_returns_a_members_partition_with_every_members_labels_and_weight() 
     let members = info["members"].as_array().unwrap();
     let names: Vec<&str> = members.iter().map(|m| m["method"].as_str().unwrap()).collect();
     assert_eq!(names, ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"]);
-    let w: f64 = members.iter().map(|m| m["weight"].as_f64().unwrap()).sum();
-    assert!((w - 1.0).abs() < 1e-9, "weights sum to {w}");
+    // weights from each member's agreement with the others (the most agreeing at 1); a
+    // member of weight 0 is left out of the embedding
+    let w: Vec<f64> = members.iter().map(|m| m["weight"].as_f64().unwrap()).collect();
+    assert!(w.iter().cloned().fold(0.0, f64::max) == 1.0 && w.iter().all(|w| (0.0..=1.0).contains(w)), "weights {w:?}");
     for m in members {
         assert_eq!(m["labels"].as_array().unwrap().len(), a.cells.len());
     }
     // scMAE trained for 8 epochs only separates the groups poorly; the others agree with the consensus
     let agree = members.iter().filter(|m| m["nmi_to_consensus"].as_f64().unwrap() > 0.8).count();
     assert!(agree >= 3, "members near the consensus: {agree} of 4 ({members:?})");
-    // the embedding is the members' side by side
+    // the embedding is the kept members' side by side
+    let members: Vec<&serde_json::Value> = members.iter().filter(|m| m["kept"] == json!(true)).collect();
     let dims: u64 = members.iter().map(|m| m["dims"].as_u64().unwrap()).sum();
     assert_eq!(a.dims as u64, dims);
     assert_eq!(a.embedding.len(), a.cells.len() * a.dims);
     assert_eq!(a.model.config.method, "consensus");
-    // each member's block has unit mean squared norm per cell
+    // each member's block has a mean squared norm per cell of its weight
     let n = a.cells.len();
     let mut off = 0;
     for m in members {
@@ -58,7 +66,8 @@ fn consensus_returns_a_members_partition_with_every_members_labels_and_weight() 
             .map(|i| a.embedding[i * a.dims + off..i * a.dims + off + dm].iter().map(|v| (*v as f64).powi(2)).sum::<f64>())
             .sum::<f64>()
             / n as f64;
-        assert!((ms - 1.0).abs() < 1e-3, "{}: mean squared norm {ms}", m["method"]);
+        let w = m["weight"].as_f64().unwrap();
+        assert!((ms - w).abs() < 1e-3, "{}: mean squared norm {ms}, weight {w}", m["method"]);
         off += dm;
     }
     assert_eq!(a.config.method, "consensus");
@@ -103,8 +112,11 @@ fn a_saved_consensus_embeds_new_cells_into_the_runs_consensus_embedding() {
 
 #[test]
 fn k_is_estimated_on_simulated_groups_when_unknown() {
-    for (groups, seed) in [(3, 1), (6, 2)] {
-        let mut ds = sim(600, groups, seed);
+    // Groups apart in the kNN graph. With weaker differences (de_fac_loc 0.3) groups that
+    // touch in the graph merge at the default resolution 0.2 (6 groups -> 4): the rule
+    // under-counts weakly separated types (bench/results/generalization.json).
+    for (groups, seed) in [(3, 1), (6, 2), (10, 2)] {
+        let mut ds = sim_de(100 * groups, groups, seed, 0.5);
         let truth = ds.labels.take();
         let c = cfg(&["pca", "contrastive-sc"]);
         assert_eq!(c.cluster.n_clusters, None);

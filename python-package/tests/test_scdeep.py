@@ -29,7 +29,10 @@ def test_same_labels_as_the_cli(tmp_path):
     cli = [line.split("\t")[1] for line in (tmp_path / "labels.tsv").read_text().splitlines()[1:]]
     assert list(a.obs["consensus_clusters"].astype(str)) == cli
     # the members' embeddings side by side: pca 50, scmae 128, contrastive-sc 60, mask-sc-mlp 60
-    assert a.obsm["X_consensus"].shape == (a.n_obs, 298)
+    # (each weighted by its agreement; a member no better than chance left out)
+    run = __import__("json").loads(a.uns["scdeep"]["consensus"]["run"])
+    kept = sum(m["dims"] for m in run["clustering"]["members"] if m["kept"])
+    assert a.obsm["X_consensus"].shape == (a.n_obs, kept) and kept >= 298 - 128
     u = a.uns["scdeep"]["consensus"]
     assert u["metrics"]["ari"] > 0.5 and "loss_mask[scmae]" in u["history"]
     assert isinstance(a.obs["consensus_clusters"].dtype, __import__("pandas").CategoricalDtype)
@@ -56,9 +59,15 @@ def test_consensus_runs_from_anndata_with_every_members_labels():
     assert [m["method"] for m in members] == ["pca", "scmae", "contrastive-sc", "mask-sc-mlp"]
     # the consensus's train.epochs reached every deep member; the embedding is theirs side by side
     assert all(m["config"]["train"]["epochs"] == 10 for m in members[1:])
-    assert a.obsm["X_consensus"].shape == (a.n_obs, sum(m["dims"] for m in members))
+    assert a.obsm["X_consensus"].shape == (a.n_obs, sum(m["dims"] for m in members if m["kept"]))
     assert a.uns["scdeep"]["consensus"]["metrics"]["ari"] > 0.8
-    assert abs(sum(m["weight"] for m in members) - 1) < 1e-9
+    # weights from each member's agreement with the others, the most agreeing member at 1
+    assert max(m["weight"] for m in members) == 1 and all(0 <= m["weight"] <= 1 for m in members)
+    assert all(m["kept"] == (m["weight"] > 0) for m in members)
+    # how stable the partition is, overall and per cluster, with and without labels
+    u = a.uns["scdeep"]["consensus"]
+    assert 0 < u["stability"]["overall"] <= 1 and u["metrics"]["stability"] == u["stability"]["overall"]
+    assert set(u["stability"]["per_cluster"]) == {str(c) for c in a.obs["consensus_clusters"].cat.categories}
 
 
 def test_a_consensus_model_transforms_into_its_consensus_embedding(tmp_path):

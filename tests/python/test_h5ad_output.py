@@ -53,8 +53,11 @@ def test_the_cli_and_python_write_the_same_results_schema(result):
     py = ad.read_h5ad(src)
     scdeep.tl.cluster(py, method="pca", label_key="cell_type", verbose=False)
     u_cli, u_py = cli.uns["scdeep"]["pca"], py.uns["scdeep"]["pca"]
-    assert set(u_cli) == set(u_py) == {"config", "run", "versions", "timings_s", "history", "metrics"}
+    assert set(u_cli) == set(u_py) == {"config", "run", "versions", "timings_s", "history", "metrics", "stability"}
     assert u_cli["config"] == u_py["config"]
+    # the partition's stability under subsampling, overall and per cluster, the same from both
+    assert u_cli["stability"]["overall"] == u_py["stability"]["overall"] == u_py["metrics"]["stability"]
+    assert dict(u_cli["stability"]["per_cluster"]) == dict(u_py["stability"]["per_cluster"])
     assert u_cli["metrics"] == pytest.approx(u_py["metrics"])
     assert set(u_cli["versions"]) == set(u_py["versions"]) and set(u_cli["timings_s"]) == set(u_py["timings_s"])
     np.testing.assert_array_equal(cli.obsm["X_pca"], py.obsm["X_pca"])

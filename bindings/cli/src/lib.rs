@@ -157,8 +157,9 @@ struct ConfigArgs {
     recipe: Option<String>,
     #[arg(long)]
     n_top_genes: Option<usize>,
-    /// Number of clusters (default: number of ground-truth classes; with neither, Leiden
-    /// clusters the kNN graph at resolution 1.0 unless --cluster is given).
+    /// Number of clusters (default: the number of ground-truth classes; with neither, the
+    /// default method estimates k and says how in run.json's clustering.k_estimate; a single
+    /// method clusters its kNN graph with Leiden at cluster.resolution).
     #[arg(long, short = 'k')]
     n_clusters: Option<usize>,
     #[arg(long)]

@@ -6,10 +6,12 @@ pub mod descent;
 pub mod graph;
 pub mod kmeans;
 pub mod leiden;
+pub mod stability;
 
 pub use graph::{knn_exact, knn_hnsw, knn_ivf, recall, snn, umap_connectivities, Graph, Knn, Metric};
 pub use kmeans::{kmeans, KMeansParams, KMeansResult};
 pub use leiden::{communities, quality, CommunityParams, Quality};
+pub use stability::{stability, StabilityConfig};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -138,6 +140,9 @@ pub struct ClusterConfig {
     /// the graph consensus.
     pub consensus_pick: ConsensusPick,
     pub consensus_silhouette_sample: usize,
+    /// How stable the partition is: the clustering run again on subsamples of the cells
+    /// (`stability::stability`), reported with every run.
+    pub stability: StabilityConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,12 +187,14 @@ impl Default for ClusterConfig {
             consensus_runs: 20,
             consensus_pick: ConsensusPick::Silhouette,
             consensus_silhouette_sample: 5_000,
+            stability: StabilityConfig::default(),
         }
     }
 }
 
 impl ClusterConfig {
     pub fn validate(&self) -> Result<()> {
+        self.stability.validate()?;
         let f = |n: &str| format!("cluster.{n}");
         if self.n_clusters == Some(0) {
             return Err(Error::config(&f("n_clusters"), 0, "must be >= 1"));

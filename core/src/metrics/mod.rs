@@ -439,6 +439,9 @@ pub struct Scores {
     pub silhouette_cells: Option<usize>,
     pub n_clusters: usize,
     pub n_classes: usize,
+    /// How stable the partition is (no labels used): the mean ARI between it and the
+    /// clustering redone on subsamples of the cells (`cluster::stability`).
+    pub stability: Option<f64>,
 }
 
 impl Scores {

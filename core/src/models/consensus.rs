@@ -21,11 +21,51 @@ pub struct Params {
     /// With neither k nor ground truth: the bounds of the estimated k.
     pub k_min: usize,
     pub k_max: usize,
+    /// How much each member weighs in the consensus embedding: `equal`, or by its
+    /// `agreement` with the others (its partition's mean ARI to theirs, relative to the
+    /// most agreeing member's, to the power `weight_power`).
+    pub weighting: Weighting,
+    pub weight_power: f64,
+    /// Members whose relative agreement is below this are left out (0 = none).
+    pub drop_below: f64,
+    /// With neither k nor ground truth, how k is estimated (`pipeline::ensemble::estimate_k`):
+    /// `leiden` communities at `k_resolution`, or the `silhouette`'s best k on at most
+    /// `k_scan_cells` cells.
+    pub k_rule: KRule,
+    pub k_resolution: f64,
+    pub k_scan_cells: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KRule {
+    Leiden,
+    Silhouette,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    Equal,
+    Agreement,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(), member_options: Default::default(), k_min: 2, k_max: 30 }
+        Params {
+            members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(),
+            member_options: Default::default(),
+            k_min: 2,
+            k_max: 30,
+            // chosen leave-one-dataset-out over 19 labelled and 9 simulated sets
+            // (bench/generalization.py; bench/results/generalization.json)
+            weighting: Weighting::Equal,
+            weight_power: 1.0,
+            drop_below: 0.6,
+            k_rule: KRule::Leiden,
+            k_resolution: 0.2,
+            k_scan_cells: 2000,
+        }
     }
 }
 
@@ -74,9 +114,47 @@ impl Params {
                 return Err(Error::config(&format!("params.member_options.{m}"), o, "is not a member (params.members)"));
             }
         }
+        if !(p.weight_power >= 0.0 && p.weight_power.is_finite()) {
+            return Err(Error::config("params.weight_power", p.weight_power, "must be a number >= 0"));
+        }
+        if !(0.0..=1.0).contains(&p.drop_below) {
+            return Err(Error::config("params.drop_below", p.drop_below, "must be in [0, 1]"));
+        }
+        if !(p.k_resolution > 0.0 && p.k_resolution.is_finite()) {
+            return Err(Error::config("params.k_resolution", p.k_resolution, "must be a number > 0"));
+        }
+        if p.k_scan_cells < 3 {
+            return Err(Error::config("params.k_scan_cells", p.k_scan_cells, "must be >= 3"));
+        }
         if p.k_min < 2 || p.k_max < p.k_min {
             return Err(Error::config("params.k_min", format!("{}..{}", p.k_min, p.k_max), "needs 2 <= k_min <= k_max"));
         }
         Ok(p)
+    }
+
+    /// Each member's weight from its `agreement` (mean ARI to the other members): 0 below
+    /// `drop_below` relative to the largest; else 1 with `equal`, or its relative agreement
+    /// to `weight_power` with `agreement` (0 when it agrees no better than chance). Equal
+    /// weights when no member agrees with the others better than chance.
+    pub fn weights(&self, agreement: &[f64]) -> Vec<f64> {
+        let top = agreement.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        if !(top > 0.0) {
+            return vec![1.0; agreement.len()];
+        }
+        agreement
+            .iter()
+            .map(|a| {
+                let rel = a / top;
+                if self.drop_below > 0.0 && rel < self.drop_below {
+                    0.0
+                } else if self.weighting == Weighting::Equal {
+                    1.0
+                } else if rel <= 0.0 {
+                    0.0
+                } else {
+                    rel.powf(self.weight_power)
+                }
+            })
+            .collect()
     }
 }

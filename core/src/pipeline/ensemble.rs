@@ -24,7 +24,7 @@ use crate::cluster::{kmeans, KMeansParams};
 use crate::config::{ConfigBuilder, RunConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{normalized_mutual_info, AverageMethod};
-use crate::models::consensus::{Params, NAME};
+use crate::models::consensus::{KRule, Params, NAME};
 use crate::preprocess::{Source, Sourced};
 use crate::progress::Progress;
 use serde_json::{json, Value};
@@ -138,32 +138,26 @@ pub fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut dyn Pro
 
     progress.stage("cluster");
     let t = Instant::now();
-    let (embedding, standard) = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(embs))?;
+    let (mut embedding, mut standard) = crate::device::torch_guard("concatenating the embeddings", device, || concatenate(embs))?;
     crate::device::release_free_memory();
     let member_dims: Vec<usize> = members.iter().map(|m| m.dims).collect();
-    let dims: usize = member_dims.iter().sum();
     let n_inits: Vec<usize> = members.iter().map(|m| m.model.config.cluster.n_init).collect();
-    let (k, k_info, choice) = crate::device::torch_guard("clustering", device, || {
-        with_tensor(&embedding, dims, device, |concat| {
-            let (k, k_info) = match k {
-                Some(k) => (k, Value::Null),
-                None => {
-                    let (k, info) = estimate_k(concat, &params, &cfg, progress)?;
-                    progress.message(&format!("consensus: estimated k = {k}"));
-                    (k, info)
-                }
-            };
-            let choice = choose(concat, &member_dims, &n_inits, k, &cfg, progress)?;
-            Ok((k, k_info, choice))
-        })
+    let all_dims: usize = member_dims.iter().sum();
+    let (k, k_info) = match k {
+        Some(k) => (k, Value::Null),
+        None => {
+            let (k, info) = crate::device::torch_guard("estimating k", device, || {
+                with_tensor(&embedding, all_dims, device, |concat| estimate_k(concat, &params, &cfg, progress))
+            })?;
+            progress.message(&format!("consensus: estimated k = {k}"));
+            (k, info)
+        }
+    };
+    let (choice, stability, dims) = crate::device::torch_guard("clustering", device, || {
+        combine(&mut embedding, &mut standard, &member_dims, &n_inits, k, &params, &cfg, device, progress)
     })?;
     cfg.cluster.n_clusters = Some(k);
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
-    progress.message(&format!(
-        "consensus: member weights (NMI to the consensus, normalised) {}",
-        members.iter().zip(&choice.weights).map(|(m, w)| format!("{} {w:.2}", m.name)).collect::<Vec<_>>().join(", ")
-    ));
-
     let labels = choice.consensus;
     let scores = match &truth {
         Some(t) => {
@@ -171,21 +165,29 @@ pub fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut dyn Pro
             let tm = Instant::now();
             let s = crate::metrics::evaluate(t, &labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.silhouette_sample)?;
             timings.push(("metrics".to_string(), tm.elapsed().as_secs_f64()));
-            Some(s)
+            Some(crate::metrics::Scores { stability: stability["overall"].as_f64(), ..s })
         }
         None => None,
     };
     let clustering = json!({
-        "algorithm": "consensus", "k": k, "k_estimate": k_info, "consensus_clustering": choice.info,
+        "algorithm": "consensus", "k": k, "k_estimate": k_info, "consensus_clustering": choice.info, "stability": stability,
+        "weighting": {"rule": params.weighting, "weight_power": params.weight_power, "drop_below": params.drop_below},
         "members": members.iter().enumerate().map(|(i, m)| json!({
-            "method": m.name, "dims": m.dims, "weight": choice.weights[i], "nmi_to_consensus": choice.agreement[i],
+            "method": m.name, "dims": m.dims, "kept": choice.weights[i] > 0.0, "weight": choice.weights[i],
+            "agreement": choice.agreement[i], "nmi_to_consensus": choice.nmi[i],
             "labels": choice.labels[i], "config": m.model.config,
         })).collect::<Vec<_>>(),
     });
     let history = merged_history(&members);
     let model = crate::store::TrainedModel::consensus(
         cfg.clone(),
-        members.into_iter().zip(standard).map(|(m, (centre, scale))| crate::store::Member { model: m.model, centre, scale }).collect(),
+        members
+            .into_iter()
+            .zip(standard)
+            .zip(&choice.weights)
+            .filter(|(_, w)| **w > 0.0)
+            .map(|((m, (centre, scale)), _)| crate::store::Member { model: m.model, centre, scale })
+            .collect(),
     );
     Ok(RunResult {
         n_genes_used: model.genes().len(),
@@ -262,73 +264,197 @@ fn with_tensor<T>(x: &[f32], dims: usize, device: tch::Device, f: impl FnOnce(&T
     f(&t)
 }
 
-/// What [`choose`] found: the consensus partition and each member's own.
+/// The consensus partition into k of the members' embeddings side by side (`x`, rows of
+/// `dims` blocks, each centred and divided by `standard`'s scale): each member's own
+/// partition, its agreement with the others, its weight (`params.weights`) applied to its
+/// block in place (and to its scale, so that a saved model embeds new cells the same way;
+/// blocks of weight 0 removed), then the run's clustering of the weighted embedding and
+/// its stability. Returns the choice, the stability and the new row width.
+#[allow(clippy::too_many_arguments)]
+fn combine(
+    x: &mut Vec<f32>,
+    standard: &mut [Standard],
+    dims: &[usize],
+    n_inits: &[usize],
+    k: usize,
+    params: &Params,
+    cfg: &RunConfig,
+    device: tch::Device,
+    progress: &mut dyn Progress,
+) -> Result<(Choice, Value, usize)> {
+    let parts = with_tensor(x, dims.iter().sum(), device, |concat| member_partitions(concat, dims, n_inits, k, cfg))?;
+    let agreement = mean_agreement(&parts)?;
+    let weights = params.weights(&agreement);
+    progress.message(&format!(
+        "consensus: member agreement (mean ARI to the others) -> weight: {}",
+        cfg_members(cfg)
+            .iter()
+            .zip(&agreement)
+            .zip(&weights)
+            .map(|((m, a), w)| format!("{m} {a:.2} -> {w:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let width = reweight(x, dims, &weights);
+    for ((_, scale), w) in standard.iter_mut().zip(&weights).filter(|(_, w)| **w > 0.0) {
+        *scale /= w.sqrt() as f32;
+    }
+    let (cons, stability) = with_tensor(x, width, device, |e| {
+        progress.message("consensus: clustering the consensus embedding");
+        let cons = crate::cluster::run(e, &cfg.cluster, Some(k), cfg.seed, progress)?;
+        let stability = crate::cluster::stability(e, &cons.labels, &cfg.cluster, Some(k), cfg.seed, &cfg.cluster.stability)?;
+        Ok((cons, stability))
+    })?;
+    super::report_stability(&stability, progress);
+    let canon = as_usize(&cons.labels);
+    let nmi: Vec<f64> =
+        parts.iter().map(|l| normalized_mutual_info(&as_usize(l), &canon, AverageMethod::Arithmetic)).collect::<Result<_>>()?;
+    Ok((Choice { consensus: cons.labels, info: cons.info, labels: parts, agreement, weights, nmi }, stability, width))
+}
+
+/// The member names of a consensus config (for the log).
+fn cfg_members(cfg: &RunConfig) -> Vec<String> {
+    Params::from_json(&cfg.params).map(|p| p.members).unwrap_or_default()
+}
+
+/// How the consensus partition was found, and each member's own partition.
 struct Choice {
     consensus: Vec<i64>,
     /// How the consensus embedding was clustered (`cluster::run`'s account).
     info: Value,
     labels: Vec<Vec<i64>>,
-    /// NMI of each member's partition to the consensus, and the same normalised to sum 1.
+    /// Each member's mean ARI to the other members' partitions, its weight in the
+    /// consensus embedding (0: left out) and its NMI to the consensus partition.
     agreement: Vec<f64>,
     weights: Vec<f64>,
+    nmi: Vec<f64>,
 }
 
 fn as_usize(l: &[i64]) -> Vec<usize> {
     l.iter().map(|&v| v as usize).collect()
 }
 
-/// The consensus embedding `concat` clustered into k as the run's `cluster` section says
-/// (K-means with `n_init` starts by default), each member's block of it (`dims` columns
-/// each, in order: the member's embedding centred and scaled, which K-means partitions
-/// as it does the embedding) by K-means with its `n_inits` starts (its own run's), and
-/// each member's agreement with the consensus.
-fn choose(concat: &Tensor, dims: &[usize], n_inits: &[usize], k: usize, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<Choice> {
+/// Each member's partition into k: K-means with its own run's `n_inits` starts on its
+/// block of `concat` (`dims` columns each, in order: the member's embedding centred and
+/// scaled, which K-means partitions as it does the embedding).
+fn member_partitions(concat: &Tensor, dims: &[usize], n_inits: &[usize], k: usize, cfg: &RunConfig) -> Result<Vec<Vec<i64>>> {
     let c = &cfg.cluster;
-    progress.message("consensus: clustering the consensus embedding");
-    let cons = crate::cluster::run(concat, c, Some(k), cfg.seed, progress)?;
-    let canon = as_usize(&cons.labels);
-    let mut labels = Vec::with_capacity(dims.len());
-    let mut agreement = Vec::with_capacity(dims.len());
     let mut at = 0;
-    for (&d, &n_init) in dims.iter().zip(n_inits) {
-        let x = concat.f_narrow(1, at as i64, d as i64)?.f_contiguous()?;
-        at += d;
-        let l = kmeans(&x, &KMeansParams { k, n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
-        agreement.push(normalized_mutual_info(&as_usize(&l), &canon, AverageMethod::Arithmetic)?);
-        labels.push(l);
-    }
-    Ok(Choice { consensus: cons.labels, info: cons.info, labels, weights: normalised(&agreement), agreement })
+    dims.iter()
+        .zip(n_inits)
+        .map(|(&d, &n_init)| {
+            let x = concat.f_narrow(1, at as i64, d as i64)?.f_contiguous()?;
+            at += d;
+            Ok(kmeans(&x, &KMeansParams { k, n_init, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels)
+        })
+        .collect()
 }
 
-/// `w` divided by its sum (equal weights when the sum is not positive).
-fn normalised(w: &[f64]) -> Vec<f64> {
-    let sum: f64 = w.iter().map(|v| v.max(0.0)).sum();
-    if sum > 0.0 {
-        w.iter().map(|v| v.max(0.0) / sum).collect()
-    } else {
-        vec![1.0 / w.len() as f64; w.len()]
+/// Each partition's mean adjusted Rand index to the others (1 for a lone partition).
+fn mean_agreement(parts: &[Vec<i64>]) -> Result<Vec<f64>> {
+    let n = parts.len();
+    if n < 2 {
+        return Ok(vec![1.0; n]);
     }
+    let p: Vec<Vec<usize>> = parts.iter().map(|l| as_usize(l)).collect();
+    let mut sum = vec![0.0; n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let a = crate::metrics::adjusted_rand_index(&p[i], &p[j])?;
+            sum[i] += a;
+            sum[j] += a;
+        }
+    }
+    Ok(sum.into_iter().map(|s| s / (n - 1) as f64).collect())
 }
 
-/// With k unknown: the number of communities Leiden finds at `cluster.resolution` on the
-/// kNN graph of the consensus embedding (the run's graph options), at least `k_min` and
-/// at most `k_max`. Within +-1 of the labelled types on 4 of 8 sets
-/// (bench/results/consensus_k.json); internal indices of K-means on the same embedding
-/// (silhouette, Calinski-Harabasz, Davies-Bouldin, restart stability;
-/// bench/results/consensus_k_indices.txt) stop at 4 to 8 clusters where the labels have 8
-/// to 16 types. Returns k and how it was found.
+/// The consensus embedding `x` (rows of the members' blocks of `dims`) with each block
+/// multiplied by the root of its member's weight (its share of a squared distance), the
+/// blocks of weight 0 removed, in place; returns the new row width.
+fn reweight(x: &mut Vec<f32>, dims: &[usize], weights: &[f64]) -> usize {
+    let old: usize = dims.iter().sum();
+    let kept: usize = dims.iter().zip(weights).filter(|(_, w)| **w > 0.0).map(|(d, _)| d).sum();
+    let n = x.len() / old.max(1);
+    let factors: Vec<Option<f32>> =
+        dims.iter().zip(weights).flat_map(|(&d, &w)| std::iter::repeat_n(if w > 0.0 { Some(w.sqrt() as f32) } else { None }, d)).collect();
+    // rows shrink or keep their width, so row i is written at or before where it is read
+    for i in 0..n {
+        let mut to = i * kept;
+        for (j, f) in factors.iter().enumerate() {
+            if let Some(f) = f {
+                x[to] = x[i * old + j] * f;
+                to += 1;
+            }
+        }
+    }
+    x.truncate(n * kept);
+    kept
+}
+
+/// With k unknown, by `params.k_rule` on the consensus embedding `concat`:
+/// - `leiden`: the number of communities Leiden finds at `params.k_resolution` on its kNN
+///   graph (the run's graph options);
+/// - `silhouette`: K-means for every k from `k_min` to `k_max` on at most
+///   `params.k_scan_cells` cells drawn from the seed (3 starts each), and the k whose
+///   partition has the highest mean silhouette there.
+///
+/// The bounds `k_min`..`k_max` apply to both. Which rule and which resolution: chosen by
+/// leave-one-dataset-out over the labelled and simulated sets (bench/generalization.py,
+/// bench/results/generalization.json). Returns k and the evidence (a score per candidate).
 fn estimate_k(concat: &Tensor, params: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(usize, Value)> {
-    let graph = crate::cluster::ClusterConfig {
-        algorithm: crate::cluster::Algorithm::Leiden,
-        resolution_choice: crate::cluster::ResolutionChoice::Fixed,
-        ..cfg.cluster.clone()
-    };
-    let c = crate::cluster::run(concat, &graph, None, cfg.seed, progress)?;
-    let found = c.labels.iter().collect::<std::collections::HashSet<_>>().len();
     let n = concat.size()[0] as usize;
-    let k = found.clamp(params.k_min, params.k_max).min(n);
-    Ok((k, json!({"rule": "leiden_communities", "resolution": cfg.cluster.resolution, "communities": found, "leiden": c.info})))
+    match params.k_rule {
+        KRule::Leiden => {
+            let graph = crate::cluster::ClusterConfig {
+                algorithm: crate::cluster::Algorithm::Leiden,
+                resolution_choice: crate::cluster::ResolutionChoice::Fixed,
+                resolution: params.k_resolution,
+                ..cfg.cluster.clone()
+            };
+            let c = crate::cluster::run(concat, &graph, None, cfg.seed, progress)?;
+            let found = c.labels.iter().collect::<std::collections::HashSet<_>>().len();
+            let k = found.clamp(params.k_min, params.k_max).min(n);
+            Ok((k, json!({"rule": "leiden", "resolution": params.k_resolution, "communities": found, "leiden": c.info})))
+        }
+        KRule::Silhouette => {
+            let m = n.min(params.k_scan_cells);
+            let x = if m < n {
+                let mut rng = crate::seed::rng_for(cfg.seed, K_SCAN_STREAM);
+                let mut cells = rand::seq::index::sample(&mut rng, n, m).into_vec();
+                cells.sort_unstable();
+                concat.f_index_select(
+                    0,
+                    &Tensor::from_slice(&cells.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(concat.device()),
+                )?
+            } else {
+                concat.shallow_clone()
+            };
+            let d = x.size()[1] as usize;
+            let rows = Vec::<f32>::try_from(&x.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
+            let c = &cfg.cluster;
+            let mut scores = serde_json::Map::new();
+            let mut best: Option<(usize, f64)> = None;
+            for k in params.k_min..=params.k_max.min(m.saturating_sub(1)) {
+                let l = kmeans(&x, &KMeansParams { k, n_init: 3, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
+                let (codes, found) = crate::metrics::encode(&l);
+                if found < 2 {
+                    continue;
+                }
+                let s = crate::metrics::silhouette(&rows, d, &codes)?;
+                scores.insert(k.to_string(), json!((s * 1e4).round() / 1e4));
+                if best.is_none_or(|(_, b)| s > b) {
+                    best = Some((k, s));
+                }
+            }
+            let (k, _) = best.ok_or_else(|| Error::data(format!("too few cells ({n}) to estimate the number of clusters")))?;
+            progress.message(&format!("consensus: silhouette by k on {m} cells: best k = {k}"));
+            Ok((k, json!({"rule": "silhouette", "cells": m, "silhouette_by_k": scores})))
+        }
+    }
 }
+
+/// The stream of the cells the k scan draws.
+const K_SCAN_STREAM: u64 = 0x4B5C_0000;
 
 #[cfg(test)]
 mod tests {
@@ -342,15 +468,21 @@ mod tests {
         (centres.index_select(0, &idx) + Tensor::randn([90, d], (tch::Kind::Float, tch::Device::Cpu))) * scale + 3.0
     }
 
-    /// The consensus of the embeddings `xs` into 3 clusters (10 K-means starts per member).
+    /// The consensus of the embeddings `xs` into 3 clusters (10 K-means starts per member)
+    /// with the default weighting, and the consensus embedding's width.
     fn consensus_of(xs: &[&Tensor]) -> Choice {
+        consensus_with(xs, &Params::default()).0
+    }
+
+    fn consensus_with(xs: &[&Tensor], params: &Params) -> (Choice, Vec<f32>, usize) {
         let cfg = RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap();
         let dims: Vec<usize> = xs.iter().map(|x| x.size()[1] as usize).collect();
-        let (cat, _) = concatenate(xs.iter().map(|x| x.shallow_clone()).collect()).unwrap();
-        with_tensor(&cat, dims.iter().sum(), tch::Device::Cpu, |t| {
-            choose(t, &dims, &vec![10; xs.len()], 3, &cfg, &mut crate::progress::Silent)
-        })
-        .unwrap()
+        let (mut cat, mut standard) = concatenate(xs.iter().map(|x| x.shallow_clone()).collect()).unwrap();
+        let (choice, stability, width) =
+            combine(&mut cat, &mut standard, &dims, &vec![10; xs.len()], 3, params, &cfg, tch::Device::Cpu, &mut crate::progress::Silent)
+                .unwrap();
+        assert!(stability["overall"].as_f64().unwrap() > 0.0, "{stability}");
+        (choice, cat, width)
     }
 
     #[test]
@@ -366,7 +498,7 @@ mod tests {
             assert!((agree - 1.0).abs() < 1e-12, "a member identical to the consensus has NMI 1, got {agree}");
             assert_eq!(canon(l), canon(&one.consensus));
         }
-        assert_eq!(three.weights, vec![1.0 / 3.0; 3]);
+        assert_eq!(three.weights, vec![1.0; 3]);
         // each block has unit mean squared norm per cell
         let (cat, standard) = concatenate(vec![x.shallow_clone(), a.shallow_clone()]).unwrap();
         assert_eq!(standard.len(), 2);
@@ -387,12 +519,74 @@ mod tests {
         let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
         assert_eq!(canon(&xy.consensus), canon(&yx.consensus));
         assert_eq!(xy.agreement, vec![yx.agreement[1], yx.agreement[0]]);
+        assert_eq!(xy.nmi, vec![yx.nmi[1], yx.nmi[0]]);
         // the weights read partitions, not label names: renamed labels give the same NMI
         let renamed: Vec<usize> = as_usize(&xy.labels[0]).iter().map(|l| 7 - l).collect();
         let nmi = normalized_mutual_info(&renamed, &as_usize(&xy.consensus), AverageMethod::Arithmetic).unwrap();
-        assert!((nmi - xy.agreement[0]).abs() < 1e-12);
+        assert!((nmi - xy.nmi[0]).abs() < 1e-12);
         // and the same seed gives the same labels
         let again = consensus_of(&[&x, &y]);
         assert_eq!(again.consensus, xy.consensus);
+    }
+
+    #[test]
+    fn a_member_that_agrees_with_no_one_weighs_less_or_is_left_out() {
+        let (x, y) = (blobs(4, 1.0, 3), blobs(6, 2.0, 3));
+        tch::manual_seed(9);
+        let noise = Tensor::randn([90, 5], (tch::Kind::Float, tch::Device::Cpu));
+        use crate::models::consensus::Weighting;
+        let weighted = Params { weighting: Weighting::Agreement, drop_below: 0.0, ..Params::default() };
+        let (c, _, width) = consensus_with(&[&x, &noise, &y], &weighted);
+        // a member at or below chance agreement (ARI <= 0) is left out even without drop_below
+        assert!(width == 15 || (width == 10 && c.weights[1] == 0.0), "{width} {:?}", c.weights);
+        assert!(c.weights[1] < 0.2 && c.weights[0] > 0.9 && c.weights[2] > 0.9, "{:?} from {:?}", c.weights, c.agreement);
+        let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
+        let alone = consensus_of(&[&x]);
+        assert_eq!(canon(&c.consensus), canon(&alone.consensus));
+        // the default drops it: its block leaves the embedding, the others' stay as they were
+        let drop = Params::default();
+        assert!(drop.drop_below > 0.0);
+        let (d, cat, width) = consensus_with(&[&x, &noise, &y], &drop);
+        assert_eq!((width, d.weights[1]), (10, 0.0));
+        let (full, _) = concatenate(vec![x.shallow_clone(), noise.shallow_clone(), y.shallow_clone()]).unwrap();
+        for (row, whole) in cat.chunks(10).zip(full.chunks(15)) {
+            for (i, j) in (0..4).chain(9..15).enumerate() {
+                let w = d.weights[if j < 4 { 0 } else { 2 }];
+                assert!((row[i] - whole[j] * w.sqrt() as f32).abs() < 1e-6);
+            }
+        }
+        // equal weighting without a threshold keeps every member at weight 1
+        let eq = Params { weighting: Weighting::Equal, drop_below: 0.0, ..Params::default() };
+        assert_eq!(consensus_with(&[&x, &noise, &y], &eq).0.weights, vec![1.0; 3]);
+    }
+
+    /// `k` well-separated groups of 40 points in 8 dimensions.
+    fn groups(k: i64, seed: i64) -> Tensor {
+        tch::manual_seed(seed);
+        let centres = Tensor::randn([k, 8], (tch::Kind::Float, tch::Device::Cpu)) * 12.0;
+        let idx = Tensor::arange(40 * k, (tch::Kind::Int64, tch::Device::Cpu)).divide_scalar_mode(40, "floor");
+        centres.index_select(0, &idx) + Tensor::randn([40 * k, 8], (tch::Kind::Float, tch::Device::Cpu))
+    }
+
+    #[test]
+    fn k_is_found_on_separated_groups_by_either_rule() {
+        let cfg = RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap();
+        for k in [2, 4, 7, 11] {
+            let x = groups(k, k);
+            for rule in [KRule::Silhouette, KRule::Leiden] {
+                let p = Params { k_rule: rule, ..Params::default() };
+                let (found, info) = estimate_k(&x, &p, &cfg, &mut crate::progress::Silent).unwrap();
+                assert_eq!(found as i64, k, "{rule:?}: {info}");
+                if rule == KRule::Silhouette {
+                    // a score for every candidate k
+                    assert_eq!(info["silhouette_by_k"].as_object().unwrap().len(), p.k_max - p.k_min + 1);
+                }
+            }
+        }
+        // fewer cells than the scan's sample: every cell is used, and k stays below the cells
+        let small = groups(3, 1).narrow(0, 0, 100);
+        let p = Params { k_rule: KRule::Silhouette, k_scan_cells: 50, ..Params::default() };
+        let (found, info) = estimate_k(&small, &p, &cfg, &mut crate::progress::Silent).unwrap();
+        assert_eq!((found, info["cells"].as_u64()), (3, Some(50)), "{info}");
     }
 }

@@ -58,6 +58,23 @@ impl RunResult {
     }
 }
 
+/// The stability of a run's partition (`cluster::stability`) in the log, with the
+/// clusters that do not hold together under resampling.
+pub(crate) fn report_stability(stability: &Value, progress: &mut dyn Progress) {
+    let Some(overall) = stability["overall"].as_f64() else { return };
+    let weak: Vec<String> = stability["per_cluster"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_f64().is_some_and(|j| j < 0.6))
+        .map(|(c, v)| format!("{c} ({v})"))
+        .collect();
+    progress.message(&format!(
+        "stability of the partition under subsampling: {overall:.3} (ARI, 1 = always the same){}",
+        if weak.is_empty() { String::new() } else { format!("; clusters that dissolve (Jaccard < 0.6): {}", weak.join(", ")) }
+    ));
+}
+
 /// What must match for a checkpoint to be resumed: everything that shapes training.
 fn fingerprint(cfg: &RunConfig, prep: &crate::preprocess::Prepared) -> Value {
     let mut train = serde_json::to_value(&cfg.train).unwrap_or_default();
@@ -260,8 +277,15 @@ fn run_prepared(
 
     progress.stage("cluster");
     let t = Instant::now();
-    let km = crate::device::torch_guard("clustering", device, || crate::cluster::run(&emb, &cfg.cluster, k, cfg.seed, &mut *progress))?;
+    let mut km = crate::device::torch_guard("clustering", device, || crate::cluster::run(&emb, &cfg.cluster, k, cfg.seed, &mut *progress))?;
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let stability = crate::device::torch_guard("measuring the clustering's stability", device, || {
+        crate::cluster::stability(&emb, &km.labels, &cfg.cluster, k, cfg.seed, &cfg.cluster.stability)
+    })?;
+    report_stability(&stability, progress);
+    km.info["stability"] = stability.clone();
+    timings.push(("stability".to_string(), t.elapsed().as_secs_f64()));
     let dims = emb.size()[1] as usize;
     let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
     drop(emb);
@@ -278,7 +302,7 @@ fn run_prepared(
                 cfg.metrics.silhouette_sample,
             )?;
             timings.push(("metrics".to_string(), t.elapsed().as_secs_f64()));
-            Some(s)
+            Some(crate::metrics::Scores { stability: stability["overall"].as_f64(), ..s })
         }
         None => None,
     };

@@ -9,10 +9,14 @@ test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors
   expect_identical(obj[["consensus"]]@misc$scdeep$config$method, "consensus")
   cl <- obj[["consensus"]]@misc$scdeep$run$clustering
   expect_identical(cl$algorithm, "consensus")
-  expect_identical(cl$k_estimate$rule, "leiden_communities")
+  expect_identical(cl$k_estimate$rule, "leiden")
   expect_identical(nlevels(obj$consensus_clusters), as.integer(cl$k))
   # the keys of uns['scdeep'][method] in Python and the CLI (core's io::results::uns_entry), and the model
-  expect_setequal(names(obj[["consensus"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "model"))
+  expect_setequal(names(obj[["consensus"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "stability", "model"))
+  # how stable the partition is under subsampling, overall and per cluster
+  st <- obj[["consensus"]]@misc$scdeep$stability
+  expect_true(st$overall > 0 && st$overall <= 1)
+  expect_setequal(names(st$per_cluster), levels(obj$consensus_clusters))
 
   # the same call through the CLI: the same defaults, so the same labels
   out <- tempfile()
@@ -26,16 +30,17 @@ test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors
   red <- obj[["consensus"]]
   expect_s4_class(red, "DimReduc")
   expect_identical(Key(red), "CONSENSUS_")
-  # the members' embeddings side by side: pca 50, scmae 128, contrastive-sc 60, mask-sc-mlp 60
-  expect_equal(dim(Embeddings(red)), c(ncol(obj), 298L))
+  # the kept members' embeddings side by side (pca 50, scmae 128, contrastive-sc 60, mask-sc-mlp 60)
+  dims <- sum(cl$members$dims[cl$members$kept])
+  expect_equal(dim(Embeddings(red)), c(ncol(obj), as.integer(dims)))
   expect_identical(rownames(Embeddings(red)), colnames(obj))
   expect_true(is.finite(Misc(red, "scdeep")$history[["loss[scmae]"]][1]))
   expect_true("RunScdeep.RNA" %in% names(obj@commands))
 
-  obj <- FindNeighbors(obj, reduction = "consensus", dims = 1:298, verbose = FALSE)
+  obj <- FindNeighbors(obj, reduction = "consensus", dims = 1:dims, verbose = FALSE)
   obj <- FindClusters(obj, verbose = FALSE)
   expect_gt(nlevels(obj$seurat_clusters), 1L)
-  obj <- RunUMAP(obj, reduction = "consensus", dims = 1:298, verbose = FALSE)
+  obj <- RunUMAP(obj, reduction = "consensus", dims = 1:dims, verbose = FALSE)
   expect_equal(dim(Embeddings(obj[["umap"]])), c(ncol(obj), 2L))
   # ground truth gives the same labels the published ARI is about
   truth <- utils::read.delim(file.path(data_dir(), "10x_pbmc_top2000", "labels.tsv"), stringsAsFactors = FALSE)
