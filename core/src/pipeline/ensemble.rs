@@ -287,7 +287,8 @@ fn combine(
     let weights = params.weights(&agreement);
     progress.message(&format!(
         "consensus: member agreement (mean ARI to the others) -> weight: {}",
-        cfg_members(cfg)
+        params
+            .members
             .iter()
             .zip(&agreement)
             .zip(&weights)
@@ -310,11 +311,6 @@ fn combine(
     let nmi: Vec<f64> =
         parts.iter().map(|l| normalized_mutual_info(&as_usize(l), &canon, AverageMethod::Arithmetic)).collect::<Result<_>>()?;
     Ok((Choice { consensus: cons.labels, info: cons.info, labels: parts, agreement, weights, nmi }, stability, width))
-}
-
-/// The member names of a consensus config (for the log).
-fn cfg_members(cfg: &RunConfig) -> Vec<String> {
-    Params::from_json(&cfg.params).map(|p| p.members).unwrap_or_default()
 }
 
 /// How the consensus partition was found, and each member's own partition.
