@@ -28,7 +28,8 @@ class Model:
     method : str, optional
         ``scdeep.methods()`` lists them; by default ``scdeep.DEFAULT_METHOD``.
     n_clusters : int, optional
-        Clusters for ``labels_`` (default: graph clustering at resolution 1.0).
+        Clusters for ``labels_`` (default: the consensus estimates k; other methods
+        cluster their kNN graph by Leiden at ``cluster.resolution``).
     device, seed, threads, verbose
         As in ``scdeep.tl.cluster``.
     **options

@@ -5,8 +5,9 @@
 #' engine (no Python at run time). Results are added to the object the way Seurat and
 #' Bioconductor users expect.
 #'
-#' With neither `n.clusters` nor ground truth, the cells are clustered with Leiden on the
-#' embedding's k-nearest-neighbour graph (resolution 1.0); with `n.clusters`, K-means.
+#' With neither `n.clusters` nor ground truth, the default method (the consensus) estimates k
+#' (run$clustering$k_estimate says how); other methods cluster with Leiden on the embedding's
+#' k-nearest-neighbour graph (resolution 1.0); with `n.clusters`, K-means.
 #' Cells that the method's preprocessing removes (too few counts) get `NA` clusters and,
 #' in a Seurat object, no embedding row.
 #'
