@@ -100,6 +100,10 @@ install: build
 # get the labels `scdeep run` gets with the same seed and threads (both with the default method).
 c-test:
 	@$(MAKE) --no-print-directory install PREFIX=$(CTEST)/prefix > /dev/null
+	for std in c99 c11 c17; do \
+	    gcc -std=$$std -Wall -Wextra -Werror -c tests/c/header_alone.c -o $(CTEST)/header_alone_$$std.o \
+	        $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags scdeep) || exit 1; \
+	done
 	gcc -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L tests/c/test_api.c -o $(CTEST)/test_api \
 	    $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags --libs scdeep) -lpthread -lm
 	$(BIN) run -q -i $(PBMC) --label-key cell_type --seed 0 --threads 1 --device cpu --epochs 10 --no-h5ad --out $(CTEST)/cli
@@ -114,6 +118,8 @@ valgrind: c-test
 # The C++17 RAII wrapper, built through CMake's find_package(scdeep).
 cpp-test:
 	@$(MAKE) --no-print-directory install PREFIX=$(CTEST)/prefix > /dev/null
+	g++ -std=c++17 -Wall -Wextra -Werror -c tests/cpp/header_alone.cpp -o $(CTEST)/header_alone_cpp.o \
+	    $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags scdeep)
 	cmake -S tests/cpp -B $(CTEST)/cpp -DCMAKE_PREFIX_PATH=$(CTEST)/prefix -DCMAKE_BUILD_TYPE=Release > /dev/null
 	cmake --build $(CTEST)/cpp > /dev/null
 	$(CTEST)/cpp/test_raii $(CTEST)

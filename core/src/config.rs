@@ -59,7 +59,7 @@ const TOP_LEVEL: [&str; 3] = ["device", "seed", "threads"];
 /// The consensus of PCA, scMAE, contrastive-sc and the mask-sc MLP: no single method is
 /// best on every labelled set, and the consensus is within 0.01 of the best one on 4 of 7
 /// (scMAE alone on 2 of 7), never 0.1 below it where scMAE is up to 0.43 below (blakeley),
-/// with k estimated when unknown (README, "Consensus"; bench/results/consensus_table.json).
+/// with k estimated when unknown (README, "Consensus"; bench/studies/consensus/results/consensus_table.json).
 pub const DEFAULT_METHOD: &str = crate::models::consensus::NAME;
 
 /// How every door builds a run's config, so that the same request gives the same run

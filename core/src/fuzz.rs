@@ -161,3 +161,39 @@ pub fn tenx_h5(data: &[u8]) -> Result<()> {
     let p = put(&scratch(), "data.h5", data)?;
     crate::io::read(&p, &opts(Format::TenxH5)).map(drop)
 }
+
+/// The fuzz targets that read files of format `f`: every format has at least one (a new
+/// `Format` does not compile until it is named here; docs/dev/adding.md).
+pub fn targets_of(f: Format) -> &'static [&'static str] {
+    match f {
+        Format::Auto => &[],
+        Format::Mtx => &["mtx", "tenx_tsv"],
+        Format::TenxH5 => &["tenx_h5"],
+        Format::H5ad => &["h5ad"],
+        Format::Csv | Format::Tsv => &["csv"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checklist for a new reader (docs/dev/adding.md): a fuzz target, and seeds for
+    /// it in tests/fuzz/corpus/<target>/ that `make test` replays.
+    #[test]
+    fn every_format_has_a_fuzz_target_with_a_seed_corpus() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz/corpus");
+        for f in [Format::Mtx, Format::TenxH5, Format::H5ad, Format::Csv, Format::Tsv] {
+            assert!(!targets_of(f).is_empty(), "{f:?} has no fuzz target");
+            for t in targets_of(f) {
+                assert!(TARGETS.contains(t), "{t} is not in fuzz::TARGETS");
+                let seeds = std::fs::read_dir(corpus.join(t)).map(|d| d.count()).unwrap_or(0);
+                assert!(seeds > 0, "no seeds in tests/fuzz/corpus/{t}/");
+            }
+        }
+        // and every target has its corpus folder
+        for t in TARGETS {
+            assert!(corpus.join(t).is_dir(), "tests/fuzz/corpus/{t}/ is missing");
+        }
+    }
+}

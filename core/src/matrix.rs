@@ -425,6 +425,65 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A dataset from the parts of a CSR matrix as a door receives them (cells in rows:
+    /// `indptr` has `n_cells + 1` offsets, `indices` 0-based gene columns, `data` the
+    /// values), with the cells' and genes' names and the labels when given. Checked once,
+    /// here, for every door: an error names the part (`indptr`, `indices`, `data`, `cells`,
+    /// `genes`, `labels`) and its value, then [`Dataset::validate`] checks the names and
+    /// values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_csr_parts<P: Copy + Into<i64>, J: Copy + Into<i64>>(
+        n_cells: usize,
+        n_genes: usize,
+        indptr: &[P],
+        indices: &[J],
+        data: Vec<f32>,
+        cells: Vec<String>,
+        genes: Vec<String>,
+        labels: Option<Vec<String>>,
+        source: &str,
+    ) -> Result<Dataset> {
+        let nnz = data.len();
+        if indptr.len() != n_cells + 1 {
+            return Err(Error::config("indptr", format!("{} entries", indptr.len()), format!("expected n_cells + 1 = {}", n_cells + 1)));
+        }
+        let ip: Vec<i64> = indptr.iter().map(|&v| v.into()).collect();
+        if ip[0] != 0 || ip[n_cells] != nnz as i64 || ip.windows(2).any(|w| w[1] < w[0]) {
+            return Err(Error::config(
+                "indptr",
+                format!("[{}, …, {}]", ip[0], ip[n_cells]),
+                format!("must start at 0, never decrease and end at nnz = {nnz}"),
+            ));
+        }
+        if indices.len() != nnz {
+            return Err(Error::config("data", format!("{nnz} values"), format!("{} column indices", indices.len())));
+        }
+        let mut cols = Vec::with_capacity(nnz);
+        for (k, &j) in indices.iter().enumerate() {
+            let j: i64 = j.into();
+            if j < 0 || j >= n_genes as i64 {
+                return Err(Error::config("indices", j, format!("entry {k} is outside [0, n_genes = {n_genes})")));
+            }
+            cols.push(j as u32);
+        }
+        for (field, names, n) in [("cells", &cells, n_cells), ("genes", &genes, n_genes)] {
+            if names.len() != n {
+                return Err(Error::config(
+                    field,
+                    format!("{} names", names.len()),
+                    format!("the matrix is {n_cells} cells x {n_genes} genes"),
+                ));
+            }
+        }
+        if let Some(l) = labels.as_ref().filter(|l| l.len() != n_cells) {
+            return Err(Error::config("labels", format!("{} labels", l.len()), format!("for {n_cells} cells")));
+        }
+        let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.into_iter().map(|v| v as usize).collect(), indices: cols, data };
+        let ds = Dataset { x, cells, genes, labels, source: source.to_string() };
+        ds.validate()?;
+        Ok(ds)
+    }
+
     pub fn n_cells(&self) -> usize {
         self.x.n_rows
     }

@@ -157,13 +157,7 @@ pub fn uns_entry(res: &RunResult) -> Value {
     e
 }
 
-/// The input of a run as its outputs need it (the run may have consumed the matrix).
-#[derive(Debug, Clone)]
-pub struct InputShape {
-    pub n_cells: usize,
-    /// Gene names as the run saw them (made unique).
-    pub genes: Vec<String>,
-}
+pub use crate::pipeline::InputShape;
 
 /// How `scdeep run` writes its folder.
 #[derive(Debug, Clone)]
@@ -279,6 +273,69 @@ pub fn write_embedding_files(dir: &Path, method: &str, cells: &[String], emb: &[
 pub fn write_labels(dir: &Path, method: &str, cells: &[String], labels: &[i64]) -> Result<()> {
     let lab: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
     write::write_labels_tsv(&dir.join(LABELS_TSV), cells, &format!("{method}_clusters"), &lab)
+}
+
+/// Simulated counts (`simulate::simulate(params)`) written to `out`, chosen by its name:
+/// an .h5ad (obs `group` and `batch`, the true counts as a layer); a dense .csv or .tsv
+/// with `<stem>.labels.tsv` (and `<stem>.true_counts.<ext>`) beside it; anything else a
+/// 10x folder with labels.tsv, batches.tsv and true_counts/, staged so that it appears
+/// whole or not at all (an existing folder scdeep did not write needs `overwrite`).
+/// Nothing is simulated when `out` would replace one of `inputs`.
+pub fn simulate_to(
+    out: &Path,
+    params: &crate::simulate::SimParams,
+    overwrite: bool,
+    inputs: &[(&str, &Path)],
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<()> {
+    use crate::io::output::{refuse_overlap, Output, StagedDir};
+    let name = out.to_string_lossy().to_lowercase();
+    let is_file = [".h5ad", ".csv", ".tsv"].iter().any(|e| name.ends_with(e));
+    refuse_overlap(&[if is_file { Output::File("--out", out) } else { Output::Dir("--out", out) }], inputs)?;
+    let stage = if is_file { None } else { Some(StagedDir::new(out, overwrite, &|_| false)?) };
+    let sim = crate::simulate::simulate(params)?;
+    let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    if name.ends_with(".h5ad") {
+        let layers: Vec<(&str, &Csr)> = sim.true_counts.iter().map(|t| ("true_counts", t)).collect();
+        crate::io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &layers)?;
+    } else if is_file {
+        let (sep, ext) = if name.ends_with(".csv") { (',', "csv") } else { ('\t', "tsv") };
+        let tpath = out.with_file_name(format!("{stem}.true_counts.{ext}"));
+        for (m, path) in std::iter::once((&sim.counts, out.to_path_buf())).chain(sim.true_counts.as_ref().map(|t| (t, tpath))) {
+            let dense = m.to_dense();
+            AtomicFile::write_with(&path, |w| {
+                write!(w, "cell")?;
+                for g in &sim.genes {
+                    write!(w, "{sep}{g}")?;
+                }
+                writeln!(w)?;
+                for (i, c) in sim.cells.iter().enumerate() {
+                    write!(w, "{c}")?;
+                    for v in &dense[i * m.n_cols..(i + 1) * m.n_cols] {
+                        write!(w, "{sep}{v}")?;
+                    }
+                    writeln!(w)?;
+                }
+                Ok(())
+            })?;
+        }
+        write::write_labels_tsv(&out.with_file_name(format!("{stem}.labels.tsv")), &sim.cells, "cell_type", &sim.groups)?;
+    } else if let Some(stage) = stage {
+        let dir = stage.path();
+        write::write_10x_mtx(dir, &sim.counts, &sim.cells, &sim.genes)?;
+        if let Some(t) = &sim.true_counts {
+            let tdir = dir.join("true_counts");
+            std::fs::create_dir_all(&tdir).map_err(|e| Error::io(&tdir, e))?;
+            write::write_10x_mtx(&tdir, t, &sim.cells, &sim.genes)?;
+        }
+        write::write_labels_tsv(&dir.join("labels.tsv"), &sim.cells, "cell_type", &sim.groups)?;
+        write::write_labels_tsv(&dir.join("batches.tsv"), &sim.cells, "batch", &sim.batches)?;
+        if !progress.should_continue() {
+            return Err(Error::Cancelled);
+        }
+        stage.commit()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -43,6 +43,6 @@ fn run_json_reproduces_a_deep_run_with_k_from_the_truth() {
 #[test]
 fn a_number_of_genes_the_user_asks_for_above_the_data_is_still_an_error() {
     let b = ConfigBuilder::new().method("pca").set("preprocess.n_top_genes", json!(2000)).unwrap();
-    let e = run(&data(true), &b.build(true).unwrap(), &mut Silent).unwrap_err().to_string();
+    let e = run(data(true), &b.build(true).unwrap(), &mut Silent).unwrap_err().to_string();
     assert!(e.contains("preprocess.n_top_genes") && e.contains("300 genes"), "{e}");
 }

@@ -220,14 +220,17 @@ fn members_reading_a_large_h5ad_each_in_turn_give_the_run_on_the_whole_input() {
             self.0.push(m.to_string());
         }
     }
-    let mut reads = MemberReads::open(&path, &opts).unwrap().expect("a csr_matrix of more than 1 value is read per member");
+    assert!(MemberReads::open(&path, &opts).unwrap().is_some(), "a csr_matrix of more than 1 value is read per member");
     let mut log = Log::default();
-    let got = pipeline::run_members(&mut reads, &c, &mut log).unwrap();
+    let got = pipeline::run_path(&path, &opts, &c, true, &mut log).unwrap();
+    assert!(got.input.is_none(), "a consensus reading per member never holds the input whole");
+    let got_shape = (got.shape.n_cells, got.shape.genes.clone());
+    let got = got.result;
     assert_eq!(got.labels, expected.labels);
     assert_eq!(got.embedding, expected.embedding, "the same embedding, bit for bit");
     assert_eq!(got.cells, expected.cells);
     assert_eq!(got.clustering["members"], expected.clustering["members"]);
-    assert_eq!(reads.shape, Some((400, ds.genes.clone())));
+    assert_eq!(got_shape, (400, ds.genes.clone()));
     let blocks = log.0.iter().filter(|m| m.contains("in blocks of rows: kept 400 cells x 300 selected genes")).count();
     assert_eq!(blocks, 1, "only contrastive-sc reads in blocks: {:?}", log.0);
 
@@ -235,8 +238,13 @@ fn members_reading_a_large_h5ad_each_in_turn_give_the_run_on_the_whole_input() {
     for min in [None, Some(u64::MAX)] {
         assert!(MemberReads::open(&path, &ReadOptions { stream_min_nnz: min, ..opts.clone() }).unwrap().is_none());
     }
-    // a single method reads its input once
-    let e = pipeline::run_members(&mut reads, &RunConfig::for_method("pca").unwrap(), &mut Silent).unwrap_err();
-    assert!(e.to_string().contains("pca"), "{e}");
+    // a single method reads its input once: whole (and kept when asked), the same run
+    let pca = RunConfig::for_method("pca").unwrap();
+    let mut log = Log::default();
+    let one = pipeline::run_path(&path, &opts, &pca, true, &mut log).unwrap();
+    assert_eq!(one.result.labels, pipeline::run(&whole, &pca, &mut Silent).unwrap().labels);
+    assert_eq!(one.input.as_ref().map(|d| d.n_cells()), Some(400), "kept for writing with the results");
+    assert!(log.0.iter().any(|m| m.starts_with("read 400 cells x 600 genes")), "{:?}", log.0);
+    assert!(pipeline::run_path(&path, &opts, &pca, false, &mut Silent).unwrap().input.is_none());
     std::fs::remove_file(&path).unwrap();
 }

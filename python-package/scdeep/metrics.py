@@ -25,12 +25,12 @@ def evaluate(truth, pred, embedding=None, average_method="arithmetic"):
         ari, nmi, ami, homogeneity, completeness, v_measure, purity, acc, silhouette, ...
     """
     truth = [str(t) for t in truth]
-    _, codes = np.unique(np.asarray(pred).astype(str), return_inverse=True)
+    pred = np.asarray(pred).astype(str).tolist()
     emb, dims = None, 0
     if embedding is not None:
         e = np.ascontiguousarray(embedding, dtype=np.float32)
         emb, dims = e.ravel(), e.shape[1]
-    return json.loads(call(_scdeep.evaluate, truth, codes.astype(np.int64).tolist(), emb, dims, average_method))
+    return json.loads(call(_scdeep.evaluate, truth, pred, emb, dims, average_method))
 
 
 def ari(truth, pred):

@@ -39,7 +39,6 @@ ScdeepEvaluate <- function(labels, truth, embedding = NULL, average = "arithmeti
     .arg_error("truth", length(truth), " labels for ", length(labels), " predictions")
   }
   if (anyNA(labels) || anyNA(truth)) .arg_error(if (anyNA(labels)) "labels" else "truth", "contains NA")
-  pred <- as.integer(factor(labels)) - 1L
   dims <- 0L
   if (!is.null(embedding)) {
     embedding <- as.matrix(embedding)
@@ -47,7 +46,7 @@ ScdeepEvaluate <- function(labels, truth, embedding = NULL, average = "arithmeti
     dims <- ncol(embedding)
     embedding <- as.numeric(t(embedding))
   }
-  .from_json(.core(scdeep_evaluate, as.character(truth), pred, embedding, dims, average))
+  .from_json(.core(scdeep_evaluate, as.character(truth), as.character(labels), embedding, dims, average))
 }
 
 #' Simulate labelled counts

@@ -286,22 +286,12 @@ pub unsafe extern "C" fn scdeep_dataset_from_csr(
             return Err(null(if indices.is_null() { "indices" } else { "data" }));
         }
         let ip = std::slice::from_raw_parts(indptr, n_cells + 1);
-        if ip[0] != 0 || ip[n_cells] as usize != nnz || ip.windows(2).any(|w| w[1] < w[0]) {
-            return Err(arg("indptr", format!("must start at 0, never decrease and end at nnz = {nnz} (ends at {})", ip[n_cells])));
-        }
         let idx: &[i32] = if nnz > 0 { std::slice::from_raw_parts(indices, nnz) } else { &[] };
-        if let Some((k, &j)) = idx.iter().enumerate().find(|(_, &j)| j < 0 || j as usize >= n_genes) {
-            return Err(arg("indices", format!("entry {k} is {j}, outside [0, n_genes = {n_genes})")));
-        }
         let val = if nnz > 0 { std::slice::from_raw_parts(data, nnz).to_vec() } else { Vec::new() };
-        let x = Csr {
-            n_rows: n_cells,
-            n_cols: n_genes,
-            indptr: ip.iter().map(|&v| v as usize).collect(),
-            indices: idx.iter().map(|&j| j as u32).collect(),
-            data: val,
-        };
-        finish_dataset(x, cell_names, gene_names, labels, "csr arrays", out)
+        let (cells, genes, labels) = names_of(cell_names, gene_names, labels, n_cells, n_genes)?;
+        let ds = Dataset::from_csr_parts(n_cells, n_genes, ip, idx, val, cells, genes, labels, "csr arrays")?;
+        *out = boxed(ScdeepDataset { ds }, Kind::Dataset);
+        Ok(())
     })
 }
 
@@ -323,25 +313,30 @@ pub unsafe extern "C" fn scdeep_dataset_from_dense(
         }
         let len = n_cells.checked_mul(n_genes).ok_or_else(|| arg("n_cells", "n_cells x n_genes overflows"))?;
         let v = std::slice::from_raw_parts(values, len);
-        finish_dataset(Csr::from_dense(n_cells, n_genes, v), cell_names, gene_names, labels, "dense buffer", out)
+        let (cells, genes, labels) = names_of(cell_names, gene_names, labels, n_cells, n_genes)?;
+        let ds = Dataset { x: Csr::from_dense(n_cells, n_genes, v), cells, genes, labels, source: "dense buffer".into() };
+        ds.validate()?;
+        *out = boxed(ScdeepDataset { ds }, Kind::Dataset);
+        Ok(())
     })
 }
 
-unsafe fn finish_dataset(
-    x: Csr,
+/// Cell names, gene names and labels.
+type Names = (Vec<String>, Vec<String>, Option<Vec<String>>);
+
+/// The cells' and genes' names (generated where NULL) and the labels (when given) of an
+/// `n_cells` x `n_genes` matrix.
+unsafe fn names_of(
     cell_names: *const *const c_char,
     gene_names: *const *const c_char,
     labels: *const *const c_char,
-    source: &str,
-    out: *mut *mut ScdeepDataset,
-) -> Result<(), Fail> {
-    let cells = names(cell_names, x.n_rows, "cell_names", |i| format!("cell_{i}"))?;
-    let genes = names(gene_names, x.n_cols, "gene_names", |j| format!("gene_{j}"))?;
-    let labels = if labels.is_null() { None } else { Some(names(labels, x.n_rows, "labels", |_| String::new())?) };
-    let ds = Dataset { x, cells, genes, labels, source: source.into() };
-    ds.validate()?;
-    *out = boxed(ScdeepDataset { ds }, Kind::Dataset);
-    Ok(())
+    n_cells: usize,
+    n_genes: usize,
+) -> Result<Names, Fail> {
+    let cells = names(cell_names, n_cells, "cell_names", |i| format!("cell_{i}"))?;
+    let genes = names(gene_names, n_genes, "gene_names", |j| format!("gene_{j}"))?;
+    let labels = if labels.is_null() { None } else { Some(names(labels, n_cells, "labels", |_| String::new())?) };
+    Ok((cells, genes, labels))
 }
 
 /// Read a dataset from a file or 10x folder. `options_json` may be NULL or a JSON object

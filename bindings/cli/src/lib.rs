@@ -469,7 +469,7 @@ fn csv_list<T: std::str::FromStr>(field: &str, s: &str) -> Result<Vec<T>> {
 }
 
 fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
-    use scdeep_core::simulate::{simulate, SimParams};
+    use scdeep_core::simulate::SimParams;
     // The file's parameters, then the flags; SimParams::from_json fills in the defaults.
     let mut v = match &a.params {
         Some(p) => write::read_json(p)?,
@@ -510,59 +510,8 @@ fn cmd_simulate(a: SimArgs, quiet: bool) -> Result<()> {
     }
     let p = SimParams::from_json(&v)?;
     let out = &a.out;
-    let name = out.to_string_lossy().to_lowercase();
-    let is_file = [".h5ad", ".csv", ".tsv"].iter().any(|e| name.ends_with(e));
     let params: Vec<(&str, &Path)> = a.params.iter().map(|p| ("--params", p.as_path())).collect();
-    refuse_overlap(&[if is_file { Output::File("--out", out) } else { Output::Dir("--out", out) }], &params)?;
-    let stage = if is_file { None } else { Some(StagedDir::new(out, a.overwrite, &|_| false)?) };
-    let sim = simulate(&p)?;
-    if name.ends_with(".h5ad") {
-        let layers: Vec<(&str, &scdeep_core::matrix::Csr)> = sim.true_counts.iter().map(|t| ("true_counts", t)).collect();
-        io::write_h5ad_new(out, &sim.counts, &sim.cells, &sim.genes, &[("group", &sim.groups), ("batch", &sim.batches)], &layers)?;
-    } else if name.ends_with(".csv") || name.ends_with(".tsv") {
-        let sep = if name.ends_with(".csv") { ',' } else { '\t' };
-        let tpath = out.with_file_name(format!(
-            "{}.true_counts.{}",
-            out.file_stem().unwrap().to_string_lossy(),
-            if sep == ',' { "csv" } else { "tsv" }
-        ));
-        for (m, path) in std::iter::once((&sim.counts, out.clone())).chain(sim.true_counts.as_ref().map(|t| (t, tpath))) {
-            let dense = m.to_dense();
-            write::AtomicFile::write_with(&path, |w| {
-                write!(w, "cell")?;
-                for g in &sim.genes {
-                    write!(w, "{sep}{g}")?;
-                }
-                writeln!(w)?;
-                for (i, c) in sim.cells.iter().enumerate() {
-                    write!(w, "{c}")?;
-                    for v in &dense[i * m.n_cols..(i + 1) * m.n_cols] {
-                        write!(w, "{sep}{v}")?;
-                    }
-                    writeln!(w)?;
-                }
-                Ok(())
-            })?;
-        }
-        write::write_labels_tsv(
-            &out.with_file_name(format!("{}.labels.tsv", out.file_stem().unwrap().to_string_lossy())),
-            &sim.cells,
-            "cell_type",
-            &sim.groups,
-        )?;
-    } else if let Some(stage) = stage {
-        let dir = stage.path();
-        write::write_10x_mtx(dir, &sim.counts, &sim.cells, &sim.genes)?;
-        if let Some(t) = &sim.true_counts {
-            let tdir = dir.join("true_counts");
-            std::fs::create_dir_all(&tdir).map_err(|e| Error::io(&tdir, e))?;
-            write::write_10x_mtx(&tdir, t, &sim.cells, &sim.genes)?;
-        }
-        write::write_labels_tsv(&dir.join("labels.tsv"), &sim.cells, "cell_type", &sim.groups)?;
-        write::write_labels_tsv(&dir.join("batches.tsv"), &sim.cells, "batch", &sim.batches)?;
-        signals::check()?;
-        stage.commit()?;
-    }
+    results::simulate_to(out, &p, a.overwrite, &params, &mut progress::CliProgress::new(true))?;
     if !quiet {
         eprintln!("scdeep: simulated {} cells x {} genes ({} groups) -> {}", p.n_cells, p.n_genes, p.group_prob.len(), out.display());
     }
@@ -636,48 +585,13 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
-    let keep_counts = scdeep_core::pipeline::needs_counts(&cfg)?;
-    let mut read_opts = a.input.read_options()?;
-    // A consensus reads a large .h5ad again for each member (in blocks of rows where the
-    // member's selection allows), anything else once, whole, and shares it
-    let members = match scdeep_core::pipeline::can_stream(&cfg) {
-        true => None,
-        false => {
-            let m = io::MemberReads::open(&a.input.input, &read_opts)?;
-            read_opts.stream_min_nnz = None;
-            m
-        }
-    };
-    let input = match members {
-        Some(m) => RunInput::Members(m),
-        None => RunInput::Read(io::read_for_run(&a.input.input, &read_opts, &cfg.preprocess, keep_counts)?),
-    };
+    let read_opts = a.input.read_options()?;
     signals::check()?;
-    let (res, kept, shape) = match input {
-        RunInput::Members(mut members) => {
-            let res = scdeep_core::pipeline::run_members(&mut members, &cfg, &mut prog)?;
-            let (n_cells, genes) = members.shape.take().unwrap_or_default();
-            (res, None, results::InputShape { n_cells, genes })
-        }
-        RunInput::Read(io::Input::Prepared(s)) => {
-            let shape = results::InputShape { n_cells: s.n_cells, genes: s.genes.clone() };
-            (scdeep_core::pipeline::run_streamed(*s, &cfg, &mut prog)?, None, shape)
-        }
-        RunInput::Read(io::Input::Whole(mut ds)) => {
-            prog.line(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), a.input.input.display()));
-            if let Some(w) = ds.make_genes_unique() {
-                prog.line(&w);
-            }
-            // The run consumes the input (normalised in place) unless the output .h5ad is
-            // a new file that needs its counts.
-            let shape = results::InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
-            if a.no_h5ad || is_h5ad_input(&a) {
-                (scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog)?, None, shape)
-            } else {
-                (scdeep_core::pipeline::run(&ds, &cfg, &mut prog)?, Some(ds), shape)
-            }
-        }
-    };
+    // The run consumes its input (normalised in place) unless the output .h5ad is a new
+    // file that needs its counts.
+    let keep_input = !a.no_h5ad && !is_h5ad_input(&a);
+    let run = scdeep_core::pipeline::run_path(&a.input.input, &read_opts, &cfg, keep_input, &mut prog)?;
+    let (res, kept, shape) = (run.result, run.input, run.shape);
     prog.finish();
     let folder = results::RunFolder {
         input: &a.input.input,
@@ -723,13 +637,6 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// What a run reads: the input (whole, or preprocessed in blocks), or one read per
-/// consensus member.
-enum RunInput {
-    Read(io::Input),
-    Members(io::MemberReads),
-}
-
 fn is_h5ad_input(a: &RunArgs) -> bool {
     io::detect_format(&a.input.input).ok() == Some(Format::H5ad) || a.input.format == "h5ad"
 }
@@ -773,11 +680,7 @@ fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
         Some(k) => {
             prog.stage_msg("cluster");
             let x = tch::Tensor::from_slice(&e.embedding).view([cells.len() as i64, e.dims as i64]).to_device(dev);
-            let c = &model.config.cluster;
-            let km = scdeep_core::cluster::kmeans(
-                &x,
-                &scdeep_core::cluster::KMeansParams { k, n_init: c.n_init, max_iter: c.max_iter, tol: c.tol, seed: model.config.seed },
-            )?;
+            let km = scdeep_core::cluster::kmeans(&x, &model.config.cluster.kmeans_params(k, model.config.seed))?;
             Some(km.labels)
         }
         None => None,
@@ -795,32 +698,12 @@ fn cmd_embed(a: EmbedArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn read_embedding(p: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
-    if p.extension().is_some_and(|e| e == "npy") {
-        let (v, shape) = write::read_npy_f32(p)?;
-        if shape.len() != 2 {
-            return Err(Error::format(p, format!("expected a 2-d array, got shape {shape:?}")));
-        }
-        let cells = (0..shape[0]).map(|i| i.to_string()).collect();
-        Ok((cells, v, shape[1]))
-    } else {
-        let sep = if p.extension().is_some_and(|e| e == "csv") { b',' } else { b'\t' };
-        let (rows, cols, v) = io::read_table_numeric(p, sep)?;
-        Ok((rows, v, cols.len()))
-    }
-}
-
 fn cmd_cluster(a: ClusterArgs, quiet: bool) -> Result<()> {
     refuse_overlap(&[Output::File("--out", &a.out)], &[("--embedding", &a.embedding)])?;
-    let (cells, v, d) = read_embedding(&a.embedding)?;
+    let (cells, v, d) = io::read_embedding(&a.embedding)?;
     let dev = a.dev.setup(quiet)?;
     let x = tch::Tensor::from_slice(&v).view([cells.len() as i64, d as i64]).to_device(dev);
-    let mut c = serde_json::to_value(scdeep_core::cluster::ClusterConfig { n_init: a.n_init, ..Default::default() }).unwrap();
-    for (k, v) in a.clus.overlay() {
-        c[k.strip_prefix("cluster.").unwrap()] = v;
-    }
-    let c: scdeep_core::cluster::ClusterConfig =
-        serde_json::from_value(c).map_err(|e| Error::config("--cluster", a.clus.algorithm.as_deref().unwrap_or(""), e.to_string()))?;
+    let c = scdeep_core::cluster::ClusterConfig { n_init: a.n_init, ..Default::default() }.with_options(&a.clus.overlay())?;
     let mut prog = progress::CliProgress::new(true);
     let km = scdeep_core::cluster::run(&x, &c, a.n_clusters, a.seed, &mut prog).map_err(|e| match e {
         Error::Config { field, value, msg } if field == "cluster.n_clusters" => {
@@ -847,9 +730,7 @@ fn cmd_evaluate(a: EvalArgs) -> Result<()> {
         t.push(tl.clone());
         p.push(l.clone());
     }
-    let (pc, _) = scdeep_core::metrics::encode(&p);
-    let pred_codes: Vec<i64> = pc.iter().map(|&c| c as i64).collect();
-    let s = scdeep_core::metrics::evaluate_named(&t, &pred_codes, None, "--nmi-average", &a.nmi_average)?;
+    let s = scdeep_core::metrics::evaluate_named(&t, &p, None, "--nmi-average", &a.nmi_average)?;
     let v = serde_json::to_value(&s).unwrap();
     match &a.out {
         Some(o) => write::write_json(o, &v),

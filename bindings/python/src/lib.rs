@@ -31,37 +31,21 @@ fn option_err(field: &str, msg: impl std::fmt::Display) -> PyErr {
 /// A count matrix from Python: (n_cells, n_genes, indptr, indices, data), CSR, cells in rows.
 type CsrIn<'py> = (usize, usize, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, f32>);
 
-/// Build a dataset from CSR components.
+/// Build a dataset from CSR components (checked by the core).
 fn dataset(x: CsrIn, cells: Vec<String>, genes: Vec<String>, labels: Option<Vec<String>>) -> PyResult<Dataset> {
     let (n_cells, n_genes, indptr, indices, data) = x;
-    let ip = indptr.as_slice()?;
-    let idx = indices.as_slice()?;
-    let val = data.as_slice()?;
-    if ip.len() != n_cells + 1 {
-        return Err(option_err("indptr", format!("has {} entries for {n_cells} cells (expected {})", ip.len(), n_cells + 1)));
-    }
-    if idx.len() != val.len() || ip[n_cells] as usize != val.len() || ip[0] != 0 || ip.windows(2).any(|w| w[1] < w[0]) {
-        return Err(option_err("X", "inconsistent CSR arrays (indptr/indices/data)"));
-    }
-    if let Some(&j) = idx.iter().find(|&&j| j < 0 || j as usize >= n_genes) {
-        return Err(option_err("X", format!("column index {j} outside [0, {n_genes})")));
-    }
-    if cells.len() != n_cells || genes.len() != n_genes {
-        return Err(option_err("names", format!("{} cell and {} gene names for a {n_cells} x {n_genes} matrix", cells.len(), genes.len())));
-    }
-    if labels.as_ref().is_some_and(|l| l.len() != n_cells) {
-        return Err(option_err("label_key", format!("{} labels for {n_cells} cells", labels.as_ref().unwrap().len())));
-    }
-    let x = Csr {
-        n_rows: n_cells,
-        n_cols: n_genes,
-        indptr: ip.iter().map(|&v| v as usize).collect(),
-        indices: idx.iter().map(|&j| j as u32).collect(),
-        data: val.to_vec(),
-    };
-    let ds = Dataset { x, cells, genes, labels, source: "AnnData".into() };
-    ds.validate().map_err(err)?;
-    Ok(ds)
+    Dataset::from_csr_parts(
+        n_cells,
+        n_genes,
+        indptr.as_slice()?,
+        indices.as_slice()?,
+        data.as_slice()?.to_vec(),
+        cells,
+        genes,
+        labels,
+        "AnnData",
+    )
+    .map_err(err)
 }
 
 struct PyProgress {
@@ -224,7 +208,7 @@ fn run<'py>(
     let cfg = ConfigBuilder::from_json_str(config_json).and_then(|b| b.build(ds.labels.is_some())).map_err(err)?;
     let (n_cells, genes) = (ds.n_cells(), ds.genes.clone());
     let mut p = PyProgress { cb: progress, interrupted: None };
-    let r = py.detach(|| scdeep_core::pipeline::run_owned(ds, &cfg, &mut p));
+    let r = py.detach(|| scdeep_core::pipeline::run(ds, &cfg, &mut p));
     let r = finish(r, &mut p)?;
     let placed = results::on_input(&r, n_cells, Some(&genes)).map_err(err)?;
     let d = PyDict::new(py);
@@ -298,7 +282,7 @@ fn config_request(method: Option<&str>, n_clusters: Option<usize>, options_json:
 #[pyo3(signature = (truth, pred, embedding=None, dims=0, nmi_average="arithmetic"))]
 fn evaluate(
     truth: Vec<String>,
-    pred: Vec<i64>,
+    pred: Vec<String>,
     embedding: Option<PyReadonlyArray1<f32>>,
     dims: usize,
     nmi_average: &str,

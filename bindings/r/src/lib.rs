@@ -86,18 +86,7 @@ fn dataset(p: &Robj, i: &Robj, x: &Robj, cells: &Robj, genes: &Robj, labels: &Ro
     };
     let (n_cells, n_genes) = (cells.len(), genes.len());
     let labels = if labels.is_null() { None } else { Some(strings(labels, "labels")?) };
-    // Negative entries wrap to out-of-range values; Dataset::validate checks the
-    // structure (indptr length and order, indices in range) and the values.
-    let x = Csr {
-        n_rows: n_cells,
-        n_cols: n_genes,
-        indptr: ip.iter().map(|&v| v as usize).collect(),
-        indices: idx.iter().map(|&j| j as u32).collect(),
-        data: val,
-    };
-    let ds = Dataset { x, cells, genes, labels, source: source.to_string() };
-    ds.validate().map_err(core_fail)?;
-    Ok(ds)
+    Dataset::from_csr_parts(n_cells, n_genes, &ip, &idx, val, cells, genes, labels, source).map_err(core_fail)
 }
 
 /// Progress lines on R's console (stderr), at most about 20 per training run, and
@@ -194,7 +183,7 @@ fn scdeep_run(
         let place_on = if imputed_genes.is_null() { None } else { Some(strings(&imputed_genes, "imputed_genes")?) };
         let n_cells = ds.n_cells();
         let mut prog = RProgress { verbose, interrupted: false };
-        let r = scdeep_core::pipeline::run_owned(ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
+        let r = scdeep_core::pipeline::run(ds, &cfg, &mut prog).map_err(|e| cancelled_or(e, &prog))?;
         let genes = place_on.or_else(|| r.imputed.as_ref().map(|imp| imp.genes.clone()));
         let placed = results::on_input(&r, n_cells, genes.as_deref()).map_err(core_fail)?;
         let imputed: Robj = match (&placed.imputed, genes) {
@@ -308,7 +297,7 @@ fn scdeep_error_kinds_json() -> Robj {
 fn scdeep_evaluate(truth: Robj, pred: Robj, embedding: Robj, dims: i32, average: &str) -> Robj {
     guard(|| {
         let truth = strings(&truth, "truth")?;
-        let pred: Vec<i64> = ints(&pred, "labels")?.into_iter().map(i64::from).collect();
+        let pred = strings(&pred, "labels")?;
         let emb: Option<Vec<f32>> = if embedding.is_null() {
             None
         } else {

@@ -1,7 +1,7 @@
 //! Clustering of embeddings: K-means, and Leiden/Louvain on a kNN graph (UMAP or SNN
 //! weights). K-means and the kNN search run as tensor code on the embedding's device.
 
-pub mod consensus;
+pub mod coassociation;
 pub mod descent;
 pub mod graph;
 pub mod kmeans;
@@ -193,6 +193,25 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// K-means with this config's restarts, iterations and tolerance.
+    pub fn kmeans_params(&self, k: usize, seed: u64) -> KMeansParams {
+        KMeansParams { k, n_init: self.n_init, max_iter: self.max_iter, tol: self.tol, seed }
+    }
+
+    /// This config with `options` set (`cluster.<field>` or `<field>`, as a door's flags
+    /// name them); an unknown field or a value of the wrong type is an error naming the
+    /// options given.
+    pub fn with_options(&self, options: &[(&str, serde_json::Value)]) -> Result<ClusterConfig> {
+        let mut v = serde_json::to_value(self).map_err(|e| Error::data(e.to_string()))?;
+        for (k, x) in options {
+            v[k.strip_prefix("cluster.").unwrap_or(k)] = x.clone();
+        }
+        let shown: Vec<String> = options.iter().map(|(k, x)| format!("{k}={x}")).collect();
+        let c: ClusterConfig = serde_json::from_value(v).map_err(|e| Error::config("cluster", shown.join(" "), e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.stability.validate()?;
         let f = |n: &str| format!("cluster.{n}");
@@ -286,7 +305,7 @@ pub fn run(x: &Tensor, cfg: &ClusterConfig, k: Option<usize>, seed: u64, progres
             )
         })?;
         progress.message(&format!("K-means, k = {k}, {} starts", cfg.n_init));
-        let km = kmeans(x, &KMeansParams { k, n_init: cfg.n_init, max_iter: cfg.max_iter, tol: cfg.tol, seed })?;
+        let km = kmeans(x, &cfg.kmeans_params(k, seed))?;
         let found = km.labels.iter().collect::<std::collections::HashSet<_>>().len();
         if found < k {
             // Only possible when the points do not allow k clusters; say why.
@@ -404,7 +423,7 @@ fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, pro
     let (g, knn_info) = build_graph(x, cfg, cfg.n_neighbors, seed, progress)?;
     let leiden =
         CommunityParams { quality: cfg.quality, resolution: 1.0, refine: true, theta: 0.01, max_iterations: cfg.max_iterations, seed };
-    let (graph_labels, res, q, tried) = consensus::combine(&g, &parts, k, &leiden);
+    let (graph_labels, res, q, tried) = coassociation::combine(&g, &parts, k, &leiden);
     // How well each run agrees with the consensus (ARI): a label-free stability measure.
     let agreement = parts.iter().map(|p| crate::metrics::adjusted_rand_index(p, &graph_labels)).collect::<Result<Vec<f64>>>()?;
     let best = (0..runs).min_by(|&a, &b| inertias[a].total_cmp(&inertias[b])).unwrap_or(0);
@@ -413,7 +432,7 @@ fn consensus_of_kmeans(x: &Tensor, cfg: &ClusterConfig, k: usize, seed: u64, pro
         ConsensusPick::Silhouette => {
             // The graph cut wins where it separates what K-means merges; where one type
             // dominates, modularity at k splits it and K-means' compact clusters score higher.
-            let kmeans_labels = consensus::canonical(&parts[best]);
+            let kmeans_labels = coassociation::canonical(&parts[best]);
             let d = x.size()[1] as usize;
             let emb = Vec::<f32>::try_from(&x.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
             let (got, cells) =

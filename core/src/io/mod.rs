@@ -221,7 +221,7 @@ pub fn read_for_run(path: &Path, opts: &ReadOptions, pre: &crate::preprocess::Pr
     read(path, opts).map(Input::Whole)
 }
 
-/// A consensus's members reading one large .h5ad (`pipeline::run_members`): each member
+/// A consensus's members reading one large .h5ad (`pipeline::run_path`): each member
 /// reads the file again with its own preprocessing, in blocks of rows where
 /// [`read_for_run`] would (else whole, its matrix normalised in place), so that the run
 /// holds one member's matrix at a time, never the input and a member's copy together.
@@ -293,6 +293,24 @@ fn finish(mut ds: Dataset, opts: &ReadOptions) -> Result<Dataset> {
     }
     ds.validate()?;
     Ok(ds)
+}
+
+/// An embedding written by a run or by anyone: an .npy of cells x dims float32 (rows named
+/// by their number), or a .csv / .tsv table with the cells' names in its first column.
+/// Returns (cells, row-major values, dims).
+pub fn read_embedding(p: &Path) -> Result<(Vec<String>, Vec<f32>, usize)> {
+    if p.extension().is_some_and(|e| e == "npy") {
+        let (v, shape) = write::read_npy_f32(p)?;
+        if shape.len() != 2 {
+            return Err(Error::format(p, format!("expected a 2-d array, got shape {shape:?}")));
+        }
+        let cells = (0..shape[0]).map(|i| i.to_string()).collect();
+        Ok((cells, v, shape[1]))
+    } else {
+        let sep = if p.extension().is_some_and(|e| e == "csv") { b',' } else { b'\t' };
+        let (rows, cols, v) = read_table_numeric(p, sep)?;
+        Ok((rows, v, cols.len()))
+    }
 }
 
 /// Read a count matrix with names (and labels when asked) and validate it.

@@ -104,11 +104,13 @@ impl AverageMethod {
     }
 }
 
-/// The scores a door's `evaluate` call gives (CLI, Python, R): the NMI/AMI average
-/// named by `average` (the option `field`), silhouettes as a run computes them.
-pub fn evaluate_named(truth: &[String], pred: &[i64], embedding: Option<(&[f32], usize)>, field: &str, average: &str) -> Result<Scores> {
+/// The scores a door's `evaluate` call gives (CLI, Python, R) for labels as the user has
+/// them (any names, encoded here): the NMI/AMI average named by `average` (the option
+/// `field`), silhouettes as a run computes them.
+pub fn evaluate_named(truth: &[String], pred: &[String], embedding: Option<(&[f32], usize)>, field: &str, average: &str) -> Result<Scores> {
     let avg = AverageMethod::parse(field, average)?;
-    evaluate(truth, pred, embedding, avg, MetricsConfig::default().silhouette_sample)
+    let codes: Vec<i64> = encode(pred).0.into_iter().map(|c| c as i64).collect();
+    evaluate(truth, &codes, embedding, avg, MetricsConfig::default().silhouette_sample)
 }
 
 fn generalized_mean(a: f64, b: f64, m: AverageMethod) -> f64 {

@@ -57,7 +57,7 @@ impl Default for Params {
             member_options: Default::default(),
             k_min: 2,
             k_max: 30,
-            // chosen leave-one-dataset-out over 19 labelled and 9 simulated sets
+            // chosen leave-one-dataset-out over the labelled and simulated sets
             // (bench/generalization.py; bench/results/generalization.json)
             weighting: Weighting::Equal,
             weight_power: 1.0,

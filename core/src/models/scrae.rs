@@ -69,9 +69,8 @@ fn train_defaults() -> TrainConfig {
     // specs §7, the Zeisel script: batch 16, at most 200 epochs, AE Adam 1e-3; ⌊N/B⌋
     // iterations. Training stops once the held-out cells' ZINB NLL has not improved for 10
     // epochs (no labels involved): the reference code instead reports each metric's best
-    // epoch by the labels. Against the full 200 epochs: better median NMI on 5 of the 7
-    // count datasets, the same on PBMC, lower on pollen (bench/results/accuracy.json,
-    // labels scrae and scrae_200ep).
+    // epoch by the labels. Against the full 200 epochs: bench/results/accuracy.json,
+    // labels scrae and scrae_200ep.
     let early_stopping = Some(crate::train::EarlyStopping { patience: 10, min_delta: 1e-3, monitor: "test_zinb_nll".into() });
     TrainConfig { epochs: 200, batch_size: 16, drop_last: true, early_stopping, ..TrainConfig::default() }
 }

@@ -4,15 +4,13 @@
 //! which K-means clusters (k given, or estimated). Each member's own K-means partition
 //! and its agreement with the consensus (NMI, the member's weight) are reported.
 //!
-//! Why the concatenation (bench/consensus_picks.py on bench/consensus_members.py's
-//! embeddings, 7 labelled sets, 5 seeds; bench/results/consensus_picks.json): no
-//! label-free rule that picks one member's partition (mean agreement with the other
-//! members, stability across restarts, silhouettes) finds the best member on more than
-//! 4 of 7 sets, and the co-association cut loses up to 0.5 ARI where one type dominates
-//! (bench/results/consensus_members.json). K-means on the concatenation is within 0.01
-//! of the best member or above it on 5 of 7 sets there, because a distance every member
-//! contributes to averages out each member's own noise. In full runs (accuracy.json,
-//! `consensus`) it loses where one member is far better than the rest (darmanis: scMAE).
+//! Why the concatenation, and why members are weighted by their agreement: the studies
+//! in bench/ (consensus_members.py, consensus_picks.py, generalization.py; their numbers
+//! in bench/studies/consensus/results/consensus_members.json, consensus_picks.json and
+//! generalization.json). Picking one member's partition without labels misses the best
+//! member too often, and the co-association cut fails where one type dominates; a
+//! distance every member contributes to averages out each member's own noise, and
+//! leaving out members that agree with no one limits the damage of a failing member.
 //!
 //! It sits above [`crate::models::Method`]: every member runs the pipeline's own
 //! preprocess -> fit -> embed ([`super::fit_embed`]) as a run of that method
@@ -74,7 +72,7 @@ struct Member {
 
 /// A consensus run (see the module's doc) whose members read the cells from `src`, each
 /// with its own preprocessing; a member's prepared matrix is freed before the next reads.
-pub fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     let (mut cfg, device) = super::setup(cfg, progress)?;
     let params = Params::from_json(&cfg.params)?;
     let mut timings: Vec<(String, f64)> = Vec::new();
@@ -488,7 +486,7 @@ mod tests {
         // the same embedding three times, at other scales and offsets: the same partition
         let (a, b) = (&x * 10.0 - 4.0, &x * 0.1);
         let three = consensus_of(&[&x, &a, &b]);
-        let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
+        let canon = |l: &[i64]| crate::cluster::coassociation::canonical(&as_usize(l));
         assert_eq!(canon(&three.consensus), canon(&one.consensus));
         for (l, agree) in three.labels.iter().zip(&three.agreement) {
             assert!((agree - 1.0).abs() < 1e-12, "a member identical to the consensus has NMI 1, got {agree}");
@@ -512,7 +510,7 @@ mod tests {
         let (x, y) = (blobs(4, 1.0, 2), blobs(6, 2.0, 2));
         let xy = consensus_of(&[&x, &y]);
         let yx = consensus_of(&[&y, &x]);
-        let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
+        let canon = |l: &[i64]| crate::cluster::coassociation::canonical(&as_usize(l));
         assert_eq!(canon(&xy.consensus), canon(&yx.consensus));
         assert_eq!(xy.agreement, vec![yx.agreement[1], yx.agreement[0]]);
         assert_eq!(xy.nmi, vec![yx.nmi[1], yx.nmi[0]]);
@@ -536,7 +534,7 @@ mod tests {
         // a member at or below chance agreement (ARI <= 0) is left out even without drop_below
         assert!(width == 15 || (width == 10 && c.weights[1] == 0.0), "{width} {:?}", c.weights);
         assert!(c.weights[1] < 0.2 && c.weights[0] > 0.9 && c.weights[2] > 0.9, "{:?} from {:?}", c.weights, c.agreement);
-        let canon = |l: &[i64]| crate::cluster::consensus::canonical(&as_usize(l));
+        let canon = |l: &[i64]| crate::cluster::coassociation::canonical(&as_usize(l));
         let alone = consensus_of(&[&x]);
         assert_eq!(canon(&c.consensus), canon(&alone.consensus));
         // the default drops it: its block leaves the embedding, the others' stay as they were

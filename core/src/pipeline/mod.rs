@@ -4,12 +4,14 @@ pub mod ensemble;
 
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::io::ReadOptions;
 use crate::matrix::Dataset;
 use crate::metrics::Scores;
 use crate::models::Context;
 use crate::progress::Progress;
 use serde_json::{json, Value};
 use std::borrow::Cow;
+use std::path::Path;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -89,27 +91,90 @@ fn fingerprint(cfg: &RunConfig, prep: &crate::preprocess::Prepared) -> Value {
     })
 }
 
-/// Run on a dataset the caller keeps.
-pub fn run(ds: &Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    run_input(Cow::Borrowed(ds), cfg, progress)
+/// The input of a run as its outputs need it (the run may have consumed the matrix).
+#[derive(Debug, Clone)]
+pub struct InputShape {
+    pub n_cells: usize,
+    /// Gene names as the run saw them (made unique).
+    pub genes: Vec<String>,
 }
 
-/// Run on a dataset the run may consume: its matrix is normalised in place and the raw
+/// A run on a file ([`run_path`]): its result, the input's shape, and the input itself
+/// when it was asked for and read whole.
+#[derive(Debug)]
+pub struct PathRun {
+    pub result: RunResult,
+    pub shape: InputShape,
+    pub input: Option<Dataset>,
+}
+
+/// The cells a run is given in memory: a dataset the caller keeps (`&Dataset`), or one
+/// the run may consume (`Dataset`): its matrix is then normalised in place and the raw
 /// counts dropped when the method does not read them (peak memory one input matrix less).
-pub fn run_owned(ds: Dataset, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    run_input(Cow::Owned(ds), cfg, progress)
+pub struct Cells<'a>(Cow<'a, Dataset>);
+
+impl<'a> From<&'a Dataset> for Cells<'a> {
+    fn from(ds: &'a Dataset) -> Cells<'a> {
+        Cells(Cow::Borrowed(ds))
+    }
 }
 
-/// Run on an input preprocessed while it was read (`io::read_for_run`; its `keep_counts`
-/// must be `needs_counts(cfg)`).
-pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    if !can_stream(cfg) {
-        return Err(Error::config(
-            "method",
-            &cfg.method,
-            "preprocesses the input once per member: give it the dataset (pipeline::run) or one read per member (pipeline::run_members)",
-        ));
+impl From<Dataset> for Cells<'static> {
+    fn from(ds: Dataset) -> Cells<'static> {
+        Cells(Cow::Owned(ds))
     }
+}
+
+/// Run on cells in memory: `run(&ds, ..)` leaves the dataset to the caller,
+/// `run(ds, ..)` lets the run consume it ([`Cells`]).
+pub fn run<'a>(cells: impl Into<Cells<'a>>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
+    run_input(cells.into().0, cfg, progress)
+}
+
+/// Run on the file at `path`, read with `opts`. The run decides how to read it: a
+/// consensus reads a large .h5ad again for each member (in blocks of rows where the
+/// member's preprocessing allows, `io::MemberReads`), a single method preprocesses a
+/// large .h5ad while reading it (`ReadOptions::stream_min_nnz`), and anything else is read
+/// once, whole, and shared. With `keep_input` a whole read is left intact and returned in
+/// [`PathRun::input`] (to write it with the results); without it the run consumes it.
+pub fn run_path(path: &Path, opts: &ReadOptions, cfg: &RunConfig, keep_input: bool, progress: &mut dyn Progress) -> Result<PathRun> {
+    cfg.validate()?;
+    let mut opts = opts.clone();
+    let members = match cfg.method == crate::models::consensus::NAME {
+        true => crate::io::MemberReads::open(path, &opts)?,
+        false => None,
+    };
+    if let Some(mut members) = members {
+        let result = ensemble::run(&mut members, cfg, progress)?;
+        let (n_cells, genes) = members.shape.take().unwrap_or_default();
+        return Ok(PathRun { result, shape: InputShape { n_cells, genes }, input: None });
+    }
+    if cfg.method == crate::models::consensus::NAME {
+        opts.stream_min_nnz = None;
+    }
+    match crate::io::read_for_run(path, &opts, &cfg.preprocess, needs_counts(cfg)?)? {
+        crate::io::Input::Prepared(s) => {
+            let shape = InputShape { n_cells: s.n_cells, genes: s.genes.clone() };
+            Ok(PathRun { result: run_streamed(*s, cfg, progress)?, shape, input: None })
+        }
+        crate::io::Input::Whole(mut ds) => {
+            progress.message(&format!("read {} cells x {} genes from {}", ds.n_cells(), ds.n_genes(), path.display()));
+            if let Some(w) = ds.make_genes_unique() {
+                progress.message(&w);
+            }
+            let shape = InputShape { n_cells: ds.n_cells(), genes: ds.genes.clone() };
+            match keep_input {
+                true => Ok(PathRun { result: run(&ds, cfg, progress)?, shape, input: Some(ds) }),
+                false => Ok(PathRun { result: run(ds, cfg, progress)?, shape, input: None }),
+            }
+        }
+    }
+}
+
+/// Run on an input preprocessed while it was read (`io::read_for_run` with the raw
+/// counts kept when the method reads them); not a consensus, whose members preprocess
+/// the input each their own way.
+fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     let (mut cfg, device, method) = start(cfg, progress)?;
     resolve_n_top_genes(&mut cfg, input.genes.len());
     for n in &input.notes {
@@ -121,32 +186,12 @@ pub fn run_streamed(input: crate::io::StreamedInput, cfg: &RunConfig, progress: 
     run_prepared(input.prep, cfg, device, method, vec![("preprocess".to_string(), input.seconds)], progress)
 }
 
-/// A consensus run whose members each read the cells from `src` with their own
-/// preprocessing (`io::MemberReads` reads a large .h5ad again in blocks of rows for each
-/// member, so the run never holds the input whole).
-pub fn run_members<'a>(src: &mut dyn crate::preprocess::Source<'a>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
-    if cfg.method != crate::models::consensus::NAME {
-        return Err(Error::config(
-            "method",
-            &cfg.method,
-            "reads its input once (pipeline::run or run_streamed); members are a consensus's",
-        ));
-    }
-    ensemble::run(src, cfg, progress)
-}
-
 /// Whether the method `cfg` asks for reads the raw counts (what `io::read_for_run` keeps).
-pub fn needs_counts(cfg: &RunConfig) -> Result<bool> {
+fn needs_counts(cfg: &RunConfig) -> Result<bool> {
     if cfg.method == crate::models::consensus::NAME {
         return Ok(true);
     }
     Ok(crate::models::build(&cfg.method, &cfg.params)?.needs_counts())
-}
-
-/// Whether the run can take an input preprocessed while it was read
-/// ([`run_streamed`]): not a consensus, whose members preprocess the input each their own way.
-pub fn can_stream(cfg: &RunConfig) -> bool {
-    cfg.method != crate::models::consensus::NAME
 }
 
 /// The run's checked options (with the device resolved), device and method.

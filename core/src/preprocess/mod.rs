@@ -1,4 +1,4 @@
-//! Preprocessing with scanpy semantics (see ../shared/specs/methods.md §0.1–0.2).
+//! Preprocessing with scanpy semantics (docs/specs/methods.md §0.1–0.2).
 //!
 //! `PreprocessConfig` holds every option; named recipes (`dca`, `scanpy`, `sanity`)
 //! are just preset values of it. `prepare` turns a count `Dataset` into `Prepared`:

@@ -192,8 +192,8 @@ fn lognormal(loc: f64, scale: f64) -> LogNormal<f64> {
 #[allow(clippy::needless_range_loop)] // parallel arrays indexed by one loop variable
 pub fn simulate(p: &SimParams) -> Result<Simulated> {
     // Observed and true counts are kept sparse, but a cell's dense row and its share of
-    // both matrices cost about 14 bytes per cell and gene (measured: 2.7 GB per 100k
-    // cells x 2000 genes).
+    // both matrices cost about 14 bytes per cell and gene (bench/results/scale.json has
+    // the simulator's peak memory).
     p.validate()?;
     // What is certain before any cell is drawn: names, row offsets and labels per cell,
     // factors per gene; the counts are estimated from the first block below.
