@@ -5,16 +5,17 @@ method's (every method and ablation in the file with 5 seeds, the consensus excl
 the best anchor the issue names; whether it is within 0.01 of the best single method, at
 least the anchor, and narrower in seed-to-seed range than scMAE.
 
-  .venv/bin/python bench/consensus_table.py [--name consensus] [--acc bench/results/accuracy.json]
+  .venv/bin/python bench/studies/consensus/consensus_table.py [--name consensus] [--acc bench/results/accuracy.json]
 
-Prints a markdown table and writes bench/results/consensus_table.json.
+Prints a markdown table and writes bench/studies/consensus/results/consensus_table.json.
 """
 import argparse
 import json
 import os
 import statistics
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 # Issue 24, "the best anchors we know (ARI, k given)"; yan has no count data here.
 ANCHORS = {"10x_pbmc_top2000": 0.81, "mouse_bladder_top2000": 0.66, "mouse_bladder_select2100": 0.66, "baron_mouse": 0.912,
            "pollen_top1000hvg": 0.959, "darmanis_top1000hvg": 0.875, "blakeley": None}
@@ -29,7 +30,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", default="consensus")
     ap.add_argument("--acc", default=os.path.join(ROOT, "bench", "results", "accuracy.json"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_table.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "consensus_table.json"))
     a = ap.parse_args()
     acc = json.load(open(a.acc))
     runs = acc["runs"]

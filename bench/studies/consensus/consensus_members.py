@@ -10,9 +10,9 @@ only, exact average linkage on the full co-association matrix (EAC), and the mem
 K-means partition has the highest mean NMI to the other members' (a label-free pick).
 ARI against the labels, which no choice uses.
 
-  .venv/bin/python bench/consensus_members.py [--datasets a,b] [--seeds 5] [--jobs 2] [--work DIR]
+  .venv/bin/python bench/studies/consensus/consensus_members.py [--datasets a,b] [--seeds 5] [--jobs 2] [--work DIR]
 
-Writes bench/results/consensus_members.json: every (dataset, seed) and the medians over
+Writes bench/studies/consensus/results/consensus_members.json: every (dataset, seed) and the medians over
 seeds with their range.
 """
 import argparse
@@ -32,7 +32,8 @@ from sklearn.metrics import adjusted_rand_score as ari
 from sklearn.metrics import normalized_mutual_info_score as nmi
 from sklearn.neighbors import NearestNeighbors
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
 DATA = os.path.join(ROOT, "..", "shared", "data")
 METHODS = ["pca", "scmae", "mask-sc-mlp", "contrastive-sc"]
@@ -112,7 +113,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1")
     ap.add_argument("--jobs", type=int, default=2, help="scdeep runs side by side (1 thread each)")
     ap.add_argument("--work", default=os.path.join(ROOT, "target", "consensus_members"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_members.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "consensus_members.json"))
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     datasets = a.datasets.split(",")

@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Issue 24 item 3, exploration: label-free estimates of the number of clusters on the
-embeddings that bench/consensus_members.py leaves in target/consensus_members (run it
+embeddings that bench/studies/consensus/consensus_members.py leaves in target/consensus_members (run it
 first), against the true number of types and against what scdeep does today without k
 (Leiden at resolution 1 on the 15-NN graph, `scdeep cluster --cluster leiden`).
 Estimates over k = 2 .. 25: the k whose K-means partition has the highest silhouette (on
 at most 2000 cells), and the k > 2 whose 6 single-start K-means runs agree most (mean
 pairwise ARI).
 
-  .venv/bin/python bench/k_estimate.py [--methods scmae,pca] [--seed 0]
+  .venv/bin/python bench/studies/k_estimate/k_estimate.py [--methods scmae,pca] [--seed 0]
 
-Writes bench/results/k_estimate.json.
+Writes bench/studies/k_estimate/results/k_estimate.json.
 """
 import argparse
 import itertools
@@ -23,7 +23,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score as ari
 from sklearn.metrics import silhouette_score
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
 WORK = os.path.join(ROOT, "target", "consensus_members")
 DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "mouse_bladder_select2100", "baron_mouse", "pollen_top1000hvg",
@@ -42,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default="scmae,pca")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "k_estimate.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "k_estimate.json"))
     a = ap.parse_args()
     rows = []
     for m in a.methods.split(","):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Issue 24: label-free ways to combine the members' embeddings, compared on the embeddings
-bench/consensus_members.py leaves in --work (run it first). Per dataset and seed, K-means
+bench/studies/consensus/consensus_members.py leaves in --work (run it first). Per dataset and seed, K-means
 (k = number of types, n_init 10) on each member, then:
 - pick_<rule>: the member partition chosen by a label-free rule: `agree_nmi` / `agree_ari`
   (mean NMI / ARI to the other members' partitions), `stab` (mean ARI between 10
@@ -12,9 +12,9 @@ bench/consensus_members.py leaves in --work (run it first). Per dataset and seed
   weighted by the member's agree_nmi.
 ARI against the labels, which no choice reads.
 
-  .venv/bin/python bench/consensus_picks.py [--datasets a,b] [--seeds 5] [--work target/consensus_members]
+  .venv/bin/python bench/studies/consensus/consensus_picks.py [--datasets a,b] [--seeds 5] [--work target/consensus_members]
 
-Writes bench/results/consensus_picks.json (medians and ranges over seeds, and the picks).
+Writes bench/studies/consensus/results/consensus_picks.json (medians and ranges over seeds, and the picks).
 """
 import argparse
 import itertools
@@ -28,7 +28,8 @@ from sklearn.metrics import adjusted_rand_score as ari
 from sklearn.metrics import normalized_mutual_info_score as nmi
 from sklearn.metrics import silhouette_score
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 M = ["pca", "scmae", "mask-sc-mlp", "contrastive-sc"]
 DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "mouse_bladder_select2100", "baron_mouse", "pollen_top1000hvg",
             "darmanis_top1000hvg", "blakeley"]
@@ -83,7 +84,7 @@ def main():
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--work", default=os.path.join(ROOT, "target", "consensus_members"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_picks.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "consensus_picks.json"))
     a = ap.parse_args()
     summary, all_picks = {}, {}
     for d in a.datasets.split(","):

@@ -3,7 +3,7 @@
 embedding, beside scdeep's (`target/release/examples/knn_sweep EMB.npy ...`, same recall
 definition: the exact 14 nearest other cells of 2000 sampled cells).
 
-  NUMBA_NUM_THREADS=1 .venv/bin/python bench/pynndescent_recall.py target/scale/out/embedding.npy
+  NUMBA_NUM_THREADS=1 .venv/bin/python bench/studies/knn_recall/pynndescent_recall.py target/scale/out/embedding.npy
 
 Prints one JSON line: cells, seconds (numba compilation included), recall.
 """

@@ -8,7 +8,7 @@ For each dataset and seed, two runs that see no labels:
   scMAE's embedding).
 The labels (../shared/data/<name>/labels.tsv) are read only to score the result afterwards.
 
-  .venv/bin/python bench/consensus_k.py [--datasets a,b] [--seeds 5] [--jobs 2] [--out bench/results/consensus_k.json]
+  .venv/bin/python bench/studies/k_estimate/consensus_k.py [--datasets a,b] [--seeds 5] [--jobs 2] [--out bench/studies/k_estimate/results/consensus_k.json]
 
 Writes every run and, per dataset, the median estimated k / cluster count and ARI / NMI
 over the seeds with their range, and how many datasets have the median estimate within
@@ -26,7 +26,8 @@ import time
 
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "scdeep")
 DATA = os.path.join(ROOT, "..", "shared", "data")
 DATASETS = ["10x_pbmc_top2000", "mouse_bladder_top2000", "mouse_bladder_select2100", "baron_mouse", "pollen_top1000hvg",
@@ -67,7 +68,7 @@ def main():
     ap.add_argument("--methods", default="consensus,scmae")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "consensus_k.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "consensus_k.json"))
     a = ap.parse_args()
     jobs = [(m, d, s) for d in a.datasets.split(",") for m in a.methods.split(",") for s in range(a.seeds)]
     runs = []

@@ -1,17 +1,17 @@
 #!/usr/bin/env python
 """Issue 24 item 3, exploration: internal indices for k on the consensus embedding (the
-members' embeddings from bench/consensus_members.py, each centred and scaled to unit mean
+members' embeddings from bench/studies/consensus/consensus_members.py, each centred and scaled to unit mean
 squared norm, side by side). For k in 2..25: K-means (6 single starts, the lowest inertia
 kept), its silhouette (2000 sampled cells), Calinski-Harabasz, Davies-Bouldin (negated) and
 the mean ARI between the 6 starts (stability); prints the k each index picks.
 
-  .venv/bin/python bench/consensus_k_indices.py DATASETS SEEDS > bench/results/consensus_k_indices.txt
+  .venv/bin/python bench/studies/k_estimate/consensus_k_indices.py DATASETS SEEDS > bench/studies/k_estimate/results/consensus_k_indices.txt
 """
 import itertools, os, sys
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score as ari, silhouette_score, calinski_harabasz_score, davies_bouldin_score
-W = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "consensus_members"); M = ["pca", "scmae", "mask-sc-mlp", "contrastive-sc"]
+W = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "target", "consensus_members"); M = ["pca", "scmae", "mask-sc-mlp", "contrastive-sc"]
 for d in sys.argv[1].split(","):
   for s in range(int(sys.argv[2])):
     xs = {}
