@@ -19,7 +19,23 @@ VERSION := $(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 CTEST := $(CARGO_TARGET_DIR)/ctest
 PBMC := $(ROOT)/../shared/data/10x_pbmc_top2000/10x_pbmc_top2000.h5ad
 
-.PHONY: demo test test-python test-doors build setup fixtures bench clean header install c-test cpp-test python wheel valgrind r r-test r-check r-tarball dist-test fuzz fuzz-seeds fmt lint check
+.PHONY: help demo test test-python test-doors build setup fixtures bench clean header install c-test cpp-test python wheel valgrind r r-test r-check r-tarball dist-test fuzz fuzz-seeds fmt lint check
+
+# `make help`: the targets a developer uses (docs/dev/testing.md says what each suite guards).
+help:
+	@echo "make demo        install what is missing, build, cluster a dataset, print metrics"
+	@echo "make test        everything CI runs: lint, Rust suites, Python, C, C++, R, installs"
+	@echo "make check       quick round before a commit: fmt check, clippy, rustdoc, unit and doc tests"
+	@echo "make fmt         rustfmt every Rust file"
+	@echo "make build       the workspace (release) against the venv's libtorch"
+	@echo "make python      build the wheel and install it into .venv"
+	@echo "make c-test / cpp-test / r-check / dist-test   one door's suite"
+	@echo "make test-python the Python suites (package, hostile inputs, workflows)"
+	@echo "make install PREFIX=...   CLI, C library, headers, pkg-config and CMake files"
+	@echo "make fixtures    regenerate reference fixtures from scanpy / scikit-learn"
+	@echo "make fuzz        fuzz the readers (FUZZ_SECONDS per target)"
+	@echo "make bench       bench/run_benchmarks.py (see bench/README.md for the others)"
+	@echo "make header      copy the generated C header into c-include/"
 
 setup: $(STAMPS)/system $(STAMPS)/venv
 
@@ -70,9 +86,11 @@ lint: setup
 	rustfmt --check --edition 2021 $(RS_FILES)
 	cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 	cd bindings/r && cargo clippy --release --quiet -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --quiet -p scdeep-core -p scdeep-c -p scdeep-python
 
 check: lint
 	cargo test --release --workspace --lib --quiet --exclude scdeep-python
+	cargo test --release -p scdeep-core --doc --quiet
 
 # The Python wheel (abi3, no libtorch inside: it depends on torch==2.13.0 and finds its
 # libraries at run time, scdeep/__init__.py importing torch first) and the sdist, built by

@@ -114,8 +114,8 @@ void scdeep_string_free(char *s);
 
 /**
  * A dataset from CSR arrays (cells in rows): `indptr` has n_cells + 1 entries, `indices`
- * and `data` have indptr[n_cells] entries. Names may be NULL (then "cell_<i>" /
- * "gene_<j>"); `labels` (ground truth, one per cell) may be NULL. The arrays are copied.
+ * and `data` have `indptr[n_cells]` entries. Names may be NULL (then `cell_<i>` /
+ * `gene_<j>`); `labels` (ground truth, one per cell) may be NULL. The arrays are copied.
  */
 enum ScdeepStatus scdeep_dataset_from_csr(size_t n_cells,
                                           size_t n_genes,

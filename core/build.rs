@@ -1,5 +1,5 @@
 // Bake libtorch's directory into everything this crate links (tests included),
-// so nothing needs LD_LIBRARY_PATH at run time (see ../shared/TOOLCHAIN.md), and record
+// so nothing needs LD_LIBRARY_PATH at run time (see docs/dev/toolchain.md), and record
 // the version of the libtorch built against (torch's version.py beside lib/, or a
 // libtorch archive's build-version; a build with LIBTORCH_BYPASS_VERSION_CHECK may use
 // another than tch's 2.13.0).

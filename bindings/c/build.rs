@@ -1,5 +1,5 @@
 // Bake libtorch's directory into everything this crate links (tests included), so
-// nothing needs LD_LIBRARY_PATH at run time (see ../shared/TOOLCHAIN.md), and generate
+// nothing needs LD_LIBRARY_PATH at run time (see docs/dev/toolchain.md), and generate
 // the C header with cbindgen into OUT_DIR (`make header` copies it to c-include/; a test
 // fails when the checked-in copy is stale).
 fn main() {

@@ -89,7 +89,7 @@ pub fn device_name(d: tch::Device) -> String {
 
 /// Set libtorch's intra-op threads. The default is 1: libtorch's OpenMP pool
 /// spin-waits, and 2 threads on a 2-core machine with the other core busy ran
-/// 10-15x slower than 1 (../shared/TOOLCHAIN.md).
+/// 10-15x slower than 1 (docs/dev/toolchain.md).
 /// The same count sizes the pool of the core's own parallel passes (preprocessing).
 /// Set libtorch's and the parallel kernels' thread count (default 1). More threads
 /// than this machine has cores are capped at the core count: see [`threads_note`].

@@ -7,8 +7,10 @@
 pub mod cluster;
 pub mod config;
 pub mod device;
+pub mod embedding;
 pub mod error;
 pub mod fastmath;
+#[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod io;
 pub mod matrix;

@@ -431,6 +431,18 @@ impl Dataset {
     /// here, for every door: an error names the part (`indptr`, `indices`, `data`, `cells`,
     /// `genes`, `labels`) and its value, then [`Dataset::validate`] checks the names and
     /// values.
+    ///
+    /// ```
+    /// use scdeep_core::Dataset;
+    /// let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    /// // 2 cells x 3 genes: cell 0 has genes 0 and 2, cell 1 gene 1
+    /// let ds = Dataset::from_csr_parts(2, 3, &[0i64, 2, 3], &[0i32, 2, 1], vec![1.0, 4.0, 2.0], names("c", 2), names("g", 3), None, "example")?;
+    /// assert_eq!((ds.n_cells(), ds.n_genes()), (2, 3));
+    /// // an index outside the genes names the part and the value
+    /// let e = Dataset::from_csr_parts(2, 3, &[0i64, 2, 3], &[0i32, 5, 1], vec![1.0, 4.0, 2.0], names("c", 2), names("g", 3), None, "example");
+    /// assert!(e.unwrap_err().to_string().contains("`indices` = 5"));
+    /// # Ok::<(), scdeep_core::Error>(())
+    /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn from_csr_parts<P: Copy + Into<i64>, J: Copy + Into<i64>>(
         n_cells: usize,

@@ -262,8 +262,8 @@ pub unsafe extern "C" fn scdeep_string_free(s: *mut c_char) {
 // ---------------------------------------------------------------- datasets
 
 /// A dataset from CSR arrays (cells in rows): `indptr` has n_cells + 1 entries, `indices`
-/// and `data` have indptr[n_cells] entries. Names may be NULL (then "cell_<i>" /
-/// "gene_<j>"); `labels` (ground truth, one per cell) may be NULL. The arrays are copied.
+/// and `data` have `indptr[n_cells]` entries. Names may be NULL (then `cell_<i>` /
+/// `gene_<j>`); `labels` (ground truth, one per cell) may be NULL. The arrays are copied.
 #[no_mangle]
 pub unsafe extern "C" fn scdeep_dataset_from_csr(
     n_cells: usize,

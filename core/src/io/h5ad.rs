@@ -452,18 +452,18 @@ pub(crate) fn read_h5ad_for_run(
 
 /// What scdeep adds to a copy of an input .h5ad.
 pub struct H5adResults<'a> {
-    /// Method name: results go to obsm['X_<method>'], obs['<method>_clusters'], uns['scdeep'][method].
+    /// Method name: results go to `obsm['X_<method>']`, `obs['<method>_clusters']`, `uns['scdeep'][method]`.
     pub method: &'a str,
     /// cells x dims, row-major.
     pub embedding: &'a [f32],
     pub dims: usize,
     /// One per cell; negative = missing (a cell the filter removed).
     pub labels: &'a [i64],
-    /// uns['scdeep'][method] (`results::uns_entry`): objects become dicts, strings
+    /// `uns['scdeep'][method]` (`results::uns_entry`): objects become dicts, strings
     /// and numbers scalars, arrays of numbers (null = NaN) arrays, of strings string arrays.
     pub uns: &'a serde_json::Value,
-    /// An imputed matrix over all cells and genes of the file (layers['<name>'], CSR), and
-    /// which genes it imputed (var['<name>'], bool).
+    /// An imputed matrix over all cells and genes of the file (`layers['<name>']`, CSR), and
+    /// which genes it imputed (`var['<name>']`, bool).
     pub imputed: Option<(&'a str, &'a Csr, &'a [bool])>,
 }
 

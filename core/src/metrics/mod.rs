@@ -107,6 +107,15 @@ impl AverageMethod {
 /// The scores a door's `evaluate` call gives (CLI, Python, R) for labels as the user has
 /// them (any names, encoded here): the NMI/AMI average named by `average` (the option
 /// `field`), silhouettes as a run computes them.
+///
+/// ```
+/// use scdeep_core::metrics::evaluate_named;
+/// let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+/// // the same partition under other names
+/// let scores = evaluate_named(&s(&["a", "a", "b", "b"]), &s(&["x", "x", "y", "y"]), None, "average", "arithmetic")?;
+/// assert_eq!((scores.ari, scores.nmi), (1.0, 1.0));
+/// # Ok::<(), scdeep_core::Error>(())
+/// ```
 pub fn evaluate_named(truth: &[String], pred: &[String], embedding: Option<(&[f32], usize)>, field: &str, average: &str) -> Result<Scores> {
     let avg = AverageMethod::parse(field, average)?;
     let codes: Vec<i64> = encode(pred).0.into_iter().map(|c| c as i64).collect();

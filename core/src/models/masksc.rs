@@ -13,7 +13,7 @@
 //! 512, 16 heads). Each of those numbers can also be set on its own.
 //!
 //! `target = "seqfeat"`: the paper's target, features of a frozen contrastive-sc encoder
-//! (specs §4 [PROP]). Before the transformer trains, a contrastive-sc encoder (its default
+//! (specs §4 \[PROP\]). Before the transformer trains, a contrastive-sc encoder (its default
 //! architecture and training, `seqfeat_epochs` epochs) learns from every cell's matrix rows
 //! (grid genes each) as samples, and is frozen; a masked patch's target is the mean of its
 //! encoder's embeddings of the `patch` rows the patch spans, and the decoder ends in a

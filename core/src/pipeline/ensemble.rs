@@ -13,7 +13,7 @@
 //! leaving out members that agree with no one limits the damage of a failing member.
 //!
 //! It sits above [`crate::models::Method`]: every member runs the pipeline's own
-//! preprocess -> fit -> embed ([`super::fit_embed`]) as a run of that method
+//! preprocess -> fit -> embed (`super::fit_embed`) as a run of that method
 //! would; only the clustering differs. The saved model holds every member's model and
 //! the centre and scale its embedding had here, so that it embeds new cells into the
 //! same consensus embedding (`store::Body::Consensus`).
@@ -227,7 +227,7 @@ fn merged_history(members: &[Member]) -> Vec<Value> {
 
 /// The consensus embedding (row-major, on the CPU): each member's embedding centred and
 /// divided by the root of its mean squared row norm (so each member weighs the same in a
-/// distance), side by side (`store::place_block`, as a saved consensus embeds); with
+/// distance), side by side (`embedding::place_block`, as a saved consensus embeds); with
 /// each member's centre and divisor. Each member's tensor is freed once copied and its
 /// copy once placed, so at most one member's embedding is held twice (at 1M cells the
 /// default members' embeddings are 1.2 GB).
@@ -241,8 +241,8 @@ fn concatenate(embs: Vec<Tensor>) -> Result<(Vec<f32>, Vec<Standard>)> {
         let d = x.size()[1] as usize;
         let e = Vec::<f32>::try_from(&x.f_to_device(tch::Device::Cpu)?.f_to_kind(tch::Kind::Float)?.f_contiguous()?.f_view([-1])?)?;
         drop(x);
-        let (centre, scale) = crate::store::standard_of(&e, d);
-        crate::store::place_block(&mut cat, dims, at, &e, d, (&centre, scale));
+        let (centre, scale) = crate::embedding::standard_of(&e, d);
+        crate::embedding::place_block(&mut cat, dims, at, &e, d, (&centre, scale));
         standard.push((centre, scale));
         at += d;
     }

@@ -127,6 +127,18 @@ impl From<Dataset> for Cells<'static> {
 
 /// Run on cells in memory: `run(&ds, ..)` leaves the dataset to the caller,
 /// `run(ds, ..)` lets the run consume it ([`Cells`]).
+///
+/// ```
+/// use scdeep_core::{pipeline, progress::Silent, simulate, Dataset, RunConfig};
+/// let sim = simulate::simulate(&simulate::SimParams { n_cells: 200, n_genes: 600, group_prob: vec![1.0, 1.0], de_prob: 0.3, ..Default::default() })?;
+/// let ds = Dataset { x: sim.counts, cells: sim.cells, genes: sim.genes, labels: Some(sim.groups), source: "simulated".into() };
+/// let cfg = RunConfig::for_method("pca")?;
+/// let kept = pipeline::run(&ds, &cfg, &mut Silent)?; // ds stays usable
+/// let consumed = pipeline::run(ds, &cfg, &mut Silent)?; // normalised in place
+/// assert_eq!(kept.labels, consumed.labels);
+/// assert!(kept.scores.unwrap().ari > 0.9, "two simulated groups, k from the labels");
+/// # Ok::<(), scdeep_core::Error>(())
+/// ```
 pub fn run<'a>(cells: impl Into<Cells<'a>>, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<RunResult> {
     run_input(cells.into().0, cfg, progress)
 }
@@ -137,6 +149,22 @@ pub fn run<'a>(cells: impl Into<Cells<'a>>, cfg: &RunConfig, progress: &mut dyn 
 /// large .h5ad while reading it (`ReadOptions::stream_min_nnz`), and anything else is read
 /// once, whole, and shared. With `keep_input` a whole read is left intact and returned in
 /// [`PathRun::input`] (to write it with the results); without it the run consumes it.
+///
+/// ```
+/// use scdeep_core::{io, pipeline, progress::Silent, simulate, RunConfig};
+/// let dir = std::env::temp_dir().join(format!("scdeep-doc-run-path-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let out = dir.join("sim.h5ad");
+/// let params = simulate::SimParams { n_cells: 200, n_genes: 600, group_prob: vec![1.0, 1.0], de_prob: 0.3, ..Default::default() };
+/// scdeep_core::results::simulate_to(&out, &params, false, &[], &mut Silent)?;
+/// let opts = io::ReadOptions { label_key: Some("group".into()), ..Default::default() };
+/// let run = pipeline::run_path(&out, &opts, &RunConfig::for_method("pca")?, false, &mut Silent)?;
+/// assert_eq!(run.shape.n_cells, 200);
+/// assert!(run.input.is_none(), "consumed by the run");
+/// assert_eq!(run.result.labels.len(), 200);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), scdeep_core::Error>(())
+/// ```
 pub fn run_path(path: &Path, opts: &ReadOptions, cfg: &RunConfig, keep_input: bool, progress: &mut dyn Progress) -> Result<PathRun> {
     cfg.validate()?;
     let mut opts = opts.clone();

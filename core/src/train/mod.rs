@@ -102,7 +102,7 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Write a checkpoint every N epochs (0 = never).
     pub checkpoint_every: usize,
-    /// Folder for checkpoints (the CLI defaults it to <out>/checkpoint).
+    /// Folder for checkpoints (the CLI defaults it to `<out>/checkpoint`).
     pub checkpoint_dir: Option<String>,
     /// Continue from the checkpoint in `checkpoint_dir` when there is one.
     pub resume: bool,
@@ -245,7 +245,7 @@ pub struct StepCtx<'b, 'a> {
     pub epoch: usize,
 }
 
-/// One epoch of the history: {"epoch", "lr", "seconds", <term>: mean over batches}.
+/// One epoch of the history: `{"epoch", "lr", "seconds", <term>: mean over batches}`.
 pub type History = Vec<Value>;
 
 /// Copy named tensors into parameters (weights from a model file or a checkpoint).

@@ -10,16 +10,18 @@
 //! each member's centring vector and scale (`<method>.centre`, `<method>.scale`), and
 //! its genes.tsv the union of the members' genes (first member's first).
 //!
-//! The folder is written under a temporary name and renamed into place.
+//! The folder is written under a temporary name and renamed into place. Applying a
+//! saved model to new cells is in `apply.rs`.
 
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
-use crate::matrix::Dataset;
-use crate::models::{Context, Method, Named};
-use crate::preprocess::{self, Prepared, SavedPreprocess};
+use crate::models::{Method, Named};
+use crate::preprocess::{Prepared, SavedPreprocess};
 use serde_json::{json, Value};
 use std::path::Path;
 use tch::Tensor;
+
+mod apply;
 
 pub const FORMAT: &str = "scdeep-model";
 pub const FORMAT_VERSION: u64 = 1;
@@ -286,92 +288,6 @@ impl TrainedModel {
         }
         Ok(TrainedModel::consensus(config, members))
     }
-
-    /// Embed new counts: the model's preprocessing, then its encoder (a consensus: each
-    /// member's, centred and scaled as in the run, side by side).
-    pub fn embed(&self, ds: &Dataset, device: tch::Device, progress: &mut dyn crate::progress::Progress) -> Result<Embedded> {
-        ds.validate()?;
-        let (ds, renamed) = ds.with_unique_genes();
-        if let Some(w) = renamed {
-            progress.message(&w);
-        }
-        let missing = {
-            let have: std::collections::HashSet<&str> = ds.genes.iter().map(|g| g.as_str()).collect();
-            self.genes().iter().filter(|g| !have.contains(g.as_str())).count()
-        };
-        if missing > 0 {
-            progress.message(&format!(
-                "warning: {missing} of the model's {} genes are missing from {}; they are filled with zeros",
-                self.genes().len(),
-                ds.source
-            ));
-        }
-        let (prepared, embedding, dims) = self.embed_unique(&ds, device, progress)?;
-        Ok(Embedded { prepared, embedding, dims, missing_genes: missing })
-    }
-
-    /// [`Self::embed`] on data whose gene names are unique: the prepared cells, the
-    /// embedding (cells x dims, row-major) and dims.
-    fn embed_unique(
-        &self,
-        ds: &Dataset,
-        device: tch::Device,
-        progress: &mut dyn crate::progress::Progress,
-    ) -> Result<(Prepared<'static>, Vec<f32>, usize)> {
-        match &self.body {
-            Body::Single { method, preprocess } => {
-                // the missing genes were counted by `embed`, over every member of a consensus
-                let (prepared, _) = preprocess::prepare_with(ds, preprocess)?;
-                let mut ctx = Context {
-                    device,
-                    seed: self.config.seed,
-                    train: &self.config.train,
-                    n_clusters: self.config.cluster.n_clusters,
-                    fingerprint: Value::Null,
-                    progress,
-                };
-                let emb = crate::device::torch_guard("embedding the cells", device, || method.embed(&prepared, &mut ctx))?;
-                let dims = emb.size()[1] as usize;
-                let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
-                Ok((prepared, embedding, dims))
-            }
-            Body::Consensus { members, .. } => {
-                // each member's block is placed as soon as it is embedded (as the run does)
-                let dims: usize = members.iter().map(|m| m.centre.len()).sum();
-                let mut embedding = Vec::new();
-                let mut first: Option<Prepared<'static>> = None;
-                let mut at = 0;
-                for m in members {
-                    let (p, e, d) = m.model.embed_unique(ds, device, progress)?;
-                    if d != m.centre.len() {
-                        return Err(Error::Numeric(format!(
-                            "consensus member {} embeds into {d} dimensions where its centre has {}",
-                            m.model.config.method,
-                            m.centre.len()
-                        )));
-                    }
-                    match &first {
-                        Some(f) if f.cell_index != p.cell_index => {
-                            return Err(Error::config(
-                                "params.members",
-                                &m.model.config.method,
-                                format!("keeps {} cells of {} where the first member keeps {}", p.n_cells(), ds.source, f.n_cells()),
-                            ))
-                        }
-                        Some(_) => {}
-                        None => {
-                            embedding = vec![0f32; p.n_cells() * dims];
-                            first = Some(p);
-                        }
-                    }
-                    place_block(&mut embedding, dims, at, &e, d, (&m.centre, m.scale));
-                    at += d;
-                }
-                let prepared = first.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
-                Ok((prepared, embedding, dims))
-            }
-        }
-    }
 }
 
 /// A folder name under the system's temporary folder that nothing else uses.
@@ -394,36 +310,4 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
         }
     }
     Ok(())
-}
-
-/// `part` (cells x `d`, row-major) centred and divided by `standard` (centre, scale),
-/// written to columns `at..at + d` of `out` (cells x `dims`, row-major): the consensus
-/// embedding is every member's block side by side. The one definition a run and a saved
-/// consensus share, so that a saved consensus gives the
-/// run's cells the run's embedding bit for bit.
-pub fn place_block(out: &mut [f32], dims: usize, at: usize, part: &[f32], d: usize, (centre, scale): (&[f32], f32)) {
-    if d == 0 {
-        return;
-    }
-    for (row, p) in out.chunks_mut(dims).zip(part.chunks(d)) {
-        for ((o, v), c) in row[at..at + d].iter_mut().zip(p).zip(centre) {
-            *o = (v - c) / scale;
-        }
-    }
-}
-
-/// The centre (column means) of `e` (`n` x `d`, row-major) and the root of its centred
-/// rows' mean squared norm (1 for a constant embedding, which then stays zero).
-pub fn standard_of(e: &[f32], d: usize) -> (Vec<f32>, f32) {
-    let n = (e.len() / d.max(1)).max(1);
-    let mut sum = vec![0f64; d];
-    for row in e.chunks(d.max(1)) {
-        for (s, v) in sum.iter_mut().zip(row) {
-            *s += *v as f64;
-        }
-    }
-    let centre: Vec<f32> = sum.iter().map(|s| (s / n as f64) as f32).collect();
-    let ss: f64 = e.chunks(d.max(1)).map(|row| row.iter().zip(&centre).map(|(v, c)| ((v - c) as f64).powi(2)).sum::<f64>()).sum();
-    let ms = ss / n as f64;
-    (centre, if ms > 0.0 { ms.sqrt() as f32 } else { 1.0 })
 }
