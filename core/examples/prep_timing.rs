@@ -14,7 +14,7 @@ fn main() {
         cfg.n_top_genes_is_default = false;
     }
     let t = Instant::now();
-    let p = preprocess::prepare(&ds, &cfg).unwrap();
+    let p = preprocess::prepare(&ds, &cfg, true).unwrap();
     let t_prep = t.elapsed().as_secs_f64();
     let t = Instant::now();
     scdeep_core::io::write_h5ad_new(std::path::Path::new(&a[2]), &p.x, &p.cells, &p.genes, &[], &[("counts", p.counts().unwrap())])

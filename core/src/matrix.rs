@@ -424,6 +424,23 @@ pub struct Dataset {
     pub source: String,
 }
 
+/// Cells given in memory to a run (`pipeline::run`) or to `preprocess::prepare`: a dataset the caller keeps (`&Dataset`), or one
+/// the run may consume (`Dataset`): its matrix is then normalised in place and the raw
+/// counts dropped when the method does not read them (peak memory one input matrix less).
+pub struct Cells<'a>(pub std::borrow::Cow<'a, Dataset>);
+
+impl<'a> From<&'a Dataset> for Cells<'a> {
+    fn from(ds: &'a Dataset) -> Cells<'a> {
+        Cells(std::borrow::Cow::Borrowed(ds))
+    }
+}
+
+impl From<Dataset> for Cells<'static> {
+    fn from(ds: Dataset) -> Cells<'static> {
+        Cells(std::borrow::Cow::Owned(ds))
+    }
+}
+
 impl Dataset {
     /// A dataset from the parts of a CSR matrix as a door receives them (cells in rows:
     /// `indptr` has `n_cells + 1` offsets, `indices` 0-based gene columns, `data` the

@@ -25,7 +25,7 @@ fn cfg(epochs: usize) -> RunConfig {
 #[test]
 fn p_bio_is_a_probability_on_zeros_only() {
     let ds = sim();
-    let prep = preprocess::prepare(&ds, &cfg(1).preprocess).unwrap();
+    let prep = preprocess::prepare(&ds, &cfg(1).preprocess, true).unwrap();
     let bz = Biozero::fit(&prep.x).unwrap();
     assert!(bz.k <= 0.0 && bz.k.is_finite() && bz.x0.is_finite(), "k {} x0 {}", bz.k, bz.x0);
     assert!(bz.phi.iter().all(|p| *p >= 0.0 && p.is_finite()));
@@ -46,7 +46,7 @@ fn p_bio_is_a_probability_on_zeros_only() {
 #[test]
 fn robust_scaler_round_trip_is_exact() {
     let ds = sim();
-    let prep = preprocess::prepare(&ds, &cfg(1).preprocess).unwrap();
+    let prep = preprocess::prepare(&ds, &cfg(1).preprocess, true).unwrap();
     let r = RobustScaler::fit(&prep.x, 2.0, 99.5);
     let rows: Vec<usize> = (0..prep.n_cells()).collect();
     let x = prep.x.dense_rows(&rows);
@@ -71,7 +71,7 @@ fn maskclass_imputes_keeping_observed_values() {
     let lm: Vec<f64> = a.history.iter().map(|h| h["loss_mask"].as_f64().unwrap()).collect();
     assert!(lm[39] < 0.8 * lm[0], "L_mask did not fall: {} -> {}", lm[0], lm[39]);
     let imp = a.imputed.as_ref().expect("MaskClass imputes");
-    let prep = preprocess::prepare(&ds, &c.preprocess).unwrap();
+    let prep = preprocess::prepare(&ds, &c.preprocess, true).unwrap();
     assert_eq!(imp.genes, prep.genes);
     let g = prep.n_genes();
     let (mut filled, mut zeros) = (0, 0);

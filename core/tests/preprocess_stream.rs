@@ -70,7 +70,7 @@ fn assert_same(a: &Prepared, b: &Prepared, what: &str) {
 }
 
 fn check(ds: &Dataset, cfg: &PreprocessConfig, keep_counts: bool, what: &str) {
-    let whole = preprocess::prepare_owned(ds.clone(), cfg, keep_counts).unwrap();
+    let whole = preprocess::prepare(ds.clone(), cfg, keep_counts).unwrap();
     let names = Names { cells: &ds.cells, genes: &ds.genes, labels: ds.labels.as_deref(), source: &ds.source };
     for rows in [700, 2048, 5000] {
         let s = prepare_streamed(&mut InMemoryRows { x: &ds.x, rows }, &names, cfg, keep_counts).unwrap();

@@ -78,7 +78,7 @@ fn metrics_match_scikit_learn() {
 fn log_prepared(name: &str) -> (preprocess::Prepared<'static>, scdeep_core::Dataset) {
     let ds = io::read(&data(name), &ReadOptions::default()).unwrap();
     let cfg = PreprocessConfig { hvg_flavor: None, scale: false, ..PreprocessConfig::recipe(Recipe::Scanpy) };
-    (preprocess::prepare(&ds, &cfg).unwrap().into_owned(), ds)
+    (preprocess::prepare(&ds, &cfg, true).unwrap().into_owned(), ds)
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn preprocessing_matches_scanpy() {
             max_value: None,
             ..PreprocessConfig::recipe(Recipe::Scanpy)
         };
-        let p2 = preprocess::prepare(&ds, &cfg).unwrap();
+        let p2 = preprocess::prepare(&ds, &cfg, true).unwrap();
         let g = fx["scaled_genes"].as_u64().unwrap() as usize;
         assert_eq!(p2.n_genes(), g);
         let got = p2.dense_rows(&cells);
@@ -444,7 +444,7 @@ fn preprocessing_does_not_depend_on_the_thread_count() {
     let mut out = Vec::new();
     for t in [1, 2, 3] {
         scdeep_core::device::set_threads(Some(t)).unwrap();
-        out.push(preprocess::prepare(&ds, &cfg).unwrap());
+        out.push(preprocess::prepare(&ds, &cfg, true).unwrap());
     }
     scdeep_core::device::set_threads(None).unwrap();
     for p in &out[1..] {
@@ -472,9 +472,9 @@ fn preprocessing_a_consumed_input_equals_preprocessing_a_borrowed_one() {
             if flavor.is_some() {
                 cfg.hvg_flavor = flavor;
             }
-            let borrowed = preprocess::prepare(&ds, &cfg).unwrap();
+            let borrowed = preprocess::prepare(&ds, &cfg, true).unwrap();
             for keep in [true, false] {
-                let owned = preprocess::prepare_owned(ds.clone(), &cfg, keep).unwrap();
+                let owned = preprocess::prepare(ds.clone(), &cfg, keep).unwrap();
                 let what = format!("{r:?} {flavor:?} keep_counts {keep}");
                 assert!(borrowed.cell_index.len() < ds.n_cells(), "{what}: the filter removed a cell");
                 assert_eq!(owned.x, borrowed.x, "{what}");

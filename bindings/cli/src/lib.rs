@@ -527,7 +527,7 @@ fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
     refuse_overlap(&[Output::File("--out", &a.out)], &inputs)?;
     scdeep_core::device::set_threads(cfg.threads)?;
     let ds = io::read(&a.input.input, &a.input.read_options()?)?;
-    let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess)?;
+    let prep = scdeep_core::preprocess::prepare(&ds, &cfg.preprocess, true)?;
     let labels: Vec<(&str, &[String])> = match &prep.labels {
         Some(l) => vec![("labels", l.as_slice())],
         None => vec![],

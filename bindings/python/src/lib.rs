@@ -246,7 +246,7 @@ fn prepare<'py>(py: Python<'py>, x: CsrIn, cells: Vec<String>, genes: Vec<String
     let ds = dataset(x, cells, genes, None)?;
     let over: serde_json::Value = serde_json::from_str(preprocess_json).map_err(|e| option_err("preprocess", e))?;
     let cfg = RunConfig::from_json(&serde_json::json!({"method": "pca", "preprocess": over})).map_err(err)?.preprocess;
-    let p = py.detach(|| scdeep_core::preprocess::prepare(&ds, &cfg)).map_err(err)?;
+    let p = py.detach(|| scdeep_core::preprocess::prepare(&ds, &cfg, true)).map_err(err)?;
     let d = PyDict::new(py);
     d.set_item("x", csr_dict(py, &p.x)?)?;
     d.set_item("counts", csr_dict(py, p.counts().map_err(err)?)?)?;

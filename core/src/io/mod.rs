@@ -255,7 +255,7 @@ impl crate::preprocess::Source<'static> for MemberReads {
             Input::Whole(mut ds) => {
                 let notes = ds.make_genes_unique().into_iter().collect();
                 let (n_cells, genes) = (ds.n_cells(), ds.genes.clone());
-                (crate::preprocess::prepare_owned(ds, cfg, keep_counts)?, n_cells, genes, notes)
+                (crate::preprocess::prepare(ds, cfg, keep_counts)?, n_cells, genes, notes)
             }
         };
         let n_genes = genes.len();

@@ -108,22 +108,7 @@ pub struct PathRun {
     pub input: Option<Dataset>,
 }
 
-/// The cells a run is given in memory: a dataset the caller keeps (`&Dataset`), or one
-/// the run may consume (`Dataset`): its matrix is then normalised in place and the raw
-/// counts dropped when the method does not read them (peak memory one input matrix less).
-pub struct Cells<'a>(Cow<'a, Dataset>);
-
-impl<'a> From<&'a Dataset> for Cells<'a> {
-    fn from(ds: &'a Dataset) -> Cells<'a> {
-        Cells(Cow::Borrowed(ds))
-    }
-}
-
-impl From<Dataset> for Cells<'static> {
-    fn from(ds: Dataset) -> Cells<'static> {
-        Cells(Cow::Owned(ds))
-    }
-}
+pub use crate::matrix::Cells;
 
 /// Run on cells in memory: `run(&ds, ..)` leaves the dataset to the caller,
 /// `run(ds, ..)` lets the run consume it ([`Cells`]).
@@ -265,10 +250,7 @@ fn run_input(mut ds: Cow<'_, Dataset>, cfg: &RunConfig, progress: &mut dyn Progr
     resolve_n_top_genes(&mut cfg, ds.n_genes());
     progress.stage("preprocess");
     let t = Instant::now();
-    let prep = match ds {
-        Cow::Owned(ds) => crate::preprocess::prepare_owned(ds, &cfg.preprocess, method.needs_counts())?,
-        Cow::Borrowed(ds) => crate::preprocess::prepare(ds, &cfg.preprocess)?,
-    };
+    let prep = crate::preprocess::prepare(Cells(ds), &cfg.preprocess, method.needs_counts())?;
     run_prepared(prep, cfg, device, method, vec![("preprocess".to_string(), t.elapsed().as_secs_f64())], progress)
 }
 

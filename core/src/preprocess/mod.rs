@@ -16,7 +16,7 @@ pub use hvg::{highly_variable_genes, HvgFlavor, HvgResult};
 pub use scale::{RobustScaler, Scaler};
 
 use crate::error::{Error, Result};
-use crate::matrix::{Csr, Dataset};
+use crate::matrix::{Cells, Csr, Dataset};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -171,7 +171,7 @@ pub struct Prepared<'a> {
     pub x: Csr,
     /// Raw counts of the kept cells and selected genes (for count likelihoods): the
     /// input's own matrix, borrowed, when no filter or selection changed it; None when
-    /// the run's method does not read them (`prepare_owned`).
+    /// the run's method does not read them (`prepare` of an owned dataset).
     pub counts: Option<Cow<'a, Csr>>,
     pub cells: Vec<String>,
     pub genes: Vec<String>,
@@ -258,9 +258,20 @@ fn ceil_if_fractional(x: &mut Cow<'_, Csr>) {
 }
 
 /// Run the configured preprocessing on a validated dataset (on `device::set_threads`'
-/// thread count; the result does not depend on it).
-pub fn prepare<'a>(ds: &'a Dataset, cfg: &PreprocessConfig) -> Result<Prepared<'a>> {
-    crate::device::with_threads(|| prepare_in_pool(Cow::Borrowed(&ds.x), &Names::of(ds), cfg, true))
+/// thread count; the result does not depend on it). Given `&Dataset`, the dataset is left
+/// as it was and the raw counts are always at hand; given a `Dataset` (which it may
+/// consume), its matrix is normalised in place and, unless `keep_counts`, the raw counts
+/// are not kept (`Prepared::counts` is then an error), so that the run holds one matrix
+/// of the input's size instead of two.
+pub fn prepare<'a>(cells: impl Into<Cells<'a>>, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'a>> {
+    match cells.into().0 {
+        Cow::Borrowed(ds) => crate::device::with_threads(|| prepare_in_pool(Cow::Borrowed(&ds.x), &Names::of(ds), cfg, true)),
+        Cow::Owned(ds) => {
+            let Dataset { x, cells, genes, labels, source, .. } = ds;
+            let names = Names { cells: &cells, genes: &genes, labels: labels.as_deref(), source: &source };
+            crate::device::with_threads(|| prepare_in_pool(Cow::Owned(x), &names, cfg, keep_counts))
+        }
+    }
 }
 
 /// Where each member of a consensus reads its cells from, with its own recipe: a dataset
@@ -282,17 +293,8 @@ pub struct Sourced<'a> {
 
 impl<'a> Source<'a> for &'a Dataset {
     fn prepare(&mut self, cfg: &PreprocessConfig, _keep_counts: bool) -> Result<Sourced<'a>> {
-        Ok(Sourced { prep: prepare(self, cfg)?, n_genes: self.n_genes(), notes: Vec::new() })
+        Ok(Sourced { prep: prepare(*self, cfg, true)?, n_genes: self.n_genes(), notes: Vec::new() })
     }
-}
-
-/// `prepare` on a dataset it may consume: the input's matrix is normalised in place and,
-/// unless `keep_counts`, the raw counts are not kept (`Prepared::counts` is then an
-/// error), so the run holds one matrix of the input's size instead of two.
-pub fn prepare_owned(ds: Dataset, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'static>> {
-    let Dataset { x, cells, genes, labels, source, .. } = ds;
-    let names = Names { cells: &cells, genes: &genes, labels: labels.as_deref(), source: &source };
-    crate::device::with_threads(|| prepare_in_pool(Cow::Owned(x), &names, cfg, keep_counts))
 }
 
 /// What `prepare` reads of a dataset besides its matrix.
@@ -441,6 +443,13 @@ pub struct SavedPreprocess {
 }
 
 impl SavedPreprocess {
+    /// Prepare new data for a trained model: same cell filter, normalisation to the
+    /// training library size, log1p, the model's genes in the model's order (genes the
+    /// data lacks are zero columns; their count is returned) and the training scaler.
+    pub fn apply(&self, ds: &Dataset) -> Result<(Prepared<'static>, usize)> {
+        crate::device::with_threads(|| prepare_with_in_pool(ds, self))
+    }
+
     pub fn from_prepared(p: &Prepared, cfg: &PreprocessConfig) -> SavedPreprocess {
         SavedPreprocess {
             config: cfg.clone(),
@@ -450,13 +459,6 @@ impl SavedPreprocess {
             norm_genes: p.norm_genes.clone(),
         }
     }
-}
-
-/// Prepare new data for a trained model: same cell filter, normalisation to the training
-/// library size, log1p, the model's genes in the model's order (genes the data lacks are
-/// zero columns; their count is returned) and the training scaler.
-pub fn prepare_with(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared<'static>, usize)> {
-    crate::device::with_threads(|| prepare_with_in_pool(ds, saved))
 }
 
 fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepared<'static>, usize)> {

@@ -7,7 +7,7 @@ use crate::embedding::place_block;
 use crate::error::{Error, Result};
 use crate::matrix::Dataset;
 use crate::models::Context;
-use crate::preprocess::{self, Prepared};
+use crate::preprocess::Prepared;
 use serde_json::Value;
 
 impl TrainedModel {
@@ -45,7 +45,7 @@ impl TrainedModel {
         match &self.body {
             Body::Single { method, preprocess } => {
                 // the missing genes were counted by `embed`, over every member of a consensus
-                let (prepared, _) = preprocess::prepare_with(ds, preprocess)?;
+                let (prepared, _) = preprocess.apply(ds)?;
                 let mut ctx = Context {
                     device,
                     seed: self.config.seed,
