@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate tests/fixtures/ with the reference tools (scanpy, scikit-learn, skmisc).
+"""Regenerate tests/fixtures/ with the reference tools (scanpy, scikit-learn, skmisc, harmonypy).
 
 Run with `make fixtures`. Reads ../shared/data; writes JSON (and one small 10x .h5)
 that the Rust tests compare against.
@@ -257,6 +257,50 @@ def adam_fixture():
     dump("adam.json", {"p0": f(p0.numpy()), "grads": [f(x.numpy()) for x in grads], "cases": cases, "groups": groups})
 
 
+def harmony_fixture():
+    """harmonypy (pinned in scripts/constraints.txt), defaults, on: separated blobs in
+    three shifted batches (where Harmony's answer does not depend on its random draws),
+    and scanpy's 20 PCs of the shared sets whose obs['batch'] holds donors (where it does:
+    `seed_agreement` is the lowest per-dimension correlation between harmonypy's
+    corrections with seeds 1 and 2 and with seed 0, the bar another implementation's
+    draws can be held to)."""
+    import harmonypy
+    import pandas as pd
+
+    def mincorr(a, z):
+        return float(min(np.corrcoef(a[:, j], z[:, j])[0, 1] for j in range(a.shape[1])))
+
+    inputs = []
+    rng = np.random.default_rng(0)
+    centres, shifts = rng.normal(0, 6, size=(4, 10)), rng.normal(0, 2, size=(3, 10))
+    x, b = [], []
+    for t in range(4):
+        for k in range(3):
+            n = 50 + 25 * ((t + k) % 3)
+            x.append(centres[t] + shifts[k] + rng.normal(0, 1, size=(n, 10)))
+            b += [str(k)] * n
+    inputs.append(("blobs", np.vstack(x).astype(np.float32), b))
+    for name in ("baron_mouse", "cider_pancreas"):
+        a = sc.read_h5ad(os.path.join(DATA, name, name + ".h5ad"))
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+        sc.pp.highly_variable_genes(a, n_top_genes=2000)
+        a = a[:, a.var.highly_variable].copy()
+        sc.pp.scale(a, max_value=10)
+        sc.tl.pca(a, n_comps=20, random_state=0)
+        inputs.append((name, np.ascontiguousarray(a.obsm["X_pca"], dtype=np.float32), a.obs["batch"].astype(str).tolist()))
+    cases = []
+    for name, x, b in inputs:
+        batch = pd.Categorical(b)
+        meta = pd.DataFrame({"batch": batch})
+        runs = [harmonypy.run_harmony(x, meta, "batch", random_state=rs, verbose=False) for rs in (0, 1, 2)]
+        cases.append({"name": name, "dims": int(x.shape[1]), "x": f(x), "batch": batch.codes.astype(int).tolist(),
+                      "corrected": f(runs[0].Z_corr), "n_clusters": int(runs[0].K),
+                      "seed_agreement": min(mincorr(r.Z_corr, runs[0].Z_corr) for r in runs[1:]),
+                      "input_agreement": mincorr(x, runs[0].Z_corr)})
+    dump("harmony.json", cases)
+
+
 GROUPS = {
     "adam": adam_fixture,
     "zinb": zinb_fixture,
@@ -266,6 +310,7 @@ GROUPS = {
                                                    prep_fixture("baron_mouse", 2000)]),
     "kmeans": pca_kmeans_fixture,
     "tenx": tenx_h5_fixture,
+    "harmony": harmony_fixture,
     "graph": lambda: dump("graph.json", [graph_fixture("pollen_top1000hvg"), graph_fixture("darmanis_top1000hvg"),
                                          graph_fixture("baron_mouse")]),
 }

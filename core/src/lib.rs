@@ -4,6 +4,7 @@
 // `!(x > 0.0)` is how the validations reject NaN along with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod batch;
 pub mod cluster;
 pub mod config;
 pub mod device;

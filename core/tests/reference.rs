@@ -492,3 +492,42 @@ fn preprocessing_a_consumed_input_equals_preprocessing_a_borrowed_one() {
         }
     }
 }
+
+/// Pearson correlation of two equally long series.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Harmony against harmonypy (tests/fixtures/harmony.json, scripts/make_fixtures.py).
+/// Where harmonypy's answer does not depend on its random draws (separated blobs in
+/// shifted batches: its seeds agree at 1.0), every dimension of ours correlates with
+/// its at 0.99 or more. On real PCs (baron_mouse's and cider_pancreas's donors) its own
+/// seeds disagree (`seed_agreement`: 0.97 and 0.71 at the lowest dimension); there ours
+/// must agree with its seed 0 as well as its other seeds do (within 0.02), and better
+/// than the uncorrected input does.
+#[test]
+fn harmony_matches_harmonypy() {
+    use scdeep_core::batch::{harmony, HarmonyConfig};
+    for case in fixture("harmony.json").as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let dims = case["dims"].as_u64().unwrap() as usize;
+        let x: Vec<f32> = case["x"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let batch: Vec<usize> = case["batch"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let want: Vec<f64> = case["corrected"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let got = harmony(&x, dims, &batch, &HarmonyConfig::default(), 0, tch::Device::Cpu).unwrap();
+        assert_eq!(got.n_clusters as u64, case["n_clusters"].as_u64().unwrap(), "{name}");
+        let n = batch.len();
+        let column = |v: &dyn Fn(usize) -> f64, j: usize| (0..n).map(|i| v(i * dims + j)).collect::<Vec<f64>>();
+        let worst = (0..dims).map(|j| pearson(&column(&|k| got.embedding[k] as f64, j), &column(&|k| want[k], j))).fold(1.0f64, f64::min);
+        let seeds = case["seed_agreement"].as_f64().unwrap();
+        let input = case["input_agreement"].as_f64().unwrap();
+        eprintln!("{name}: lowest correlation with harmonypy over {dims} dims: {worst:.4} (its seeds: {seeds:.4}, the input: {input:.4})");
+        let bar = if seeds > 0.999 { 0.99 } else { seeds - 0.02 };
+        assert!(worst >= bar && worst > input, "{name}: {worst} against harmonypy (its seeds {seeds}, the input {input})");
+    }
+}
