@@ -6,6 +6,7 @@
   .venv/bin/python bench/generalization.py members [--jobs 2]  # one consensus run per (set, seed)
   .venv/bin/python bench/generalization.py scanpy              # scanpy's Leiden at resolution 1
   .venv/bin/python bench/generalization.py default [--jobs 2]  # the shipped default, k given and unknown
+  .venv/bin/python bench/generalization.py krule [--rules plateau,leiden]  # k rules of the CLI on the default's embeddings
   .venv/bin/python bench/generalization.py report              # bench/results/generalization.json
 
 `members` runs `scdeep run -m consensus` with the old member set kept as the run's
@@ -130,6 +131,82 @@ def default(a):
     jobs = [(scdeep_run, os.path.join(WORK, "default", s, f"s{seed}"), s, seed, []) for seed in SEEDS for s in sets]
     jobs += [(scdeep_run, os.path.join(WORK, "default_k", s, f"s{seed}"), s, seed, [], False) for seed in SEEDS for s in sets]
     run_jobs(jobs, a.jobs)
+
+
+K_RULES = ["leiden", "plateau", "silhouette"]
+
+
+def krule(a):
+    """Each k rule of the core (`scdeep cluster --k-rule R`, K-means with 30 starts as the
+    default) on the consensus embedding of every k-unknown run of the shipped default
+    (target/generalization/default_k): the k it finds and the ARI; what the default gives
+    with that rule, without retraining its members."""
+    sets = a.sets.split(",") if a.sets else all_sets()
+    rules = a.rules.split(",") if a.rules else K_RULES
+    path = os.path.join(WORK, "krule.json")
+    done = json.load(open(path)) if os.path.exists(path) else {}
+    for s in sets:
+        truth = None
+        for seed in SEEDS:
+            d = os.path.join(WORK, "default_k", s, f"s{seed}")
+            if not os.path.exists(os.path.join(d, "embedding.npy")):
+                continue
+            cells = [line.split("\t")[0] for line in open(os.path.join(d, "labels.tsv"))][1:]
+            for r in rules:
+                key = f"{s}/s{seed}/{r}"
+                if key in done:
+                    continue
+                if truth is None:
+                    names, t = truth_of(s)
+                    truth = dict(zip(names, t))
+                out = os.path.join(WORK, "krule_labels.tsv")
+                t0 = time.perf_counter()
+                subprocess.run([BIN, "cluster", "-q", "-e", os.path.join(d, "embedding.npy"), "--k-rule", r, "--seed", str(seed),
+                                "--n-init", "30", "--device", "cpu", "-o", out], check=True)
+                wall = time.perf_counter() - t0
+                lab = [line.rstrip("\n").split("\t")[1] for line in open(out)][1:]
+                done[key] = {"k": len(set(lab)), "ari": ari([truth[c] for c in cells], lab), "wall_s": round(wall, 2)}
+                print(key, done[key], file=sys.stderr)
+            json.dump(done, open(path, "w"), indent=1)
+
+
+def report_krule(sets):
+    """krule's runs scored as the default's k-unknown results are (k within tolerance, ARI
+    against scanpy's Leiden at resolution 1)."""
+    path = os.path.join(WORK, "krule.json")
+    if not os.path.exists(path):
+        return None
+    done, scanpy = json.load(open(path)), scanpy_results()
+    out = {}
+    for r in K_RULES:
+        rows = {}
+        for s in sets:
+            vs = [done[f"{s}/s{seed}/{r}"] for seed in SEEDS if f"{s}/s{seed}/{r}" in done]
+            if not vs:
+                continue
+            true_k = len(set(truth_of(s)[1]))
+            km = statistics.median(v["k"] for v in vs)
+            sp = scanpy.get(s)
+            rows[s] = {"true_k": true_k, "ks": [v["k"] for v in vs], "within": within(km, true_k),
+                       "ari": summary([v["ari"] for v in vs]), "wall_s_median": statistics.median(v["wall_s"] for v in vs),
+                       "scanpy_within": sp and within(statistics.median(v["k"] for v in sp), true_k),
+                       "scanpy_ari": sp and statistics.median(v["ari"] for v in sp)}
+        if rows:
+            flat = {s: {**v, "ari": v["ari"]["median"]} for s, v in rows.items()}
+            out[r] = {"per_set": rows, **k_fractions(flat)}
+    # the rule chosen leave-one-dataset-out (most sets within tolerance or at least
+    # scanpy's ARI on the others, then the highest mean ARI there), scored on the set left out
+    rules = [r for r in out if r in K_RULES]
+    sets_ = [s for s in sets if all(s in out[r]["per_set"] for r in rules)]
+    if len(rules) > 1 and sets_:
+        def on(r, ss):
+            rows = out[r]["per_set"]
+            return (sum(rows[s]["within"] + (rows[s]["scanpy_ari"] is not None and rows[s]["ari"]["median"] >= rows[s]["scanpy_ari"])
+                        for s in ss), statistics.mean(rows[s]["ari"]["median"] for s in ss))
+        chosen = {s: max(rules, key=lambda r: on(r, [o for o in sets_ if o != s])) for s in sets_}
+        flat = {s: {**out[chosen[s]]["per_set"][s], "ari": out[chosen[s]]["per_set"][s]["ari"]["median"]} for s in sets_}
+        out["leave-one-out choice"] = {"chosen": chosen, **k_fractions(flat)}
+    return out
 
 
 def truth_of(name):
@@ -497,7 +574,8 @@ def report_default(sets, k_given):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["simulate", "members", "scanpy", "default", "report"])
+    ap.add_argument("what", choices=["simulate", "members", "scanpy", "default", "krule", "report"])
+    ap.add_argument("--rules", help="krule: comma-separated k rules (default: all)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--sets", help="comma-separated; default every shared set and simulated set")
     ap.add_argument("--k-unknown", action="store_true", help="report: also measure the k estimators (slow)")
@@ -515,12 +593,17 @@ def main():
                          "k_unknown_estimators: on the equal-weight concatenation, scanpy's neighbors (15) + leidenalg, or "
                          "K-means + silhouette; ARI of K-means with the estimated k. default: runs of the shipped binary "
                          "(scdeep run, no --method), k given (labels) and unknown (no labels); wall times were taken while "
-                         "other benchmarks and builds shared the 2 cores, so they are not timings.")}
+                         "other benchmarks and builds shared the 2 cores, so they are not timings. k_rules_on_default: each k "
+                         "rule of the core (scdeep cluster --k-rule, K-means 30 starts) on the consensus embeddings of the "
+                         "default's k-unknown runs (default_k, made with Leiden at 0.2); the default now uses the plateau.")}
         if not a.skip_k_given:
             res["k_given"] = report_k_given(sets)
         if a.default:
             kg = res.get("k_given") or json.load(open(OUT))["k_given"]
             res["default"] = report_default(sets, kg)
+        kr = report_krule(sets)
+        if kr:
+            res["k_rules_on_default"] = kr
         if a.k_unknown:
             est = report_k_unknown(sets)
             res["k_unknown_estimators"] = {"per_set": est, "summary": k_summary(est)}
@@ -529,7 +612,7 @@ def main():
         json.dump(old, open(OUT, "w"), indent=1)
         print(json.dumps(res.get("k_given", {}).get("frontier"), indent=1))
     else:
-        {"simulate": simulate, "members": members, "scanpy": scanpy_leiden, "default": default}[a.what](a)
+        {"simulate": simulate, "members": members, "scanpy": scanpy_leiden, "default": default, "krule": krule}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -112,9 +112,9 @@ fn a_saved_consensus_embeds_new_cells_into_the_runs_consensus_embedding() {
 
 #[test]
 fn k_is_estimated_on_simulated_groups_when_unknown() {
-    // Groups apart in the kNN graph. With weaker differences (de_fac_loc 0.3) groups that
-    // touch in the graph merge at the default resolution 0.2 (6 groups -> 4): the rule
-    // under-counts weakly separated types (bench/results/generalization.json).
+    // Groups apart in the kNN graph: the number of Leiden communities that holds over the
+    // widest span of resolutions is the number of groups. (The rule under-counts weakly
+    // separated types: bench/results/generalization.json.)
     for (groups, seed) in [(3, 1), (6, 2), (10, 2)] {
         let mut ds = sim_de(100 * groups, groups, seed, 0.5);
         let truth = ds.labels.take();

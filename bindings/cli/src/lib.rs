@@ -395,8 +395,14 @@ struct ClusterArgs {
     #[arg(long, short)]
     embedding: PathBuf,
     /// Number of clusters (K-means; for Leiden/Louvain, the resolution is searched to hit it).
+    /// Without it, K-means uses the k that --k-rule estimates.
     #[arg(long, short = 'k')]
     n_clusters: Option<usize>,
+    /// Without -k, how K-means's k is estimated: leiden (communities at the default run's
+    /// k resolution), plateau (the number of communities that holds over the widest span of
+    /// resolutions) or silhouette. Default: the default method's rule.
+    #[arg(long, value_name = "RULE", value_parser = ["leiden", "plateau", "silhouette"])]
+    k_rule: Option<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 10)]
@@ -705,7 +711,17 @@ fn cmd_cluster(a: ClusterArgs, quiet: bool) -> Result<()> {
     let x = tch::Tensor::from_slice(&v).view([cells.len() as i64, d as i64]).to_device(dev);
     let c = scdeep_core::cluster::ClusterConfig { n_init: a.n_init, ..Default::default() }.with_options(&a.clus.overlay())?;
     let mut prog = progress::CliProgress::new(true);
-    let km = scdeep_core::cluster::run(&x, &c, a.n_clusters, a.seed, &mut prog).map_err(|e| match e {
+    let estimate = a.n_clusters.is_none() && c.algorithm == scdeep_core::cluster::Algorithm::Kmeans;
+    let km = if estimate {
+        let mut est = scdeep_core::cluster::KEstimate::default();
+        if let Some(r) = &a.k_rule {
+            est.rule = serde_json::from_value(json!(r)).map_err(|e| Error::config("--k-rule", r, e.to_string()))?;
+        }
+        scdeep_core::cluster::run_estimating_k(&x, &c, &est, a.seed, &mut prog).map(|(c, _)| c)
+    } else {
+        scdeep_core::cluster::run(&x, &c, a.n_clusters, a.seed, &mut prog)
+    };
+    let km = km.map_err(|e| match e {
         Error::Config { field, value, msg } if field == "cluster.n_clusters" => {
             Error::config("--n-clusters", value, format!("{msg} in {}", a.embedding.display()))
         }

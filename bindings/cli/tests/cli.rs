@@ -243,6 +243,28 @@ fn simulate_cluster_evaluate() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["ari"].as_f64().unwrap() > 0.9, "{v}");
+    // without -k, each rule estimates k (the default's rule when none is named)
+    for rule in [None, Some("leiden"), Some("plateau"), Some("silhouette")] {
+        let mut c = bin();
+        c.args(["cluster", "-q", "--embedding"]).arg(d.join("res/embedding.npy")).arg("--out").arg(d.join("cl_k.tsv"));
+        if let Some(r) = rule {
+            c.args(["--k-rule", r]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{rule:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let labels = std::fs::read_to_string(d.join("cl_k.tsv")).unwrap();
+        let found: std::collections::HashSet<&str> = labels.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).collect();
+        assert_eq!(found.len(), 2, "{rule:?}: {found:?}");
+    }
+    let o = bin()
+        .args(["cluster", "--k-rule", "guess", "--embedding"])
+        .arg(d.join("res/embedding.npy"))
+        .arg("--out")
+        .arg(d.join("x.tsv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("guess"));
     let o = bin()
         .args(["cluster", "-k", "5000", "--embedding"])
         .arg(d.join("res/embedding.npy"))

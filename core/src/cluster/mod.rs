@@ -4,11 +4,13 @@
 pub mod coassociation;
 pub mod descent;
 pub mod graph;
+pub mod k_estimate;
 pub mod kmeans;
 pub mod leiden;
 pub mod stability;
 
 pub use graph::{knn_exact, knn_hnsw, knn_ivf, recall, snn, umap_connectivities, Graph, Knn, Metric};
+pub use k_estimate::{estimate_k, run_estimating_k, KEstimate, KRule};
 pub use kmeans::{kmeans, KMeansParams, KMeansResult};
 pub use leiden::{communities, quality, CommunityParams, Quality};
 pub use stability::{stability, StabilityConfig};

@@ -28,20 +28,19 @@ pub struct Params {
     pub weight_power: f64,
     /// Members whose relative agreement is below this are left out (0 = none).
     pub drop_below: f64,
-    /// With neither k nor ground truth, how k is estimated (`pipeline::ensemble::estimate_k`):
-    /// `leiden` communities at `k_resolution`, or the `silhouette`'s best k on at most
-    /// `k_scan_cells` cells.
+    /// With neither k nor ground truth, how k is estimated on the consensus embedding
+    /// ([`crate::cluster::estimate_k`]): `leiden` communities at `k_resolution`; the
+    /// `plateau`, the number of communities that holds over the widest span of the
+    /// `k_resolution_steps` resolutions from `k_resolution_range[0]` to `[1]` (log scale);
+    /// or the `silhouette`'s best k on at most `k_scan_cells` cells.
     pub k_rule: KRule,
     pub k_resolution: f64,
+    pub k_resolution_range: [f64; 2],
+    pub k_resolution_steps: usize,
     pub k_scan_cells: usize,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum KRule {
-    Leiden,
-    Silhouette,
-}
+pub use crate::cluster::KRule;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -52,19 +51,22 @@ pub enum Weighting {
 
 impl Default for Params {
     fn default() -> Self {
+        let k = crate::cluster::KEstimate::default();
         Params {
             members: DEFAULT_MEMBERS.iter().map(|s| s.to_string()).collect(),
             member_options: Default::default(),
-            k_min: 2,
-            k_max: 30,
+            k_min: k.k_min,
+            k_max: k.k_max,
             // chosen leave-one-dataset-out over the labelled and simulated sets
             // (bench/generalization.py; bench/results/generalization.json)
             weighting: Weighting::Equal,
             weight_power: 1.0,
             drop_below: 0.6,
-            k_rule: KRule::Leiden,
-            k_resolution: 0.2,
-            k_scan_cells: 2000,
+            k_rule: k.rule,
+            k_resolution: k.resolution,
+            k_resolution_range: k.resolution_range,
+            k_resolution_steps: k.resolution_steps,
+            k_scan_cells: k.scan_cells,
         }
     }
 }
@@ -123,6 +125,13 @@ impl Params {
         if !(p.k_resolution > 0.0 && p.k_resolution.is_finite()) {
             return Err(Error::config("params.k_resolution", p.k_resolution, "must be a number > 0"));
         }
+        let [lo, hi] = p.k_resolution_range;
+        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
+            return Err(Error::config("params.k_resolution_range", format!("[{lo}, {hi}]"), "needs 0 < low <= high"));
+        }
+        if p.k_resolution_steps < 1 {
+            return Err(Error::config("params.k_resolution_steps", p.k_resolution_steps, "must be >= 1"));
+        }
         if p.k_scan_cells < 3 {
             return Err(Error::config("params.k_scan_cells", p.k_scan_cells, "must be >= 3"));
         }
@@ -130,6 +139,20 @@ impl Params {
             return Err(Error::config("params.k_min", format!("{}..{}", p.k_min, p.k_max), "needs 2 <= k_min <= k_max"));
         }
         Ok(p)
+    }
+
+    /// The k rule of these parameters.
+    pub fn k_estimate(&self) -> crate::cluster::KEstimate {
+        crate::cluster::KEstimate {
+            rule: self.k_rule,
+            k_min: self.k_min,
+            k_max: self.k_max,
+            resolution: self.k_resolution,
+            resolution_range: self.k_resolution_range,
+            resolution_steps: self.k_resolution_steps,
+            scan_cells: self.k_scan_cells,
+            ..Default::default()
+        }
     }
 
     /// Each member's weight from its `agreement` (mean ARI to the other members): 0 below

@@ -22,7 +22,7 @@ use crate::cluster::{kmeans, KMeansParams};
 use crate::config::{ConfigBuilder, RunConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{normalized_mutual_info, AverageMethod};
-use crate::models::consensus::{KRule, Params, NAME};
+use crate::models::consensus::{Params, NAME};
 use crate::preprocess::{Source, Sourced};
 use crate::progress::Progress;
 use serde_json::{json, Value};
@@ -145,7 +145,9 @@ pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut 
         Some(k) => (k, Value::Null),
         None => {
             let (k, info) = crate::device::torch_guard("estimating k", device, || {
-                with_tensor(&embedding, all_dims, device, |concat| estimate_k(concat, &params, &cfg, progress))
+                with_tensor(&embedding, all_dims, device, |concat| {
+                    crate::cluster::estimate_k(concat, &params.k_estimate(), &cfg.cluster, cfg.seed, progress)
+                })
             })?;
             progress.message(&format!("consensus: estimated k = {k}"));
             (k, info)
@@ -385,74 +387,10 @@ fn reweight(x: &mut Vec<f32>, dims: &[usize], weights: &[f64]) -> usize {
     kept
 }
 
-/// With k unknown, by `params.k_rule` on the consensus embedding `concat`:
-/// - `leiden`: the number of communities Leiden finds at `params.k_resolution` on its kNN
-///   graph (the run's graph options);
-/// - `silhouette`: K-means for every k from `k_min` to `k_max` on at most
-///   `params.k_scan_cells` cells drawn from the seed (3 starts each), and the k whose
-///   partition has the highest mean silhouette there.
-///
-/// The bounds `k_min`..`k_max` apply to both. Which rule and which resolution: chosen by
-/// leave-one-dataset-out over the labelled and simulated sets (bench/generalization.py,
-/// bench/results/generalization.json). Returns k and the evidence (a score per candidate).
-fn estimate_k(concat: &Tensor, params: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(usize, Value)> {
-    let n = concat.size()[0] as usize;
-    match params.k_rule {
-        KRule::Leiden => {
-            let graph = crate::cluster::ClusterConfig {
-                algorithm: crate::cluster::Algorithm::Leiden,
-                resolution_choice: crate::cluster::ResolutionChoice::Fixed,
-                resolution: params.k_resolution,
-                ..cfg.cluster.clone()
-            };
-            let c = crate::cluster::run(concat, &graph, None, cfg.seed, progress)?;
-            let found = c.labels.iter().collect::<std::collections::HashSet<_>>().len();
-            let k = found.clamp(params.k_min, params.k_max).min(n);
-            Ok((k, json!({"rule": "leiden", "resolution": params.k_resolution, "communities": found, "leiden": c.info})))
-        }
-        KRule::Silhouette => {
-            let m = n.min(params.k_scan_cells);
-            let x = if m < n {
-                let mut rng = crate::seed::rng_for(cfg.seed, K_SCAN_STREAM);
-                let mut cells = rand::seq::index::sample(&mut rng, n, m).into_vec();
-                cells.sort_unstable();
-                concat.f_index_select(
-                    0,
-                    &Tensor::from_slice(&cells.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(concat.device()),
-                )?
-            } else {
-                concat.shallow_clone()
-            };
-            let d = x.size()[1] as usize;
-            let rows = Vec::<f32>::try_from(&x.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
-            let c = &cfg.cluster;
-            let mut scores = serde_json::Map::new();
-            let mut best: Option<(usize, f64)> = None;
-            for k in params.k_min..=params.k_max.min(m.saturating_sub(1)) {
-                let l = kmeans(&x, &KMeansParams { k, n_init: 3, max_iter: c.max_iter, tol: c.tol, seed: cfg.seed })?.labels;
-                let (codes, found) = crate::metrics::encode(&l);
-                if found < 2 {
-                    continue;
-                }
-                let s = crate::metrics::silhouette(&rows, d, &codes)?;
-                scores.insert(k.to_string(), json!((s * 1e4).round() / 1e4));
-                if best.is_none_or(|(_, b)| s > b) {
-                    best = Some((k, s));
-                }
-            }
-            let (k, _) = best.ok_or_else(|| Error::data(format!("too few cells ({n}) to estimate the number of clusters")))?;
-            progress.message(&format!("consensus: silhouette by k on {m} cells: best k = {k}"));
-            Ok((k, json!({"rule": "silhouette", "cells": m, "silhouette_by_k": scores})))
-        }
-    }
-}
-
-/// The stream of the cells the k scan draws.
-const K_SCAN_STREAM: u64 = 0x4B5C_0000;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::consensus::KRule;
 
     /// Three well-separated blobs of 30 points in `d` dimensions, shifted and scaled.
     fn blobs(d: i64, scale: f64, seed: i64) -> Tensor {
@@ -562,12 +500,16 @@ mod tests {
         centres.index_select(0, &idx) + Tensor::randn([40 * k, 8], (tch::Kind::Float, tch::Device::Cpu))
     }
 
+    fn estimate_k(x: &Tensor, p: &Params, cfg: &RunConfig, progress: &mut dyn Progress) -> Result<(usize, Value)> {
+        crate::cluster::estimate_k(x, &p.k_estimate(), &cfg.cluster, cfg.seed, progress)
+    }
+
     #[test]
-    fn k_is_found_on_separated_groups_by_either_rule() {
+    fn k_is_found_on_separated_groups_by_every_rule() {
         let cfg = RunConfig::from_json(&json!({"method": NAME, "device": "cpu", "threads": 1})).unwrap();
         for k in [2, 4, 7, 11] {
             let x = groups(k, k);
-            for rule in [KRule::Silhouette, KRule::Leiden] {
+            for rule in [KRule::Silhouette, KRule::Leiden, KRule::Plateau] {
                 let p = Params { k_rule: rule, ..Params::default() };
                 let (found, info) = estimate_k(&x, &p, &cfg, &mut crate::progress::Silent).unwrap();
                 assert_eq!(found as i64, k, "{rule:?}: {info}");

@@ -9,7 +9,7 @@ test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors
   expect_identical(obj[["consensus"]]@misc$scdeep$config$method, "consensus")
   cl <- obj[["consensus"]]@misc$scdeep$run$clustering
   expect_identical(cl$algorithm, "consensus")
-  expect_identical(cl$k_estimate$rule, "leiden")
+  expect_identical(cl$k_estimate$rule, "plateau")
   expect_identical(nlevels(obj$consensus_clusters), as.integer(cl$k))
   # the keys of uns['scdeep'][method] in Python and the CLI (core's io::results::uns_entry), and the model
   expect_setequal(names(obj[["consensus"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "stability", "model"))
