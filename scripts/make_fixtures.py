@@ -257,6 +257,18 @@ def adam_fixture():
     dump("adam.json", {"p0": f(p0.numpy()), "grads": [f(x.numpy()) for x in grads], "cases": cases, "groups": groups})
 
 
+def scanpy_pcs(name):
+    """A shared set and scanpy's 20 PCs of it (normalize_total, log1p, 2000 HVGs, scale)."""
+    a = sc.read_h5ad(os.path.join(DATA, name, name + ".h5ad"))
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    sc.pp.highly_variable_genes(a, n_top_genes=2000)
+    a = a[:, a.var.highly_variable].copy()
+    sc.pp.scale(a, max_value=10)
+    sc.tl.pca(a, n_comps=20, random_state=0)
+    return a, np.ascontiguousarray(a.obsm["X_pca"], dtype=np.float32)
+
+
 def harmony_fixture():
     """harmonypy (pinned in scripts/constraints.txt), defaults, on: separated blobs in
     three shifted batches (where Harmony's answer does not depend on its random draws),
@@ -281,14 +293,8 @@ def harmony_fixture():
             b += [str(k)] * n
     inputs.append(("blobs", np.vstack(x).astype(np.float32), b))
     for name in ("baron_mouse", "cider_pancreas"):
-        a = sc.read_h5ad(os.path.join(DATA, name, name + ".h5ad"))
-        sc.pp.normalize_total(a, target_sum=1e4)
-        sc.pp.log1p(a)
-        sc.pp.highly_variable_genes(a, n_top_genes=2000)
-        a = a[:, a.var.highly_variable].copy()
-        sc.pp.scale(a, max_value=10)
-        sc.tl.pca(a, n_comps=20, random_state=0)
-        inputs.append((name, np.ascontiguousarray(a.obsm["X_pca"], dtype=np.float32), a.obs["batch"].astype(str).tolist()))
+        a, pcs = scanpy_pcs(name)
+        inputs.append((name, pcs, a.obs["batch"].astype(str).tolist()))
     cases = []
     for name, x, b in inputs:
         batch = pd.Categorical(b)
@@ -301,6 +307,43 @@ def harmony_fixture():
     dump("harmony.json", cases)
 
 
+def batch_metrics_fixture():
+    """scib-metrics' batch metrics (scib-metrics==0.5.10 with jax, not in requirements.txt:
+    `pip install scib-metrics==0.5.10` to regenerate) on an exact 90-NN graph (scikit-learn,
+    each cell its own first neighbour): silhouette_batch, ilisi_knn and clisi_knn
+    (perplexity 30, scaled), graph_connectivity. Inputs: blobs of 4 types in 3 batches,
+    shifted apart (batches unmixed) and not (mixed), and scanpy's 20 PCs of cider_pancreas
+    (6 donors)."""
+    from scib_metrics import clisi_knn, graph_connectivity, ilisi_knn, silhouette_batch
+    from scib_metrics.nearest_neighbors import NeighborsResults
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(1)
+    centres, shifts = rng.normal(0, 6, size=(4, 10)), rng.normal(0, 3, size=(3, 10))
+    inputs = []
+    for name, shift in (("blobs_unmixed", 1.0), ("blobs_mixed", 0.0)):
+        x, t, b = [], [], []
+        for ti in range(4):
+            for k in range(3):
+                n = 40 + 20 * ((ti + k) % 3)
+                x.append(centres[ti] + shift * shifts[k] + rng.normal(0, 1, size=(n, 10)))
+                t += [f"type{ti}"] * n
+                b += [f"b{k}"] * n
+        inputs.append((name, np.vstack(x).astype(np.float32), t, b))
+    a, pcs = scanpy_pcs("cider_pancreas")
+    inputs.append(("cider_pancreas", pcs, a.obs["cell_type"].astype(str).tolist(), a.obs["batch"].astype(str).tolist()))
+    cases = []
+    for name, x, t, b in inputs:
+        dist, idx = NearestNeighbors(n_neighbors=90).fit(x.astype(np.float64)).kneighbors(x.astype(np.float64))
+        nn = NeighborsResults(indices=idx, distances=dist)
+        t, b = np.array(t), np.array(b)
+        cases.append({"name": name, "dims": int(x.shape[1]), "x": f(x), "labels": t.tolist(), "batches": b.tolist(),
+                      "silhouette_batch": float(silhouette_batch(x, t, b)), "ilisi": float(ilisi_knn(nn, b)),
+                      "clisi": float(clisi_knn(nn, t)), "graph_connectivity": float(graph_connectivity(nn, t))})
+        print(name, {k: v for k, v in cases[-1].items() if k not in ("x", "labels", "batches")})
+    dump("batch_metrics.json", cases)
+
+
 GROUPS = {
     "adam": adam_fixture,
     "zinb": zinb_fixture,
@@ -311,6 +354,7 @@ GROUPS = {
     "kmeans": pca_kmeans_fixture,
     "tenx": tenx_h5_fixture,
     "harmony": harmony_fixture,
+    "batch": batch_metrics_fixture,
     "graph": lambda: dump("graph.json", [graph_fixture("pollen_top1000hvg"), graph_fixture("darmanis_top1000hvg"),
                                          graph_fixture("baron_mouse")]),
 }

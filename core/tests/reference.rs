@@ -531,3 +531,31 @@ fn harmony_matches_harmonypy() {
         assert!(worst >= bar && worst > input, "{name}: {worst} against harmonypy (its seeds {seeds}, the input {input})");
     }
 }
+
+/// scIB's batch metrics equal scib-metrics' on the same cells (tests/fixtures/batch_metrics.json,
+/// `scripts/make_fixtures.py batch`), the kNN graph ours (exact, 90 neighbours).
+#[test]
+fn batch_metrics_match_scib_metrics() {
+    use scdeep_core::metrics::batch::evaluate_batches;
+    for case in fixture("batch_metrics.json").as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let dims = case["dims"].as_u64().unwrap() as usize;
+        let x: Vec<f32> = case["x"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let strings = |k: &str| case[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>();
+        let (labels, batches) = (strings("labels"), strings("batches"));
+        let n = labels.len();
+        let t = tch::Tensor::from_slice(&x).view([n as i64, dims as i64]);
+        let knn = scdeep_core::cluster::knn_exact(&t, 90, scdeep_core::cluster::Metric::Euclidean, 256).unwrap();
+        let got = evaluate_batches(&x, dims, &labels, &batches, knn.neighbours()).unwrap();
+        eprintln!("{name}: {got:?}");
+        for (k, v) in [
+            ("silhouette_batch", got.silhouette_batch.unwrap()),
+            ("ilisi", got.ilisi),
+            ("clisi", got.clisi),
+            ("graph_connectivity", got.graph_connectivity),
+        ] {
+            let want = case[k].as_f64().unwrap();
+            assert!((v - want).abs() < 1e-4, "{name} {k}: {v} against scib-metrics' {want}");
+        }
+    }
+}

@@ -94,7 +94,7 @@ def cluster(adata, method=None, n_clusters=None, layer=None, use_raw=False, labe
 
 
 def _uns(entry):
-    """core's uns entry (`scdeep_core::io::results::uns_entry`) as AnnData stores it:
+    """core's uns entry (`scdeep_core::results::uns_entry`) as AnnData stores it:
     loss columns as float arrays (null = NaN)."""
     entry["history"] = {k: np.array(v, dtype=float) for k, v in entry["history"].items()}
     return entry

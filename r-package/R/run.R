@@ -254,7 +254,7 @@ RunScdeep.SingleCellExperiment <- function(object, method = NULL, n.clusters = N
   x
 }
 
-# core's uns entry (scdeep_core::io::results::uns_entry) as R objects: the keys of
+# core's uns entry (scdeep_core::results::uns_entry) as R objects: the keys of
 # adata.uns['scdeep'][key] from Python and the CLI; config and run parsed, the loss
 # columns a data frame (NA where an epoch lacks a value).
 .uns <- function(json) {

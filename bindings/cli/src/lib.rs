@@ -427,6 +427,17 @@ struct EvalArgs {
     /// arithmetic (default), geometric, max, min.
     #[arg(long, default_value = "arithmetic")]
     nmi_average: String,
+    /// Batches, `cell<TAB>batch` with a header: adds scIB's batch metrics of --embedding
+    /// (batch silhouette, iLISI, cLISI, graph connectivity; the cell types from --truth).
+    #[arg(long, requires = "embedding")]
+    batches: Option<PathBuf>,
+    /// The embedding the batch metrics score: .npy (rows are --truth's cells in order) or a
+    /// table with the cells' names in its first column.
+    #[arg(long, requires = "batches")]
+    embedding: Option<PathBuf>,
+    /// Neighbours per cell (the cell included) for the batch metrics (scIB: 90).
+    #[arg(long, default_value_t = 90)]
+    batch_neighbors: usize,
     /// Write the metrics JSON here (stdout otherwise).
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -733,7 +744,10 @@ fn cmd_cluster(a: ClusterArgs, quiet: bool) -> Result<()> {
 
 fn cmd_evaluate(a: EvalArgs) -> Result<()> {
     if let Some(o) = &a.out {
-        refuse_overlap(&[Output::File("--out", o)], &[("--labels", &a.labels), ("--truth", &a.truth)])?;
+        let mut inputs: Vec<(&str, &std::path::Path)> = vec![("--labels", &a.labels), ("--truth", &a.truth)];
+        inputs.extend(a.batches.as_deref().map(|b| ("--batches", b)));
+        inputs.extend(a.embedding.as_deref().map(|e| ("--embedding", e)));
+        refuse_overlap(&[Output::File("--out", o)], &inputs)?;
     }
     let pred = io::read_labels_tsv(&a.labels)?;
     let truth: std::collections::HashMap<String, String> = io::read_labels_tsv(&a.truth)?.into_iter().collect();
@@ -747,7 +761,11 @@ fn cmd_evaluate(a: EvalArgs) -> Result<()> {
         p.push(l.clone());
     }
     let s = scdeep_core::metrics::evaluate_named(&t, &p, None, "--nmi-average", &a.nmi_average)?;
-    let v = serde_json::to_value(&s).unwrap();
+    let mut v = serde_json::to_value(&s).unwrap();
+    if let (Some(b), Some(e)) = (&a.batches, &a.embedding) {
+        let scores = scdeep_core::batch::evaluate_files(e, &a.truth, b, a.batch_neighbors)?;
+        v["batch"] = json!(scores);
+    }
     match &a.out {
         Some(o) => write::write_json(o, &v),
         None => {

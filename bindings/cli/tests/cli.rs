@@ -256,6 +256,42 @@ fn simulate_cluster_evaluate() {
         let found: std::collections::HashSet<&str> = labels.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).collect();
         assert_eq!(found.len(), 2, "{rule:?}: {found:?}");
     }
+    // batch metrics of the embedding: two made-up batches alternating over the cells mix well
+    let truth = std::fs::read_to_string(d.join("sim/labels.tsv")).unwrap();
+    let mut batches = String::from("cell\tbatch\n");
+    for (i, l) in truth.lines().skip(1).enumerate() {
+        batches += &format!("{}\tb{}\n", l.split('\t').next().unwrap(), i % 2);
+    }
+    std::fs::write(d.join("batches.tsv"), &batches).unwrap();
+    let eval = |emb: &str, b: &str| {
+        bin()
+            .args(["evaluate", "--labels"])
+            .arg(d.join("cl.tsv"))
+            .arg("--truth")
+            .arg(d.join("sim/labels.tsv"))
+            .arg("--embedding")
+            .arg(d.join(emb))
+            .arg("--batches")
+            .arg(d.join(b))
+            .output()
+            .unwrap()
+    };
+    let o = eval("res/embedding.tsv", "batches.tsv");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["silhouette_batch", "ilisi", "clisi", "graph_connectivity"] {
+        assert!(v["batch"][k].as_f64().is_some_and(|x| (0.0..=1.0 + 1e-9).contains(&x)), "{k}: {v}");
+    }
+    assert!(v["batch"]["ilisi"].as_f64().unwrap() > 0.8, "{v}");
+    // the .npy embedding (rows in the truth's order) gives the same
+    let o = eval("res/embedding.npy", "batches.tsv");
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!((w["batch"]["ilisi"].as_f64().unwrap() - v["batch"]["ilisi"].as_f64().unwrap()).abs() < 1e-6, "{w}");
+    // a cell without a batch names the file and the cell
+    std::fs::write(d.join("short.tsv"), batches.lines().take(5).collect::<Vec<_>>().join("\n")).unwrap();
+    let o = eval("res/embedding.tsv", "short.tsv");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("short.tsv") && err.contains("no value for cell"), "{err}");
     let o = bin()
         .args(["cluster", "--k-rule", "guess", "--embedding"])
         .arg(d.join("res/embedding.npy"))

@@ -35,6 +35,13 @@ pub struct Knn {
     pub distances: Vec<f32>,
 }
 
+impl Knn {
+    /// The same neighbours as the batch metrics take them.
+    pub fn neighbours(&self) -> crate::metrics::batch::Neighbours<'_> {
+        crate::metrics::batch::Neighbours { n: self.n, k: self.k, indices: &self.indices, distances: &self.distances }
+    }
+}
+
 /// Checked, float, unit rows for cosine.
 pub(super) fn prepare(x: &Tensor, k: usize, metric: Metric) -> Result<Tensor> {
     check_k(k, x.size()[0] as usize)?;

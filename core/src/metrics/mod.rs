@@ -1,5 +1,6 @@
 //! Clustering metrics matching scikit-learn (checked against fixtures it generates).
 
+pub mod batch;
 mod hungarian;
 
 use crate::error::{Error, Result};
@@ -305,6 +306,17 @@ pub fn silhouette(x: &[f32], d: usize, labels: &[usize]) -> Result<f64> {
 /// The mean silhouettes of several labellings of the same cells, sharing one pass over
 /// the pairwise distances.
 pub fn silhouettes(x: &[f32], d: usize, labelings: &[&[usize]]) -> Result<Vec<f64>> {
+    Ok(silhouette_parts(x, d, labelings)?.iter().map(|s| s.iter().sum::<f64>() / s.len() as f64).collect())
+}
+
+/// Each cell's silhouette (Euclidean) under `labels`, as scikit-learn's
+/// `silhouette_samples` (0 for a cell alone in its cluster).
+pub fn silhouette_values(x: &[f32], d: usize, labels: &[usize]) -> Result<Vec<f64>> {
+    Ok(silhouette_parts(x, d, &[labels])?.swap_remove(0))
+}
+
+/// Every cell's silhouette under each labelling, one pass over the pairwise distances.
+fn silhouette_parts(x: &[f32], d: usize, labelings: &[&[usize]]) -> Result<Vec<Vec<f64>>> {
     let n = labelings.first().map_or(0, |l| l.len());
     if x.len() != n * d {
         return Err(Error::data(format!("embedding has {} values, expected {} x {}", x.len(), n, d)));
@@ -356,8 +368,8 @@ pub fn silhouettes(x: &[f32], d: usize, labelings: &[&[usize]]) -> Result<Vec<f6
         for &c in codes {
             sizes[c] += 1;
         }
-        let mut total = 0.0;
-        for i in 0..n {
+        let mut values = vec![0.0; n];
+        for (i, v) in values.iter_mut().enumerate() {
             let sums = &sums_all[i * width + off..i * width + off + k];
             let own = codes[i];
             if sizes[own] <= 1 {
@@ -366,9 +378,9 @@ pub fn silhouettes(x: &[f32], d: usize, labelings: &[&[usize]]) -> Result<Vec<f6
             let a = sums[own] / (sizes[own] - 1) as f64;
             let b = (0..k).filter(|&c| c != own).map(|c| sums[c] / sizes[c] as f64).fold(f64::INFINITY, f64::min);
             let s = (b - a) / a.max(b);
-            total += if s.is_nan() { 0.0 } else { s };
+            *v = if s.is_nan() { 0.0 } else { s };
         }
-        out.push(total / n as f64);
+        out.push(values);
         off += k;
     }
     Ok(out)

@@ -11,7 +11,7 @@ test_that("Seurat: RunScdeep gives the CLI's labels and works with FindNeighbors
   expect_identical(cl$algorithm, "consensus")
   expect_identical(cl$k_estimate$rule, "plateau")
   expect_identical(nlevels(obj$consensus_clusters), as.integer(cl$k))
-  # the keys of uns['scdeep'][method] in Python and the CLI (core's io::results::uns_entry), and the model
+  # the keys of uns['scdeep'][method] in Python and the CLI (core's results::uns_entry), and the model
   expect_setequal(names(obj[["consensus"]]@misc$scdeep), c("config", "run", "versions", "timings_s", "history", "stability", "model"))
   # how stable the partition is under subsampling, overall and per cluster
   st <- obj[["consensus"]]@misc$scdeep$stability
