@@ -125,7 +125,12 @@ c-test:
 	gcc -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L tests/c/test_api.c -o $(CTEST)/test_api \
 	    $$(PKG_CONFIG_PATH=$(CTEST)/prefix/lib/pkgconfig pkg-config --cflags --libs scdeep) -lpthread -lm
 	$(BIN) run -q -i $(PBMC) --label-key cell_type --seed 0 --threads 1 --device cpu --epochs 10 --no-h5ad --out $(CTEST)/cli
-	$(CTEST)/test_api $(PBMC) $(CTEST)/cli/labels.tsv $(CTEST)
+	echo '{"batch_fac_loc": 0.15, "batch_fac_scale": 0.15}' > $(CTEST)/batch_params.json
+	$(BIN) simulate -q --n-cells 600 --n-genes 500 --groups 0.4,0.3,0.3 --batches 300,300 --de-prob 0.2 --seed 2 \
+	    --params $(CTEST)/batch_params.json --no-true-counts --overwrite -o $(CTEST)/batches.h5ad
+	$(BIN) run -q -i $(CTEST)/batches.h5ad --label-key group --batch-key batch -m pca --seed 0 --threads 1 --device cpu \
+	    --no-h5ad --overwrite --out $(CTEST)/cli_batches
+	$(CTEST)/test_api $(PBMC) $(CTEST)/cli/labels.tsv $(CTEST) $(CTEST)/batches.h5ad $(CTEST)/cli_batches/labels.tsv
 
 # Leak check of the C program on a small dataset (about 20 minutes under valgrind; not
 # part of `make test`). Measured: 0 bytes definitely or indirectly lost.

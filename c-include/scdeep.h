@@ -140,10 +140,19 @@ enum ScdeepStatus scdeep_dataset_from_dense(size_t n_cells,
                                             struct ScdeepDataset **out);
 
 /**
+ * Each cell's batch (sample, donor, lane): `batches` holds one string per cell of the
+ * dataset (NULL removes them). A run of a dataset with several batches corrects its
+ * embedding for them (the config's "batch" section: {"correction": "harmony" | "none"})
+ * and, with labels, scores the batch metrics. The strings are copied.
+ */
+enum ScdeepStatus scdeep_dataset_set_batches(struct ScdeepDataset *ds, const char *const *batches);
+
+/**
  * Read a dataset from a file or 10x folder. `options_json` may be NULL or a JSON object
  * with any of: "format" (auto, mtx, 10x_h5, h5ad, csv, tsv), "layer", "use_raw",
- * "label_key", "labels_file", "genes_in_rows", "orientation", "limits" (the core's
- * ReadOptions).
+ * "label_key", "labels_file", "batch_key" (an obs column with each cell's batch),
+ * "batches_file" (`barcode<TAB>batch`), "genes_in_rows", "orientation", "limits" (the
+ * core's ReadOptions).
  */
 enum ScdeepStatus scdeep_dataset_read(const char *path,
                                       const char *options_json,

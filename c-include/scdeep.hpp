@@ -52,6 +52,13 @@ class Dataset {
         check(scdeep_dataset_from_dense(n_cells, n_genes, values.data(), nullptr, nullptr, labels.empty() ? nullptr : lab.data(), &p));
         return Dataset(p);
     }
+    /// Each cell's batch (one per cell; empty removes them): a run corrects for them.
+    void set_batches(const std::vector<std::string> &batches) {
+        if (!batches.empty() && batches.size() != n_cells()) throw Error(SCDEEP_STATUS_ERR_ARGUMENT, "batches: expected one per cell");
+        std::vector<const char *> b;
+        for (const auto &v : batches) b.push_back(v.c_str());
+        check(scdeep_dataset_set_batches(h_.get(), batches.empty() ? nullptr : b.data()));
+    }
     size_t n_cells() const { return shape().first; }
     size_t n_genes() const { return shape().second; }
     const ScdeepDataset *get() const noexcept { return h_.get(); }

@@ -1,6 +1,7 @@
 //! `RunConfig`: every option of a run, serde-(de)serialisable. Front ends build it
 //! from JSON overlays: method defaults <- recipe preset <- user JSON <- flags.
 
+pub use crate::batch::BatchConfig;
 use crate::cluster::ClusterConfig;
 pub use crate::error::from_json_at;
 use crate::error::{Error, Result};
@@ -26,6 +27,8 @@ pub struct RunConfig {
     /// libtorch intra-op threads (default 1, see device::set_threads).
     pub threads: Option<usize>,
     pub metrics: MetricsConfig,
+    /// Cells of several batches: where their batches are, and the correction.
+    pub batch: BatchConfig,
 }
 
 impl Default for RunConfig {
@@ -51,7 +54,7 @@ fn merge(base: &mut Value, over: &Value) {
 }
 
 /// The sections of a config that bindings accept as nested options.
-const SECTIONS: [&str; 4] = ["preprocess", "train", "cluster", "metrics"];
+const SECTIONS: [&str; 5] = ["preprocess", "train", "cluster", "metrics", "batch"];
 /// Top-level fields that bindings accept as plain options.
 const TOP_LEVEL: [&str; 3] = ["device", "seed", "threads"];
 
@@ -94,7 +97,7 @@ impl ConfigBuilder {
         ConfigBuilder::from_json(&v)
     }
 
-    /// Named options: the sections `preprocess`, `train`, `cluster`, `metrics` as
+    /// Named options: the sections `preprocess`, `train`, `cluster`, `metrics`, `batch` as
     /// objects (merged into what is there), `device`, `seed`, `threads` top-level, every
     /// other key a method parameter (`params.<key>`).
     pub fn options(mut self, options: &Value) -> Result<ConfigBuilder> {
@@ -203,6 +206,7 @@ impl RunConfig {
             seed: 0,
             threads: None,
             metrics: MetricsConfig::default(),
+            batch: BatchConfig::default(),
         })
     }
 
@@ -244,6 +248,7 @@ impl RunConfig {
             crate::models::build(&self.method, &self.params)?; // validates method and params
         }
         self.cluster.validate()?;
+        self.batch.validate()?;
         if self.threads == Some(0) {
             return Err(Error::config("threads", 0, "must be >= 1"));
         }

@@ -420,6 +420,9 @@ pub struct Dataset {
     pub genes: Vec<String>,
     /// Ground-truth labels (one per cell) when a label column or file was given.
     pub labels: Option<Vec<String>>,
+    /// Each cell's batch (sample, donor, lane, protocol) when a batch column or file was
+    /// given (`batch.key`, `ReadOptions::batch_key` / `batches_file`).
+    pub batches: Option<Vec<String>>,
     /// Where the matrix came from (for messages).
     pub source: String,
 }
@@ -508,9 +511,34 @@ impl Dataset {
             return Err(Error::config("labels", format!("{} labels", l.len()), format!("for {n_cells} cells")));
         }
         let x = Csr { n_rows: n_cells, n_cols: n_genes, indptr: ip.into_iter().map(|v| v as usize).collect(), indices: cols, data };
-        let ds = Dataset { x, cells, genes, labels, source: source.to_string() };
+        let ds = Dataset { x, cells, genes, labels, batches: None, source: source.to_string() };
         ds.validate()?;
         Ok(ds)
+    }
+
+    /// The same cells with their batches (one per cell, in the cells' order; None: one
+    /// batch), checked: as many as the cells, none empty. `field` names where they came
+    /// from in an error (`batches`, an obs column, a file).
+    ///
+    /// ```
+    /// use scdeep_core::Dataset;
+    /// let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    /// let ds = Dataset::from_csr_parts(2, 2, &[0i64, 1, 2], &[0i32, 1], vec![1.0, 2.0], names("c", 2), names("g", 2), None, "example")?;
+    /// let e = ds.clone().with_batches(Some(vec!["a".into()]), "batches").unwrap_err().to_string();
+    /// assert!(e.contains("batches") && e.contains("1 batch"), "{e}");
+    /// let ds = ds.with_batches(Some(vec!["a".into(), "b".into()]), "batches")?;
+    /// assert_eq!(ds.batches.unwrap(), ["a", "b"]);
+    /// # Ok::<(), scdeep_core::Error>(())
+    /// ```
+    pub fn with_batches(mut self, batches: Option<Vec<String>>, field: &str) -> Result<Dataset> {
+        if let Some(b) = &batches {
+            if b.len() != self.n_cells() {
+                return Err(Error::config(field, format!("{} batch values", b.len()), format!("for {} cells", self.n_cells())));
+            }
+        }
+        validate_batches(field, &self.cells, batches.as_deref())?;
+        self.batches = batches;
+        Ok(self)
     }
 
     pub fn n_cells(&self) -> usize {
@@ -525,6 +553,7 @@ impl Dataset {
         let src = &self.source;
         self.x.validate_structure().map_err(|e| Error::data(format!("{src}: {e}")))?;
         validate_names(src, &self.cells, &self.genes, self.labels.as_deref(), self.x.n_rows, self.x.n_cols)?;
+        validate_batches(src, &self.cells, self.batches.as_deref())?;
         validate_values(src, &self.x, 0, &self.cells, &self.genes)?;
         if self.x.data.iter().all(|&v| v == 0.0) {
             return Err(all_zeros(src));
@@ -537,6 +566,7 @@ impl Dataset {
             cells: rows.iter().map(|&i| self.cells[i].clone()).collect(),
             genes: self.genes.clone(),
             labels: self.labels.as_ref().map(|l| rows.iter().map(|&i| l[i].clone()).collect()),
+            batches: self.batches.as_ref().map(|b| rows.iter().map(|&i| b[i].clone()).collect()),
             source: self.source.clone(),
         }
     }
@@ -547,6 +577,7 @@ impl Dataset {
             cells: self.cells.clone(),
             genes: cols.iter().map(|&j| self.genes[j].clone()).collect(),
             labels: self.labels.clone(),
+            batches: self.batches.clone(),
             source: self.source.clone(),
         }
     }
@@ -584,6 +615,21 @@ impl Dataset {
     pub fn is_integer(&self) -> bool {
         self.x.data.iter().all(|v| v.fract() == 0.0)
     }
+}
+
+/// Batches (when given): one per cell, none empty.
+pub fn validate_batches(src: &str, cells: &[String], batches: Option<&[String]>) -> Result<()> {
+    let Some(b) = batches else { return Ok(()) };
+    if b.len() != cells.len() {
+        return Err(Error::data(format!("{src}: {} batch values for {} cells", b.len(), cells.len())));
+    }
+    if let Some(i) = b.iter().position(|v| v.trim().is_empty() || v.contains('\0')) {
+        return Err(Error::data(format!(
+            "{src}: cell '{}' has an empty batch; give every cell a batch or leave out the batches",
+            cells[i]
+        )));
+    }
+    Ok(())
 }
 
 /// The names of a matrix (`n_rows` cells x `n_cols` genes) and its labels: as many as the

@@ -136,8 +136,9 @@ pub fn history_columns(history: &[Value]) -> serde_json::Map<String, Value> {
 
 /// `uns['scdeep'][<key>]`, the same in every door: `config` (the resolved config, JSON
 /// text), `run` (run.json, JSON text), `versions` and `timings_s` (flat), `history`
-/// (loss columns, one value per epoch) and `metrics` (numeric scores; only with ground
-/// truth). AnnData cannot hold nulls or nested lists, hence the JSON texts.
+/// (loss columns, one value per epoch), `metrics` (numeric scores; only with ground
+/// truth) and `batch` (with several batches: the cells per batch, the correction, each
+/// cluster's cells per batch). AnnData cannot hold nulls or nested lists, hence the JSON texts.
 pub fn uns_entry(res: &RunResult) -> Value {
     let info = res.info_json();
     let mut e = json!({
@@ -150,6 +151,9 @@ pub fn uns_entry(res: &RunResult) -> Value {
     // how far to trust the partition (no labels needed): overall and per cluster
     if let Some(st) = info["clustering"].get("stability").filter(|v| v.is_object()) {
         e["stability"] = json!({"overall": st["overall"], "per_cluster": st["per_cluster"]});
+    }
+    if let Some(Value::Object(b)) = info["clustering"].get("batch") {
+        e["batch"] = Value::Object(b.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect());
     }
     if let Some(s) = &res.scores {
         e["metrics"] = s.as_pairs().into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>().into();

@@ -12,7 +12,7 @@ use serde_json::json;
 /// whose resolved config once failed to run again.
 fn data(labels: bool) -> Dataset {
     let s = simulate(&SimParams { n_cells: 400, n_genes: 300, group_prob: vec![0.5, 0.3, 0.2], seed: 3, ..Default::default() }).unwrap();
-    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: labels.then_some(s.groups), source: "simulated".into() }
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: labels.then_some(s.groups), batches: None, source: "simulated".into() }
 }
 
 fn round_trip(b: ConfigBuilder, labels: bool) {

@@ -12,7 +12,7 @@ use serde_json::json;
 fn sim(n_cells: usize, seed: u64) -> Dataset {
     let p = SimParams { n_cells, n_genes: 800, group_prob: vec![0.4, 0.3, 0.2, 0.1], de_prob: 0.3, seed, ..Default::default() };
     let s = simulate(&p).unwrap();
-    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() }
 }
 
 fn cfg(v: serde_json::Value) -> RunConfig {

@@ -17,7 +17,7 @@ fn sim(n_cells: usize, groups: usize, seed: u64) -> Dataset {
 fn sim_de(n_cells: usize, groups: usize, seed: u64, de_fac_loc: f64) -> Dataset {
     let p = SimParams { n_cells, n_genes: 600, group_prob: vec![1.0; groups], de_prob: 0.3, de_fac_loc, seed, ..Default::default() };
     let s = simulate(&p).unwrap();
-    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() }
 }
 
 /// A consensus of `members`, scMAE trained shortly (every member's defaults otherwise).
@@ -247,4 +247,34 @@ fn members_reading_a_large_h5ad_each_in_turn_give_the_run_on_the_whole_input() {
     assert!(log.0.iter().any(|m| m.starts_with("read 400 cells x 600 genes")), "{:?}", log.0);
     assert!(pipeline::run_path(&path, &opts, &pca, false, &mut Silent).unwrap().input.is_none());
     std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_consensus_corrects_its_embedding_for_batches() {
+    let p = SimParams {
+        n_cells: 600,
+        n_genes: 600,
+        group_prob: vec![1.0; 3],
+        de_prob: 0.3,
+        batch_cells: vec![200, 200, 200],
+        batch_fac_loc: 0.15,
+        batch_fac_scale: 0.15,
+        seed: 5,
+        ..Default::default()
+    };
+    let s = simulate(&p).unwrap();
+    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() }
+        .with_batches(Some(s.batches), "batch")
+        .unwrap();
+    let mut c = cfg(&["pca", "scmae"]);
+    c.batch.correction = scdeep_core::batch::Correction::None;
+    let none = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    c.batch.correction = scdeep_core::batch::Correction::Harmony;
+    let h = pipeline::run(&ds, &c, &mut Silent).unwrap();
+    let (s0, s1) = (none.scores.unwrap(), h.scores.unwrap());
+    assert!(s1.ilisi.unwrap() > s0.ilisi.unwrap() + 0.1, "iLISI {:?} -> {:?}", s0.ilisi, s1.ilisi);
+    assert!(s1.ari > 0.9 && s1.ari >= s0.ari - 0.02, "ARI {} -> {}", s0.ari, s1.ari);
+    assert_eq!(h.clustering["batch"]["correction"]["method"], "harmony");
+    assert_eq!(none.clustering["batch"]["correction"]["method"], "none");
+    assert!(h.timings.iter().any(|(k, _)| k == "batch_correction"));
 }

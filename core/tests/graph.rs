@@ -114,7 +114,7 @@ fn finds_twelve_groups_without_k() {
     use scdeep_core::simulate::{simulate, SimParams};
     let p = SimParams { n_cells: 2400, n_genes: 2000, group_prob: vec![1.0 / 12.0; 12], de_prob: 0.2, seed: 11, ..Default::default() };
     let s = simulate(&p).unwrap();
-    let ds = scdeep_core::Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: None, source: "sim".into() };
+    let ds = scdeep_core::Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: None, batches: None, source: "sim".into() };
     let cfg = scdeep_core::RunConfig::from_json(&serde_json::json!({"method": "pca", "device": "cpu", "cluster": {"algorithm": "leiden"}}))
         .unwrap();
     let r = scdeep_core::pipeline::run(&ds, &cfg, &mut scdeep_core::progress::Silent).unwrap();

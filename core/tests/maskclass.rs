@@ -15,7 +15,7 @@ use tch::Tensor;
 fn sim() -> Dataset {
     let p = SimParams { n_cells: 400, n_genes: 1100, group_prob: vec![0.5, 0.3, 0.2], de_prob: 0.2, seed: 11, ..Default::default() };
     let s = simulate(&p).unwrap();
-    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() }
 }
 
 fn cfg(epochs: usize) -> RunConfig {

@@ -22,7 +22,7 @@ fn mlp_variant_trains_and_is_deterministic() {
         ..Default::default()
     };
     let s = simulate(&p).unwrap();
-    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() };
+    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() };
     let c =
         RunConfig::from_json(&json!({"method": "mask-sc-mlp", "device": "cpu", "threads": 1, "train": {"epochs": 30, "batch_size": 64}}))
             .unwrap();
@@ -61,7 +61,7 @@ impl Progress for Messages {
 fn patch_transformer_trains_is_deterministic_and_reloads() {
     let p = SimParams { n_cells: 300, n_genes: 400, group_prob: vec![0.5, 0.3, 0.2], de_prob: 0.3, seed: 5, ..Default::default() };
     let s = simulate(&p).unwrap();
-    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() };
+    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() };
     // a 16 x 16 gene matrix (the 256 genes of highest mean), 4 x 4 patches, one block each side
     let params =
         json!({"grid": 16, "patch": 4, "depth": 1, "width": 32, "heads": 2, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
@@ -90,7 +90,7 @@ fn patch_transformer_trains_is_deterministic_and_reloads() {
 fn seqfeat_target_trains_a_row_encoder_and_is_deterministic() {
     let p = SimParams { n_cells: 200, n_genes: 300, group_prob: vec![0.5, 0.5], de_prob: 0.3, seed: 6, ..Default::default() };
     let s = simulate(&p).unwrap();
-    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() };
+    let ds = Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() };
     let params = json!({"grid": 16, "patch": 4, "target": "seqfeat", "seqfeat_epochs": 3, "depth": 1, "width": 32, "heads": 2,
         "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2});
     let c = RunConfig::from_json(&json!({"method": "mask-sc", "device": "cpu", "threads": 1, "params": params,

@@ -36,7 +36,7 @@ fn counts(cells: usize, genes: usize, fractional: bool) -> Dataset {
     let x = Csr { n_rows: cells, n_cols: genes, indptr, indices, data };
     let cells: Vec<String> = (0..cells).map(|i| format!("c{i}")).collect();
     let labels = Some((0..cells.len()).map(|i| format!("g{}", i % 3)).collect());
-    Dataset { x, cells, genes: (0..genes).map(|j| format!("g{j}")).collect(), labels, source: "sim".into() }
+    Dataset { x, cells, genes: (0..genes).map(|j| format!("g{j}")).collect(), labels, batches: None, source: "sim".into() }
 }
 
 fn same_f64(a: &[f64], b: &[f64]) -> bool {
@@ -71,7 +71,7 @@ fn assert_same(a: &Prepared, b: &Prepared, what: &str) {
 
 fn check(ds: &Dataset, cfg: &PreprocessConfig, keep_counts: bool, what: &str) {
     let whole = preprocess::prepare(ds.clone(), cfg, keep_counts).unwrap();
-    let names = Names { cells: &ds.cells, genes: &ds.genes, labels: ds.labels.as_deref(), source: &ds.source };
+    let names = Names { cells: &ds.cells, genes: &ds.genes, labels: ds.labels.as_deref(), batches: None, source: &ds.source };
     for rows in [700, 2048, 5000] {
         let s = prepare_streamed(&mut InMemoryRows { x: &ds.x, rows }, &names, cfg, keep_counts).unwrap();
         assert_same(&whole, &s, &format!("{what}, blocks of {rows} rows"));
@@ -107,7 +107,7 @@ fn streaming_refuses_what_it_cannot_reproduce() {
     let ds = counts(300, 200, false);
     let cfg = PreprocessConfig::recipe(Recipe::Scrae);
     assert!(!streamable(&cfg));
-    let names = Names { cells: &ds.cells, genes: &ds.genes, labels: None, source: &ds.source };
+    let names = Names { cells: &ds.cells, genes: &ds.genes, labels: None, batches: None, source: &ds.source };
     let e = prepare_streamed(&mut InMemoryRows { x: &ds.x, rows: 100 }, &names, &cfg, false).unwrap_err();
     assert!(e.to_string().contains("exclude_highly_expressed"), "{e}");
     // A negative value is reported with its cell and gene, as the whole-matrix check does.

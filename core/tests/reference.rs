@@ -183,6 +183,7 @@ fn kmeans_and_pca_match_scikit_learn() {
         cells,
         genes: (0..d).map(|j| j.to_string()).collect(),
         labels: None,
+        batches: None,
         size_factors: vec![1.0; n as usize],
         cell_index: (0..n as usize).collect(),
         scaler: None,
@@ -289,7 +290,8 @@ fn simulator_is_seeded_and_separable() {
     let tru = true_counts.to_dense();
     assert!(zip_eq(&obs, &tru).all(|(o, t)| *o == 0.0 || o == t));
     assert!(a.counts.nnz() < true_counts.nnz(), "dropout removed nothing");
-    let ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), source: "sim".into() };
+    let ds =
+        scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), batches: None, source: "sim".into() };
     let cfg = scdeep_core::RunConfig { device: "cpu".into(), ..scdeep_core::RunConfig::for_method("pca").unwrap() };
     let r = scdeep_core::pipeline::run(&ds, &cfg, &mut scdeep_core::progress::Silent).unwrap();
     let s = r.scores.unwrap();
@@ -437,7 +439,7 @@ fn preprocessing_does_not_depend_on_the_thread_count() {
     use scdeep_core::simulate::{simulate, SimParams};
     // 5000 cells: more than two row blocks, so partial sums are really split
     let a = simulate(&SimParams { n_cells: 5000, n_genes: 800, seed: 3, ..Default::default() }).unwrap();
-    let ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: None, source: "sim".into() };
+    let ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: None, batches: None, source: "sim".into() };
     let mut cfg = preprocess::PreprocessConfig::recipe(preprocess::Recipe::Scanpy);
     cfg.n_top_genes = 300;
     cfg.n_top_genes_is_default = false;
@@ -459,7 +461,8 @@ fn preprocessing_does_not_depend_on_the_thread_count() {
 fn preprocessing_a_consumed_input_equals_preprocessing_a_borrowed_one() {
     use scdeep_core::simulate::{simulate, SimParams};
     let a = simulate(&SimParams { n_cells: 1500, n_genes: 600, seed: 5, ..Default::default() }).unwrap();
-    let mut ds = scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), source: "sim".into() };
+    let mut ds =
+        scdeep_core::Dataset { x: a.counts, cells: a.cells, genes: a.genes, labels: Some(a.groups), batches: None, source: "sim".into() };
     // an empty cell, so that the cell filter removes something
     for v in &mut ds.x.data[ds.x.indptr[7]..ds.x.indptr[8]] {
         *v = 0.0;

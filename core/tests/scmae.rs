@@ -11,7 +11,7 @@ use std::path::PathBuf;
 fn sim(n_cells: usize, seed: u64) -> Dataset {
     let p = SimParams { n_cells, n_genes: 1000, group_prob: vec![0.4, 0.3, 0.2, 0.1], seed, ..Default::default() };
     let s = simulate(&p).unwrap();
-    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() }
 }
 
 fn cfg(over: serde_json::Value) -> RunConfig {

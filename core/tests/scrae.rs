@@ -11,7 +11,7 @@ use serde_json::json;
 fn sim() -> Dataset {
     let p = SimParams { n_cells: 400, n_genes: 600, group_prob: vec![0.4, 0.35, 0.25], de_prob: 0.3, seed: 7, ..Default::default() };
     let s = simulate(&p).unwrap();
-    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), source: "sim".into() }
+    Dataset { x: s.counts, cells: s.cells, genes: s.genes, labels: Some(s.groups), batches: None, source: "sim".into() }
 }
 
 fn cfg(extra: serde_json::Value) -> RunConfig {

@@ -12,16 +12,19 @@ from ._errors import InvalidOptionError
 from ._progress import Progress
 
 
-def _labels(adata, label_key):
+def _labels(adata, label_key, argument="label_key"):
     if label_key is None:
         return None
     if label_key not in adata.obs:
-        raise InvalidOptionError(f"argument `label_key`: no column {label_key!r} in adata.obs (has {list(adata.obs.columns)})")
-    return adata.obs[label_key].astype(str).tolist()
+        raise InvalidOptionError(f"argument `{argument}`: no column {label_key!r} in adata.obs (has {list(adata.obs.columns)})")
+    col = adata.obs[label_key]
+    if col.isna().any():
+        raise InvalidOptionError(f"argument `{argument}`: adata.obs[{label_key!r}] is missing for {int(col.isna().sum())} cells")
+    return col.astype(str).tolist()
 
 
 def cluster(adata, method=None, n_clusters=None, layer=None, use_raw=False, label_key=None, key_added=None,
-            device="auto", seed=0, threads=None, verbose=True, copy=False, **method_options):
+            device="auto", seed=0, threads=None, verbose=True, copy=False, batch_key=None, **method_options):
     """Learn an embedding with a self-supervised method, cluster the cells, and score them.
 
     Parameters
@@ -41,6 +44,12 @@ def cluster(adata, method=None, n_clusters=None, layer=None, use_raw=False, labe
         Use ``adata.raw.X``.
     label_key : str, optional
         ``obs`` column with ground truth: adds metrics to ``uns``.
+    batch_key : str, optional
+        ``obs`` column with each cell's batch (sample, donor, lane), as in scanpy and
+        scvi-tools: the embedding is corrected for it before clustering (Harmony; pass
+        ``batch={"correction": "none"}`` to keep it as is), ``uns`` gets each cluster's
+        cells per batch, and with ``label_key`` the metrics add scIB's batch silhouette,
+        iLISI, cLISI and graph connectivity. ``obsm`` holds the corrected embedding.
     key_added : str, optional
         Name for the results (default: the method).
     device : {"auto", "cpu", "cuda", "cuda:N"}
@@ -71,11 +80,14 @@ def cluster(adata, method=None, n_clusters=None, layer=None, use_raw=False, labe
     x, genes = matrix_of(adata, layer, use_raw)
     parts = csr_parts(x, "layer" if layer else "X")
     labels = _labels(adata, label_key)
+    batches = _labels(adata, batch_key, "batch_key")
+    if batch_key is not None:
+        method_options = dict(method_options, batch=dict(method_options.get("batch") or {}, key=batch_key))
     method = method or _scdeep.DEFAULT_METHOD
     cfg = config_json(method, n_clusters, device, seed, threads, method_options)
     progress = Progress(verbose)
     try:
-        r = call(_scdeep.run, parts, list(map(str, adata.obs_names)), genes, labels, cfg, progress)
+        r = call(_scdeep.run, parts, list(map(str, adata.obs_names)), genes, labels, cfg, progress, batches)
     finally:
         progress.close()
     key = key_added or method

@@ -38,6 +38,29 @@ def test_same_labels_as_the_cli(tmp_path):
     assert isinstance(a.obs["consensus_clusters"].dtype, __import__("pandas").CategoricalDtype)
 
 
+def test_batch_key_corrects_scores_and_gives_the_clis_labels(tmp_path):
+    a = scdeep.simulate(n_cells=600, n_genes=500, group_prob=(0.5, 0.5), seed=2, de_prob=0.2,
+                        batch_cells=[300, 300], batch_fac_loc=0.15, batch_fac_scale=0.15)
+    a.write_h5ad(tmp_path / "sim.h5ad")
+    none = scdeep.tl.cluster(a, method="pca", label_key="group", batch_key="batch", batch={"correction": "none"},
+                             verbose=False, copy=True)
+    scdeep.tl.cluster(a, method="pca", label_key="group", batch_key="batch", verbose=False)
+    subprocess.run([BIN, "run", "-q", "-i", str(tmp_path / "sim.h5ad"), "--label-key", "group", "--batch-key", "batch",
+                    "-m", "pca", "--no-h5ad", "--out", str(tmp_path / "cli")], check=True)
+    cli = [line.split("\t")[1] for line in (tmp_path / "cli" / "labels.tsv").read_text().splitlines()[1:]]
+    assert list(a.obs["pca_clusters"].astype(str)) == cli
+    u, u0 = a.uns["scdeep"]["pca"], none.uns["scdeep"]["pca"]
+    assert u["batch"]["correction"]["method"] == "harmony" and u0["batch"]["correction"]["method"] == "none"
+    assert u["metrics"]["ilisi"] > u0["metrics"]["ilisi"] + 0.2 and u["metrics"]["ari"] > 0.9
+    assert sum(sum(c.values()) for c in u["batch"]["clusters_by_batch"].values()) == a.n_obs
+    a.write_h5ad(tmp_path / "out.h5ad")  # the batch account is h5ad-storable
+    with pytest.raises(scdeep.InvalidOptionError, match="batch_key.*'donor'"):
+        scdeep.tl.cluster(a, method="pca", batch_key="donor", verbose=False)
+    a.obs["cell"] = a.obs_names
+    with pytest.raises(scdeep.InvalidOptionError, match="every cell is a batch of its own"):
+        scdeep.tl.cluster(a, method="pca", batch_key="cell", verbose=False)
+
+
 def test_scanpy_runs_on_the_output(tmp_path):
     import scanpy as sc
     a = ad.read_h5ad(POLLEN)

@@ -54,14 +54,19 @@ RunScdeep.default <- function(object, ...) {
 
 #' @rdname RunScdeep
 #' @param labels Ground-truth labels, one per cell (matrix method): adds metrics.
+#' @param batches Each cell's batch (sample, donor, lane), one per cell (matrix method):
+#'   the embedding is corrected for them before clustering and, with labels, the metrics
+#'   add scIB's batch silhouette, iLISI, cLISI and graph connectivity.
+#' @param batch.correction How the embedding of several batches is corrected before
+#'   clustering: `"harmony"` (the default) or `"none"`.
 #' @param source Name of the data in error messages.
 #' @export
 RunScdeep.dgCMatrix <- function(object, method = NULL, n.clusters = NULL, labels = NULL,
                                 device = "auto", seed = 0, threads = NULL, verbose = TRUE,
-                                source = "counts", ...) {
+                                source = "counts", ..., batches = NULL, batch.correction = NULL) {
   method <- .method(method)
   .run_counts(.as_counts(object, "object"), method, n.clusters, labels, device, seed, threads,
-              verbose, source, list(...))
+              verbose, source, list(...), batches = batches, batch.correction = batch.correction)
 }
 
 #' @rdname RunScdeep
@@ -78,6 +83,10 @@ RunScdeep.matrix <- RunScdeep.dgCMatrix
 #'   `"SCMAE_"`); must match `^[a-zA-Z][a-zA-Z0-9]*_$`.
 #' @param label.column A `meta.data` (Seurat) or `colData` (SCE) column with ground truth:
 #'   metrics are computed and stored.
+#' @param batch A `meta.data` (Seurat) or `colData` (SCE) column with each cell's batch
+#'   (e.g. `"orig.ident"`): the embedding is corrected for it before clustering (Harmony),
+#'   the results record each cluster's cells per batch and, with `label.column`, the
+#'   batch metrics.
 #' @param cluster.name `meta.data` column for the clusters (default
 #'   `"<reduction.name>_clusters"`).
 #' @param set.ident Set `Idents(object)` to the clusters.
@@ -97,7 +106,8 @@ RunScdeep.Seurat <- function(object, method = NULL, n.clusters = NULL, assay = N
                              reduction.key = NULL, label.column = NULL,
                              cluster.name = paste0(reduction.name, "_clusters"), set.ident = FALSE,
                              device = "auto", seed = 0, threads = NULL, verbose = TRUE,
-                             save.model = NULL, imputed.assay = "scdeep_imputed", ...) {
+                             save.model = NULL, imputed.assay = "scdeep_imputed", ...,
+                             batch = NULL, batch.correction = NULL) {
   method <- .method(method)
   .need("SeuratObject")
   assay <- assay %||% SeuratObject::DefaultAssay(object)
@@ -109,8 +119,10 @@ RunScdeep.Seurat <- function(object, method = NULL, n.clusters = NULL, assay = N
   counts <- .as_counts(counts[feats, , drop = FALSE], "slot")
   key <- .reduction_key(reduction.name, reduction.key)
   truth <- .truth(object@meta.data, label.column, "meta.data")
+  batches <- .truth(object@meta.data, batch, "meta.data", "batch")
   res <- .run_counts(counts, method, n.clusters, truth, device, seed, threads, verbose,
-                     sprintf("assay '%s', slot '%s'", assay, slot), list(...))
+                     sprintf("assay '%s', slot '%s'", assay, slot), list(...), batches = batches,
+                     batch.key = batch, batch.correction = batch.correction)
   if (!is.null(save.model)) SaveScdeepModel(res$model, save.model)
   emb <- res$embedding[!is.na(res$clusters), , drop = FALSE]
   colnames(emb) <- paste0(key, seq_len(ncol(emb)))
@@ -144,7 +156,8 @@ RunScdeep.SingleCellExperiment <- function(object, method = NULL, n.clusters = N
                                            dimred.name = toupper(method), label.column = NULL,
                                            cluster.name = NULL, device = "auto", seed = 0,
                                            threads = NULL, verbose = TRUE, save.model = NULL,
-                                           imputed.name = "imputed", ...) {
+                                           imputed.name = "imputed", ...,
+                                           batch = NULL, batch.correction = NULL) {
   method <- .method(method)
   .need("SingleCellExperiment")
   if (!assay.type %in% SummarizedExperiment::assayNames(object)) {
@@ -159,10 +172,13 @@ RunScdeep.SingleCellExperiment <- function(object, method = NULL, n.clusters = N
   if (is.null(colnames(counts))) colnames(counts) <- paste0("cell", seq_len(ncol(counts)))
   feats <- .features(features, rownames(counts))
   counts <- .as_counts(counts[feats, , drop = FALSE], "assay.type")
-  truth <- .truth(as.data.frame(SummarizedExperiment::colData(object)), label.column, "colData")
+  cd <- as.data.frame(SummarizedExperiment::colData(object))
+  truth <- .truth(cd, label.column, "colData")
+  batches <- .truth(cd, batch, "colData", "batch")
   all <- rownames(object) %||% paste0("gene", seq_len(nrow(object)))
   res <- .run_counts(counts, method, n.clusters, truth, device, seed, threads, verbose,
-                     sprintf("assay '%s'", assay.type), list(...), imputed.genes = all)
+                     sprintf("assay '%s'", assay.type), list(...), imputed.genes = all,
+                     batches = batches, batch.key = batch, batch.correction = batch.correction)
   if (!is.null(save.model)) SaveScdeepModel(res$model, save.model)
   SingleCellExperiment::reducedDim(object, dimred.name) <- res$embedding
   if (is.null(cluster.name)) {
@@ -230,12 +246,15 @@ RunScdeep.SingleCellExperiment <- function(object, method = NULL, n.clusters = N
   key
 }
 
-.truth <- function(df, column, where) {
+.truth <- function(df, column, where, arg = "label.column") {
   if (is.null(column)) return(NULL)
-  if (!column %in% colnames(df)) {
-    .arg_error("label.column", "no column '", column, "' in ", where)
+  if (!is.character(column) || length(column) != 1 || !column %in% colnames(df)) {
+    .arg_error(arg, "no column '", paste(column, collapse = ", "), "' in ", where, " (has ",
+               paste(colnames(df), collapse = ", "), ")")
   }
-  as.character(df[[column]])
+  v <- df[[column]]
+  if (anyNA(v)) .arg_error(arg, "column '", column, "' of ", where, " is NA for ", sum(is.na(v)), " cells")
+  as.character(v)
 }
 
 # A genes x cells dgCMatrix (sparse input stays sparse).
@@ -269,13 +288,19 @@ RunScdeep.SingleCellExperiment <- function(object, method = NULL, n.clusters = N
 # The results arrive placed on the input's cells (and the imputed matrix on
 # `imputed.genes`, or the method's genes) by the core; here they only become R objects.
 .run_counts <- function(counts, method, n.clusters, labels, device, seed, threads, verbose, source, options,
-                        imputed.genes = NULL) {
+                        imputed.genes = NULL, batches = NULL, batch.key = NULL, batch.correction = NULL) {
   if (!is.null(labels) && length(labels) != ncol(counts)) {
     .arg_error("labels", length(labels), " labels for ", ncol(counts), " cells")
   }
+  if (!is.null(batches) && length(batches) != ncol(counts)) {
+    .arg_error(if (is.null(batch.key)) "batches" else "batch", length(batches), " batch values for ", ncol(counts), " cells")
+  }
+  if (!is.null(batch.key)) options$batch <- utils::modifyList(as.list(options$batch), list(key = batch.key))
+  if (!is.null(batch.correction)) options$batch <- utils::modifyList(as.list(options$batch), list(correction = batch.correction))
   cfg <- .config(method, n.clusters, !is.null(labels), device, seed, threads, options)
   r <- .core(scdeep_run, counts@p, counts@i, counts@x, colnames(counts), rownames(counts),
-             if (is.null(labels)) NULL else as.character(labels), source, cfg, imputed.genes, isTRUE(verbose))
+             if (is.null(labels)) NULL else as.character(labels),
+             if (is.null(batches)) NULL else as.character(batches), source, cfg, imputed.genes, isTRUE(verbose))
   emb <- matrix(r$embedding, ncol = r$dims, byrow = TRUE,
                 dimnames = list(colnames(counts), paste0(toupper(method), "_", seq_len(r$dims))))
   clusters <- factor(r$labels, levels = sort(unique(r$labels[!is.na(r$labels)])))

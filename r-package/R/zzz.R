@@ -4,8 +4,8 @@
 NULL
 
 # Thin .Call wrappers over the Rust functions (bindings/r/src/lib.rs).
-scdeep_run <- function(p, i, x, cells, genes, labels, source, config_json, imputed_genes, verbose)
-  .Call(wrap__scdeep_run, p, i, x, cells, genes, labels, source, config_json, imputed_genes, verbose)
+scdeep_run <- function(p, i, x, cells, genes, labels, batches, source, config_json, imputed_genes, verbose)
+  .Call(wrap__scdeep_run, p, i, x, cells, genes, labels, batches, source, config_json, imputed_genes, verbose)
 scdeep_model_embed <- function(model, p, i, x, cells, genes, source, device, verbose)
   .Call(wrap__scdeep_model_embed, model, p, i, x, cells, genes, source, device, verbose)
 scdeep_model_save <- function(model, path, overwrite) .Call(wrap__scdeep_model_save, model, path, overwrite)

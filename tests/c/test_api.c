@@ -1,12 +1,14 @@
 /* The scdeep C API end to end, built through pkg-config (see Makefile: c-test).
  *
- *   test_api <counts.h5ad> <labels-from-the-CLI.tsv> <tmpdir>
+ *   test_api <counts.h5ad> <labels-from-the-CLI.tsv> <tmpdir> [<batches.h5ad> <its-CLI-labels.tsv>]
  *
  * 1. reads the dataset, runs the default deep method (scMAE, seed 0, 1 thread, CPU) and
  *    checks the labels equal those `scdeep run` wrote with the same seed and threads;
  * 2. saves the model, loads it, embeds the data again: same embedding;
  * 3. every error path returns a status and a message;
- * 4. two threads run on two handles at once and get what sequential runs get.
+ * 4. two threads run on two handles at once and get what sequential runs get;
+ * 5. with a batch key (read options and config) or batches set on the dataset, the labels
+ *    equal those of `scdeep run --batch-key batch` (same config), and bad batches are refused.
  */
 #include <math.h>
 #include <pthread.h>
@@ -39,6 +41,59 @@ static void expect(ScdeepStatus got, ScdeepStatus want, const char *needle, cons
 
 /* no method: the core's default, as in the CLI run it is compared with (make c-test).
    A short training: the check is that both doors give the same labels, not their quality */
+/* How many of `labels` (n) differ from the CLI's labels.tsv (a header, then cell<TAB>label
+   in the same order); SIZE_MAX when the file cannot be read or has another length. */
+static size_t differ_from_tsv(const int64_t *labels, size_t n, const char *tsv) {
+    FILE *f = fopen(tsv, "r");
+    if (!f) return (size_t)-1;
+    char line[512];
+    size_t i = 0, differ = 0;
+    if (!fgets(line, sizeof line, f)) line[0] = 0;
+    while (fgets(line, sizeof line, f) && i < n) {
+        char *tab = strrchr(line, '\t');
+        if (tab && atoll(tab + 1) != labels[i]) differ++;
+        i++;
+    }
+    fclose(f);
+    return i == n ? differ : (size_t)-1;
+}
+
+/* The batch run of make c-test: PCA, k from the labels, Harmony on the simulated batches. */
+static const char *BATCH_CONFIG = "{\"method\": \"pca\", \"seed\": 0, \"threads\": 1, \"device\": \"cpu\", \"batch\": {\"key\": \"batch\"}}";
+
+static void batches_match_cli(const char *h5ad, const char *cli_labels) {
+    ScdeepDataset *ds = NULL;
+    CHECK(scdeep_dataset_read(h5ad, "{\"label_key\": \"group\", \"batch_key\": \"batch\"}", &ds) == SCDEEP_STATUS_OK, "read %s", h5ad);
+    ScdeepResult *res = NULL;
+    CHECK(scdeep_run(ds, BATCH_CONFIG, &res) == SCDEEP_STATUS_OK, "run with batches");
+    size_t n = 0;
+    const int64_t *labels = NULL;
+    CHECK(res && scdeep_result_labels(res, &n, &labels) == SCDEEP_STATUS_OK, "labels");
+    size_t differ = res ? differ_from_tsv(labels, n, cli_labels) : (size_t)-1;
+    CHECK(differ == 0, "%zu labels differ from `scdeep run --batch-key`'s (SIZE_MAX: unreadable)", differ);
+    const char *metrics = NULL, *info = NULL;
+    CHECK(res && scdeep_result_metrics_json(res, &metrics) == SCDEEP_STATUS_OK && strstr(metrics, "\"ilisi\"") != NULL, "batch metrics");
+    CHECK(res && scdeep_result_info_json(res, &info) == SCDEEP_STATUS_OK && strstr(info, "\"harmony\"") != NULL, "Harmony in run info");
+    scdeep_result_free(res);
+    res = NULL;
+
+    /* the same batches set on a dataset read without them */
+    size_t n_cells = 0, n_genes = 0;
+    ScdeepDataset *plain = NULL;
+    CHECK(scdeep_dataset_read(h5ad, "{\"label_key\": \"group\"}", &plain) == SCDEEP_STATUS_OK, "read without batches");
+    expect(scdeep_run(plain, BATCH_CONFIG, &res), SCDEEP_STATUS_ERR_ARGUMENT, "batch.key", "a batch key the dataset lacks");
+    scdeep_dataset_shape(plain, &n_cells, &n_genes);
+    const char **b = calloc(n_cells, sizeof *b);
+    for (size_t i = 0; i < n_cells; i++) b[i] = "only";
+    b[0] = "";
+    expect(scdeep_dataset_set_batches(plain, b), SCDEEP_STATUS_ERR_DATA, "empty batch", "an empty batch");
+    free(b);
+    expect(scdeep_dataset_set_batches(NULL, NULL), SCDEEP_STATUS_ERR_NULL, "dataset", "NULL dataset");
+    scdeep_dataset_free(plain);
+    scdeep_dataset_free(ds);
+    printf("c: a batch key through the read options and the config: labels identical to `scdeep run --batch-key`\n");
+}
+
 static const char *CONFIG = "{\"seed\": 0, \"threads\": 1, \"device\": \"cpu\", \"train\": {\"epochs\": 10}}";
 
 static void default_method_matches_cli(const char *h5ad, const char *cli_labels, const char *tmp) {
@@ -53,21 +108,9 @@ static void default_method_matches_cli(const char *h5ad, const char *cli_labels,
     CHECK(scdeep_result_labels(res, &n, &labels) == SCDEEP_STATUS_OK && n == n_cells, "labels: %zu for %zu cells", n, n_cells);
 
     /* labels.tsv from the CLI: a header, then cell<TAB>label in the same order */
-    FILE *f = fopen(cli_labels, "r");
-    CHECK(f != NULL, "open %s", cli_labels);
-    if (f) {
-        char line[512];
-        size_t i = 0, differ = 0;
-        if (!fgets(line, sizeof line, f)) line[0] = 0;
-        while (fgets(line, sizeof line, f) && i < n) {
-            char *tab = strrchr(line, '\t');
-            if (tab && atoll(tab + 1) != labels[i]) differ++;
-            i++;
-        }
-        fclose(f);
-        CHECK(i == n && differ == 0, "%zu of %zu labels differ from the CLI's", differ, i);
-        printf("c: the default method (consensus) through the C API: %zu cells, labels identical to `scdeep run`\n", n);
-    }
+    size_t differ = differ_from_tsv(labels, n, cli_labels);
+    CHECK(differ == 0, "%zu of %zu labels differ from the CLI's (SIZE_MAX: unreadable)", differ, n);
+    if (differ == 0) printf("c: the default method (consensus) through the C API: %zu cells, labels identical to `scdeep run`\n", n);
     const char *metrics = NULL;
     CHECK(scdeep_result_metrics_json(res, &metrics) == SCDEEP_STATUS_OK && strstr(metrics, "\"ari\"") != NULL, "metrics");
     printf("c: metrics %.120s...\n", metrics);
@@ -213,13 +256,14 @@ static void two_threads(const char *h5ad) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s counts.h5ad cli_labels.tsv tmpdir\n", argv[0]);
+    if (argc != 4 && argc != 6) {
+        fprintf(stderr, "usage: %s counts.h5ad cli_labels.tsv tmpdir [batches.h5ad cli_batch_labels.tsv]\n", argv[0]);
         return 2;
     }
     printf("c: scdeep %s, libtorch %s\n", scdeep_version(), scdeep_libtorch_version());
     error_paths();
     two_threads(argv[1]);
+    if (argc == 6) batches_match_cli(argv[4], argv[5]);
     if (strcmp(argv[2], "-") != 0) default_method_matches_cli(argv[1], argv[2], argv[3]);
     if (failures) {
         fprintf(stderr, "c: %d failure(s)\n", failures);

@@ -52,6 +52,20 @@ int main(int argc, char **argv) {
         threw = e.status() == SCDEEP_STATUS_ERR_IO;
     }
     CHECK(threw, "missing file throws");
+    // batches on the dataset: two halves of each group; the run corrects for them
+    std::vector<std::string> batches;
+    for (size_t i = 0; i < n; i++) batches.push_back(i % 2 ? "b1" : "b2");
+    ds.set_batches(batches);
+    auto rb = scdeep::run(ds, R"({"method": "pca", "device": "cpu", "preprocess": {"n_top_genes": 6}, "params": {"n_comps": 4}})");
+    CHECK(rb.info_json().find("\"harmony\"") != std::string::npos, "Harmony in the run info");
+    CHECK(rb.metrics_json().find("\"ilisi\"") != std::string::npos, "batch metrics");
+    threw = false;
+    try {
+        ds.set_batches({"one"});
+    } catch (const scdeep::Error &e) {
+        threw = e.status() == SCDEEP_STATUS_ERR_ARGUMENT;
+    }
+    CHECK(threw, "batches of another length throw");
     if (failures) return 1;
     std::printf("cpp: scdeep %s RAII wrapper ok (%zu cells x %zu dims)\n", scdeep::version().c_str(), rows, cols);
     return 0;

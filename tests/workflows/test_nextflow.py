@@ -118,6 +118,15 @@ def test_run_and_summary_scripts_produce_their_declared_outputs(tmp_path, groovy
     assert w >= 800 and h == 560
 
 
+def test_the_run_module_passes_a_batch_key(groovy_env):
+    b = run_bindings("pollen_pca_seed0", "pca", 0)
+    script = groovy(["render", str(RUN), "SCDEEP_RUN", "script", json.dumps(b)], groovy_env)
+    assert "--batch-key" not in script
+    b["meta"]["batch_key"] = "donor"
+    script = groovy(["render", str(RUN), "SCDEEP_RUN", "script", json.dumps(b)], groovy_env)
+    assert "--batch-key donor" in script
+
+
 def test_stub_blocks_produce_their_declared_outputs(tmp_path, groovy_env):
     code, err = run_process(RUN, "SCDEEP_RUN", "stub", run_bindings("s", "pca", 0), {"pollen.h5ad": POLLEN}, tmp_path / "run", groovy_env)
     assert code == 0, err

@@ -1,5 +1,6 @@
 """The Snakemake example workflow and wrapper, run for real with snakemake from PyPI."""
 import csv
+import json
 import shutil
 import subprocess
 import textwrap
@@ -40,7 +41,8 @@ def test_wrapper_test_snakefile(tmp_path, cli_env):
     shutil.copytree(WRAPPER, work)
     r = snakemake([], work / "test", cli_env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (work / "test" / "results" / "pca" / "metrics.json").is_file()
+    metrics = json.loads((work / "test" / "results" / "pca" / "metrics.json").read_text())
+    assert metrics["ilisi"] is not None, "batch_key reaches the CLI: batch metrics are scored"
     assert "results in results/pca" in (work / "test" / "logs" / "pca.log").read_text()
 
 

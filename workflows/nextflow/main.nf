@@ -6,7 +6,7 @@
 //   nextflow run ... -profile slurm --slurm_queue cpu        (one SLURM job per run)
 //   nextflow run ... -profile slurm,gpu                      (CUDA training on GPU nodes)
 //
-// samplesheet.csv: sample,counts[,label_key]   (label_key: an .h5ad obs column with ground truth)
+// samplesheet.csv: sample,counts[,label_key][,batch_key]   (.h5ad obs columns: ground truth; each cell's batch)
 
 nextflow.enable.dsl = 2
 
@@ -20,7 +20,7 @@ params.outdir  = 'results'
 
 workflow {
     if (!params.input) {
-        error "Missing --input samplesheet.csv (columns: sample,counts[,label_key])"
+        error "Missing --input samplesheet.csv (columns: sample,counts[,label_key][,batch_key])"
     }
     ch_samples = Channel
         .fromPath(params.input, checkIfExists: true)
@@ -29,7 +29,7 @@ workflow {
             if (!row.sample || !row.counts) {
                 error "samplesheet ${params.input}: every row needs `sample` and `counts` (got ${row})"
             }
-            def meta = [id: row.sample, sample: row.sample, label_key: row.label_key ?: null]
+            def meta = [id: row.sample, sample: row.sample, label_key: row.label_key ?: null, batch_key: row.batch_key ?: null]
             [meta, file(row.counts, checkIfExists: true)]
         }
 

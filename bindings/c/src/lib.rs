@@ -314,7 +314,7 @@ pub unsafe extern "C" fn scdeep_dataset_from_dense(
         let len = n_cells.checked_mul(n_genes).ok_or_else(|| arg("n_cells", "n_cells x n_genes overflows"))?;
         let v = std::slice::from_raw_parts(values, len);
         let (cells, genes, labels) = names_of(cell_names, gene_names, labels, n_cells, n_genes)?;
-        let ds = Dataset { x: Csr::from_dense(n_cells, n_genes, v), cells, genes, labels, source: "dense buffer".into() };
+        let ds = Dataset { x: Csr::from_dense(n_cells, n_genes, v), cells, genes, labels, batches: None, source: "dense buffer".into() };
         ds.validate()?;
         *out = boxed(ScdeepDataset { ds }, Kind::Dataset);
         Ok(())
@@ -339,10 +339,27 @@ unsafe fn names_of(
     Ok((cells, genes, labels))
 }
 
+/// Each cell's batch (sample, donor, lane): `batches` holds one string per cell of the
+/// dataset (NULL removes them). A run of a dataset with several batches corrects its
+/// embedding for them (the config's "batch" section: {"correction": "harmony" | "none"})
+/// and, with labels, scores the batch metrics. The strings are copied.
+#[no_mangle]
+pub unsafe extern "C" fn scdeep_dataset_set_batches(ds: *mut ScdeepDataset, batches: *const *const c_char) -> ScdeepStatus {
+    guard(|| {
+        handle(ds as *const ScdeepDataset, Kind::Dataset, "dataset")?;
+        let d = &mut *ds;
+        let b = if batches.is_null() { None } else { Some(names(batches, d.ds.n_cells(), "batches", |_| String::new())?) };
+        scdeep_core::matrix::validate_batches("batches", &d.ds.cells, b.as_deref())?;
+        d.ds.batches = b;
+        Ok(())
+    })
+}
+
 /// Read a dataset from a file or 10x folder. `options_json` may be NULL or a JSON object
 /// with any of: "format" (auto, mtx, 10x_h5, h5ad, csv, tsv), "layer", "use_raw",
-/// "label_key", "labels_file", "genes_in_rows", "orientation", "limits" (the core's
-/// ReadOptions).
+/// "label_key", "labels_file", "batch_key" (an obs column with each cell's batch),
+/// "batches_file" (`barcode<TAB>batch`), "genes_in_rows", "orientation", "limits" (the
+/// core's ReadOptions).
 #[no_mangle]
 pub unsafe extern "C" fn scdeep_dataset_read(
     path: *const c_char,

@@ -116,6 +116,8 @@ impl InputArgs {
             use_raw: self.use_raw,
             label_key: self.label_key.clone(),
             labels_file: self.labels.as_ref().map(|p| p.display().to_string()),
+            batch_key: None,
+            batches_file: None,
             orientation: if self.genes_in_rows { Orientation::GenesByCells } else { Orientation::CellsByGenes },
             limits: io::Limits {
                 max_decompression_ratio: self.max_decompression_ratio.unwrap_or(io::Limits::default().max_decompression_ratio),
@@ -282,6 +284,8 @@ struct RunArgs {
     input: InputArgs,
     #[command(flatten)]
     cfg: ConfigArgs,
+    #[command(flatten)]
+    batch: BatchArgs,
     /// Output folder (created if missing; an existing one must be empty or written by
     /// scdeep, unless --overwrite).
     #[arg(long, short)]
@@ -309,6 +313,36 @@ struct RunArgs {
     /// Continue training from the checkpoint in the checkpoint folder, if there is one.
     #[arg(long)]
     resume: bool,
+}
+
+#[derive(Args, Clone)]
+struct BatchArgs {
+    /// .h5ad obs column with each cell's batch (sample, donor, lane): the embedding is
+    /// corrected for it before clustering (--batch-correction) and, with ground truth, the
+    /// batch metrics are scored.
+    #[arg(long, value_name = "COLUMN")]
+    batch_key: Option<String>,
+    /// TSV `barcode<TAB>batch` (with a header line) with each cell's batch, for any input format.
+    #[arg(long, value_name = "FILE", conflicts_with = "batch_key")]
+    batches: Option<PathBuf>,
+    /// How the embedding of several batches is corrected: harmony (default) or none.
+    #[arg(long, value_name = "harmony|none")]
+    batch_correction: Option<String>,
+}
+
+impl BatchArgs {
+    /// The batch flags on the config and the read options.
+    fn apply(&self, b: ConfigBuilder, opts: &mut ReadOptions) -> Result<ConfigBuilder> {
+        opts.batches_file = self.batches.as_ref().map(|p| p.display().to_string());
+        let b = match &self.batch_key {
+            Some(k) => b.set("batch.key", json!(k))?,
+            None => b,
+        };
+        match &self.batch_correction {
+            Some(c) => b.set("batch.correction", json!(c)),
+            None => Ok(b),
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -557,7 +591,8 @@ fn cmd_preprocess(a: PrepArgs, quiet: bool) -> Result<()> {
 }
 
 fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
-    let mut cfg = a.cfg.builder()?.build(a.input.has_truth())?;
+    let mut read_opts = a.input.read_options()?;
+    let mut cfg = a.batch.apply(a.cfg.builder()?, &mut read_opts)?.build(a.input.has_truth())?;
     if let Some(n) = a.checkpoint_every {
         cfg.train.checkpoint_every = n;
     }
@@ -575,6 +610,9 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     let mut inputs = a.input.paths();
     if let Some(c) = &a.cfg.config {
         inputs.push(("--config", c));
+    }
+    if let Some(b) = &a.batch.batches {
+        inputs.push(("--batches", b));
     }
     let mut outs = vec![Output::Dir("--out", &a.out)];
     if let Some(m) = &a.save_model {
@@ -602,7 +640,6 @@ fn cmd_run(a: RunArgs, quiet: bool) -> Result<()> {
     }
     let mut prog = progress::CliProgress::new(quiet);
     prog.stage_msg("read");
-    let read_opts = a.input.read_options()?;
     signals::check()?;
     // The run consumes its input (normalised in place) unless the output .h5ad is a new
     // file that needs its counts.

@@ -210,6 +210,71 @@ fn bad_options() {
 }
 
 #[test]
+fn batch_flags_correct_score_and_name_bad_batches() {
+    let d = tmp("batches");
+    let params = write(&d, "p.json", r#"{"batch_fac_loc": 0.15, "batch_fac_scale": 0.15}"#);
+    let sim = d.join("sim.h5ad");
+    let o = bin()
+        .args(["simulate", "-q", "--n-cells", "600", "--n-genes", "500", "--groups", "0.5,0.5", "--batches", "300,300", "--de-prob", "0.2"])
+        .args(["--params", &params, "--out"])
+        .arg(&sim)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = sim.to_str().unwrap();
+    let res = d.join("res");
+    let o = bin()
+        .args(["run", "--method", "pca", "--label-key", "group", "--batch-key", "batch", "--input", s, "--no-h5ad", "--out"])
+        .arg(&res)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("correcting the embedding for 2 batches with Harmony"), "{err}");
+    let tsv = std::fs::read_to_string(res.join("metrics.tsv")).unwrap();
+    assert!(
+        ["batch_silhouette", "ilisi", "clisi", "graph_connectivity"].iter().all(|c| tsv
+            .lines()
+            .next()
+            .unwrap()
+            .split('\t')
+            .any(|h| h == *c)),
+        "{tsv}"
+    );
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["config"]["batch"]["key"], "batch");
+    assert_eq!(run["clustering"]["batch"]["cells"], serde_json::json!({"Batch1": 300, "Batch2": 300}));
+
+    // bad batch columns and files are named, and nothing is written
+    expect_fail(&["--input", s, "--method", "pca", "--batch-key", "donor"], 4, &["obs has no column 'donor'"]);
+    expect_fail(
+        &["--input", s, "--method", "pca", "--batch-key", "batch", "--batch-correction", "combat"],
+        2,
+        &["batch.correction", "combat"],
+    );
+    expect_fail(&["--input", s, "--batch-key", "batch", "--batches", s], 2, &["--batches", "--batch-key"]);
+    let few = write(&d, "few.tsv", "cell\tbatch\nnot_a_cell\tA\n");
+    expect_fail(&["--input", s, "--method", "pca", "--batches", &few], 4, &["few.tsv", "have no batch"]);
+    let cells: Vec<String> = (0..600).map(|i| format!("Cell{}\tCell{}\n", i + 1, i + 1)).collect();
+    let own = write(&d, "own.tsv", &format!("cell\tbatch\n{}", cells.concat()));
+    expect_fail(
+        &["--input", s, "--method", "pca", "--batches", &own],
+        2,
+        &["every cell is a batch of its own", "600 batches for 600 cells"],
+    );
+    // one batch: said, and the run goes on
+    let one: Vec<String> = (0..600).map(|i| format!("Cell{}\tdonor1\n", i + 1)).collect();
+    let one = write(&d, "one.tsv", &format!("cell\tbatch\n{}", one.concat()));
+    let o = bin()
+        .args(["run", "--method", "pca", "--label-key", "group", "--batches", &one, "--input", s, "--no-h5ad", "--out"])
+        .arg(d.join("one"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("one batch ('donor1')"), "{err}");
+}
+
+#[test]
 fn simulate_cluster_evaluate() {
     let d = tmp("sim");
     let o = bin()

@@ -192,9 +192,11 @@ impl Model {
 /// (`scdeep_core::results::on_input`): embedding (cells x dims, NaN rows for cells the
 /// filter removed), labels (-1 for those), uns (JSON: uns['scdeep'][key], see
 /// `results::uns_entry`), history (JSON), model (Model), imputed (None, or a CSR dict over
-/// the input's cells x `genes` with `covered`, which genes it imputed).
+/// the input's cells x `genes` with `covered`, which genes it imputed). `batches`: each
+/// cell's batch (the obs column the config's `batch.key` names).
 #[pyfunction]
-#[pyo3(signature = (x, cells, genes, labels, config_json, progress=None))]
+#[pyo3(signature = (x, cells, genes, labels, config_json, progress=None, batches=None))]
+#[allow(clippy::too_many_arguments)]
 fn run<'py>(
     py: Python<'py>,
     x: CsrIn,
@@ -203,8 +205,9 @@ fn run<'py>(
     labels: Option<Vec<String>>,
     config_json: &str,
     progress: Option<Py<PyAny>>,
+    batches: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let ds = dataset(x, cells, genes, labels)?;
+    let ds = dataset(x, cells, genes, labels)?.with_batches(batches, "batch_key").map_err(err)?;
     let cfg = ConfigBuilder::from_json_str(config_json).and_then(|b| b.build(ds.labels.is_some())).map_err(err)?;
     let (n_cells, genes) = (ds.n_cells(), ds.genes.clone());
     let mut p = PyProgress { cb: progress, interrupted: None };

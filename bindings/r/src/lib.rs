@@ -172,13 +172,15 @@ fn scdeep_run(
     cells: Robj,
     genes: Robj,
     labels: Robj,
+    batches: Robj,
     source: &str,
     config_json: &str,
     imputed_genes: Robj,
     verbose: bool,
 ) -> Robj {
     guard(|| {
-        let ds = dataset(&p, &i, &x, &cells, &genes, &labels, source)?;
+        let batches = if batches.is_null() { None } else { Some(strings(&batches, "batch")?) };
+        let ds = dataset(&p, &i, &x, &cells, &genes, &labels, source)?.with_batches(batches, "batch").map_err(core_fail)?;
         let cfg = ConfigBuilder::from_json_str(config_json).and_then(|b| b.build(ds.labels.is_some())).map_err(core_fail)?;
         let place_on = if imputed_genes.is_null() { None } else { Some(strings(&imputed_genes, "imputed_genes")?) };
         let n_cells = ds.n_cells();

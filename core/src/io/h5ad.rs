@@ -258,10 +258,10 @@ fn locate(path: &Path, root: &hdf5::Group, opts: &ReadOptions) -> Result<(hdf5::
     }
 }
 
-/// Cell names, gene names and labels.
-type Names = (Vec<String>, Vec<String>, Option<Vec<String>>);
+/// Cell names, gene names, labels and batches.
+type Names = (Vec<String>, Vec<String>, Option<Vec<String>>, Option<Vec<String>>);
 
-/// Cell names, gene names and labels (an obs column) of the file, checked against the
+/// Cell names, gene names, labels and batches (obs columns) of the file, checked against the
 /// matrix's shape.
 fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::Group, n_rows: usize, n_cols: usize) -> Result<Names> {
     let lim = &opts.limits;
@@ -269,6 +269,10 @@ fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::G
     let obs = root.group("obs").map_err(|e| h5err(path, "obs", e))?;
     let cells = read_index(path, lim, &obs)?;
     let labels = match &opts.label_key {
+        Some(k) => Some(read_obs_column(path, lim, &obs, k)?),
+        None => None,
+    };
+    let batches = match &opts.batch_key {
         Some(k) => Some(read_obs_column(path, lim, &obs, k)?),
         None => None,
     };
@@ -282,7 +286,7 @@ fn read_names(path: &Path, opts: &ReadOptions, root: &hdf5::Group, var: &hdf5::G
             ),
         ));
     }
-    Ok((cells, genes, labels))
+    Ok((cells, genes, labels, batches))
 }
 
 pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
@@ -294,8 +298,8 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
 /// The matrix `parent/name` and the names of the opened file `f`.
 fn read_whole(path: &Path, opts: &ReadOptions, f: &hdf5::File, parent: &hdf5::Group, name: &str, var: &hdf5::Group) -> Result<Dataset> {
     let x = read_matrix(path, &opts.limits, parent, name)?;
-    let (cells, genes, labels) = read_names(path, opts, f, var, x.n_rows, x.n_cols)?;
-    Ok(Dataset { x, cells, genes, labels, source: path.display().to_string() })
+    let (cells, genes, labels, batches) = read_names(path, opts, f, var, x.n_rows, x.n_cols)?;
+    Ok(Dataset { x, cells, genes, labels, batches, source: path.display().to_string() })
 }
 
 /// A csr_matrix group read in blocks of rows of about `block_nnz` values each.
@@ -419,18 +423,23 @@ pub(crate) fn read_h5ad_for_run(
     let Some(mut rows) = rows else {
         return read_whole(path, opts, &f, &parent, &name, &var).map(super::Input::Whole);
     };
-    let (cells, mut genes, mut labels) = read_names(path, opts, &f, &var, rows.n_rows(), rows.n_cols())?;
+    let (cells, mut genes, mut labels, mut batches) = read_names(path, opts, &f, &var, rows.n_rows(), rows.n_cols())?;
     let source = path.display().to_string();
     if let Some(l) = &opts.labels_file {
         labels = Some(super::text::labels_for_cells(Path::new(l), &cells, &opts.limits)?);
     }
+    if let Some(b) = &opts.batches_file {
+        batches = Some(super::text::values_for_cells(Path::new(b), &cells, &opts.limits, "batch")?);
+    }
     crate::matrix::validate_names(&source, &cells, &genes, labels.as_deref(), rows.n_rows(), rows.n_cols())?;
+    crate::matrix::validate_batches(&source, &cells, batches.as_deref())?;
     let mut notes = Vec::new();
     if let Some((unique, msg)) = crate::matrix::unique_gene_names(&source, &genes) {
         genes = unique;
         notes.push(msg);
     }
-    let names = crate::preprocess::Names { cells: &cells, genes: &genes, labels: labels.as_deref(), source: &source };
+    let names =
+        crate::preprocess::Names { cells: &cells, genes: &genes, labels: labels.as_deref(), batches: batches.as_deref(), source: &source };
     let prep = crate::device::with_threads(|| prepare_streamed(&mut rows, &names, pre, keep_counts))?;
     notes.push(format!(
         "read {} cells x {} genes in blocks of rows: kept {} cells x {} selected genes",

@@ -153,11 +153,12 @@ impl Wire for bool {
 
 impl Wire for Dataset {
     fn put(self, w: &mut dyn Write) -> std::io::Result<()> {
-        let Dataset { x, cells, genes, labels, source } = self;
+        let Dataset { x, cells, genes, labels, batches, source } = self;
         put_csr(w, x)?;
         put_strings(w, &cells)?;
         put_strings(w, &genes)?;
         put_opt(w, labels, |w, l| put_strings(w, &l))?;
+        put_opt(w, batches, |w, b| put_strings(w, &b))?;
         put_string(w, &source)
     }
 
@@ -166,8 +167,9 @@ impl Wire for Dataset {
         let cells = get_strings(r, budget)?;
         let genes = get_strings(r, budget)?;
         let labels = get_opt(r, |r| get_strings(r, budget))?;
+        let batches = get_opt(r, |r| get_strings(r, budget))?;
         let source = get_string(r, budget)?;
-        Ok(Dataset { x, cells, genes, labels, source })
+        Ok(Dataset { x, cells, genes, labels, batches, source })
     }
 }
 
@@ -181,13 +183,26 @@ impl Wire for super::Input {
             super::Input::Prepared(s) => {
                 put_u64(w, 1)?;
                 let super::StreamedInput { prep, n_cells, genes, notes, seconds } = *s;
-                let Prepared { x, counts, cells, genes: kept, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } =
-                    prep;
+                let Prepared {
+                    x,
+                    counts,
+                    cells,
+                    genes: kept,
+                    labels,
+                    batches,
+                    size_factors,
+                    cell_index,
+                    scaler,
+                    hvg,
+                    target_sum,
+                    norm_genes,
+                } = prep;
                 put_csr(w, x)?;
                 put_opt(w, counts, |w, c| put_csr(w, c.into_owned()))?;
                 put_strings(w, &cells)?;
                 put_strings(w, &kept)?;
                 put_opt(w, labels, |w, l| put_strings(w, &l))?;
+                put_opt(w, batches, |w, b| put_strings(w, &b))?;
                 put_vec(w, &size_factors)?;
                 put_vec(w, &cell_index)?;
                 put_opt(w, scaler, |w, s| {
@@ -221,6 +236,7 @@ impl Wire for super::Input {
         let cells = get_strings(r, budget)?;
         let kept = get_strings(r, budget)?;
         let labels = get_opt(r, |r| get_strings(r, budget))?;
+        let batches = get_opt(r, |r| get_strings(r, budget))?;
         let size_factors = get_vec(r, budget)?;
         let cell_index = get_vec(r, budget)?;
         let scaler = get_opt(r, |r| {
@@ -234,7 +250,8 @@ impl Wire for super::Input {
         })?;
         let target_sum = f64::from_bits(get_u64(r)?);
         let norm_genes = get_strings(r, budget)?;
-        let prep = Prepared { x, counts, cells, genes: kept, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes };
+        let prep =
+            Prepared { x, counts, cells, genes: kept, labels, batches, size_factors, cell_index, scaler, hvg, target_sum, norm_genes };
         let n_cells = get_u64(r)? as usize;
         let genes = get_strings(r, budget)?;
         let notes = get_strings(r, budget)?;

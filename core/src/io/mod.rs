@@ -76,6 +76,10 @@ pub struct ReadOptions {
     pub label_key: Option<String>,
     /// A `barcode<TAB>label` file (header line) with ground-truth labels.
     pub labels_file: Option<String>,
+    /// .h5ad: obs column holding each cell's batch (sample, donor, lane).
+    pub batch_key: Option<String>,
+    /// A `barcode<TAB>batch` file (header line) with each cell's batch.
+    pub batches_file: Option<String>,
     /// Dense tables only.
     pub orientation: Orientation,
     /// Bounds on what a file may expand to (gzip ratio, line length).
@@ -95,6 +99,8 @@ impl Default for ReadOptions {
             use_raw: false,
             label_key: None,
             labels_file: None,
+            batch_key: None,
+            batches_file: None,
             orientation: Orientation::CellsByGenes,
             limits: Limits::default(),
             stream_min_nnz: Some(1 << 24),
@@ -281,6 +287,13 @@ fn check_request(path: &Path, opts: &ReadOptions) -> Result<Format> {
                 "a label column exists only in .h5ad input; use labels_file (--labels) for other formats",
             ));
         }
+        if let Some(k) = &opts.batch_key {
+            return Err(Error::config(
+                "batch_key",
+                k,
+                "a batch column exists only in .h5ad input; use batches_file (--batches) for other formats",
+            ));
+        }
     }
     opts.limits.validate()?;
     Ok(fmt)
@@ -290,6 +303,9 @@ fn check_request(path: &Path, opts: &ReadOptions) -> Result<Format> {
 fn finish(mut ds: Dataset, opts: &ReadOptions) -> Result<Dataset> {
     if let Some(f) = &opts.labels_file {
         ds.labels = Some(text::labels_for_cells(Path::new(f), &ds.cells, &opts.limits)?);
+    }
+    if let Some(f) = &opts.batches_file {
+        ds.batches = Some(text::values_for_cells(Path::new(f), &ds.cells, &opts.limits, "batch")?);
     }
     ds.validate()?;
     Ok(ds)

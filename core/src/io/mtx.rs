@@ -51,7 +51,7 @@ pub fn read_10x_mtx(path: &Path, lim: &Limits) -> Result<Dataset> {
     let (rows, cols, vals) = m.entries()?;
     // The file is genes x cells; we store cells x genes, so swap.
     let x = Csr::from_triplets(n_cells, n_genes, &cols, &rows, &vals);
-    Ok(Dataset { x, cells, genes, labels: None, source: path.display().to_string() })
+    Ok(Dataset { x, cells, genes, labels: None, batches: None, source: path.display().to_string() })
 }
 
 type Triplets = (Vec<u32>, Vec<u32>, Vec<f32>);

@@ -36,5 +36,5 @@ pub fn read_10x_h5(path: &Path, lim: &Limits) -> Result<Dataset> {
             format!("{} barcodes and {} features for a {n_genes} x {n_cells} matrix", cells.len(), genes.len()),
         ));
     }
-    Ok(Dataset { x, cells, genes, labels: None, source: path.display().to_string() })
+    Ok(Dataset { x, cells, genes, labels: None, batches: None, source: path.display().to_string() })
 }

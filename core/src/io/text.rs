@@ -97,7 +97,7 @@ pub fn read_dense_table(path: &Path, sep: u8, orient: Orientation, lim: &Limits)
         Orientation::CellsByGenes => (m, rows, cols),
         Orientation::GenesByCells => (m.transpose(), cols, rows),
     };
-    Ok(Dataset { x, cells, genes, labels: None, source: path.display().to_string() })
+    Ok(Dataset { x, cells, genes, labels: None, batches: None, source: path.display().to_string() })
 }
 
 /// Read `barcode<TAB>label` lines (the first line is a header).
@@ -127,6 +127,11 @@ pub fn read_labels_tsv(path: &Path) -> Result<Vec<(String, String)>> {
 /// not among `cells` are skipped as they are read, so the memory used is bounded by the
 /// data set, whatever the file holds.
 pub fn labels_for_cells(path: &Path, cells: &[String], lim: &Limits) -> Result<Vec<String>> {
+    values_for_cells(path, cells, lim, "label")
+}
+
+/// [`labels_for_cells`] for any per-cell value (`what`: label, batch), named in errors.
+pub fn values_for_cells(path: &Path, cells: &[String], lim: &Limits, what: &str) -> Result<Vec<String>> {
     let index: HashMap<&str, usize> = cells.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let mut out: Vec<Option<String>> = vec![None; cells.len()];
     let mut lines = Lines::open(path, lim)?;
@@ -141,31 +146,31 @@ pub fn labels_for_cells(path: &Path, cells: &[String], lim: &Limits) -> Result<V
         let (a, b) = (it.next().unwrap_or("").trim(), it.next());
         let b = b
             .ok_or_else(|| {
-                Error::format(path, format!("line {n}: expected 'barcode<TAB>label', got '{}'", line.chars().take(80).collect::<String>()))
+                Error::format(path, format!("line {n}: expected 'barcode<TAB>{what}', got '{}'", line.chars().take(80).collect::<String>()))
             })?
             .trim();
         any = true;
         let Some(&i) = index.get(a) else { continue };
         if b.is_empty() {
-            return Err(Error::format(path, format!("line {n}: cell '{a}' has an empty label")));
+            return Err(Error::format(path, format!("line {n}: cell '{a}' has an empty {what}")));
         }
         match &out[i] {
             Some(prev) if prev != b => {
                 return Err(Error::format(
                     path,
-                    format!("line {n}: cell '{a}' is listed twice with different labels ('{prev}' and '{b}')"),
+                    format!("line {n}: cell '{a}' is listed twice with different {what}s ('{prev}' and '{b}')"),
                 ));
             }
             _ => out[i] = Some(b.to_string()),
         }
     }
     if !any {
-        return Err(Error::format(path, "no labels (the first line is read as a header)"));
+        return Err(Error::format(path, format!("no {what}s (the first line is read as a header)")));
     }
     let missing: Vec<&str> = cells.iter().zip(&out).filter(|(_, l)| l.is_none()).map(|(c, _)| c.as_str()).collect();
     if !missing.is_empty() {
         let show: Vec<_> = missing.iter().take(3).copied().collect();
-        return Err(Error::format(path, format!("{} of {} cells have no label (e.g. {})", missing.len(), cells.len(), show.join(", "))));
+        return Err(Error::format(path, format!("{} of {} cells have no {what} (e.g. {})", missing.len(), cells.len(), show.join(", "))));
     }
     Ok(out.into_iter().flatten().collect())
 }

@@ -465,9 +465,30 @@ pub struct Scores {
     /// How stable the partition is (no labels used): the mean ARI between it and the
     /// clustering redone on subsamples of the cells (`cluster::stability`).
     pub stability: Option<f64>,
+    /// With several batches (`batch`): scIB's batch ASW, iLISI, cLISI (scaled to [0, 1])
+    /// and graph connectivity of the embedding the cells were clustered on
+    /// (`metrics::batch`); None without batches.
+    pub batch_silhouette: Option<f64>,
+    pub ilisi: Option<f64>,
+    pub clisi: Option<f64>,
+    pub graph_connectivity: Option<f64>,
 }
 
 impl Scores {
+    /// The same scores with the batch metrics `b` added.
+    pub fn with_batch(self, b: Option<&batch::BatchScores>) -> Scores {
+        match b {
+            None => self,
+            Some(b) => Scores {
+                batch_silhouette: b.silhouette_batch,
+                ilisi: Some(b.ilisi),
+                clisi: Some(b.clisi),
+                graph_connectivity: Some(b.graph_connectivity),
+                ..self
+            },
+        }
+    }
+
     pub fn as_pairs(&self) -> Vec<(String, f64)> {
         let v = serde_json::to_value(self).unwrap();
         v.as_object().unwrap().iter().filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f))).collect()

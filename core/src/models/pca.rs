@@ -529,6 +529,7 @@ mod tests {
             cells: (0..n).map(|i| i.to_string()).collect(),
             genes: (0..g).map(|j| j.to_string()).collect(),
             labels: None,
+            batches: None,
             size_factors: vec![1.0; n],
             cell_index: (0..n).collect(),
             scaler: Some(scaler),

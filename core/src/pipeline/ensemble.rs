@@ -60,7 +60,7 @@ fn member_config(cfg: &RunConfig, defaults: &RunConfig, m: &str, options: Option
 }
 
 /// The cells the members kept: names, rows of the input, ground truth.
-type Kept = (Vec<String>, Vec<usize>, Option<Vec<String>>);
+type Kept = (Vec<String>, Vec<usize>, Option<Vec<String>>, Option<crate::batch::Batches>);
 
 /// What one member took (its embedding is kept apart until the concatenation).
 struct Member {
@@ -102,9 +102,10 @@ pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut 
                     crate::cluster::graph::check_k(cfg.cluster.n_neighbors, prep.n_cells())?;
                 }
                 progress.message(&format!("{} cells x {} genes after {name}'s preprocessing", prep.n_cells(), prep.n_genes()));
-                kept = Some((prep.cells.clone(), prep.cell_index.clone(), prep.labels.clone()));
+                let b = crate::batch::Batches::of_cells(prep.batches.as_deref(), &cfg.batch, progress)?;
+                kept = Some((prep.cells.clone(), prep.cell_index.clone(), prep.labels.clone(), b));
             }
-            Some((_, index, _)) if *index != prep.cell_index => {
+            Some((_, index, _, _)) if *index != prep.cell_index => {
                 return Err(Error::config(
                     "params.members",
                     name,
@@ -132,7 +133,7 @@ pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut 
         drop(prep);
         crate::device::release_free_memory();
     }
-    let (cells, cell_index, truth) = kept.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
+    let (cells, cell_index, truth, batches) = kept.ok_or_else(|| Error::config("params.members", "[]", "needs at least one method"))?;
 
     progress.stage("cluster");
     let t = Instant::now();
@@ -141,6 +142,17 @@ pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut 
     let member_dims: Vec<usize> = members.iter().map(|m| m.dims).collect();
     let n_inits: Vec<usize> = members.iter().map(|m| m.model.config.cluster.n_init).collect();
     let all_dims: usize = member_dims.iter().sum();
+    let correction = match &batches {
+        Some(b) => {
+            let t = Instant::now();
+            let info = crate::device::torch_guard("correcting for batches", device, || {
+                b.correct(&mut embedding, all_dims, &cfg.batch, cfg.seed, device, progress)
+            })?;
+            timings.push(("batch_correction".to_string(), t.elapsed().as_secs_f64()));
+            info
+        }
+        None => Value::Null,
+    };
     let (k, k_info) = match k {
         Some(k) => (k, Value::Null),
         None => {
@@ -160,16 +172,10 @@ pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut 
     timings.push(("cluster".to_string(), t.elapsed().as_secs_f64()));
     let labels = choice.consensus;
     let scores = match &truth {
-        Some(t) => {
-            progress.stage("metrics");
-            let tm = Instant::now();
-            let s = crate::metrics::evaluate(t, &labels, Some((&embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.silhouette_sample)?;
-            timings.push(("metrics".to_string(), tm.elapsed().as_secs_f64()));
-            Some(crate::metrics::Scores { stability: stability["overall"].as_f64(), ..s })
-        }
+        Some(t) => Some(super::scores(t, &labels, (&embedding, dims), batches.as_ref(), &stability, &cfg, device, &mut timings, progress)?),
         None => None,
     };
-    let clustering = json!({
+    let mut clustering = json!({
         "algorithm": "consensus", "k": k, "k_estimate": k_info, "consensus_clustering": choice.info, "stability": stability,
         "weighting": {"rule": params.weighting, "weight_power": params.weight_power, "drop_below": params.drop_below},
         "members": members.iter().enumerate().map(|(i, m)| json!({
@@ -178,6 +184,9 @@ pub(crate) fn run<'a>(src: &mut dyn Source<'a>, cfg: &RunConfig, progress: &mut 
             "labels": choice.labels[i], "config": m.model.config,
         })).collect::<Vec<_>>(),
     });
+    if let Some(b) = &batches {
+        clustering["batch"] = b.account(&cfg.batch, correction, &labels);
+    }
     let history = merged_history(&members);
     let model = crate::store::TrainedModel::consensus(
         cfg.clone(),

@@ -116,7 +116,7 @@ pub use crate::matrix::Cells;
 /// ```
 /// use scdeep_core::{pipeline, progress::Silent, simulate, Dataset, RunConfig};
 /// let sim = simulate::simulate(&simulate::SimParams { n_cells: 200, n_genes: 600, group_prob: vec![1.0, 1.0], de_prob: 0.3, ..Default::default() })?;
-/// let ds = Dataset { x: sim.counts, cells: sim.cells, genes: sim.genes, labels: Some(sim.groups), source: "simulated".into() };
+/// let ds = Dataset { x: sim.counts, cells: sim.cells, genes: sim.genes, labels: Some(sim.groups), batches: None, source: "simulated".into() };
 /// let cfg = RunConfig::for_method("pca")?;
 /// let kept = pipeline::run(&ds, &cfg, &mut Silent)?; // ds stays usable
 /// let consumed = pipeline::run(ds, &cfg, &mut Silent)?; // normalised in place
@@ -128,7 +128,8 @@ pub fn run<'a>(cells: impl Into<Cells<'a>>, cfg: &RunConfig, progress: &mut dyn 
     run_input(cells.into().0, cfg, progress)
 }
 
-/// Run on the file at `path`, read with `opts`. The run decides how to read it: a
+/// Run on the file at `path`, read with `opts` (the cells' batches from the obs column
+/// `cfg.batch.key` unless `opts` names a column or file). The run decides how to read it: a
 /// consensus reads a large .h5ad again for each member (in blocks of rows where the
 /// member's preprocessing allows, `io::MemberReads`), a single method preprocesses a
 /// large .h5ad while reading it (`ReadOptions::stream_min_nnz`), and anything else is read
@@ -153,6 +154,9 @@ pub fn run<'a>(cells: impl Into<Cells<'a>>, cfg: &RunConfig, progress: &mut dyn 
 pub fn run_path(path: &Path, opts: &ReadOptions, cfg: &RunConfig, keep_input: bool, progress: &mut dyn Progress) -> Result<PathRun> {
     cfg.validate()?;
     let mut opts = opts.clone();
+    if opts.batch_key.is_none() && opts.batches_file.is_none() {
+        opts.batch_key = cfg.batch.key.clone();
+    }
     let members = match cfg.method == crate::models::consensus::NAME {
         true => crate::io::MemberReads::open(path, &opts)?,
         false => None,
@@ -300,6 +304,52 @@ pub(crate) fn fit_embed(
     Ok((e, imputed))
 }
 
+/// The embedding `emb` corrected for the batches `b` (`RunConfig::batch`), with the
+/// account of the correction; its time added to `timings`.
+pub(crate) fn correct_tensor(
+    emb: tch::Tensor,
+    b: &crate::batch::Batches,
+    cfg: &RunConfig,
+    device: tch::Device,
+    timings: &mut Vec<(String, f64)>,
+    progress: &mut dyn Progress,
+) -> Result<(tch::Tensor, Value)> {
+    let t = Instant::now();
+    let (n, d) = (emb.size()[0], emb.size()[1]);
+    let mut v = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
+    drop(emb);
+    let info = crate::device::torch_guard("correcting for batches", device, || {
+        b.correct(&mut v, d as usize, &cfg.batch, cfg.seed, device, progress)
+    })?;
+    timings.push(("batch_correction".to_string(), t.elapsed().as_secs_f64()));
+    Ok((tch::Tensor::from_slice(&v).view([n, d]).f_to_device(device)?, info))
+}
+
+/// The scores of a run's partition `pred` against `truth`, of its embedding, and of how
+/// its batches mix; their time added to `timings`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scores(
+    truth: &[String],
+    pred: &[i64],
+    (embedding, dims): (&[f32], usize),
+    batches: Option<&crate::batch::Batches>,
+    stability: &Value,
+    cfg: &RunConfig,
+    device: tch::Device,
+    timings: &mut Vec<(String, f64)>,
+    progress: &mut dyn Progress,
+) -> Result<Scores> {
+    progress.stage("metrics");
+    let t = Instant::now();
+    let s = crate::metrics::evaluate(truth, pred, Some((embedding, dims)), cfg.metrics.nmi_average, cfg.metrics.silhouette_sample)?;
+    let batch = match batches {
+        Some(b) => Some(crate::device::torch_guard("batch metrics", device, || b.scores(embedding, dims, truth, &cfg.batch, device))?),
+        None => None,
+    };
+    timings.push(("metrics".to_string(), t.elapsed().as_secs_f64()));
+    Ok(Scores { stability: stability["overall"].as_f64(), ..s }.with_batch(batch.as_ref()))
+}
+
 /// The run from the preprocessed cells on: training, embedding, clustering, scores.
 fn run_prepared(
     mut prep: crate::preprocess::Prepared<'_>,
@@ -323,12 +373,17 @@ fn run_prepared(
         ));
     }
     cfg.cluster.n_clusters = k;
+    let batches = crate::batch::Batches::of_cells(prep.batches.as_deref(), &cfg.batch, progress)?;
     let (emb, imputed) = fit_embed(&prep, &cfg, device, method.as_mut(), k, &mut timings, progress)?;
     // Nothing reads the matrices after embedding and imputing: free them before the
     // clustering, whose neighbour search is the largest allocation left.
     let n_genes_used = prep.n_genes();
     prep.x = crate::matrix::Csr::empty(0);
     prep.counts = None;
+    let (emb, correction) = match &batches {
+        Some(b) => correct_tensor(emb, b, &cfg, device, &mut timings, progress)?,
+        None => (emb, Value::Null),
+    };
 
     progress.stage("cluster");
     let t = Instant::now();
@@ -345,19 +400,12 @@ fn run_prepared(
     let embedding = Vec::<f32>::try_from(&emb.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?)?;
     drop(emb);
 
+    if let Some(b) = &batches {
+        km.info["batch"] = b.account(&cfg.batch, correction, &km.labels);
+    }
     let scores = match &prep.labels {
         Some(truth) => {
-            progress.stage("metrics");
-            let t = Instant::now();
-            let s = crate::metrics::evaluate(
-                truth,
-                &km.labels,
-                Some((&embedding, dims)),
-                cfg.metrics.nmi_average,
-                cfg.metrics.silhouette_sample,
-            )?;
-            timings.push(("metrics".to_string(), t.elapsed().as_secs_f64()));
-            Some(crate::metrics::Scores { stability: stability["overall"].as_f64(), ..s })
+            Some(scores(truth, &km.labels, (&embedding, dims), batches.as_ref(), &stability, &cfg, device, &mut timings, progress)?)
         }
         None => None,
     };

@@ -176,6 +176,8 @@ pub struct Prepared<'a> {
     pub cells: Vec<String>,
     pub genes: Vec<String>,
     pub labels: Option<Vec<String>>,
+    /// The kept cells' batches, when the input has them.
+    pub batches: Option<Vec<String>>,
     /// Per-cell factors from normalize_total (size factors when target is the median).
     pub size_factors: Vec<f32>,
     /// Indices of the kept cells in the input dataset.
@@ -192,13 +194,14 @@ pub struct Prepared<'a> {
 impl Prepared<'_> {
     /// The same, owning its counts (a copy when they were borrowed from the input).
     pub fn into_owned(self) -> Prepared<'static> {
-        let Prepared { x, counts, cells, genes, labels, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = self;
+        let Prepared { x, counts, cells, genes, labels, batches, size_factors, cell_index, scaler, hvg, target_sum, norm_genes } = self;
         Prepared {
             x,
             counts: counts.map(|c| Cow::Owned(c.into_owned())),
             cells,
             genes,
             labels,
+            batches,
             size_factors,
             cell_index,
             scaler,
@@ -267,8 +270,8 @@ pub fn prepare<'a>(cells: impl Into<Cells<'a>>, cfg: &PreprocessConfig, keep_cou
     match cells.into().0 {
         Cow::Borrowed(ds) => crate::device::with_threads(|| prepare_in_pool(Cow::Borrowed(&ds.x), &Names::of(ds), cfg, true)),
         Cow::Owned(ds) => {
-            let Dataset { x, cells, genes, labels, source, .. } = ds;
-            let names = Names { cells: &cells, genes: &genes, labels: labels.as_deref(), source: &source };
+            let Dataset { x, cells, genes, labels, batches, source } = ds;
+            let names = Names { cells: &cells, genes: &genes, labels: labels.as_deref(), batches: batches.as_deref(), source: &source };
             crate::device::with_threads(|| prepare_in_pool(Cow::Owned(x), &names, cfg, keep_counts))
         }
     }
@@ -302,12 +305,13 @@ pub struct Names<'n> {
     pub cells: &'n [String],
     pub genes: &'n [String],
     pub labels: Option<&'n [String]>,
+    pub batches: Option<&'n [String]>,
     pub source: &'n str,
 }
 
 impl<'n> Names<'n> {
     fn of(ds: &'n Dataset) -> Names<'n> {
-        Names { cells: &ds.cells, genes: &ds.genes, labels: ds.labels.as_deref(), source: &ds.source }
+        Names { cells: &ds.cells, genes: &ds.genes, labels: ds.labels.as_deref(), batches: ds.batches.as_deref(), source: &ds.source }
     }
 }
 
@@ -417,6 +421,7 @@ fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, 
     Ok(Prepared {
         cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
         labels: ds.labels.map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
+        batches: ds.batches.map(|b| cells_keep.iter().map(|&i| b[i].clone()).collect()),
         x,
         counts,
         genes,
@@ -506,6 +511,7 @@ fn prepare_with_in_pool(ds: &Dataset, saved: &SavedPreprocess) -> Result<(Prepar
         Prepared {
             cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
             labels: ds.labels.as_ref().map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
+            batches: ds.batches.as_ref().map(|b| cells_keep.iter().map(|&i| b[i].clone()).collect()),
             x: place(&x),
             counts: Some(Cow::Owned(place(&counts_all))),
             genes: saved.genes.clone(),

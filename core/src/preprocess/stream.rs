@@ -209,6 +209,7 @@ pub fn prepare_streamed(src: &mut dyn RowBlocks, ds: &Names, cfg: &PreprocessCon
     Ok(Prepared {
         cells: cells_keep.iter().map(|&i| ds.cells[i].clone()).collect(),
         labels: ds.labels.map(|l| cells_keep.iter().map(|&i| l[i].clone()).collect()),
+        batches: ds.batches.map(|b| cells_keep.iter().map(|&i| b[i].clone()).collect()),
         x,
         counts: keep_counts.then_some(Cow::Owned(counts)),
         genes: cols.iter().map(|&j| ds.genes[j].clone()).collect(),

@@ -71,3 +71,38 @@ test_that("Seurat: a non-count slot, missing features, a bad key or a wrong colu
   expect_error(RunScdeep(obj, label.column = "celltype"), "argument `label.column`", class = "scdeep_error_option")
   expect_error(RunScdeep(list(1)), "argument `object`", class = "scdeep_error_option")
 })
+
+test_that("Seurat: a batch column is corrected for, scored, and gives the CLI's labels", {
+  obj <- ScdeepSimulate(n.cells = 600, n.genes = 500, groups = c(0.5, 0.5), batches = c(300, 300),
+                        de.prob = 0.2, seed = 2, batch_fac_loc = 0.15, batch_fac_scale = 0.15)
+  none <- RunScdeep(obj, method = "pca", label.column = "group", batch = "batch", batch.correction = "none",
+                    verbose = FALSE)
+  obj <- RunScdeep(obj, method = "pca", label.column = "group", batch = "batch", verbose = FALSE)
+  m0 <- none[["pca"]]@misc$scdeep$metrics
+  m1 <- obj[["pca"]]@misc$scdeep$metrics
+  expect_gt(m1$ilisi, m0$ilisi + 0.2)
+  expect_gt(m1$ari, 0.9)
+  b <- obj[["pca"]]@misc$scdeep$batch
+  expect_identical(b$correction$method, "harmony")
+  expect_identical(b$key, "batch")
+  expect_equal(sum(unlist(b$clusters_by_batch)), ncol(obj))
+
+  # the same cells, batches and labels through the CLI (a 10x folder and TSV files)
+  dir <- tempfile()
+  dir.create(file.path(dir, "mtx"), recursive = TRUE)
+  counts <- SeuratObject::GetAssayData(obj, slot = "counts")
+  Matrix::writeMM(counts, file.path(dir, "mtx", "matrix.mtx"))
+  writeLines(colnames(counts), file.path(dir, "mtx", "barcodes.tsv"))
+  writeLines(paste(rownames(counts), rownames(counts), "Gene Expression", sep = "\t"), file.path(dir, "mtx", "features.tsv"))
+  utils::write.table(data.frame(cell = colnames(obj), group = obj$group), file.path(dir, "truth.tsv"), sep = "\t", quote = FALSE, row.names = FALSE)
+  utils::write.table(data.frame(cell = colnames(obj), batch = obj$batch), file.path(dir, "batches.tsv"), sep = "\t", quote = FALSE, row.names = FALSE)
+  status <- system2(scdeep_cli(), c("run", "-q", "-i", file.path(dir, "mtx"), "-m", "pca", "--labels", file.path(dir, "truth.tsv"),
+                                    "--batches", file.path(dir, "batches.tsv"), "--no-h5ad", "--out", file.path(dir, "out")))
+  expect_equal(status, 0L)
+  cli <- utils::read.delim(file.path(dir, "out", "labels.tsv"), stringsAsFactors = FALSE)
+  expect_identical(as.integer(as.character(obj$pca_clusters)), as.integer(cli[[2]]))
+
+  expect_error(RunScdeep(obj, method = "pca", batch = "donor", verbose = FALSE), "batch.*no column 'donor'")
+  obj$cell <- colnames(obj)
+  expect_error(RunScdeep(obj, method = "pca", batch = "cell", verbose = FALSE), "every cell is a batch of its own")
+})

@@ -29,6 +29,7 @@ process SCDEEP_RUN {
     def prefix = task.ext.prefix ?: "${meta.id}"
     def device = task.ext.use_gpu ? 'cuda' : 'cpu'
     def truth = meta.label_key ? "--label-key ${meta.label_key}" : ''
+    def batch = meta.batch_key ? "--batch-key ${meta.batch_key}" : ''
     """
     scdeep run \\
         --input ${counts} \\
@@ -36,6 +37,7 @@ process SCDEEP_RUN {
         --threads ${task.cpus} \\
         --device ${device} \\
         ${truth} \\
+        ${batch} \\
         ${args}
 
     mv ${prefix}_out/*.scdeep.h5ad ${prefix}.h5ad

@@ -1,11 +1,12 @@
 """Snakemake wrapper for `scdeep run`: deep self-supervised clustering of scRNA-seq counts.
 
 input:  counts (required; .h5ad, a 10x folder, 10x .h5, .csv/.tsv), labels (optional TSV
-        `cell<TAB>label` with ground truth)
+        `cell<TAB>label` with ground truth), batches (optional TSV `cell<TAB>batch`)
 output: any of embedding, labels, metrics, h5ad, history, run, versions, truth, model
         (named outputs; all files in one folder, the run folder; `model` is a folder)
 params: method (default: the CLI's, consensus), seed, n_clusters, label_key (an .h5ad obs column with
-        ground truth), device ("cpu", "cuda", "auto"), extra (more CLI flags, e.g.
+        ground truth), batch_key (an .h5ad obs column with each cell's batch: corrected for
+        before clustering), device ("cpu", "cuda", "auto"), extra (more CLI flags, e.g.
         "--epochs 50 --set train.batch_size=128")
 threads: passed as --threads (libtorch intra-op threads)
 log:    the CLI's stderr (progress and errors)
@@ -45,12 +46,15 @@ for key, path in outputs.items():
         raise ValueError(f"scdeep wrapper: output `{key}` must be named {FILES[key]} (got {path})")
 
 args = ["run", "--input", counts, "--out", outdir, "--threads", str(snakemake.threads)]
-for name, flag in [("method", "--method"), ("seed", "--seed"), ("n_clusters", "--n-clusters"), ("label_key", "--label-key"), ("device", "--device")]:
+for name, flag in [("method", "--method"), ("seed", "--seed"), ("n_clusters", "--n-clusters"), ("label_key", "--label-key"),
+                    ("batch_key", "--batch-key"), ("device", "--device")]:
     value = snakemake.params.get(name)
     if value is not None:
         args += [flag, str(value)]
 if "labels" in snakemake.input.keys():
     args += ["--labels", snakemake.input.labels]
+if "batches" in snakemake.input.keys():
+    args += ["--batches", snakemake.input.batches]
 if "model" in outputs:
     args += ["--save-model", outputs["model"]]
 if "h5ad" not in outputs:
