@@ -104,6 +104,32 @@ def prep_fixture(name, n_top):
     return out
 
 
+def hvg_batch_fixture(name, n_top):
+    """scanpy's HVGs per batch (`batch_key='batch'`, `n_top_genes`) of a shared set with
+    obs['batch']: 'seurat' and 'cell_ranger' on the log values, 'seurat_v3' on the counts,
+    after the same filters as `prep_fixture`. Where scanpy fails (skmisc's loess on a batch
+    of a few cells: 'reciprocal condition number') the fixture records its error."""
+    a = sc.read_h5ad(os.path.join(DATA, name, name + ".h5ad"))
+    a.X = sp.csr_matrix(a.X, dtype=np.float32)
+    sc.pp.filter_genes(a, min_counts=1)
+    sc.pp.filter_cells(a, min_counts=1)
+    a.obs["batch"] = a.obs["batch"].astype(str).astype("category")
+    counts = a.copy()
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    out = {"name": name, "n_top": n_top, "n_cells": a.n_obs, "n_genes": a.n_vars}
+    for flavor, data in [("seurat", a), ("cell_ranger", a), ("seurat_v3", counts)]:
+        try:
+            h = sc.pp.highly_variable_genes(data, flavor=flavor, n_top_genes=n_top, batch_key="batch", inplace=False)
+        except ValueError as e:
+            out[flavor] = {"error": str(e)}
+            continue
+        norm = "variances_norm" if flavor == "seurat_v3" else "dispersions_norm"
+        out[flavor] = {"selected": np.flatnonzero(h["highly_variable"].values).tolist(), "norm": f(h[norm].values),
+                       "nbatches": h["highly_variable_nbatches"].astype(int).tolist()}
+    return out
+
+
 def pca_kmeans_fixture():
     rng = np.random.default_rng(2)
     centers = rng.normal(scale=4.0, size=(6, 10))
@@ -355,6 +381,7 @@ GROUPS = {
     "tenx": tenx_h5_fixture,
     "harmony": harmony_fixture,
     "batch": batch_metrics_fixture,
+    "hvg_batch": lambda: dump("hvg_batch.json", [hvg_batch_fixture("baron_mouse", 1000), hvg_batch_fixture("cider_pancreas", 1000)]),
     "graph": lambda: dump("graph.json", [graph_fixture("pollen_top1000hvg"), graph_fixture("darmanis_top1000hvg"),
                                          graph_fixture("baron_mouse")]),
 }

@@ -62,11 +62,21 @@ fn every_read_path_carries_the_batches_and_names_a_missing_column() {
     let opts = io::ReadOptions { label_key: Some("group".into()), ..Default::default() };
     let mut cfg = pca(Correction::Harmony);
     cfg.preprocess.n_top_genes = 200;
-    let whole = pipeline::run_path(&path, &io::ReadOptions { stream_min_nnz: None, ..opts.clone() }, &cfg, false, &mut Silent).unwrap();
-    let streamed =
-        pipeline::run_path(&path, &io::ReadOptions { stream_min_nnz: Some(0), ..opts.clone() }, &cfg, false, &mut Silent).unwrap();
-    assert_eq!(whole.result.labels, streamed.result.labels);
-    assert_eq!(whole.result.clustering["batch"], streamed.result.clustering["batch"]);
+    let read = |stream: Option<u64>| io::ReadOptions { stream_min_nnz: stream, ..opts.clone() };
+    // HVGs per batch (the default): the genes most batches select, as
+    // preprocess::hvg::highly_variable_genes_batched picks them (checked against scanpy in
+    // core/tests/reference.rs); such inputs are read whole, never in blocks
+    let whole = pipeline::run_path(&path, &read(None), &cfg, false, &mut Silent).unwrap();
+    let blocks = pipeline::run_path(&path, &read(Some(0)), &cfg, false, &mut Silent).unwrap();
+    assert_eq!(whole.result.model.genes(), blocks.result.model.genes());
+    let mut pooled = cfg.clone();
+    pooled.preprocess.hvg_per_batch = false;
+    let p = pipeline::run_path(&path, &read(None), &pooled, false, &mut Silent).unwrap();
+    assert_ne!(p.result.model.genes(), whole.result.model.genes(), "per batch, other genes are selected");
+    // pooled HVGs stream in blocks of rows, carrying the batches: the same run
+    let streamed = pipeline::run_path(&path, &read(Some(0)), &pooled, false, &mut Silent).unwrap();
+    assert_eq!(p.result.labels, streamed.result.labels);
+    assert_eq!(p.result.clustering["batch"], streamed.result.clustering["batch"]);
     assert!(whole.result.scores.unwrap().ilisi.is_some());
     // a file of batches instead of a column
     let tsv = dir.join("batches.tsv");

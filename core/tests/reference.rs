@@ -562,3 +562,44 @@ fn batch_metrics_match_scib_metrics() {
         }
     }
 }
+
+#[test]
+fn hvg_per_batch_matches_scanpy() {
+    for fx in fixture("hvg_batch.json").as_array().unwrap() {
+        let name = fx["name"].as_str().unwrap();
+        let n_top = fx["n_top"].as_u64().unwrap() as usize;
+        let ds = io::read(&data(name), &ReadOptions { batch_key: Some("batch".into()), ..Default::default() }).unwrap();
+        let cfg = PreprocessConfig { hvg_flavor: None, scale: false, ..PreprocessConfig::recipe(Recipe::Scanpy) };
+        let prep = preprocess::prepare(&ds, &cfg, true).unwrap();
+        assert_eq!((prep.n_cells(), prep.n_genes()), (fx["n_cells"].as_u64().unwrap() as usize, fx["n_genes"].as_u64().unwrap() as usize));
+        let batches = prep.batches.as_ref().unwrap();
+        let mut names = batches.clone();
+        names.sort();
+        names.dedup();
+        let codes: Vec<usize> = batches.iter().map(|b| names.binary_search(b).unwrap()).collect();
+        for (flavor, key) in [(HvgFlavor::Seurat, "seurat"), (HvgFlavor::CellRanger, "cell_ranger"), (HvgFlavor::SeuratV3, "seurat_v3")] {
+            let want = &fx[key];
+            if want.get("error").is_some() {
+                // scanpy could not (skmisc's loess on a batch of a few cells): nothing to compare
+                eprintln!("{name} {key}: scanpy failed ({}), not compared", want["error"]);
+                continue;
+            }
+            let x = if flavor == HvgFlavor::SeuratV3 { prep.counts().unwrap() } else { &prep.x };
+            let r = preprocess::hvg::highly_variable_genes_batched(x, &codes, &prep.genes, flavor, n_top, 20, 0.3).unwrap();
+            let sel = usizes(&want["selected"]);
+            if flavor == HvgFlavor::SeuratV3 {
+                // skmisc's interpolated loess surface against our exact fit (see
+                // preprocessing_matches_scanpy): the ranks near the cut-off may differ
+                let set: std::collections::HashSet<usize> = sel.iter().copied().collect();
+                let overlap = r.selected().iter().filter(|j| set.contains(j)).count() as f64 / n_top as f64;
+                eprintln!("{name} seurat_v3 per batch: overlap with scanpy {overlap:.4}");
+                assert!(overlap >= 0.98, "{name} seurat_v3 per batch: overlap {overlap}");
+                continue;
+            }
+            assert_eq!(r.selected(), sel, "{name} {key}: HVG sets per batch differ");
+            for (j, (a, b)) in zip_eq(&r.dispersions_norm, nums(&want["norm"])).enumerate() {
+                assert!(close(*a, b, 1e-4, 1e-6), "{name} {key}: gene {j}: ours {a} scanpy {b}");
+            }
+        }
+    }
+}

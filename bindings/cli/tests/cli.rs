@@ -223,8 +223,11 @@ fn batch_flags_correct_score_and_name_bad_batches() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = sim.to_str().unwrap();
     let res = d.join("res");
+    let model = d.join("model");
     let o = bin()
-        .args(["run", "--method", "pca", "--label-key", "group", "--batch-key", "batch", "--input", s, "--no-h5ad", "--out"])
+        .args(["run", "--method", "pca", "--label-key", "group", "--batch-key", "batch", "--input", s, "--no-h5ad", "--save-model"])
+        .arg(&model)
+        .arg("--out")
         .arg(&res)
         .output()
         .unwrap();
@@ -244,6 +247,10 @@ fn batch_flags_correct_score_and_name_bad_batches() {
     let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(res.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["config"]["batch"]["key"], "batch");
     assert_eq!(run["clustering"]["batch"]["cells"], serde_json::json!({"Batch1": 300, "Batch2": 300}));
+    // new cells through the saved model: uncorrected, and said so
+    let o = bin().args(["embed", "--input", s, "--model"]).arg(&model).arg("--out").arg(d.join("embedded")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("the correction is not part of the model"), "{err}");
 
     // bad batch columns and files are named, and nothing is written
     expect_fail(&["--input", s, "--method", "pca", "--batch-key", "donor"], 4, &["obs has no column 'donor'"]);

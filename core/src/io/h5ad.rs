@@ -415,7 +415,12 @@ pub(crate) fn read_h5ad_for_run(
     let f = open(path)?;
     let (parent, name, var) = locate(path, &f, opts)?;
     let rows = match opts.stream_min_nnz {
-        Some(min) if streamable(pre) && pre.hvg_flavor.is_some() => {
+        // HVGs per batch need each batch's moments: such inputs are read whole
+        Some(min)
+            if streamable(pre)
+                && pre.hvg_flavor.is_some()
+                && !(pre.hvg_per_batch && (opts.batch_key.is_some() || opts.batches_file.is_some())) =>
+        {
             CsrRows::open(path, &opts.limits, &parent, &name, min)?.filter(|r| pre.n_top_genes.saturating_mul(2) <= r.n_cols())
         }
         _ => None,

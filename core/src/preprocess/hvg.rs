@@ -263,3 +263,130 @@ pub fn select_from_moments(
         }
     }
 }
+
+/// scanpy's `highly_variable_genes(..., batch_key=...)` with `n_top_genes`: the selection
+/// runs in each batch (`batch[i]`: cell i's code, 0..n_batches) and the batches vote.
+/// 'seurat' / 'cell_ranger' (`x` log values): each batch ranks only the genes it expresses
+/// (the others count as 0), the per-batch means, dispersions and normalised dispersions
+/// are averaged (NaN skipped), and the genes selected in the most batches are kept, ties
+/// broken by the mean normalised dispersion, then by gene name (`genes`; pandas' group
+/// order). 'seurat_v3' (`x` counts): each batch's normalised variances are ranked; genes
+/// are kept by their median rank among the batches where they are in the top `n_top`,
+/// then by the number of such batches. Other flavours rank the pooled cells.
+pub fn highly_variable_genes_batched(
+    x: &Csr,
+    batch: &[usize],
+    genes: &[String],
+    flavor: HvgFlavor,
+    n_top: usize,
+    n_bins: usize,
+    span: f64,
+) -> Result<HvgResult> {
+    let n_batches = batch.iter().max().map_or(0, |&b| b + 1);
+    if batch.len() != x.n_rows || genes.len() != x.n_cols {
+        return Err(Error::data(format!(
+            "HVG per batch: {} batch codes and {} genes for {} x {}",
+            batch.len(),
+            genes.len(),
+            x.n_rows,
+            x.n_cols
+        )));
+    }
+    if n_top == 0 {
+        return Err(Error::config("preprocess.n_top_genes", 0, "must be >= 1"));
+    }
+    let rows_of = |b: usize| -> Vec<usize> { (0..batch.len()).filter(|&i| batch[i] == b).collect() };
+    let g = x.n_cols;
+    match flavor {
+        HvgFlavor::Seurat | HvgFlavor::CellRanger => {
+            let (mut means, mut disp, mut norm) = (vec![0f64; g], Mean::new(g), Mean::new(g));
+            let mut votes = vec![0usize; g];
+            for b in 0..n_batches {
+                let xb = x.select_rows(&rows_of(b));
+                let mut expressed = vec![false; g];
+                for (&j, &v) in xb.indices.iter().zip(&xb.data) {
+                    expressed[j as usize] |= v > 0.0;
+                }
+                let cols: Vec<usize> = (0..g).filter(|&j| expressed[j]).collect();
+                let r = highly_variable_genes(&xb.select_cols(&cols), flavor, n_top, n_bins, span)?;
+                for j in (0..g).filter(|&j| !expressed[j]) {
+                    disp.add(j, 0.0);
+                    norm.add(j, 0.0);
+                }
+                for (k, &j) in cols.iter().enumerate() {
+                    means[j] += r.means[k];
+                    disp.add(j, r.dispersions[k]);
+                    norm.add(j, r.dispersions_norm[k]);
+                    votes[j] += r.highly_variable[k] as usize;
+                }
+            }
+            means.iter_mut().for_each(|m| *m /= n_batches as f64);
+            let norm = norm.values();
+            let mut order: Vec<usize> = (0..g).collect();
+            order.sort_by(|&a, &b| genes[a].cmp(&genes[b]));
+            order.sort_by(|&a, &b| votes[b].cmp(&votes[a]).then_with(|| descending_nan_last(norm[a], norm[b])));
+            let mut hv = vec![false; g];
+            order.iter().take(n_top).for_each(|&j| hv[j] = true);
+            Ok(HvgResult { means, dispersions: disp.values(), dispersions_norm: norm, highly_variable: hv })
+        }
+        HvgFlavor::SeuratV3 => {
+            let mut norm = Mean::new(g);
+            let mut ranks: Vec<Vec<f64>> = vec![Vec::new(); g];
+            for b in 0..n_batches {
+                let r = highly_variable_genes(&x.select_rows(&rows_of(b)), flavor, n_top, n_bins, span)?;
+                let mut order: Vec<usize> = (0..g).collect();
+                order.sort_by(|&a, &b| r.dispersions_norm[b].total_cmp(&r.dispersions_norm[a]));
+                for (rank, &j) in order.iter().enumerate().take(n_top) {
+                    ranks[j].push(rank as f64);
+                }
+                for j in 0..g {
+                    norm.add(j, r.dispersions_norm[j]);
+                }
+            }
+            let votes: Vec<usize> = ranks.iter().map(Vec::len).collect();
+            let median: Vec<f64> = ranks.iter_mut().map(|r| if r.is_empty() { f64::NAN } else { median_of(r) }).collect();
+            let mut order: Vec<usize> = (0..g).collect();
+            order.sort_by(|&a, &b| ascending_nan_last(median[a], median[b]).then_with(|| votes[b].cmp(&votes[a])));
+            let mut hv = vec![false; g];
+            order.iter().take(n_top).for_each(|&j| hv[j] = true);
+            let (means, vars) = mean_var(x, false);
+            Ok(HvgResult { means, dispersions: vars, dispersions_norm: norm.values(), highly_variable: hv })
+        }
+        _ => highly_variable_genes(x, flavor, n_top, n_bins, span),
+    }
+}
+
+/// A per-gene mean of values that skips NaN (pandas' `mean`).
+struct Mean {
+    sum: Vec<f64>,
+    n: Vec<usize>,
+}
+
+impl Mean {
+    fn new(g: usize) -> Mean {
+        Mean { sum: vec![0.0; g], n: vec![0; g] }
+    }
+    fn add(&mut self, j: usize, v: f64) {
+        if !v.is_nan() {
+            self.sum[j] += v;
+            self.n[j] += 1;
+        }
+    }
+    fn values(&self) -> Vec<f64> {
+        self.sum.iter().zip(&self.n).map(|(s, &n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect()
+    }
+}
+
+fn descending_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => b.total_cmp(&a),
+        (x, y) => x.cmp(&y),
+    }
+}
+
+fn ascending_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => a.total_cmp(&b),
+        (x, y) => x.cmp(&y),
+    }
+}

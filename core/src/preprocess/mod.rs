@@ -61,6 +61,9 @@ pub struct PreprocessConfig {
     /// None = HVG selection off (all genes).
     pub hvg_flavor: Option<HvgFlavor>,
     pub n_top_genes: usize,
+    /// With cells of several batches (`batch`), select the HVGs in each batch and keep
+    /// those most batches select (scanpy's `highly_variable_genes(batch_key=...)`).
+    pub hvg_per_batch: bool,
     pub n_bins: usize,
     pub loess_span: f64,
     pub scale: bool,
@@ -93,6 +96,7 @@ impl PreprocessConfig {
             log_base: None,
             hvg_flavor: Some(HvgFlavor::Seurat),
             n_top_genes: 2000,
+            hvg_per_batch: true,
             n_bins: 20,
             loess_span: 0.3,
             scale: true,
@@ -365,6 +369,16 @@ fn to_natural_log(vals: &mut [f32], base: Option<f64>) {
     }
 }
 
+/// The kept cells' batch codes when the HVGs are selected per batch: `hvg_per_batch` and
+/// two or more batches among them.
+fn batch_codes(cfg: &PreprocessConfig, batches: Option<&[String]>, cells_keep: &[usize]) -> Option<Vec<usize>> {
+    let b = batches.filter(|_| cfg.hvg_per_batch)?;
+    let mut names: Vec<&str> = cells_keep.iter().map(|&i| b[i].as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    (names.len() > 1).then(|| cells_keep.iter().map(|&i| names.binary_search(&b[i].as_str()).unwrap_or(0)).collect())
+}
+
 fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, keep_counts: bool) -> Result<Prepared<'a>> {
     check_options(cfg, ds)?;
     let n_genes = ds.genes.len();
@@ -410,7 +424,10 @@ fn prepare_in_pool<'a>(input: Cow<'a, Csr>, ds: &Names, cfg: &PreprocessConfig, 
             }
             _ => &x,
         };
-        let r = highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?;
+        let r = match batch_codes(cfg, ds.batches, &cells_keep) {
+            Some(codes) => hvg::highly_variable_genes_batched(src, &codes, &genes, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?,
+            None => highly_variable_genes(src, fl, cfg.n_top_genes, cfg.n_bins, cfg.loess_span)?,
+        };
         let sel = r.selected();
         genes = sel.iter().map(|&j| genes[j].clone()).collect();
         x = x.select_cols(&sel);

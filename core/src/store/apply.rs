@@ -30,6 +30,11 @@ impl TrainedModel {
                 ds.source
             ));
         }
+        if let Some(k) = &self.config.batch.key {
+            progress.message(&format!(
+                "note: the model's run corrected its embedding for the batches in '{k}'; the correction is not part of the model, so these cells get the method's uncorrected embedding"
+            ));
+        }
         let (prepared, embedding, dims) = self.embed_unique(&ds, device, progress)?;
         Ok(Embedded { prepared, embedding, dims, missing_genes: missing })
     }
